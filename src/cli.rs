@@ -1,0 +1,1 @@
+//! Command line (OWNED BY THE ADMIN HELPER).

@@ -1,0 +1,344 @@
+//! Configuration: serde types (unknown keys rejected, durations as "10s"),
+//! loading from TOML, command-line overrides and `validate()`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: ListenConfig,
+    pub zookeeper: ZookeeperConfig,
+    pub backend: BackendConfig,
+    pub failover: FailoverConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Address clients connect to.
+    pub address: String,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            address: "127.0.0.1:6033".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZookeeperConfig {
+    /// Connect string: `host:port[,host:port...][/chroot]`.
+    pub connect: String,
+    /// Znode holding the primary record (relative to the chroot, if any).
+    pub primary_path: String,
+    /// ZooKeeper session timeout negotiated with the server.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// How long one attempt to establish a session may take before retrying.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Pause between attempts to establish a new session after a failure.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for ZookeeperConfig {
+    fn default() -> Self {
+        ZookeeperConfig {
+            connect: "127.0.0.1:2181".into(),
+            primary_path: "/mysql/clusters/main/primary".into(),
+            session_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// Bound on the TCP connect + greeting read from a primary.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverConfig {
+    /// How long a new connection waits (greeting delayed) while no primary is known.
+    #[serde(with = "humantime_serde")]
+    pub hold_timeout: Duration,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            hold_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin HTTP server (/live /ready /status /metrics); "" disables it.
+    pub address: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: "127.0.0.1:9104".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter directive, e.g. "info" or "mysql_zk_proxy=debug"; RUST_LOG wins when set.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Command-line values that replace what the file says.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub zk: Option<String>,
+    pub primary_path: Option<String>,
+    pub admin: Option<String>,
+}
+
+impl Config {
+    /// Parse TOML text (no validation).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Read, parse, apply overrides and validate.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source: e,
+                })?;
+                Config::from_toml(&text, p)?
+            }
+            None => Config::default(),
+        };
+        cfg.apply(overrides);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = &o.listen {
+            self.listen.address = v.clone();
+        }
+        if let Some(v) = &o.zk {
+            self.zookeeper.connect = v.clone();
+        }
+        if let Some(v) = &o.primary_path {
+            self.zookeeper.primary_path = v.clone();
+        }
+        if let Some(v) = &o.admin {
+            self.admin.address = v.clone();
+        }
+    }
+
+    /// Check every value before use; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        parse_addr("listen.address", &self.listen.address)?;
+        if !self.admin.address.is_empty() {
+            parse_addr("admin.address", &self.admin.address)?;
+        }
+        validate_connect(&self.zookeeper.connect)?;
+        let p = &self.zookeeper.primary_path;
+        if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') || p.contains("//") {
+            return Err(invalid(
+                "zookeeper.primary_path",
+                format!("{p:?} is not an absolute znode path like /mysql/clusters/main/primary"),
+            ));
+        }
+        positive("zookeeper.session_timeout", self.zookeeper.session_timeout)?;
+        positive("zookeeper.connect_timeout", self.zookeeper.connect_timeout)?;
+        positive("backend.connect_timeout", self.backend.connect_timeout)?;
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.address.parse().expect("validated")
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        (!self.admin.address.is_empty()).then(|| self.admin.address.parse().expect("validated"))
+    }
+}
+
+fn parse_addr(key: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{v:?} is not an IP:port address (e.g. 127.0.0.1:6033)"),
+        )
+    })
+}
+
+fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn validate_connect(connect: &str) -> Result<(), ConfigError> {
+    let key = "zookeeper.connect";
+    let (hosts, chroot) = match connect.find('/') {
+        Some(i) => (&connect[..i], Some(&connect[i..])),
+        None => (connect, None),
+    };
+    if hosts.is_empty() {
+        return Err(invalid(key, "no server listed (expected host:port[,host:port][/chroot])"));
+    }
+    for h in hosts.split(',') {
+        let ok = h
+            .rsplit_once(':')
+            .map(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            .unwrap_or(false);
+        if !ok {
+            return Err(invalid(key, format!("{h:?} is not host:port")));
+        }
+    }
+    if let Some(c) = chroot {
+        if c.len() > 1 && c.ends_with('/') {
+            return Err(invalid(key, format!("chroot {c:?} must not end with '/'")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let e = Config::from_toml("[listen]\nadress = \"x\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("adress"), "{e}");
+    }
+
+    #[test]
+    fn durations_are_humantime() {
+        let c = Config::from_toml("[failover]\nhold_timeout = \"250ms\"\n", Path::new("t")).unwrap();
+        assert_eq!(c.failover.hold_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut c = Config::default();
+        c.zookeeper.primary_path = "relative".into();
+        assert!(c.validate().unwrap_err().to_string().contains("zookeeper.primary_path"));
+        let mut c = Config::default();
+        c.zookeeper.connect = "a:1,b".into();
+        assert!(c.validate().unwrap_err().to_string().contains("zookeeper.connect"));
+        let mut c = Config::default();
+        c.listen.address = "nope".into();
+        assert!(c.validate().unwrap_err().to_string().contains("listen.address"));
+    }
+
+    #[test]
+    fn connect_string_with_chroot_and_several_servers() {
+        let mut c = Config::default();
+        c.zookeeper.connect = "127.0.0.1:2181,127.0.0.1:2182/mysql".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mut c = Config::default();
+        c.apply(&Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            zk: Some("h:2".into()),
+            primary_path: Some("/p".into()),
+            admin: Some("".into()),
+        });
+        c.validate().unwrap();
+        assert_eq!(c.zookeeper.connect, "h:2");
+        assert!(c.admin_addr().is_none());
+    }
+}

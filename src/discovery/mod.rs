@@ -1,0 +1,85 @@
+//! Discovery: reads and watches the primary record in ZooKeeper and publishes
+//! each accepted record as a new [`Route`](crate::routing::Route).
+//!
+//! OWNED BY THE DISCOVERY HELPER — interface below is fixed, body to be written.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ZookeeperConfig;
+use crate::metrics::Stats;
+use crate::routing::RouteTable;
+
+/// The ZooKeeper session as the proxy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZkState {
+    /// No session yet (starting, or re-creating one after expiry).
+    Connecting,
+    /// Session usable; the watch is set.
+    Connected,
+    /// Connection lost, session may still be alive; routing keeps the last primary.
+    Disconnected,
+    /// Session expired; a new one is being created.
+    Expired,
+    /// Authentication failed / access denied.
+    AuthFailed,
+    /// Discovery stopped (proxy shutting down).
+    Closed,
+}
+
+/// What /status and /ready show about discovery. Published through a watch.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscoveryStatus {
+    pub state: ZkState,
+    /// When `state` last changed.
+    #[serde(with = "crate::admin::rfc3339")]
+    pub since: SystemTime,
+    /// The last raw record read (UTF-8 lossy), if any.
+    pub last_record: Option<String>,
+    /// Why the last record was not applied, if it was not.
+    pub last_error: Option<String>,
+    /// ZooKeeper session id (hex), when connected.
+    pub session_id: Option<String>,
+}
+
+impl DiscoveryStatus {
+    pub fn starting() -> Self {
+        DiscoveryStatus {
+            state: ZkState::Connecting,
+            since: SystemTime::now(),
+            last_record: None,
+            last_error: None,
+            session_id: None,
+        }
+    }
+    /// The ZooKeeper side of `/ready`: a session that can serve reads.
+    pub fn usable(&self) -> bool {
+        self.state == ZkState::Connected
+    }
+}
+
+/// Handle on the running discovery task.
+#[derive(Clone)]
+pub struct DiscoveryHandle {
+    pub status: watch::Receiver<DiscoveryStatus>,
+}
+
+/// Start the discovery task on `tracker`; it runs until `cancel` fires.
+pub fn spawn(
+    cfg: ZookeeperConfig,
+    table: Arc<RouteTable>,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> DiscoveryHandle {
+    let (tx, rx) = watch::channel(DiscoveryStatus::starting());
+    let _ = (cfg, table, stats, tx);
+    tracker.spawn(async move { cancel.cancelled().await });
+    DiscoveryHandle { status: rx }
+}

@@ -1,0 +1,160 @@
+//! Assembly of one proxy instance: binds the listeners, starts discovery,
+//! the accept loop and the admin server under one cancellation token and
+//! task tracker, and shuts them down together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::discovery::{self, DiscoveryHandle};
+use crate::listener;
+use crate::metrics::{Metrics, Stats};
+use crate::routing::RouteTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen for clients on {addr}: {source}")]
+    BindClient {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for admin HTTP on {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running proxy. Drop without `shutdown` cancels everything too.
+pub struct Proxy {
+    config: Arc<Config>,
+    table: Arc<RouteTable>,
+    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
+    discovery: DiscoveryHandle,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    listen_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+}
+
+impl Proxy {
+    /// Bind, spawn every task and return at once (discovery runs in the background).
+    pub async fn start(config: Config) -> Result<Proxy, ProxyError> {
+        let config = Arc::new(config);
+        let table = Arc::new(RouteTable::new());
+        let stats = Stats::new();
+        let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+
+        let addr = config.listen_addr();
+        let client_listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ProxyError::BindClient { addr, source })?;
+        let listen_addr = client_listener.local_addr().unwrap_or(addr);
+
+        let admin_listener = match config.admin_addr() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ProxyError::BindAdmin { addr, source })?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok());
+
+        let discovery = discovery::spawn(
+            config.zookeeper.clone(),
+            table.clone(),
+            stats.clone(),
+            cancel.child_token(),
+            &tracker,
+        );
+
+        let ctx = Arc::new(listener::Context {
+            config: config.clone(),
+            table: table.clone(),
+            stats: stats.clone(),
+            cancel: cancel.child_token(),
+            sessions: tracker.clone(),
+        });
+        tracker.spawn(listener::accept_loop(client_listener, ctx));
+
+        if let Some(l) = admin_listener {
+            let state = Arc::new(AdminState {
+                config: config.clone(),
+                table: table.clone(),
+                discovery: discovery.clone(),
+                metrics: metrics.clone(),
+                stats: stats.clone(),
+                started: std::time::SystemTime::now(),
+            });
+            tracker.spawn(admin::serve(l, state, cancel.child_token()));
+        }
+
+        tracing::info!(%listen_addr, admin = ?admin_addr, zk = %config.zookeeper.connect,
+            primary_path = %config.zookeeper.primary_path, "proxy started");
+        Ok(Proxy {
+            config,
+            table,
+            stats,
+            metrics,
+            discovery,
+            cancel,
+            tracker,
+            listen_addr,
+            admin_addr,
+        })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+    pub fn route_table(&self) -> &Arc<RouteTable> {
+        &self.table
+    }
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+    pub fn discovery(&self) -> &DiscoveryHandle {
+        &self.discovery
+    }
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+    /// Fires when the proxy is shutting down.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stop accepting, cancel every task and wait for them (bounded by `deadline`).
+    /// Returns false if some task was still running at the deadline.
+    pub async fn shutdown(self, deadline: Duration) -> bool {
+        self.cancel.cancel();
+        self.tracker.close();
+        tokio::time::timeout(deadline, self.tracker.wait()).await.is_ok()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

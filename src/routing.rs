@@ -1,0 +1,202 @@
+//! The routing table: the current primary as one immutable `Arc<Route>` in an
+//! arc-swap, plus a change notification sessions can await.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+/// Where a primary lives, as published in ZooKeeper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primary {
+    pub host: String,
+    pub port: u16,
+    /// Ordering key of the record: the JSON `epoch`, or the znode's mzxid
+    /// when the record has none (see [`Ordering`]).
+    pub epoch: u64,
+    pub server_id: Option<u64>,
+    pub server_uuid: Option<String>,
+}
+
+impl Primary {
+    /// `host:port`, bracketing IPv6 literals.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Primary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (epoch {})", self.address(), self.epoch)
+    }
+}
+
+/// What orders records: an explicit epoch always wins over an mzxid-ordered one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ordering {
+    /// Plain `host:port` or JSON without `epoch`: the znode's modification zxid.
+    Mzxid(i64),
+    /// JSON with `"epoch": N`.
+    Epoch(u64),
+}
+
+/// Planned-switchover state carried by the record (design.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordState {
+    #[default]
+    Serving,
+    Draining,
+}
+
+/// One snapshot of the routing decision. Immutable once published.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Increases by one with every published route.
+    pub generation: u64,
+    /// The primary to send new connections to; `None` = no primary known
+    /// (znode absent, not read yet, or fenced off).
+    pub primary: Option<Primary>,
+    pub state: RecordState,
+    /// Highest ordering key ever accepted (kept when the znode is deleted, so
+    /// a re-created record cannot go backwards).
+    pub high_water: Option<Ordering>,
+    pub since: SystemTime,
+}
+
+impl Route {
+    pub fn empty() -> Self {
+        Route {
+            generation: 0,
+            primary: None,
+            state: RecordState::Serving,
+            high_water: None,
+            since: SystemTime::now(),
+        }
+    }
+}
+
+/// The table: readers take one `Arc<Route>` (never hold a guard across
+/// `.await`); the single writer (discovery) publishes whole new routes.
+pub struct RouteTable {
+    current: ArcSwap<Route>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RouteTable {
+    pub fn new() -> Self {
+        let (changed, _) = watch::channel(0);
+        RouteTable {
+            current: ArcSwap::from_pointee(Route::empty()),
+            changed,
+        }
+    }
+
+    /// The current route (one atomic load + refcount increment).
+    pub fn current(&self) -> Arc<Route> {
+        self.current.load_full()
+    }
+
+    /// Publish a new route built from the current one; bumps the generation
+    /// and wakes every subscriber. Returns the published route.
+    pub fn publish(&self, build: impl FnOnce(&Route) -> Route) -> Arc<Route> {
+        let prev = self.current.load_full();
+        let mut next = build(&prev);
+        next.generation = prev.generation + 1;
+        next.since = SystemTime::now();
+        let next = Arc::new(next);
+        self.current.store(next.clone());
+        self.changed.send_replace(next.generation);
+        next
+    }
+
+    /// A receiver that is marked changed on every publish.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Wait until a primary is known (or `deadline` passes). Returns the route
+    /// that has one, or `None` on timeout.
+    pub async fn wait_for_primary(&self, deadline: tokio::time::Instant) -> Option<Arc<Route>> {
+        let mut rx = self.subscribe();
+        loop {
+            let route = self.current();
+            if route.primary.is_some() {
+                return Some(route);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn primary(port: u16, epoch: u64) -> Primary {
+        Primary {
+            host: "127.0.0.1".into(),
+            port,
+            epoch,
+            server_id: None,
+            server_uuid: None,
+        }
+    }
+
+    #[test]
+    fn publish_bumps_generation_and_notifies() {
+        let table = RouteTable::new();
+        let mut rx = table.subscribe();
+        let r = table.publish(|prev| Route {
+            primary: Some(primary(3306, 1)),
+            ..prev.clone()
+        });
+        assert_eq!(r.generation, 1);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(table.current().primary.as_ref().unwrap().port, 3306);
+    }
+
+    #[test]
+    fn epoch_orders_above_mzxid() {
+        assert!(Ordering::Epoch(0) > Ordering::Mzxid(i64::MAX));
+        assert!(Ordering::Epoch(2) > Ordering::Epoch(1));
+    }
+
+    #[tokio::test]
+    async fn wait_for_primary_wakes_on_publish() {
+        let table = Arc::new(RouteTable::new());
+        let t2 = table.clone();
+        let waiter = tokio::spawn(async move {
+            t2.wait_for_primary(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+                .await
+        });
+        tokio::task::yield_now().await;
+        table.publish(|prev| Route {
+            primary: Some(primary(1, 1)),
+            ..prev.clone()
+        });
+        let got = waiter.await.unwrap().expect("woken with a primary");
+        assert_eq!(got.primary.as_ref().unwrap().port, 1);
+    }
+
+    #[tokio::test]
+    async fn wait_for_primary_times_out() {
+        let table = RouteTable::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+        assert!(table.wait_for_primary(deadline).await.is_none());
+    }
+}
