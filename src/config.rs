@@ -268,7 +268,10 @@ fn validate_connect(connect: &str) -> Result<(), ConfigError> {
         None => (connect, None),
     };
     if hosts.is_empty() {
-        return Err(invalid(key, "no server listed (expected host:port[,host:port][/chroot])"));
+        return Err(invalid(
+            key,
+            "no server listed (expected host:port[,host:port][/chroot])",
+        ));
     }
     for h in hosts.split(',') {
         let ok = h
@@ -304,7 +307,8 @@ mod tests {
 
     #[test]
     fn durations_are_humantime() {
-        let c = Config::from_toml("[failover]\nhold_timeout = \"250ms\"\n", Path::new("t")).unwrap();
+        let c =
+            Config::from_toml("[failover]\nhold_timeout = \"250ms\"\n", Path::new("t")).unwrap();
         assert_eq!(c.failover.hold_timeout, Duration::from_millis(250));
     }
 
@@ -312,13 +316,25 @@ mod tests {
     fn bad_values_name_the_key() {
         let mut c = Config::default();
         c.zookeeper.primary_path = "relative".into();
-        assert!(c.validate().unwrap_err().to_string().contains("zookeeper.primary_path"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("zookeeper.primary_path"));
         let mut c = Config::default();
         c.zookeeper.connect = "a:1,b".into();
-        assert!(c.validate().unwrap_err().to_string().contains("zookeeper.connect"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("zookeeper.connect"));
         let mut c = Config::default();
         c.listen.address = "nope".into();
-        assert!(c.validate().unwrap_err().to_string().contains("listen.address"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("listen.address"));
     }
 
     #[test]

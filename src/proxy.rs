@@ -70,9 +70,7 @@ impl Proxy {
             ),
             None => None,
         };
-        let admin_addr = admin_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok());
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
         let discovery = discovery::spawn(
             config.zookeeper.clone(),
@@ -149,7 +147,9 @@ impl Proxy {
     pub async fn shutdown(self, deadline: Duration) -> bool {
         self.cancel.cancel();
         self.tracker.close();
-        tokio::time::timeout(deadline, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 

@@ -1,0 +1,76 @@
+//! Error packets the proxy itself sends, with fixed codes and SQLSTATEs
+//! (docs/errors.md lists them with what an application should do).
+
+use mysql_common::packets::{ErrPacket, ServerError, SqlState};
+use mysql_common::proto::MySerialize;
+
+/// An error the proxy reports to a client in MySQL's own format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyErrorCode {
+    /// No primary became known within `failover.hold_timeout`. Retry later.
+    NoPrimary,
+    /// The primary could not be reached. Reconnect (maybe after a back-off).
+    BackendUnreachable,
+    /// The client asked for TLS, which this proxy does not terminate.
+    TlsUnsupported,
+    /// The proxy is shutting down. Reconnect (another proxy of the pool answers).
+    ShuttingDown,
+}
+
+impl ProxyErrorCode {
+    pub fn code(self) -> u16 {
+        match self {
+            ProxyErrorCode::NoPrimary => 9001,
+            ProxyErrorCode::BackendUnreachable => 9002,
+            ProxyErrorCode::TlsUnsupported => 9003,
+            ProxyErrorCode::ShuttingDown => 9004,
+        }
+    }
+
+    pub fn sqlstate(self) -> [u8; 5] {
+        match self {
+            ProxyErrorCode::NoPrimary | ProxyErrorCode::TlsUnsupported => *b"08004",
+            ProxyErrorCode::BackendUnreachable | ProxyErrorCode::ShuttingDown => *b"08S01",
+        }
+    }
+}
+
+/// A whole ERR packet (header included) with sequence id `seq`; the message
+/// is prefixed with "mysql-zk-proxy: " so users can tell who said it.
+pub fn err_packet(seq: u8, code: ProxyErrorCode, message: &str) -> Vec<u8> {
+    let msg = format!("mysql-zk-proxy: {message}");
+    let err = ErrPacket::Error(ServerError::new(
+        code.code(),
+        Some(SqlState::new(code.sqlstate())),
+        msg.as_bytes(),
+    ));
+    let mut payload = Vec::new();
+    err.serialize(&mut payload);
+    let len = payload.len().min(0xff_ffff) as u32;
+    let mut packet = Vec::with_capacity(4 + payload.len());
+    packet.extend_from_slice(&len.to_le_bytes()[..3]);
+    packet.push(seq);
+    packet.extend_from_slice(&payload);
+    packet
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_primary_packet_bytes() {
+        let p = err_packet(0, ProxyErrorCode::NoPrimary, "x");
+        let mut want = vec![0xff, 0x29, 0x23, b'#'];
+        want.extend_from_slice(b"08004mysql-zk-proxy: x");
+        assert_eq!(&p[4..], &want[..]);
+        assert_eq!(&p[..4], &[want.len() as u8, 0, 0, 0]);
+    }
+
+    #[test]
+    fn sequence_id_is_kept() {
+        let p = err_packet(2, ProxyErrorCode::TlsUnsupported, "no TLS");
+        assert_eq!(p[3], 2);
+        assert_eq!(u16::from_le_bytes([p[5], p[6]]), 9003);
+    }
+}

@@ -1,0 +1,196 @@
+//! Incremental packet framer: finds MySQL packet boundaries in a byte stream
+//! without copying payloads, keeping the first bytes of each packet (enough to
+//! read a command byte or an OK/ERR/EOF header and its status flags).
+
+/// How many payload bytes of each packet are kept for inspection: the longest
+/// header we read is an OK packet (1 + 9 + 9 + 2 + 2 bytes).
+pub const PREFIX_LEN: usize = 32;
+
+/// Largest payload of one physical packet; a payload of exactly this size is
+/// continued by the next packet.
+pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+
+/// One complete physical packet seen by the framer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInfo<'a> {
+    /// Payload length of this physical packet.
+    pub len: usize,
+    pub seq: u8,
+    /// The first `min(len, PREFIX_LEN)` payload bytes.
+    pub prefix: &'a [u8],
+    /// True when this packet continues a logical payload started by a
+    /// previous packet of exactly [`MAX_PAYLOAD`] bytes.
+    pub continuation: bool,
+}
+
+impl PacketInfo<'_> {
+    /// First payload byte (the command, or the response header), if any.
+    pub fn first(&self) -> Option<u8> {
+        self.prefix.first().copied()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Framer {
+    header: [u8; 4],
+    header_have: u8,
+    /// Payload bytes of the current packet still to come (valid once the header is complete).
+    remaining: usize,
+    len: usize,
+    prefix: [u8; PREFIX_LEN],
+    prefix_have: u8,
+    /// The previous packet had a payload of exactly MAX_PAYLOAD bytes.
+    prev_was_max: bool,
+    /// Current packet is a continuation.
+    continuation: bool,
+}
+
+impl Framer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when the framer is between packets (no partial header or payload).
+    pub fn at_boundary(&self) -> bool {
+        self.header_have == 0
+    }
+
+    /// True between logical packets: at a boundary and not inside a
+    /// multi-packet payload.
+    pub fn at_logical_boundary(&self) -> bool {
+        self.at_boundary() && !self.prev_was_max
+    }
+
+    /// Feed bytes; `on_packet` runs once per packet completed inside `data`.
+    /// Returns the number of packets completed.
+    pub fn feed(&mut self, mut data: &[u8], mut on_packet: impl FnMut(PacketInfo<'_>)) -> usize {
+        let mut done = 0;
+        while !data.is_empty() {
+            if self.header_have < 4 {
+                let take = (4 - self.header_have as usize).min(data.len());
+                let at = self.header_have as usize;
+                self.header[at..at + take].copy_from_slice(&data[..take]);
+                self.header_have += take as u8;
+                data = &data[take..];
+                if self.header_have < 4 {
+                    break;
+                }
+                self.start_payload();
+            }
+            let want = self.len.min(PREFIX_LEN) - self.prefix_have as usize;
+            if want > 0 {
+                let take = want.min(data.len());
+                let at = self.prefix_have as usize;
+                self.prefix[at..at + take].copy_from_slice(&data[..take]);
+                self.prefix_have += take as u8;
+            }
+            let take = self.remaining.min(data.len());
+            self.remaining -= take;
+            data = &data[take..];
+            if self.remaining == 0 {
+                self.finish(&mut on_packet);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    fn start_payload(&mut self) {
+        let h = self.header;
+        self.len = u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize;
+        self.remaining = self.len;
+        self.prefix_have = 0;
+        self.continuation = self.prev_was_max;
+    }
+
+    fn finish(&mut self, on_packet: &mut impl FnMut(PacketInfo<'_>)) {
+        let info = PacketInfo {
+            len: self.len,
+            seq: self.header[3],
+            prefix: &self.prefix[..self.prefix_have as usize],
+            continuation: self.continuation,
+        };
+        on_packet(info);
+        self.prev_was_max = self.len == MAX_PAYLOAD;
+        self.header_have = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let n = payload.len() as u32;
+        let mut v = n.to_le_bytes()[..3].to_vec();
+        v.push(seq);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn collect(f: &mut Framer, data: &[u8]) -> Vec<(usize, u8, Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        f.feed(data, |p| {
+            out.push((p.len, p.seq, p.prefix.to_vec(), p.continuation))
+        });
+        out
+    }
+
+    #[test]
+    fn whole_packets_in_one_chunk() {
+        let mut data = packet(0, &[0x03, b'S', b'E', b'L']);
+        data.extend(packet(1, &[]));
+        let mut f = Framer::new();
+        let got = collect(&mut f, &data);
+        assert_eq!(
+            got,
+            vec![
+                (4, 0, vec![0x03, b'S', b'E', b'L'], false),
+                (0, 1, vec![], false)
+            ]
+        );
+        assert!(f.at_boundary());
+    }
+
+    #[test]
+    fn byte_at_a_time_gives_the_same_packets() {
+        let mut data = packet(3, &[0xfe, 0, 0, 2, 0]);
+        data.extend(packet(4, &[7u8; 100]));
+        data.extend(packet(5, &[]));
+        let mut whole = Framer::new();
+        let expected = collect(&mut whole, &data);
+        let mut f = Framer::new();
+        let mut got = Vec::new();
+        for b in &data {
+            got.extend(collect(&mut f, std::slice::from_ref(b)));
+        }
+        assert_eq!(got, expected);
+        assert_eq!(got[1].2.len(), PREFIX_LEN);
+    }
+
+    #[test]
+    fn max_size_packet_is_followed_by_a_continuation() {
+        // header of a 0xFFFFFF packet, its payload, then an empty terminator
+        let mut data = vec![0xff, 0xff, 0xff, 0x00, 0x03];
+        data.resize(4 + MAX_PAYLOAD, b'x');
+        data.extend(packet(1, &[]));
+        data.extend(packet(0, &[0x0e]));
+        let mut f = Framer::new();
+        let got = collect(&mut f, &data);
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].0, got[0].3), (MAX_PAYLOAD, false));
+        assert_eq!((got[1].0, got[1].3), (0, true));
+        assert_eq!((got[2].2.clone(), got[2].3), (vec![0x0e], false));
+    }
+
+    #[test]
+    fn partial_header_waits() {
+        let mut f = Framer::new();
+        assert_eq!(f.feed(&[5, 0], |_| panic!("no packet yet")), 0);
+        assert!(!f.at_boundary());
+        assert_eq!(f.feed(&[0, 9, 1, 2, 3, 4], |_| {}), 0);
+        let mut seen = None;
+        assert_eq!(f.feed(&[5], |p| seen = Some((p.seq, p.prefix.to_vec()))), 1);
+        assert_eq!(seen, Some((9, vec![1, 2, 3, 4, 5])));
+    }
+}
