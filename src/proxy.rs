@@ -84,6 +84,7 @@ impl Proxy {
             config: config.clone(),
             table: table.clone(),
             stats: stats.clone(),
+            discovery: discovery.clone(),
             cancel: cancel.child_token(),
             sessions: tracker.clone(),
         });
