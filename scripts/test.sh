@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command (README quick start, and what CI runs): installs what is
+# missing, then cargo fmt --check, clippy -D warnings and every test against
+# real ZooKeeper and MariaDB processes started by the project's harness.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n==> %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+step "cargo test (unit + integration against real servers)"
+# Integration tests each start their own ZooKeeper/MariaDB; two at a time fits 2 cores.
+cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"

@@ -1,0 +1,106 @@
+//! Shared set-up for integration tests: a real cluster (ZooKeeper + MariaDB)
+//! from the sandbox harness and a proxy in this process pointed at it.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::time::Duration;
+
+use mysql_async::{Opts, OptsBuilder};
+use mysql_zk_proxy::config::Config;
+use mysql_zk_proxy::proxy::Proxy;
+use mysql_zk_proxy::sandbox::{Cluster, ClusterOptions};
+
+pub const APP_USER: &str = "app";
+pub const APP_PASS: &str = "app";
+
+pub struct Env {
+    pub cluster: Cluster,
+    pub proxy: Proxy,
+}
+
+impl Env {
+    pub fn proxy_addr(&self) -> String {
+        self.proxy.listen_addr().to_string()
+    }
+    pub fn primary_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster.primary().port())
+    }
+    /// mysql_async options for the app user through the proxy.
+    pub fn via_proxy(&self) -> OptsBuilder {
+        app_opts(self.proxy.listen_addr().port())
+    }
+    pub fn direct(&self) -> OptsBuilder {
+        app_opts(self.cluster.primary().port())
+    }
+}
+
+pub fn app_opts(port: u16) -> OptsBuilder {
+    OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(APP_USER))
+        .pass(Some(APP_PASS))
+        .db_name(Some("app"))
+        .prefer_socket(false)
+        .max_allowed_packet(Some(64 << 20))
+}
+
+pub fn conn_opts(b: OptsBuilder) -> Opts {
+    Opts::from(b)
+}
+
+/// A proxy config for `cluster` with short timeouts suited to tests.
+pub fn test_config(cluster: &Cluster) -> Config {
+    let mut cfg = Config::default();
+    cfg.listen.address = "127.0.0.1:0".into();
+    cfg.admin.address = "127.0.0.1:0".into();
+    cfg.zookeeper.connect = cluster.zk_connect();
+    cfg.zookeeper.primary_path = cluster.primary_path().to_string();
+    cfg.zookeeper.session_timeout = Duration::from_secs(4);
+    cfg.failover.hold_timeout = Duration::from_secs(5);
+    cfg.backend.connect_timeout = Duration::from_secs(2);
+    cfg
+}
+
+/// Start a cluster (primary only unless `replica`) and a proxy that has
+/// learnt the primary from ZooKeeper.
+pub async fn start(replica: bool) -> Env {
+    start_with(replica, |_| {}).await
+}
+
+pub async fn start_with(replica: bool, tweak: impl FnOnce(&mut Config)) -> Env {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let cluster = Cluster::start(ClusterOptions {
+        replica,
+        ..ClusterOptions::default()
+    })
+    .expect("cluster starts");
+    let mut cfg = test_config(&cluster);
+    tweak(&mut cfg);
+    let proxy = Proxy::start(cfg).await.expect("proxy starts");
+    let env = Env { cluster, proxy };
+    env.wait_for_primary_port(env.cluster.primary().port()).await;
+    env
+}
+
+impl Env {
+    /// Wait (bounded) until the proxy routes to a primary on `port`.
+    pub async fn wait_for_primary_port(&self, port: u16) {
+        let table = self.proxy.route_table().clone();
+        let mut rx = table.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if table.current().primary.as_ref().map(|p| p.port) == Some(port) {
+                    return;
+                }
+                rx.changed().await.expect("route table alive");
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "proxy never routed to port {port}: {:?}", table.current());
+    }
+}

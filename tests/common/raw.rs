@@ -1,0 +1,117 @@
+//! A minimal raw-protocol client for tests: logs in with
+//! mysql_native_password and returns the reply packets of any command, so
+//! replies through the proxy can be compared byte for byte with direct ones.
+
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::HandshakePacket;
+use mysql_zk_proxy::protocol::caps::*;
+use mysql_zk_proxy::protocol::{Framer, ServerEvent, Tracker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct RawConn {
+    stream: TcpStream,
+    tracker: Tracker,
+    pub connection_id: u32,
+}
+
+const CLIENT_CAPS: u32 = CLIENT_MYSQL
+    | CLIENT_PROTOCOL_41
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_PLUGIN_AUTH
+    | CLIENT_CONNECT_WITH_DB
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_MULTI_STATEMENTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_TRANSACTIONS
+    | CLIENT_DEPRECATE_EOF;
+
+fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    v.push(seq);
+    v.extend_from_slice(payload);
+    v
+}
+
+impl RawConn {
+    pub async fn login(addr: &str, user: &str, pass: &str, db: &str) -> anyhow::Result<RawConn> {
+        let mut stream = TcpStream::connect(addr).await?;
+        let (_, greeting) = read_packet(&mut stream).await?;
+        let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(())?;
+        let server_caps = hs.capabilities().bits();
+        let connection_id = hs.connection_id();
+        let nonce = hs.nonce();
+        let auth = mysql_common::scramble::scramble_native(&nonce, pass.as_bytes())
+            .map(|a| a.to_vec())
+            .unwrap_or_default();
+        let caps = CLIENT_CAPS & server_caps;
+        let mut hr = caps.to_le_bytes().to_vec();
+        hr.extend_from_slice(&(64u32 << 20).to_le_bytes());
+        hr.push(45);
+        hr.extend_from_slice(&[0; 23]);
+        hr.extend_from_slice(user.as_bytes());
+        hr.push(0);
+        hr.push(auth.len() as u8);
+        hr.extend_from_slice(&auth);
+        hr.extend_from_slice(db.as_bytes());
+        hr.push(0);
+        hr.extend_from_slice(b"mysql_native_password\0");
+        stream.write_all(&frame(1, &hr)).await?;
+        let mut tracker = Tracker::new(caps, 0);
+        let mut f = Framer::new();
+        f.feed(&frame(1, &hr), |p| {
+            tracker.on_client_packet(&p);
+        });
+        let (_, reply) = read_packet(&mut stream).await?;
+        anyhow::ensure!(reply.first() == Some(&0), "login failed: {}", String::from_utf8_lossy(&reply));
+        f.feed(&frame(2, &reply), |p| {
+            tracker.on_server_packet(&p);
+        });
+        Ok(RawConn {
+            stream,
+            tracker,
+            connection_id,
+        })
+    }
+
+    /// Send a command and collect every packet of its reply (payloads).
+    pub async fn command(&mut self, payload: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+        self.send(payload).await?;
+        let mut out = Vec::new();
+        loop {
+            let (seq, p) = read_packet(&mut self.stream).await?;
+            let mut done = false;
+            let tracker = &mut self.tracker;
+            Framer::new().feed(&frame(seq, &p), |info| {
+                done = tracker.on_server_packet(&info) == ServerEvent::ResponseDone;
+            });
+            out.push(p);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Send a command that has no reply (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_QUIT).
+    pub async fn send(&mut self, payload: &[u8]) -> anyhow::Result<()> {
+        let packet = frame(0, payload);
+        Framer::new().feed(&packet, |info| {
+            self.tracker.on_client_packet(&info);
+        });
+        self.stream.write_all(&packet).await?;
+        Ok(())
+    }
+
+    pub fn at_rest(&self) -> bool {
+        self.tracker.at_rest()
+    }
+}
+
+async fn read_packet(s: &mut TcpStream) -> anyhow::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h).await?;
+    let len = u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize;
+    let mut p = vec![0u8; len];
+    s.read_exact(&mut p).await?;
+    Ok((h[3], p))
+}
