@@ -3,18 +3,30 @@
 //! harness and the `mysql-zk-proxy sandbox` cluster.
 //!
 //! * [`ZkServer`]: one standalone ZooKeeper (tickTime 500 ms).
+//! * [`MariaDb`]: one mariadbd (binlog, GTID) from a cached datadir template.
+//! * [`Cluster`]: ZooKeeper + primary + GTID replica, users, published primary;
+//!   planned [`Cluster::switchover`] and [`Cluster::promote_replica_after_crash`].
 //! * [`zk_write`] / [`zk_read`] / [`zk_delete`]: tiny async ZooKeeper client helpers.
+//! * [`cli`]: `mysql-zk-proxy sandbox up|down|status|switchover|publish|env`.
 //!
 //! Every server is started by PID, signalled by PID only, reaped, and killed on
 //! `Drop` (also when a test panics). Instance dirs record the owner PID so a
 //! later start sweeps what a hard-killed test process left behind.
 
 pub mod cli;
+pub mod cluster;
+pub mod failover;
 pub mod instance;
+pub mod mariadb;
 pub mod process;
+mod sql;
+mod template;
 pub mod zkclient;
 pub mod zookeeper;
 
+pub use cluster::{Cluster, ClusterBuilder, DEFAULT_PRIMARY_PATH};
+pub use failover::SwitchoverReport;
+pub use mariadb::{DbSpec, MariaDb};
 pub use zkclient::{zk_connect, zk_delete, zk_read, zk_set_versioned, zk_write};
 pub use zookeeper::ZkServer;
 
