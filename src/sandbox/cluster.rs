@@ -1,0 +1,251 @@
+//! `Cluster`: ZooKeeper + MariaDB primary + GTID replica, users and schemas
+//! as in devenv/up.sh, the primary published in ZooKeeper. Role changes
+//! (switchover, failover) live in `failover.rs`.
+
+use super::mariadb::MariaDb;
+use super::zookeeper::ZkServer;
+use super::{zk_delete, zk_read, zk_write, Result, SandboxError};
+use std::path::PathBuf;
+
+pub const DEFAULT_PRIMARY_PATH: &str = "/mysql/clusters/main/primary";
+pub const APP_USER: &str = "app";
+pub const APP_PASS: &str = "app";
+pub const APP_DB: &str = "app";
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASS: &str = "admin";
+pub const REPL_USER: &str = "repl";
+pub const REPL_PASS: &str = "repl";
+
+/// What to start. `Cluster::builder().without_replica().start().await`.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    replica: bool,
+    primary_path: String,
+    publish: bool,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        ClusterBuilder {
+            replica: true,
+            primary_path: DEFAULT_PRIMARY_PATH.to_owned(),
+            publish: true,
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// Only a primary (faster, for tests that need one server).
+    pub fn without_replica(mut self) -> Self {
+        self.replica = false;
+        self
+    }
+    /// The znode holding the primary (default [`DEFAULT_PRIMARY_PATH`]).
+    pub fn primary_path(mut self, path: &str) -> Self {
+        self.primary_path = path.to_owned();
+        self
+    }
+    /// Whether `start` publishes `{"host","port","epoch":1}` (default true).
+    pub fn publish(mut self, publish: bool) -> Self {
+        self.publish = publish;
+        self
+    }
+
+    /// Start everything in temp dirs (killed and removed on drop).
+    pub async fn start(self) -> Result<Cluster> {
+        let zk = blocking(ZkServer::start);
+        let db1 = blocking(|| MariaDb::start("db1", 1, false));
+        let db2 = blocking(|| MariaDb::start("db2", 2, true));
+        let (zk, primary, replica) = if self.replica {
+            let (zk, p, r) = tokio::join!(zk, db1, db2);
+            (zk?, p?, Some(r?))
+        } else {
+            let (zk, p) = tokio::join!(zk, db1);
+            (zk?, p?, None)
+        };
+        let cluster = Cluster {
+            zk,
+            primary,
+            replica,
+            primary_path: self.primary_path,
+        };
+        cluster.bootstrap(self.publish).await?;
+        Ok(cluster)
+    }
+}
+
+/// Run a blocking start on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SandboxError::Other(format!("sandbox start task failed: {e}")))?
+}
+
+/// A running sandbox cluster. Dropping it kills every process it started
+/// and removes their temp dirs.
+#[derive(Debug)]
+pub struct Cluster {
+    pub(crate) zk: ZkServer,
+    pub(crate) primary: MariaDb,
+    pub(crate) replica: Option<MariaDb>,
+    pub(crate) primary_path: String,
+}
+
+impl Cluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// Primary + replica + ZooKeeper, primary published with epoch 1.
+    pub async fn start() -> Result<Cluster> {
+        ClusterBuilder::default().start().await
+    }
+
+    /// Assemble from already running parts (persistent sandbox).
+    pub fn from_parts(
+        zk: ZkServer,
+        primary: MariaDb,
+        replica: Option<MariaDb>,
+        primary_path: String,
+    ) -> Cluster {
+        Cluster {
+            zk,
+            primary,
+            replica,
+            primary_path,
+        }
+    }
+
+    pub fn zk(&self) -> &ZkServer {
+        &self.zk
+    }
+    pub fn zk_mut(&mut self) -> &mut ZkServer {
+        &mut self.zk
+    }
+    pub fn primary(&self) -> &MariaDb {
+        &self.primary
+    }
+    pub fn primary_mut(&mut self) -> &mut MariaDb {
+        &mut self.primary
+    }
+    pub fn replica(&self) -> Option<&MariaDb> {
+        self.replica.as_ref()
+    }
+    pub fn replica_mut(&mut self) -> Option<&mut MariaDb> {
+        self.replica.as_mut()
+    }
+    pub fn zk_connect(&self) -> String {
+        self.zk.connect_string()
+    }
+    pub fn primary_path(&self) -> &str {
+        &self.primary_path
+    }
+
+    /// Users, schemas and replication as in devenv/up.sh; the replica has
+    /// caught up before this returns.
+    pub(crate) async fn bootstrap(&self, publish: bool) -> Result<()> {
+        self.primary.sql_async(&bootstrap_sql()).await?;
+        if let Some(r) = &self.replica {
+            r.sql_async(&change_master_sql(self.primary.port())).await?;
+            r.sql_async("START SLAVE").await?;
+            let pos = self.primary.gtid_binlog_pos().await?;
+            if !r.wait_gtid(&pos, 30).await? {
+                let status = format!("{:?}", r.slave_status().await);
+                return Err(SandboxError::State(format!(
+                    "replica did not reach gtid {pos} in 30 s:\n{status}"
+                )));
+            }
+        }
+        if publish {
+            self.publish_json(self.primary.port(), 1).await?;
+        }
+        Ok(())
+    }
+
+    /// Publish `{"host":"127.0.0.1","port":P,"epoch":E}` at the primary path.
+    pub async fn publish_json(&self, port: u16, epoch: u64) -> Result<()> {
+        self.publish_raw(primary_json(port, epoch).as_bytes()).await
+    }
+
+    /// Publish arbitrary bytes (plain `host:port`, garbage, ...) for drills.
+    pub async fn publish_raw(&self, data: &[u8]) -> Result<()> {
+        zk_write(&self.zk_connect(), &self.primary_path, data).await
+    }
+
+    /// Delete the primary znode (no primary known: a failover in progress).
+    pub async fn unpublish(&self) -> Result<()> {
+        zk_delete(&self.zk_connect(), &self.primary_path).await
+    }
+
+    /// The published record and its znode data version, `None` if absent.
+    pub async fn published(&self) -> Result<Option<(Vec<u8>, i32)>> {
+        zk_read(&self.zk_connect(), &self.primary_path).await
+    }
+
+    /// The `epoch` of the published JSON record (`None` if absent or none).
+    pub async fn published_epoch(&self) -> Result<Option<u64>> {
+        Ok(self
+            .published()
+            .await?
+            .and_then(|(d, _)| json_u64(&d, "epoch")))
+    }
+
+    /// Every instance dir (for diagnostics).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.zk.dir().to_owned(), self.primary.dir().to_owned()];
+        v.extend(self.replica.iter().map(|r| r.dir().to_owned()));
+        v
+    }
+
+    /// PIDs of every running process of the cluster.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = [self.zk.pid(), self.primary.pid()]
+            .into_iter()
+            .flatten()
+            .collect();
+        v.extend(self.replica.iter().filter_map(MariaDb::pid));
+        v
+    }
+}
+
+/// The JSON record of the design's ZooKeeper contract.
+pub fn primary_json(port: u16, epoch: u64) -> String {
+    format!("{{\"host\":\"127.0.0.1\",\"port\":{port},\"epoch\":{epoch}}}")
+}
+
+/// An unsigned integer field of a JSON object, if any.
+pub fn json_u64(data: &[u8], key: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    v.get(key)?.as_u64()
+}
+
+pub(crate) fn change_master_sql(primary_port: u16) -> String {
+    format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary_port}, \
+         MASTER_USER='{REPL_USER}', MASTER_PASSWORD='{REPL_PASS}', \
+         MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+    )
+}
+
+fn bootstrap_sql() -> String {
+    let user = |u: &str, p: &str| {
+        format!("CREATE USER IF NOT EXISTS '{u}'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('{p}');\n")
+    };
+    [
+        user(APP_USER, APP_PASS),
+        user(REPL_USER, REPL_PASS),
+        user(ADMIN_USER, ADMIN_PASS),
+        format!("GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION;\n"),
+        format!("GRANT REPLICATION SLAVE, SLAVE MONITOR ON *.* TO '{REPL_USER}'@'%';\n"),
+        format!("CREATE DATABASE IF NOT EXISTS `{APP_DB}`;\nCREATE DATABASE IF NOT EXISTS sbtest;\n"),
+        format!("GRANT ALL ON `{APP_DB}`.* TO '{APP_USER}'@'%';\nGRANT ALL ON sbtest.* TO '{APP_USER}'@'%';\n"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{APP_DB}`.kv (k VARCHAR(64) PRIMARY KEY, v VARCHAR(255), \
+             updated TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6));\n"
+        ),
+        format!("INSERT INTO `{APP_DB}`.kv (k, v) VALUES ('hello', 'world') ON DUPLICATE KEY UPDATE v = v;\n"),
+    ]
+    .concat()
+}

@@ -1,0 +1,287 @@
+//! `MariaDb`: one mariadbd (binlog + GTID, replica-ready) on a loopback port in
+//! its own dir, a copy of the cached datadir template; root SQL over its unix
+//! socket through the `mariadb` CLI.
+
+use super::instance::InstanceDir;
+use super::process::{free_port, log_tail, poll_until, server_command, ServerProc};
+use super::template::{copy_dir, template_datadir, INNODB_LOG_FILE_SIZE, MARIADBD};
+use super::{Result, SandboxError};
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(30);
+const PORT_ATTEMPTS: u32 = 5;
+
+/// Identity of one server: `name` (e.g. `db1`) names its binlogs.
+#[derive(Debug, Clone)]
+pub struct DbSpec {
+    pub name: String,
+    pub server_id: u32,
+    pub read_only: bool,
+}
+
+/// One mariadbd process. Dropping it kills the process and removes a temp dir.
+#[derive(Debug)]
+pub struct MariaDb {
+    proc: Option<ServerProc>,
+    spec: DbSpec,
+    port: u16,
+    detached: bool,
+    dir: InstanceDir,
+}
+
+impl MariaDb {
+    /// A fresh server on a free port in a new temp dir.
+    pub fn start(name: &str, server_id: u32, read_only: bool) -> Result<MariaDb> {
+        let spec = DbSpec {
+            name: name.to_owned(),
+            server_id,
+            read_only,
+        };
+        Self::launch(InstanceDir::temp(name)?, spec, None, false)
+    }
+
+    /// Start in a kept `dir` (fresh copy if it has no data yet), detached
+    /// from this process (`sandbox up`).
+    pub fn start_persistent(dir: &Path, spec: DbSpec, port: Option<u16>) -> Result<MariaDb> {
+        Self::launch(InstanceDir::persistent(dir)?, spec, port, true)
+    }
+
+    /// Re-attach to a persistent server (the PID is checked against the dir).
+    pub fn adopt(dir: &Path, spec: DbSpec, port: u16, pid: Option<u32>) -> Result<MariaDb> {
+        let dir = InstanceDir::persistent(dir)?;
+        let proc = pid.and_then(|p| ServerProc::adopt(&spec.name, p, dir.path()));
+        Ok(MariaDb {
+            proc,
+            spec,
+            port,
+            detached: true,
+            dir,
+        })
+    }
+
+    fn launch(dir: InstanceDir, spec: DbSpec, port: Option<u16>, detached: bool) -> Result<Self> {
+        let mut db = MariaDb {
+            proc: None,
+            spec,
+            port: port.unwrap_or(0),
+            detached,
+            dir,
+        };
+        db.prepare_dir()?;
+        for attempt in 1..=PORT_ATTEMPTS {
+            if port.is_none() {
+                db.port = free_port()?;
+            }
+            match db.spawn_and_wait()? {
+                true => return Ok(db),
+                false if port.is_none() && attempt < PORT_ATTEMPTS => continue,
+                false => break,
+            }
+        }
+        Err(db.start_error(format!("port {} already in use", db.port)))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+    pub fn spec(&self) -> &DbSpec {
+        &self.spec
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    /// The unix socket root logs in through.
+    pub fn socket(&self) -> PathBuf {
+        self.dir().join("mysqld.sock")
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().and_then(ServerProc::pid)
+    }
+    /// Alive (a zombie counts as dead).
+    pub fn is_running(&self) -> bool {
+        self.proc.as_ref().is_some_and(ServerProc::alive)
+    }
+
+    /// Record the role so a later `start_again` starts with the right read_only.
+    pub(crate) fn set_read_only_at_start(&mut self, read_only: bool) {
+        self.spec.read_only = read_only;
+    }
+
+    /// SIGTERM, wait (SIGKILL after 30 s).
+    pub fn stop(&mut self) -> Result<()> {
+        match self.proc.take() {
+            Some(mut p) => p.terminate(STOP_GRACE),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGKILL and reap: an unplanned crash.
+    pub fn kill(&mut self) -> Result<()> {
+        match self.proc.take() {
+            Some(mut p) => p.kill(),
+            None => Ok(()),
+        }
+    }
+
+    /// Start again on the same port and datadir (stops it first if running).
+    pub fn start_again(&mut self) -> Result<()> {
+        self.stop()?;
+        match self.spawn_and_wait()? {
+            true => Ok(()),
+            false => Err(self.start_error(format!("port {} taken meanwhile", self.port))),
+        }
+    }
+
+    /// SIGSTOP (a hung server: connections stall, nothing is refused).
+    pub fn pause(&self) -> Result<()> {
+        self.running()?.pause()
+    }
+
+    /// SIGCONT after [`MariaDb::pause`].
+    pub fn resume(&self) -> Result<()> {
+        self.running()?.resume()
+    }
+
+    fn running(&self) -> Result<&ServerProc> {
+        self.proc
+            .as_ref()
+            .ok_or_else(|| SandboxError::State(format!("{} is not running", self.spec.name)))
+    }
+
+    pub(crate) fn start_error(&self, reason: String) -> SandboxError {
+        SandboxError::Start {
+            instance: format!("{} ({})", self.spec.name, self.dir().display()),
+            reason,
+            log_tail: log_tail(&self.dir().join("error.log"), 30),
+        }
+    }
+}
+
+impl MariaDb {
+    fn prepare_dir(&self) -> Result<()> {
+        let d = self.dir();
+        let sock = self.socket();
+        if sock.as_os_str().len() > 100 {
+            return Err(self.start_error(format!("socket path too long: {}", sock.display())));
+        }
+        std::fs::create_dir_all(d.join("tmp"))
+            .map_err(|e| SandboxError::io(format!("create {}/tmp", d.display()), e))?;
+        if !d.join("data/mysql").is_dir() {
+            let _ = std::fs::remove_dir_all(d.join("data"));
+            copy_dir(&template_datadir()?, &d.join("data"))?;
+        }
+        Ok(())
+    }
+
+    fn command(&self) -> Result<std::process::Command> {
+        let d = self.dir();
+        let s = &self.spec;
+        let mut cmd = server_command(MARIADBD, &d.join("stdout.log"), self.detached)?;
+        cmd.args(["--no-defaults", "--user=root"])
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .arg(format!("--server-id={}", s.server_id))
+            .arg(format!("--log-bin={}-bin", s.name))
+            .arg(format!("--relay-log={}-relay-bin", s.name))
+            .args([
+                "--binlog-format=ROW",
+                "--log-slave-updates=1",
+                "--gtid-strict-mode=1",
+            ])
+            .arg(format!("--read-only={}", u8::from(s.read_only)))
+            .args([
+                "--max-connections=1000",
+                "--max-allowed-packet=64M",
+                "--local-infile=1",
+            ])
+            .args(["--slave-net-timeout=10", "--character-set-server=utf8mb4"])
+            .args([
+                "--collation-server=utf8mb4_general_ci",
+                "--innodb-buffer-pool-size=64M",
+            ])
+            .args([
+                INNODB_LOG_FILE_SIZE,
+                "--innodb-flush-log-at-trx-commit=2",
+                "--sync-binlog=0",
+            ]);
+        Ok(cmd)
+    }
+
+    /// One start attempt: `Ok(false)` when the port was taken.
+    fn spawn_and_wait(&mut self) -> Result<bool> {
+        let sock = self.socket();
+        let _ = std::fs::remove_file(&sock);
+        let _ = std::fs::remove_file(sock.with_extension("sock.lock"));
+        let mut proc = ServerProc::spawn(&self.spec.name, &mut self.command()?, self.dir())?;
+        if let Some(pid) = proc.pid() {
+            self.dir.record_pid(pid)?;
+        }
+        let what = format!("{} to accept connections", self.spec.name);
+        let ready = poll_until(&what, START_TIMEOUT, || {
+            if proc.exited() {
+                let tail = log_tail(&self.dir().join("error.log"), 50);
+                return if tail.contains("Address already in use") {
+                    Ok(Some(false))
+                } else {
+                    Err(self.start_error("mariadbd exited".into()))
+                };
+            }
+            Ok(greets(&sock).then_some(true))
+        });
+        match ready {
+            Ok(ok) => {
+                if self.detached {
+                    proc.detach();
+                }
+                self.proc = Some(proc);
+                Ok(ok)
+            }
+            Err(e) => {
+                let _ = proc.kill();
+                Err(match e {
+                    SandboxError::Timeout { .. } => self.start_error(e.to_string()),
+                    other => other,
+                })
+            }
+        }
+    }
+}
+
+/// The server on `sock` sends a protocol-10 greeting (it is ready for logins).
+fn greets(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).is_ok() && head[4] == 10
+}
+
+impl Drop for MariaDb {
+    /// Kill (SIGCONT first if paused) and reap unless detached; the temp dir
+    /// is then removed by `InstanceDir`.
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            if self.detached {
+                p.detach();
+            } else {
+                if p.is_paused() {
+                    let _ = p.resume();
+                }
+                let _ = p.kill();
+            }
+        }
+    }
+}
