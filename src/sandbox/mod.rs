@@ -2,12 +2,78 @@
 //! processes on free loopback ports in temp dirs — the integration-test
 //! harness and the `mysql-zk-proxy sandbox` cluster.
 //!
-//! OWNED BY THE SANDBOX HELPER — interface to be written.
+//! * [`ZkServer`]: one standalone ZooKeeper (tickTime 500 ms).
+//! * [`zk_write`] / [`zk_read`] / [`zk_delete`]: tiny async ZooKeeper client helpers.
+//!
+//! Every server is started by PID, signalled by PID only, reaped, and killed on
+//! `Drop` (also when a test panics). Instance dirs record the owner PID so a
+//! later start sweeps what a hard-killed test process left behind.
 
 pub mod cli;
+pub mod instance;
+pub mod process;
+pub mod zkclient;
+pub mod zookeeper;
 
+pub use zkclient::{zk_connect, zk_delete, zk_read, zk_set_versioned, zk_write};
+pub use zookeeper::ZkServer;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while starting, driving or stopping sandbox servers.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// A file-system or process-spawn operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server did not come up; `log_tail` is the end of its log.
+    #[error("{instance} failed to start: {reason}\n--- log tail ---\n{log_tail}")]
+    Start {
+        instance: String,
+        reason: String,
+        log_tail: String,
+    },
+    /// A helper command (mariadb CLI, mariadb-install-db, ...) failed.
+    #[error("{instance}: `{command}` failed ({status}): {stderr}")]
+    Command {
+        instance: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    /// A condition was not reached before its deadline.
+    #[error("timed out after {secs:.1}s waiting for {what}")]
+    Timeout { what: String, secs: f64 },
+    /// A ZooKeeper client operation failed.
+    #[error("zookeeper {op} {path}: {source}")]
+    Zk {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: zookeeper_client::Error,
+    },
+    /// An operation was refused in the current state (e.g. no replica).
+    #[error("{0}")]
+    State(String),
+    /// The persistent sandbox state file is missing or unreadable.
+    #[error("sandbox state {path}: {reason}")]
+    StateFile { path: PathBuf, reason: String },
     #[error("{0}")]
     Other(String),
 }
+
+impl SandboxError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        SandboxError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for the sandbox.
+pub type Result<T, E = SandboxError> = std::result::Result<T, E>;

@@ -1,0 +1,294 @@
+//! Process hygiene for sandbox servers: free ports, `/proc` liveness checks,
+//! spawning without stray fds, signalling by PID only, reaping, and polling
+//! for conditions with a deadline.
+
+use super::{Result, SandboxError};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Interval between polls of a condition (never a condition itself).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A free TCP port on 127.0.0.1 (bound, read, closed: callers retry on a race).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| SandboxError::io("bind 127.0.0.1:0 for a free port", e))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| SandboxError::io("local_addr of a free-port listener", e))?
+        .port();
+    Ok(port)
+}
+
+/// Whether nothing listens on 127.0.0.1:`port` right now.
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Fields of `/proc/PID/stat` after the `(comm)` field: [state, ppid, ...].
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Alive = exists and not a zombie (state Z) or dead (X). Not `kill -0`:
+/// an unreaped child still "exists" for kill.
+pub fn pid_alive(pid: u32) -> bool {
+    match stat_fields(pid) {
+        Some(f) => !matches!(f.first().map(String::as_str), Some("Z" | "X") | None),
+        None => false,
+    }
+}
+
+/// Start time (clock ticks since boot) of `pid`: with the PID it identifies a
+/// process even after PID reuse.
+pub fn pid_start_time(pid: u32) -> Option<u64> {
+    // starttime is field 22 overall = index 19 after the comm field.
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether the command line of `pid` mentions `marker` (our instance dir):
+/// the check that makes signalling a recorded PID safe.
+pub fn cmdline_mentions(pid: u32, marker: &Path) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&raw).replace('\0', " ");
+    text.contains(&*marker.to_string_lossy())
+}
+
+/// Send `sig` to `pid`. Callers must own `pid` (an unreaped child of ours, or
+/// a recorded PID whose cmdline was just checked).
+pub fn signal(pid: u32, sig: i32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: plain syscall with a positive PID; no memory is shared.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Poll `probe` until it yields `Some`, an error, or `timeout` passes.
+pub fn poll_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe()? {
+            return Ok(v);
+        }
+        if start.elapsed() >= timeout {
+            return Err(SandboxError::Timeout {
+                what: what.to_owned(),
+                secs: timeout.as_secs_f64(),
+            });
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The last `max_lines` lines of a (log) file, or a note why there are none.
+pub fn log_tail(path: &Path, max_lines: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+/// Build a server command: stdin from /dev/null, stdout+stderr appended to
+/// `log`, no inherited fds beyond 0-2, and its own session when `detached`.
+pub fn server_command(program: &str, log: &Path, detached: bool) -> Result<Command> {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| SandboxError::io(format!("open log {}", log.display()), e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| SandboxError::io(format!("dup log fd {}", log.display()), e))?;
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: only async-signal-safe syscalls run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Mark every fd >= 3 close-on-exec so no lock or socket of the
+            // parent leaks into the server; std's own exec-error pipe is
+            // already CLOEXEC and keeps working.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if detached && libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+/// One server process: an owned child (reaped by us) or a PID adopted from a
+/// state file (signalled only after checking its cmdline mentions `marker`).
+#[derive(Debug)]
+pub struct ServerProc {
+    name: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+    marker: PathBuf,
+    paused: AtomicBool,
+}
+
+impl ServerProc {
+    /// Spawn `cmd`; `marker` must appear in its command line.
+    pub fn spawn(name: &str, cmd: &mut Command, marker: &Path) -> Result<ServerProc> {
+        let child = cmd
+            .spawn()
+            .map_err(|e| SandboxError::io(format!("{name}: spawn {:?}", cmd.get_program()), e))?;
+        Ok(ServerProc {
+            name: name.to_owned(),
+            pid: Some(child.id()),
+            child: Some(child),
+            marker: marker.to_owned(),
+            paused: AtomicBool::new(false),
+        })
+    }
+
+    /// Adopt a recorded PID (persistent sandbox); `None` if it is not ours any more.
+    pub fn adopt(name: &str, pid: u32, marker: &Path) -> Option<ServerProc> {
+        (pid_alive(pid) && cmdline_mentions(pid, marker)).then(|| ServerProc {
+            name: name.to_owned(),
+            pid: Some(pid),
+            child: None,
+            marker: marker.to_owned(),
+            paused: AtomicBool::new(false),
+        })
+    }
+
+    /// Forget the child handle without killing it (detached mode).
+    pub fn detach(&mut self) {
+        self.child = None;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    pub fn alive(&self) -> bool {
+        self.pid.is_some_and(|p| {
+            pid_alive(p) && (self.child.is_some() || cmdline_mentions(p, &self.marker))
+        })
+    }
+
+    /// Signal the process if it is still ours (unreaped child, or cmdline checked).
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        let Some(pid) = self.pid else {
+            return Err(SandboxError::State(format!("{} is not running", self.name)));
+        };
+        if self.child.is_none() && !cmdline_mentions(pid, &self.marker) {
+            return Err(SandboxError::State(format!(
+                "{}: pid {pid} no longer belongs to {}",
+                self.name,
+                self.marker.display()
+            )));
+        }
+        signal(pid, sig)
+            .map_err(|e| SandboxError::io(format!("{}: kill({pid}, {sig})", self.name), e))
+    }
+
+    pub fn pause(&self) -> Result<()> {
+        self.signal(libc::SIGSTOP)?;
+        self.paused.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.signal(libc::SIGCONT)?;
+        self.paused.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the process has exited; reaps an owned child. After `true`
+    /// the PID is forgotten and never signalled again.
+    pub fn exited(&mut self) -> bool {
+        if self.pid.is_none() {
+            return true;
+        }
+        let gone = match self.child.as_mut() {
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+            None => !self.alive(),
+        };
+        if gone {
+            self.pid = None;
+            self.child = None;
+            self.paused.store(false, Ordering::SeqCst);
+        }
+        gone
+    }
+
+    /// Wait up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let what = format!("{} to exit", self.name);
+        poll_until(&what, timeout, || Ok(self.exited().then_some(()))).is_ok()
+    }
+
+    /// SIGKILL (works on stopped processes too) and reap.
+    pub fn kill(&mut self) -> Result<()> {
+        if self.exited() {
+            return Ok(());
+        }
+        self.signal(libc::SIGKILL)?;
+        if self.wait_exit(Duration::from_secs(30)) {
+            Ok(())
+        } else {
+            Err(SandboxError::Timeout {
+                what: format!("{} to die after SIGKILL", self.name),
+                secs: 30.0,
+            })
+        }
+    }
+
+    /// SIGTERM (SIGCONT first if paused), wait up to `grace`, then SIGKILL.
+    pub fn terminate(&mut self, grace: Duration) -> Result<()> {
+        if self.exited() {
+            return Ok(());
+        }
+        if self.is_paused() {
+            self.resume()?;
+        }
+        self.signal(libc::SIGTERM)?;
+        if self.wait_exit(grace) {
+            return Ok(());
+        }
+        self.kill()
+    }
+}
+
+impl Drop for ServerProc {
+    /// Owned children are killed and reaped; adopted/detached ones are left alone.
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.kill();
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Tiny async ZooKeeper client helpers for tests and the sandbox CLI: write
+//! (create parents, create or set), read with version, delete. One short
+//! session per call.
+
+use super::{Result, SandboxError};
+use std::time::Duration;
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> SandboxError + 'a {
+    move |source| SandboxError::Zk {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Connect with a bounded wait (fails instead of retrying forever).
+pub async fn zk_connect(connect: &str) -> Result<Client> {
+    let fut = Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .with_connection_timeout(Duration::from_secs(2))
+        .with_fail_eagerly()
+        .connect(connect);
+    match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(zk_err("connect", connect)),
+        Err(_) => Err(SandboxError::Timeout {
+            what: format!("zookeeper session with {connect}"),
+            secs: CONNECT_TIMEOUT.as_secs_f64(),
+        }),
+    }
+}
+
+/// Write `data` at `path`: set it if it exists, else create it (and its
+/// parents, with empty data).
+pub async fn zk_write(connect: &str, path: &str, data: &[u8]) -> Result<()> {
+    let client = zk_connect(connect).await?;
+    write_with(&client, path, data).await
+}
+
+/// [`zk_write`] on an existing session.
+pub async fn write_with(client: &Client, path: &str, data: &[u8]) -> Result<()> {
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    for _ in 0..3 {
+        match client.set_data(path, data, None).await {
+            Ok(_) => return Ok(()),
+            Err(ZkError::NoNode) => {}
+            Err(e) => return Err(zk_err("set", path)(e)),
+        }
+        if let Some(parent) = path.rfind('/').filter(|&i| i > 0).map(|i| &path[..i]) {
+            client
+                .mkdir(parent, &opts)
+                .await
+                .map_err(zk_err("mkdir", parent))?;
+        }
+        match client.create(path, data, &opts).await {
+            Ok(_) => return Ok(()),
+            // A concurrent writer created it meanwhile: set it again.
+            Err(ZkError::NodeExists) => {}
+            Err(e) => return Err(zk_err("create", path)(e)),
+        }
+    }
+    Err(SandboxError::State(format!(
+        "zookeeper write {path}: lost a race 3 times"
+    )))
+}
+
+/// Set `path` only if its data version is `expected_version` (fencing);
+/// returns the new version.
+pub async fn zk_set_versioned(
+    connect: &str,
+    path: &str,
+    data: &[u8],
+    expected_version: i32,
+) -> Result<i32> {
+    let client = zk_connect(connect).await?;
+    let stat = client
+        .set_data(path, data, Some(expected_version))
+        .await
+        .map_err(zk_err("set (versioned)", path))?;
+    Ok(stat.version)
+}
+
+/// Data and data version of `path`, `None` if absent.
+pub async fn zk_read(connect: &str, path: &str) -> Result<Option<(Vec<u8>, i32)>> {
+    let client = zk_connect(connect).await?;
+    match client.get_data(path).await {
+        Ok((data, stat)) => Ok(Some((data, stat.version))),
+        Err(ZkError::NoNode) => Ok(None),
+        Err(e) => Err(zk_err("get", path)(e)),
+    }
+}
+
+/// Delete `path` (any version); absent is fine.
+pub async fn zk_delete(connect: &str, path: &str) -> Result<()> {
+    let client = zk_connect(connect).await?;
+    match client.delete(path, None).await {
+        Ok(()) | Err(ZkError::NoNode) => Ok(()),
+        Err(e) => Err(zk_err("delete", path)(e)),
+    }
+}

@@ -1,0 +1,267 @@
+//! `ZkServer`: one standalone ZooKeeper 3.8 (Debian package, Java 17) on a free
+//! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s).
+
+use super::instance::InstanceDir;
+use super::process::{free_port, log_tail, poll_until, server_command, ServerProc};
+use super::{Result, SandboxError};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+const SLF4J_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const PORT_ATTEMPTS: u32 = 5;
+
+/// A standalone ZooKeeper server process. Dropping it kills the process and
+/// (for temp instances) removes its dir.
+#[derive(Debug)]
+pub struct ZkServer {
+    proc: Option<ServerProc>,
+    port: u16,
+    detached: bool,
+    dir: InstanceDir,
+}
+
+impl ZkServer {
+    /// Start on a free port in a new temp dir; returns once it serves.
+    pub fn start() -> Result<ZkServer> {
+        Self::launch(InstanceDir::temp("zk")?, None, false)
+    }
+
+    /// Start (or restart) in `dir`, detached from this process (`sandbox up`).
+    pub fn start_persistent(dir: &Path, port: Option<u16>) -> Result<ZkServer> {
+        Self::launch(InstanceDir::persistent(dir)?, port, true)
+    }
+
+    /// Re-attach to a running persistent server (PID checked against the dir).
+    pub fn adopt(dir: &Path, port: u16, pid: Option<u32>) -> Result<ZkServer> {
+        let dir = InstanceDir::persistent(dir)?;
+        let proc = pid.and_then(|p| ServerProc::adopt("zookeeper", p, dir.path()));
+        Ok(ZkServer {
+            proc,
+            port,
+            detached: true,
+            dir,
+        })
+    }
+
+    fn launch(dir: InstanceDir, port: Option<u16>, detached: bool) -> Result<ZkServer> {
+        let mut zk = ZkServer {
+            proc: None,
+            port: port.unwrap_or(0),
+            detached,
+            dir,
+        };
+        for attempt in 1..=PORT_ATTEMPTS {
+            if port.is_none() {
+                zk.port = free_port()?;
+            }
+            match zk.spawn_and_wait()? {
+                Ready::Serving => return Ok(zk),
+                Ready::PortTaken if port.is_none() && attempt < PORT_ATTEMPTS => continue,
+                Ready::PortTaken => break,
+            }
+        }
+        Err(zk.start_error(format!("port {} already in use", zk.port)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().and_then(ServerProc::pid)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the process is alive (a zombie counts as dead).
+    pub fn is_running(&self) -> bool {
+        self.proc.as_ref().is_some_and(ServerProc::alive)
+    }
+
+    /// SIGTERM, wait for exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> Result<()> {
+        match self.proc.take() {
+            Some(mut p) => p.terminate(STOP_GRACE),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) -> Result<()> {
+        match self.proc.take() {
+            Some(mut p) => p.kill(),
+            None => Ok(()),
+        }
+    }
+
+    /// Start again on the same port and data dir (stops it first if running).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        match self.spawn_and_wait()? {
+            Ready::Serving => Ok(()),
+            Ready::PortTaken => {
+                Err(self.start_error(format!("port {} taken meanwhile", self.port)))
+            }
+        }
+    }
+
+    /// SIGSTOP: the server stops answering, so client sessions expire.
+    pub fn pause(&self) -> Result<()> {
+        self.running()?.pause()
+    }
+
+    /// SIGCONT after [`ZkServer::pause`].
+    pub fn resume(&self) -> Result<()> {
+        self.running()?.resume()
+    }
+
+    /// Send a four-letter-word command (`srvr`, `stat`, `mntr`, `ruok`, `conf`).
+    pub fn four_letter(&self, word: &str) -> Result<String> {
+        four_letter_word(self.port, word)
+            .map_err(|e| SandboxError::io(format!("zookeeper 4lw {word} on port {}", self.port), e))
+    }
+
+    fn running(&self) -> Result<&ServerProc> {
+        self.proc
+            .as_ref()
+            .ok_or_else(|| SandboxError::State("zookeeper is not running".into()))
+    }
+
+    fn start_error(&self, reason: String) -> SandboxError {
+        SandboxError::Start {
+            instance: format!("zookeeper ({})", self.dir().display()),
+            reason,
+            log_tail: log_tail(&self.dir().join("zk.log"), 30),
+        }
+    }
+}
+
+/// Outcome of one start attempt.
+enum Ready {
+    Serving,
+    PortTaken,
+}
+
+impl ZkServer {
+    fn write_config(&self) -> Result<()> {
+        let d = self.dir();
+        let cfg = format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n\
+             clientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
+             admin.enableServer=false\nforceSync=no\n\
+             4lw.commands.whitelist=ruok,srvr,stat,mntr,conf\n",
+            data = d.join("data").display(),
+            port = self.port,
+        );
+        std::fs::create_dir_all(d.join("data"))
+            .and_then(|()| std::fs::write(d.join("zoo.cfg"), cfg))
+            .map_err(|e| SandboxError::io(format!("write {}/zoo.cfg", d.display()), e))
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<Ready> {
+        for path in [ZK_JAR, "/usr/bin/java"] {
+            if !Path::new(path).exists() {
+                let reason = format!("{path} missing: run scripts/install-deps.sh");
+                return Err(self.start_error(reason));
+            }
+        }
+        self.write_config()?;
+        let d = self.dir().to_owned();
+        let mut cp = ZK_JAR.to_owned();
+        if Path::new(SLF4J_JAR).exists() {
+            cp = format!("{cp}:{SLF4J_JAR}");
+        }
+        let mut cmd = server_command("java", &d.join("zk.log"), self.detached)?;
+        cmd.args([
+            "-Xms32m",
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+        ])
+        .args(["-XX:-UsePerfData", "-Dzookeeper.admin.enableServer=false"])
+        .args(["-Djava.net.preferIPv4Stack=true", "-cp", &cp])
+        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+        .arg(d.join("zoo.cfg"));
+        let mut proc = ServerProc::spawn("zookeeper", &mut cmd, &d)?;
+        if let Some(pid) = proc.pid() {
+            self.dir.record_pid(pid)?;
+        }
+        let data_dir = d.join("data").display().to_string();
+        let port = self.port;
+        let ready = poll_until("zookeeper to serve", START_TIMEOUT, || {
+            if proc.exited() {
+                let tail = log_tail(&d.join("zk.log"), 200);
+                return if tail.contains("Address already in use") {
+                    Ok(Some(Ready::PortTaken))
+                } else {
+                    Err(self.start_error("process exited".into()))
+                };
+            }
+            Ok(serving_from(port, &data_dir).then_some(Ready::Serving))
+        });
+        match ready {
+            Ok(r) => {
+                if self.detached {
+                    proc.detach();
+                }
+                self.proc = Some(proc);
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = proc.kill();
+                Err(match e {
+                    SandboxError::Timeout { .. } => self.start_error(e.to_string()),
+                    other => other,
+                })
+            }
+        }
+    }
+}
+
+/// Serving, and the server on `port` is the one using `data_dir` (not a
+/// stranger that won a port race).
+fn serving_from(port: u16, data_dir: &str) -> bool {
+    let standalone = four_letter_word(port, "srvr").is_ok_and(|s| s.contains("Mode: standalone"));
+    standalone && four_letter_word(port, "conf").is_ok_and(|s| s.contains(data_dir))
+}
+
+/// One four-letter-word exchange with 127.0.0.1:`port` (short timeouts).
+pub fn four_letter_word(port: u16, word: &str) -> std::io::Result<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(word.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+impl Drop for ZkServer {
+    /// Kill (SIGCONT first if paused) and reap, unless detached; then the
+    /// temp dir is removed by `InstanceDir`.
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            if self.detached {
+                p.detach();
+            } else {
+                if p.is_paused() {
+                    let _ = p.resume();
+                }
+                let _ = p.kill();
+            }
+        }
+    }
+}
