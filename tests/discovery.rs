@@ -2,131 +2,17 @@
 //! connection loss, session expiry, ZooKeeper down at start, several servers
 //! and a chroot. No mocks; every wait is on a channel with a deadline.
 
+#[path = "discovery/support.rs"]
+mod support;
+
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_zk_proxy::config::ZookeeperConfig;
-use mysql_zk_proxy::discovery::{self, DiscoveryStatus, ZkState};
-use mysql_zk_proxy::metrics::{IgnoredRecord, Stats};
-use mysql_zk_proxy::routing::{Ordering, RecordState, Route, RouteTable};
-use mysql_zk_proxy::sandbox::{zk_delete, zk_write, ZkServer};
-use tokio::sync::watch;
+use mysql_zk_proxy::discovery::ZkState;
+use mysql_zk_proxy::metrics::IgnoredRecord;
+use mysql_zk_proxy::routing::{Ordering, RecordState};
+use support::*;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-/// One discovery task and what it writes to.
-struct Disco {
-    table: Arc<RouteTable>,
-    stats: Arc<Stats>,
-    status: watch::Receiver<DiscoveryStatus>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-}
-
-fn cfg(connect: &str, path: &str, session_timeout: Duration) -> ZookeeperConfig {
-    ZookeeperConfig {
-        connect: connect.to_owned(),
-        primary_path: path.to_owned(),
-        session_timeout,
-        connect_timeout: Duration::from_secs(2),
-        retry_backoff: Duration::from_millis(100),
-    }
-}
-
-impl Disco {
-    fn start(cfg: ZookeeperConfig) -> Disco {
-        let table = Arc::new(RouteTable::new());
-        let stats = Stats::new();
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let h = discovery::spawn(cfg, table.clone(), stats.clone(), cancel.clone(), &tracker);
-        Disco {
-            table,
-            stats,
-            status: h.status,
-            cancel,
-            tracker,
-        }
-    }
-
-    /// Wait until the current route satisfies `pred`.
-    async fn route(&self, what: &str, pred: impl Fn(&Route) -> bool) -> Arc<Route> {
-        let mut rx = self.table.subscribe();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let r = self.table.current();
-            if pred(&r) {
-                return r;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                panic!(
-                    "timed out waiting for route: {what}; route {r:?}; status {:?}",
-                    *self.status.borrow()
-                );
-            }
-        }
-    }
-
-    /// Wait until the status satisfies `pred`.
-    async fn status(&self, what: &str, pred: impl Fn(&DiscoveryStatus) -> bool) -> DiscoveryStatus {
-        let mut rx = self.status.clone();
-        let got = match tokio::time::timeout(WAIT, rx.wait_for(|s| pred(s))).await {
-            Ok(Ok(s)) => Some(s.clone()),
-            _ => None,
-        };
-        got.unwrap_or_else(|| {
-            panic!(
-                "timed out waiting for status: {what}; status {:?}",
-                *self.status.borrow()
-            )
-        })
-    }
-
-    async fn connected(&self) -> DiscoveryStatus {
-        self.status("connected", |s| s.state == ZkState::Connected)
-            .await
-    }
-
-    async fn stop(self) {
-        self.cancel.cancel();
-        self.tracker.close();
-        tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
-            .await
-            .expect("discovery stops promptly on cancel");
-        assert_eq!(self.status.borrow().state, ZkState::Closed);
-    }
-}
-
-fn json(host: &str, port: u16, epoch: u64) -> Vec<u8> {
-    format!(r#"{{"host":"{host}","port":{port},"epoch":{epoch}}}"#).into_bytes()
-}
-
-fn port_of(r: &Route) -> Option<u16> {
-    r.primary.as_ref().map(|p| p.port)
-}
-
-/// A fresh ZooKeeper for one test (killed on drop).
-async fn zk_server() -> ZkServer {
-    tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .expect("zookeeper starts")
-}
-
-async fn write(connect: &str, path: &str, data: &[u8]) {
-    zk_write(connect, path, data).await.expect("zk_write");
-}
-
-async fn delete(connect: &str, path: &str) {
-    zk_delete(connect, path).await.expect("zk_delete");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_record_is_published() {
@@ -144,7 +30,6 @@ async fn json_record_is_published() {
     assert!(s.session_id.as_deref().unwrap().starts_with("0x"), "{s:?}");
     assert_eq!(d.stats.route_changes.load(Relaxed), 1);
 
-    let start = Instant::now();
     write(
         &connect,
         path,
@@ -152,7 +37,6 @@ async fn json_record_is_published() {
     )
     .await;
     let r = d.route("epoch 43", |r| port_of(r) == Some(3307)).await;
-    eprintln!("write -> route latency: {:?}", start.elapsed());
     assert_eq!(r.state, RecordState::Draining);
     assert_eq!(r.primary.as_ref().unwrap().server_id, Some(7));
     d.stop().await;
@@ -319,5 +203,163 @@ async fn unparseable_data_keeps_route_and_shows_in_status() {
     write(&connect, path, &json("10.0.0.6", 3307, 4)).await;
     d.route("epoch 4", |r| port_of(r) == Some(3307)).await;
     d.status("error cleared", |s| s.last_error.is_none()).await;
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_restart_is_survived_within_the_session() {
+    let mut zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/t/restart/primary";
+    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
+    // A long session so that it outlives the restart.
+    let d = Disco::start(cfg(&connect, path, Duration::from_secs(10)));
+    d.route("epoch 1", |r| port_of(r) == Some(3306)).await;
+    let session = d.connected().await.session_id;
+
+    zk = blocking(move || zk.stop().map(|()| zk))
+        .await
+        .expect("stop");
+    let s = d
+        .status("disconnected", |s| s.state == ZkState::Disconnected)
+        .await;
+    assert_eq!(s.session_id, None);
+    assert_eq!(
+        port_of(&d.table.current()),
+        Some(3306),
+        "route kept while disconnected"
+    );
+    assert_eq!(d.stats.zk_disconnects.load(Relaxed), 1);
+
+    zk = blocking(move || zk.restart().map(|()| zk))
+        .await
+        .expect("restart");
+    let s = d.connected().await;
+    assert_eq!(s.session_id, session, "same session after the restart");
+    write(&connect, path, &json("10.0.0.6", 3307, 2)).await;
+    d.route("epoch 2 after restart", |r| port_of(r) == Some(3307))
+        .await;
+    assert_eq!(d.stats.zk_sessions_expired.load(Relaxed), 0);
+    assert_eq!(d.stats.zk_sessions_established.load(Relaxed), 1);
+    d.stop().await;
+    drop(zk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_session_is_replaced_and_watching_continues() {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/t/expiry/primary";
+    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
+    let d = Disco::start(cfg(&connect, path, Duration::from_secs(2)));
+    d.route("epoch 1", |r| port_of(r) == Some(3306)).await;
+    let first = d.connected().await.session_id;
+
+    // Frozen longer than the session timeout: the client gives the session up.
+    zk.pause().expect("SIGSTOP");
+    d.status("expired", |s| s.state == ZkState::Expired).await;
+    assert_eq!(port_of(&d.table.current()), Some(3306), "last primary kept");
+    assert!(d.stats.zk_sessions_expired.load(Relaxed) >= 1);
+    zk.resume().expect("SIGCONT");
+
+    let s = d.connected().await;
+    assert_ne!(s.session_id, first, "a new session");
+    assert_eq!(d.stats.zk_sessions_established.load(Relaxed), 2);
+    write(&connect, path, &json("10.0.0.6", 3307, 2)).await;
+    d.route("epoch 2 on the new session", |r| port_of(r) == Some(3307))
+        .await;
+    delete(&connect, path).await;
+    d.route("deletion on the new session", |r| r.primary.is_none())
+        .await;
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_down_at_start_then_up() {
+    let mut zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/t/down/primary";
+    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
+    zk = blocking(move || zk.stop().map(|()| zk))
+        .await
+        .expect("stop");
+
+    let d = Disco::start(cfg(&connect, path, Duration::from_secs(2)));
+    d.status("connect failure reported", |s| s.zk_error.is_some())
+        .await;
+    let s = d.status.borrow().clone();
+    assert_eq!(s.state, ZkState::Connecting);
+    assert!(d.table.current().primary.is_none());
+    assert_eq!(d.stats.zk_sessions_established.load(Relaxed), 0);
+
+    let zk = blocking(move || zk.restart().map(|()| zk))
+        .await
+        .expect("start");
+    d.route("primary once ZooKeeper is up", |r| port_of(r) == Some(3306))
+        .await;
+    let s = d.connected().await;
+    assert!(s.zk_error.is_none() && s.session_id.is_some(), "{s:?}");
+    d.stop().await;
+    drop(zk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_server_listed_first_and_chroot() {
+    let zk = zk_server().await;
+    let live = zk.connect_string();
+    write(&live, "/proxy-a/mysql/primary", &json("10.0.0.5", 3306, 8)).await;
+    write(&live, "/mysql/primary", &json("10.9.9.9", 9999, 99)).await;
+
+    let connect = format!("127.0.0.1:{},{live}/proxy-a", dead_port());
+    let d = Disco::start(cfg(&connect, "/mysql/primary", Duration::from_secs(4)));
+    let r = d
+        .route("primary under the chroot", |r| r.primary.is_some())
+        .await;
+    assert_eq!(
+        port_of(&r),
+        Some(3306),
+        "read under the chroot, not the root"
+    );
+
+    write(&live, "/proxy-a/mysql/primary", &json("10.0.0.6", 3307, 9)).await;
+    d.route("change under the chroot", |r| port_of(r) == Some(3307))
+        .await;
+    delete(&live, "/proxy-a/mysql/primary").await;
+    d.route("deleted under the chroot", |r| r.primary.is_none())
+        .await;
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_reaches_route_table_within_milliseconds() {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/t/latency/primary";
+    write(&connect, path, &json("10.0.0.5", 1, 1)).await;
+    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
+    d.route("epoch 1", |r| port_of(r) == Some(1)).await;
+    let writer = mysql_zk_proxy::sandbox::zk_connect(&connect).await.unwrap();
+    let mut took = Vec::new();
+    for epoch in 2..=41u64 {
+        let port = epoch as u16;
+        let start = Instant::now();
+        mysql_zk_proxy::sandbox::zkclient::write_with(
+            &writer,
+            path,
+            &json("10.0.0.5", port, epoch),
+        )
+        .await
+        .unwrap();
+        d.route("next epoch", |r| port_of(r) == Some(port)).await;
+        took.push(start.elapsed());
+    }
+    took.sort();
+    let (p50, p99) = (took[took.len() / 2], took[took.len() * 99 / 100]);
+    eprintln!(
+        "set_data -> RouteTable over {} changes: p50 {p50:?}, p99 {p99:?}, max {:?}",
+        took.len(),
+        took.last().unwrap()
+    );
+    assert!(p50 < Duration::from_millis(250), "p50 {p50:?}");
     d.stop().await;
 }

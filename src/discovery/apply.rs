@@ -126,6 +126,9 @@ impl Publisher {
                 state,
                 high_water,
             } => {
+                // Counter and status first: whoever sees the new route sees them too.
+                self.stats.route_changes.fetch_add(1, Relaxed);
+                self.status.set_record(raw, None);
                 let old = self.table.current();
                 let new = self.table.publish(|prev| Route {
                     primary,
@@ -133,8 +136,6 @@ impl Publisher {
                     high_water,
                     ..prev.clone()
                 });
-                self.stats.route_changes.fetch_add(1, Relaxed);
-                self.status.set_record(raw, None);
                 log_change(&old, &new);
             }
         }

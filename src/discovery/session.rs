@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use zookeeper_client::{Client, EventType, OneshotWatcher, SessionState, Stat, StateWatcher};
@@ -33,8 +34,8 @@ enum Step {
     Disconnected(Live),
     /// The session is over (expired, auth failed, closed): drop it.
     Ended(Live, SessionState),
-    /// `cancel` fired.
-    Stop,
+    /// `cancel` fired: close the session, if any, and end.
+    Stop(Option<Live>),
 }
 
 /// The record as read, with the watch that follows it.
@@ -72,7 +73,10 @@ impl Discovery {
                 Step::Watch(live, watcher) => self.watch(live, watcher).await,
                 Step::Disconnected(live) => self.disconnected(live).await,
                 Step::Ended(live, state) => self.ended(live, state),
-                Step::Stop => break,
+                Step::Stop(live) => {
+                    close(live).await;
+                    break;
+                }
             };
         }
         self.out.status.set_state(ZkState::Closed, None);
@@ -98,11 +102,11 @@ impl Discovery {
     async fn connect(&self, shown: ZkState, pause_first: bool) -> Step {
         self.out.status.set_state(shown, None);
         if pause_first && !self.backoff().await {
-            return Step::Stop;
+            return Step::Stop(None);
         }
         loop {
             match self.or_cancel(self.try_connect()).await {
-                None => return Step::Stop,
+                None => return Step::Stop(None),
                 Some(Ok(live)) => return self.established(live),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, retry_in = ?self.cfg.retry_backoff, "no ZooKeeper session");
@@ -110,7 +114,7 @@ impl Discovery {
                 }
             }
             if !self.backoff().await {
-                return Step::Stop;
+                return Step::Stop(None);
             }
         }
     }
@@ -162,7 +166,7 @@ impl Discovery {
     async fn read(&self, live: Live) -> Step {
         let path = &self.cfg.primary_path;
         match self.or_cancel(read_and_watch(&live.client, path)).await {
-            None => Step::Stop,
+            None => Step::Stop(Some(live)),
             Some(Ok(Observed::Data(data, stat, watcher))) => {
                 self.out.data(&data, stat.mzxid);
                 Step::Watch(live, watcher)
@@ -177,6 +181,13 @@ impl Discovery {
 
     async fn read_failed(&self, live: Live, source: zookeeper_client::Error) -> Step {
         use zookeeper_client::Error as E;
+        // In-flight requests fail with the connection's own error (e.g. "no
+        // response in 800ms"), so the session state decides first.
+        match live.client.state() {
+            SessionState::Disconnected => return Step::Disconnected(live),
+            s if s.is_terminated() => return Step::Ended(live, s),
+            _ => {}
+        }
         match source {
             E::ConnectionLoss => Step::Disconnected(live),
             E::SessionExpired | E::SessionMoved => Step::Ended(live, SessionState::Expired),
@@ -191,7 +202,7 @@ impl Discovery {
                 self.out.status.set_zk_error(e.to_string());
                 match self.backoff().await {
                     true => Step::Read(live),
-                    false => Step::Stop,
+                    false => Step::Stop(Some(live)),
                 }
             }
         }
@@ -205,7 +216,7 @@ impl Discovery {
             event = watcher.changed() => Woke::Node(event),
         };
         match woke {
-            Woke::Cancel => Step::Stop,
+            Woke::Cancel => Step::Stop(Some(live)),
             Woke::Node(event) if event.event_type == EventType::Session => {
                 Step::Ended(live, event.session_state)
             }
@@ -240,7 +251,7 @@ impl Discovery {
         loop {
             match state {
                 SessionState::Disconnected => match self.or_cancel(live.states.changed()).await {
-                    None => return Step::Stop,
+                    None => return Step::Stop(Some(live)),
                     Some(next) => state = next,
                 },
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
@@ -285,6 +296,37 @@ impl Discovery {
                     pause_first: true,
                 }
             }
+        }
+    }
+}
+
+/// How long a stop waits for the server to confirm the session's close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Close the session: dropping the last client sends CloseSession; wait
+/// (bounded) until the session reports a terminal state, so the ephemeral
+/// state on the server is gone when discovery has stopped.
+async fn close(live: Option<Live>) {
+    let Some(Live {
+        client,
+        mut states,
+        id,
+    }) = live
+    else {
+        return;
+    };
+    let connected = client.state() == SessionState::SyncConnected;
+    drop(client);
+    if !connected {
+        return;
+    }
+    let closed = tokio::time::timeout(CLOSE_WAIT, async {
+        while !states.changed().await.is_terminated() {}
+    });
+    match closed.await {
+        Ok(()) => tracing::info!(session = %id, "ZooKeeper session closed"),
+        Err(_) => {
+            tracing::warn!(session = %id, "ZooKeeper session close not confirmed in {CLOSE_WAIT:?}")
         }
     }
 }
