@@ -92,11 +92,10 @@ impl Discovery {
         }
     }
 
-    /// Sleep `retry_backoff`; false if cancelled meanwhile.
+    /// Sleep `retry_backoff` (at least [`MIN_BACKOFF`]); false if cancelled meanwhile.
     async fn backoff(&self) -> bool {
-        self.or_cancel(tokio::time::sleep(self.cfg.retry_backoff))
-            .await
-            .is_some()
+        let pause = self.cfg.retry_backoff.max(MIN_BACKOFF);
+        self.or_cancel(tokio::time::sleep(pause)).await.is_some()
     }
 
     async fn connect(&self, shown: ZkState, pause_first: bool) -> Step {
@@ -104,12 +103,19 @@ impl Discovery {
         if pause_first && !self.backoff().await {
             return Step::Stop(None);
         }
+        let mut attempt = 0u64;
         loop {
+            attempt += 1;
             match self.or_cancel(self.try_connect()).await {
                 None => return Step::Stop(None),
                 Some(Ok(live)) => return self.established(live),
+                // Warn on the first failure and every tenth, not every backoff.
+                Some(Err(e)) if attempt % 10 == 1 => {
+                    tracing::warn!(error = %e, attempt, retry_in = ?self.cfg.retry_backoff, "no ZooKeeper session");
+                    self.out.status.set_zk_error(e.to_string());
+                }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, retry_in = ?self.cfg.retry_backoff, "no ZooKeeper session");
+                    tracing::debug!(error = %e, attempt, "no ZooKeeper session");
                     self.out.status.set_zk_error(e.to_string());
                 }
             }
@@ -299,6 +305,9 @@ impl Discovery {
         }
     }
 }
+
+/// Floor for `retry_backoff`, so a zero in the config cannot spin.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
 
 /// How long a stop waits for the server to confirm the session's close.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
