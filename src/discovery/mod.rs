@@ -1,7 +1,16 @@
 //! Discovery: reads and watches the primary record in ZooKeeper and publishes
 //! each accepted record as a new [`Route`](crate::routing::Route).
 //!
-//! OWNED BY THE DISCOVERY HELPER — interface below is fixed, body to be written.
+//! - [`record`]: znode bytes → [`record::Record`] (pure parser).
+//! - `apply`: fencing by epoch / mzxid, publishing routes, counters, status.
+//! - `session`: the ZooKeeper session state machine (connect, read + watch,
+//!   connection loss, session expiry, cancel).
+//! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
+//!
+//! Contract (design.md section 3): a record ordered below the route's high
+//! water is ignored; znode absent = no primary; unparseable data keeps the
+//! route; a lost connection keeps the route; an expired session is replaced
+//! by a new one, then the record is re-read and re-watched.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,6 +23,33 @@ use tokio_util::task::TaskTracker;
 use crate::config::ZookeeperConfig;
 use crate::metrics::Stats;
 use crate::routing::RouteTable;
+
+mod apply;
+pub mod record;
+mod session;
+mod status;
+
+/// Why discovery could not talk to ZooKeeper (the ZooKeeper cause is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot establish a ZooKeeper session with {connect:?}: {source}")]
+    Connect {
+        connect: String,
+        #[source]
+        source: zookeeper_client::Error,
+    },
+    #[error("no ZooKeeper session with {connect:?} within {after:?}")]
+    ConnectTimeout {
+        connect: String,
+        after: std::time::Duration,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: zookeeper_client::Error,
+    },
+}
 
 /// The ZooKeeper session as the proxy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -46,6 +82,8 @@ pub struct DiscoveryStatus {
     pub last_error: Option<String>,
     /// ZooKeeper session id (hex), when connected.
     pub session_id: Option<String>,
+    /// The last ZooKeeper failure (connect, read), cleared once connected.
+    pub zk_error: Option<String>,
 }
 
 impl DiscoveryStatus {
@@ -56,6 +94,7 @@ impl DiscoveryStatus {
             last_record: None,
             last_error: None,
             session_id: None,
+            zk_error: None,
         }
     }
     /// The ZooKeeper side of `/ready`: a session that can serve reads.
@@ -79,7 +118,15 @@ pub fn spawn(
     tracker: &TaskTracker,
 ) -> DiscoveryHandle {
     let (tx, rx) = watch::channel(DiscoveryStatus::starting());
-    let _ = (cfg, table, stats, tx);
-    tracker.spawn(async move { cancel.cancelled().await });
+    let discovery = session::Discovery {
+        cfg,
+        out: apply::Publisher {
+            table,
+            stats,
+            status: status::StatusTx::new(tx),
+        },
+        cancel,
+    };
+    tracker.spawn(discovery.run());
     DiscoveryHandle { status: rx }
 }

@@ -1,0 +1,358 @@
+//! The ZooKeeper session loop as an explicit state machine ([`Step`]):
+//! create a session, read + watch the record, follow connection loss and
+//! session expiry, stop on cancel. Each step is one function; none holds a
+//! lock across `.await`.
+
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use zookeeper_client::{Client, EventType, OneshotWatcher, SessionState, Stat, StateWatcher};
+
+use super::apply::Publisher;
+use super::{DiscoveryError, ZkState};
+use crate::config::ZookeeperConfig;
+
+/// A usable session: the client plus its state watcher.
+pub(crate) struct Live {
+    client: Client,
+    states: StateWatcher,
+    /// Session id, hex (`0x...`).
+    id: String,
+}
+
+/// Where the session loop is.
+enum Step {
+    /// No session: create one, retrying; `shown` is the status meanwhile.
+    Connect { shown: ZkState, pause_first: bool },
+    /// Session usable: read the record and arm a watch on it.
+    Read(Live),
+    /// Watch armed: wait for it to fire or for the session state to move.
+    Watch(Live, OneshotWatcher),
+    /// Connection lost, session maybe alive: wait to reconnect within it.
+    Disconnected(Live),
+    /// The session is over (expired, auth failed, closed): drop it.
+    Ended(Live, SessionState),
+    /// `cancel` fired: close the session, if any, and end.
+    Stop(Option<Live>),
+}
+
+/// The record as read, with the watch that follows it.
+enum Observed {
+    Data(Vec<u8>, Stat, OneshotWatcher),
+    Absent(OneshotWatcher),
+}
+
+/// What woke a [`Step::Watch`].
+enum Woke {
+    Cancel,
+    Node(zookeeper_client::WatchedEvent),
+    State(SessionState),
+}
+
+/// The discovery task: configuration, sink and cancellation.
+pub(crate) struct Discovery {
+    pub(crate) cfg: ZookeeperConfig,
+    pub(crate) out: Publisher,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Discovery {
+    /// Run until `cancel` fires; the session is closed on the way out.
+    pub(crate) async fn run(self) {
+        tracing::info!(connect = %self.cfg.connect, path = %self.cfg.primary_path, "discovery starting");
+        let mut step = Step::Connect {
+            shown: ZkState::Connecting,
+            pause_first: false,
+        };
+        loop {
+            step = match step {
+                Step::Connect { shown, pause_first } => self.connect(shown, pause_first).await,
+                Step::Read(live) => self.read(live).await,
+                Step::Watch(live, watcher) => self.watch(live, watcher).await,
+                Step::Disconnected(live) => self.disconnected(live).await,
+                Step::Ended(live, state) => self.ended(live, state),
+                Step::Stop(live) => {
+                    close(live).await;
+                    break;
+                }
+            };
+        }
+        self.out.status.set_state(ZkState::Closed, None);
+        tracing::info!("discovery stopped");
+    }
+
+    /// `fut`, unless `cancel` fires first (then `None`).
+    async fn or_cancel<F: Future>(&self, fut: F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => None,
+            v = fut => Some(v),
+        }
+    }
+
+    /// Sleep `retry_backoff` (at least [`MIN_BACKOFF`]); false if cancelled meanwhile.
+    async fn backoff(&self) -> bool {
+        let pause = self.cfg.retry_backoff.max(MIN_BACKOFF);
+        self.or_cancel(tokio::time::sleep(pause)).await.is_some()
+    }
+
+    async fn connect(&self, shown: ZkState, pause_first: bool) -> Step {
+        self.out.status.set_state(shown, None);
+        if pause_first && !self.backoff().await {
+            return Step::Stop(None);
+        }
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            match self.or_cancel(self.try_connect()).await {
+                None => return Step::Stop(None),
+                Some(Ok(live)) => return self.established(live),
+                // Warn on the first failure and every tenth, not every backoff.
+                Some(Err(e)) if attempt % 10 == 1 => {
+                    tracing::warn!(error = %e, attempt, retry_in = ?self.cfg.retry_backoff, "no ZooKeeper session");
+                    self.out.status.set_zk_error(e.to_string());
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, attempt, "no ZooKeeper session");
+                    self.out.status.set_zk_error(e.to_string());
+                }
+            }
+            if !self.backoff().await {
+                return Step::Stop(None);
+            }
+        }
+    }
+
+    /// One attempt, bounded by `connect_timeout`.
+    async fn try_connect(&self) -> Result<Live, DiscoveryError> {
+        let cfg = &self.cfg;
+        let connector = Client::connector()
+            .with_session_timeout(cfg.session_timeout)
+            .with_fail_eagerly();
+        let client = match tokio::time::timeout(
+            cfg.connect_timeout,
+            connector.connect(&cfg.connect),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(DiscoveryError::ConnectTimeout {
+                    connect: cfg.connect.clone(),
+                    after: cfg.connect_timeout,
+                })
+            }
+            Ok(Err(source)) => {
+                return Err(DiscoveryError::Connect {
+                    connect: cfg.connect.clone(),
+                    source,
+                })
+            }
+            Ok(Ok(client)) => client,
+        };
+        let states = client.state_watcher();
+        let id = client.session_id().to_string();
+        Ok(Live { client, states, id })
+    }
+
+    fn established(&self, live: Live) -> Step {
+        self.out.stats.zk_sessions_established.fetch_add(1, Relaxed);
+        tracing::info!(
+            session = %live.id,
+            timeout = ?live.client.session_timeout(),
+            "ZooKeeper session established"
+        );
+        self.out
+            .status
+            .set_state(ZkState::Connected, Some(live.id.clone()));
+        Step::Read(live)
+    }
+
+    async fn read(&self, live: Live) -> Step {
+        let path = &self.cfg.primary_path;
+        match self.or_cancel(read_and_watch(&live.client, path)).await {
+            None => Step::Stop(Some(live)),
+            Some(Ok(Observed::Data(data, stat, watcher))) => {
+                self.out.data(&data, stat.mzxid);
+                Step::Watch(live, watcher)
+            }
+            Some(Ok(Observed::Absent(watcher))) => {
+                self.out.absent();
+                Step::Watch(live, watcher)
+            }
+            Some(Err(source)) => self.read_failed(live, source).await,
+        }
+    }
+
+    async fn read_failed(&self, live: Live, source: zookeeper_client::Error) -> Step {
+        use zookeeper_client::Error as E;
+        // In-flight requests fail with the connection's own error (e.g. "no
+        // response in 800ms"), so the session state decides first.
+        match live.client.state() {
+            SessionState::Disconnected => return Step::Disconnected(live),
+            s if s.is_terminated() => return Step::Ended(live, s),
+            _ => {}
+        }
+        match source {
+            E::ConnectionLoss => Step::Disconnected(live),
+            E::SessionExpired | E::SessionMoved => Step::Ended(live, SessionState::Expired),
+            E::AuthFailed => Step::Ended(live, SessionState::AuthFailed),
+            E::ClientClosed => Step::Ended(live, SessionState::Closed),
+            source => {
+                let e = DiscoveryError::Read {
+                    path: self.cfg.primary_path.clone(),
+                    source,
+                };
+                tracing::warn!(error = %e, retry_in = ?self.cfg.retry_backoff, "cannot read the primary record");
+                self.out.status.set_zk_error(e.to_string());
+                match self.backoff().await {
+                    true => Step::Read(live),
+                    false => Step::Stop(Some(live)),
+                }
+            }
+        }
+    }
+
+    async fn watch(&self, mut live: Live, watcher: OneshotWatcher) -> Step {
+        let woke = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Woke::Cancel,
+            state = live.states.changed() => Woke::State(state),
+            event = watcher.changed() => Woke::Node(event),
+        };
+        match woke {
+            Woke::Cancel => Step::Stop(Some(live)),
+            Woke::Node(event) if event.event_type == EventType::Session => {
+                Step::Ended(live, event.session_state)
+            }
+            Woke::Node(event) => {
+                tracing::debug!(event = ?event.event_type, zxid = event.zxid, "primary znode changed");
+                Step::Read(live)
+            }
+            Woke::State(state) => self.state_moved(live, state),
+        }
+    }
+
+    /// The session state moved while the watch was armed.
+    fn state_moved(&self, live: Live, state: SessionState) -> Step {
+        match state {
+            SessionState::Disconnected => Step::Disconnected(live),
+            SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                // Disconnected and reconnected between two polls: still a
+                // loss, and changes may have been missed.
+                self.out.stats.zk_disconnects.fetch_add(1, Relaxed);
+                tracing::warn!(session = %live.id, "ZooKeeper connection was lost and recovered; re-reading");
+                Step::Read(live)
+            }
+            terminal => Step::Ended(live, terminal),
+        }
+    }
+
+    async fn disconnected(&self, mut live: Live) -> Step {
+        self.out.stats.zk_disconnects.fetch_add(1, Relaxed);
+        self.out.status.set_state(ZkState::Disconnected, None);
+        tracing::warn!(session = %live.id, "ZooKeeper connection lost; keeping the current route");
+        let mut state = live.states.state();
+        loop {
+            match state {
+                SessionState::Disconnected => match self.or_cancel(live.states.changed()).await {
+                    None => return Step::Stop(Some(live)),
+                    Some(next) => state = next,
+                },
+                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                    tracing::info!(session = %live.id, "ZooKeeper connection recovered; re-reading the record");
+                    self.out
+                        .status
+                        .set_state(ZkState::Connected, Some(live.id.clone()));
+                    return Step::Read(live);
+                }
+                terminal => return Step::Ended(live, terminal),
+            }
+        }
+    }
+
+    /// Drop the finished session and decide how to create the next one.
+    fn ended(&self, live: Live, state: SessionState) -> Step {
+        let Live { client, id, .. } = live;
+        drop(client);
+        match state {
+            SessionState::Expired => {
+                self.out.stats.zk_sessions_expired.fetch_add(1, Relaxed);
+                tracing::warn!(session = %id, "ZooKeeper session expired; keeping the current route, creating a new session");
+                Step::Connect {
+                    shown: ZkState::Expired,
+                    pause_first: false,
+                }
+            }
+            SessionState::AuthFailed => {
+                tracing::error!(session = %id, "ZooKeeper authentication failed; retrying");
+                self.out
+                    .status
+                    .set_zk_error(format!("session {id}: authentication failed"));
+                Step::Connect {
+                    shown: ZkState::AuthFailed,
+                    pause_first: true,
+                }
+            }
+            other => {
+                tracing::warn!(session = %id, state = %other, "ZooKeeper session ended; creating a new one");
+                Step::Connect {
+                    shown: ZkState::Connecting,
+                    pause_first: true,
+                }
+            }
+        }
+    }
+}
+
+/// Floor for `retry_backoff`, so a zero in the config cannot spin.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How long a stop waits for the server to confirm the session's close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Close the session: dropping the last client sends CloseSession; wait
+/// (bounded) until the session reports a terminal state, so the ephemeral
+/// state on the server is gone when discovery has stopped.
+async fn close(live: Option<Live>) {
+    let Some(Live {
+        client,
+        mut states,
+        id,
+    }) = live
+    else {
+        return;
+    };
+    let connected = client.state() == SessionState::SyncConnected;
+    drop(client);
+    if !connected {
+        return;
+    }
+    let closed = tokio::time::timeout(CLOSE_WAIT, async {
+        while !states.changed().await.is_terminated() {}
+    });
+    match closed.await {
+        Ok(()) => tracing::info!(session = %id, "ZooKeeper session closed"),
+        Err(_) => {
+            tracing::warn!(session = %id, "ZooKeeper session close not confirmed in {CLOSE_WAIT:?}")
+        }
+    }
+}
+
+/// Read the record and arm the matching watch: a data watch when the znode
+/// exists, an exists-watch (fires on creation) when it does not.
+async fn read_and_watch(client: &Client, path: &str) -> Result<Observed, zookeeper_client::Error> {
+    loop {
+        match client.get_and_watch_data(path).await {
+            Ok((data, stat, watcher)) => return Ok(Observed::Data(data, stat, watcher)),
+            Err(zookeeper_client::Error::NoNode) => {}
+            Err(e) => return Err(e),
+        }
+        match client.check_and_watch_stat(path).await? {
+            (None, watcher) => return Ok(Observed::Absent(watcher)),
+            // Created between the two reads: read it (the watch is dropped).
+            (Some(_), _) => continue,
+        }
+    }
+}
