@@ -39,7 +39,10 @@ fn logged_in_tracker() -> Tracker {
 }
 
 fn framer(c: &mut Criterion) {
-    let query = packet(0, b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x03\x00\x2a\x00\x00\x00");
+    let query = packet(
+        0,
+        b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x03\x00\x2a\x00\x00\x00",
+    );
     let reply = point_select_reply();
     let mut g = c.benchmark_group("framer");
     g.throughput(Throughput::Bytes((query.len() + reply.len()) as u64));
@@ -56,7 +59,9 @@ fn framer(c: &mut Criterion) {
             assert!(t.at_rest());
         })
     });
-    let rows: Vec<u8> = (0..1000).flat_map(|i| packet(i as u8, &[200u8; 201])).collect();
+    let rows: Vec<u8> = (0..1000)
+        .flat_map(|i| packet(i as u8, &[200u8; 201]))
+        .collect();
     g.throughput(Throughput::Bytes(rows.len() as u64));
     g.bench_function("rows_200B_x1000", |b| {
         b.iter_batched(

@@ -35,15 +35,23 @@ impl ProxyErrorCode {
     }
 }
 
+/// Where in the connection the error is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Instead of the greeting: clients parse this ERR without PROTOCOL_41,
+    /// so (like MySQL's own "Too many connections") it carries no SQLSTATE
+    /// marker — a `#XXXXX` would end up in the message text.
+    BeforeGreeting,
+    /// After the greeting: `#` + SQLSTATE precede the message.
+    AfterGreeting,
+}
+
 /// A whole ERR packet (header included) with sequence id `seq`; the message
 /// is prefixed with "mysql-zk-proxy: " so users can tell who said it.
-pub fn err_packet(seq: u8, code: ProxyErrorCode, message: &str) -> Vec<u8> {
+pub fn err_packet(seq: u8, code: ProxyErrorCode, phase: Phase, message: &str) -> Vec<u8> {
     let msg = format!("mysql-zk-proxy: {message}");
-    let err = ErrPacket::Error(ServerError::new(
-        code.code(),
-        Some(SqlState::new(code.sqlstate())),
-        msg.as_bytes(),
-    ));
+    let state = (phase == Phase::AfterGreeting).then(|| SqlState::new(code.sqlstate()));
+    let err = ErrPacket::Error(ServerError::new(code.code(), state, msg.as_bytes()));
     let mut payload = Vec::new();
     err.serialize(&mut payload);
     let len = payload.len().min(0xff_ffff) as u32;
@@ -59,17 +67,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_primary_packet_bytes() {
-        let p = err_packet(0, ProxyErrorCode::NoPrimary, "x");
-        let mut want = vec![0xff, 0x29, 0x23, b'#'];
-        want.extend_from_slice(b"08004mysql-zk-proxy: x");
+    fn before_greeting_has_no_sqlstate_marker() {
+        let p = err_packet(0, ProxyErrorCode::NoPrimary, Phase::BeforeGreeting, "x");
+        let mut want = vec![0xff, 0x29, 0x23];
+        want.extend_from_slice(b"mysql-zk-proxy: x");
         assert_eq!(&p[4..], &want[..]);
         assert_eq!(&p[..4], &[want.len() as u8, 0, 0, 0]);
     }
 
     #[test]
+    fn after_greeting_carries_the_sqlstate() {
+        let p = err_packet(0, ProxyErrorCode::NoPrimary, Phase::AfterGreeting, "x");
+        let mut want = vec![0xff, 0x29, 0x23, b'#'];
+        want.extend_from_slice(b"08004mysql-zk-proxy: x");
+        assert_eq!(&p[4..], &want[..]);
+    }
+
+    #[test]
     fn sequence_id_is_kept() {
-        let p = err_packet(2, ProxyErrorCode::TlsUnsupported, "no TLS");
+        let p = err_packet(
+            2,
+            ProxyErrorCode::TlsUnsupported,
+            Phase::AfterGreeting,
+            "no TLS",
+        );
         assert_eq!(p[3], 2);
         assert_eq!(u16::from_le_bytes([p[5], p[6]]), 9003);
     }

@@ -14,7 +14,7 @@ use tracing::{field, Instrument};
 use crate::backend::{self, frame};
 use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
-use crate::protocol::errors::{err_packet, ProxyErrorCode};
+use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::handshake::adjust_greeting;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
@@ -53,7 +53,14 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
             ctx.discovery.status.borrow().state,
         );
         tracing::warn!("{msg}");
-        send_error(&mut client, 0, ProxyErrorCode::NoPrimary, &msg).await;
+        send_error(
+            &mut client,
+            0,
+            ProxyErrorCode::NoPrimary,
+            Phase::BeforeGreeting,
+            &msg,
+        )
+        .await;
         return ConnOutcome::NoPrimary;
     };
     let primary = route.primary.as_ref().expect("route has a primary");
@@ -86,7 +93,14 @@ async fn connect_and_relay(
         Err(e) => {
             tracing::warn!(error = %e, "backend unreachable");
             let msg = format!("cannot connect to primary {primary}: {e}");
-            send_error(&mut client, 0, ProxyErrorCode::BackendUnreachable, &msg).await;
+            send_error(
+                &mut client,
+                0,
+                ProxyErrorCode::BackendUnreachable,
+                Phase::BeforeGreeting,
+                &msg,
+            )
+            .await;
             return ConnOutcome::BackendUnreachable;
         }
     };
@@ -102,7 +116,14 @@ async fn connect_and_relay(
         Err(e) => {
             tracing::warn!(error = %e, "bad greeting from backend");
             let msg = format!("primary {primary} sent an unusable greeting: {e}");
-            send_error(&mut client, 0, ProxyErrorCode::BackendUnreachable, &msg).await;
+            send_error(
+                &mut client,
+                0,
+                ProxyErrorCode::BackendUnreachable,
+                Phase::BeforeGreeting,
+                &msg,
+            )
+            .await;
             return ConnOutcome::BackendUnreachable;
         }
     };
@@ -145,14 +166,27 @@ async fn outcome_of(
         }
         RelayEnd::SslRequested => {
             let msg = "TLS is not enabled on this proxy; connect without TLS";
-            send_error(client, 2, ProxyErrorCode::TlsUnsupported, msg).await;
+            send_error(
+                client,
+                2,
+                ProxyErrorCode::TlsUnsupported,
+                Phase::AfterGreeting,
+                msg,
+            )
+            .await;
             ConnOutcome::ClientError
         }
     }
 }
 
-async fn send_error(client: &mut TcpStream, seq: u8, code: ProxyErrorCode, msg: &str) {
-    let packet = err_packet(seq, code, msg);
+async fn send_error(
+    client: &mut TcpStream,
+    seq: u8,
+    code: ProxyErrorCode,
+    phase: Phase,
+    msg: &str,
+) {
+    let packet = err_packet(seq, code, phase, msg);
     if let Err(e) = client.write_all(&packet).await {
         tracing::debug!(error = %e, "could not send the error to the client");
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mysql_async::{Opts, OptsBuilder};
 use mysql_zk_proxy::config::Config;
 use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox::{Cluster, ClusterOptions};
+use mysql_zk_proxy::sandbox::Cluster;
 
 pub const APP_USER: &str = "app";
 pub const APP_PASS: &str = "app";
@@ -74,16 +74,17 @@ pub async fn start_with(replica: bool, tweak: impl FnOnce(&mut Config)) -> Env {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
-    let cluster = Cluster::start(ClusterOptions {
-        replica,
-        ..ClusterOptions::default()
-    })
-    .expect("cluster starts");
+    let mut builder = Cluster::builder();
+    if !replica {
+        builder = builder.without_replica();
+    }
+    let cluster = builder.start().await.expect("cluster starts");
     let mut cfg = test_config(&cluster);
     tweak(&mut cfg);
     let proxy = Proxy::start(cfg).await.expect("proxy starts");
     let env = Env { cluster, proxy };
-    env.wait_for_primary_port(env.cluster.primary().port()).await;
+    env.wait_for_primary_port(env.cluster.primary().port())
+        .await;
     env
 }
 
@@ -101,6 +102,10 @@ impl Env {
             }
         })
         .await;
-        assert!(waited.is_ok(), "proxy never routed to port {port}: {:?}", table.current());
+        assert!(
+            waited.is_ok(),
+            "proxy never routed to port {port}: {:?}",
+            table.current()
+        );
     }
 }

@@ -63,7 +63,11 @@ impl RawConn {
             tracker.on_client_packet(&p);
         });
         let (_, reply) = read_packet(&mut stream).await?;
-        anyhow::ensure!(reply.first() == Some(&0), "login failed: {}", String::from_utf8_lossy(&reply));
+        anyhow::ensure!(
+            reply.first() == Some(&0),
+            "login failed: {}",
+            String::from_utf8_lossy(&reply)
+        );
         f.feed(&frame(2, &reply), |p| {
             tracker.on_server_packet(&p);
         });
