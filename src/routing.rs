@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn publish_bumps_generation_and_notifies() {
         let table = RouteTable::new();
-        let mut rx = table.subscribe();
+        let rx = table.subscribe();
         let r = table.publish(|prev| Route {
             primary: Some(primary(3306, 1)),
             ..prev.clone()
