@@ -2,6 +2,7 @@
 //! a private `PrometheusRecorder` (never installed globally), every metric
 //! registered once at construction, values synced at scrape time.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
@@ -53,14 +54,22 @@ struct Handles {
     sessions: Vec<(SessionState, Gauge)>,
     bytes_client_to_backend: Counter,
     bytes_backend_to_client: Counter,
-    route_epoch: Gauge,
+    route: RouteHandles,
+    zk: ZkHandles,
+}
+
+struct RouteHandles {
+    epoch: Gauge,
     primary_known: Gauge,
-    route_changes: Counter,
+    changes: Counter,
     records_ignored: Vec<(IgnoredRecord, Counter)>,
-    zk_state: Vec<(ZkState, Gauge)>,
-    zk_sessions_established: Counter,
-    zk_sessions_expired: Counter,
-    zk_disconnects: Counter,
+}
+
+struct ZkHandles {
+    state: Vec<(ZkState, Gauge)>,
+    sessions_established: Counter,
+    sessions_expired: Counter,
+    disconnects: Counter,
 }
 
 /// Registers metrics on one recorder, describing each name once.
@@ -69,12 +78,12 @@ struct Registrar {
 }
 
 impl Registrar {
-    fn key(name: &str, labels: &[(&'static str, &'static str)]) -> Key {
-        let labels: Vec<Label> = labels.iter().map(|&(k, v)| Label::new(k, v)).collect();
+    fn key(name: &str, label: Option<(&'static str, &'static str)>) -> Key {
+        let labels: Vec<Label> = label.map(|(k, v)| Label::new(k, v)).into_iter().collect();
         Key::from_parts(format!("{PREFIX}{name}"), labels)
     }
 
-    fn name(name: &str) -> KeyName {
+    fn key_name(name: &str) -> KeyName {
         KeyName::from(format!("{PREFIX}{name}"))
     }
 
@@ -83,48 +92,89 @@ impl Registrar {
     }
 
     fn counter(&self, name: &str, unit: Unit, help: &'static str) -> Counter {
-        self.counter_with(name, unit, help, &[])
+        self.counter_at(name, unit, help, None)
     }
 
-    fn counter_with(
+    fn counter_at(
         &self,
         name: &str,
         unit: Unit,
         help: &'static str,
-        labels: &[(&'static str, &'static str)],
+        label: Option<(&'static str, &'static str)>,
     ) -> Counter {
         let help = SharedString::const_str(help);
         self.recorder
-            .describe_counter(Self::name(name), Some(unit), help);
+            .describe_counter(Self::key_name(name), Some(unit), help);
         self.recorder
-            .register_counter(&Self::key(name, labels), &Self::meta())
+            .register_counter(&Self::key(name, label), &Self::meta())
     }
 
-    fn gauge(&self, name: &str, unit: Unit, help: &'static str) -> Gauge {
-        self.gauge_with(name, unit, help, &[])
-    }
-
-    fn gauge_with(
+    /// One counter per value of `key`, all pre-registered (at 0).
+    fn counters<T: Copy>(
         &self,
         name: &str,
-        unit: Unit,
         help: &'static str,
-        labels: &[(&'static str, &'static str)],
+        key: &'static str,
+        values: &[T],
+        label: fn(T) -> &'static str,
+    ) -> Vec<(T, Counter)> {
+        values
+            .iter()
+            .map(|&v| {
+                (
+                    v,
+                    self.counter_at(name, Unit::Count, help, Some((key, label(v)))),
+                )
+            })
+            .collect()
+    }
+
+    fn gauge(&self, name: &str, help: &'static str) -> Gauge {
+        self.gauge_at(name, help, None)
+    }
+
+    fn gauge_at(
+        &self,
+        name: &str,
+        help: &'static str,
+        label: Option<(&'static str, &'static str)>,
     ) -> Gauge {
         let help = SharedString::const_str(help);
         self.recorder
-            .describe_gauge(Self::name(name), Some(unit), help);
+            .describe_gauge(Self::key_name(name), Some(Unit::Count), help);
         self.recorder
-            .register_gauge(&Self::key(name, labels), &Self::meta())
+            .register_gauge(&Self::key(name, label), &Self::meta())
+    }
+
+    /// One gauge per value of `key`, all pre-registered (at 0).
+    fn gauges<T: Copy>(
+        &self,
+        name: &str,
+        help: &'static str,
+        key: &'static str,
+        values: &[T],
+        label: fn(T) -> &'static str,
+    ) -> Vec<(T, Gauge)> {
+        values
+            .iter()
+            .map(|&v| (v, self.gauge_at(name, help, Some((key, label(v))))))
+            .collect()
     }
 }
 
 impl Handles {
     fn register(r: &Registrar) -> Handles {
+        let bytes = |direction| {
+            r.counter_at(
+                "bytes_total",
+                Unit::Bytes,
+                "Bytes relayed between clients and backends, by direction.",
+                Some(("direction", direction)),
+            )
+        };
         Handles {
             connections_active: r.gauge(
                 "client_connections_active",
-                Unit::Count,
                 "Client connections open now (every session state).",
             ),
             connections_accepted: r.counter(
@@ -132,100 +182,81 @@ impl Handles {
                 Unit::Count,
                 "Client connections accepted.",
             ),
-            connections_by_outcome: ConnOutcome::ALL
-                .iter()
-                .map(|&o| {
-                    let c = r.counter_with(
-                        "client_connections_total",
-                        Unit::Count,
-                        "Client connections closed, by how they ended.",
-                        &[("outcome", o.label())],
-                    );
-                    (o, c)
-                })
-                .collect(),
-            sessions: SessionState::ALL
-                .iter()
-                .map(|&s| {
-                    let g = r.gauge_with(
-                        "sessions",
-                        Unit::Count,
-                        "Client sessions open now, by state.",
-                        &[("state", s.label())],
-                    );
-                    (s, g)
-                })
-                .collect(),
-            bytes_client_to_backend: Self::bytes(r, "client_to_backend"),
-            bytes_backend_to_client: Self::bytes(r, "backend_to_client"),
-            route_epoch: r.gauge(
+            connections_by_outcome: r.counters(
+                "client_connections_total",
+                "Client connections closed, by how they ended.",
+                "outcome",
+                &ConnOutcome::ALL,
+                ConnOutcome::label,
+            ),
+            sessions: r.gauges(
+                "sessions",
+                "Client sessions open now, by state.",
+                "state",
+                &SessionState::ALL,
+                SessionState::label,
+            ),
+            bytes_client_to_backend: bytes("client_to_backend"),
+            bytes_backend_to_client: bytes("backend_to_client"),
+            route: RouteHandles::register(r),
+            zk: ZkHandles::register(r),
+        }
+    }
+}
+
+impl RouteHandles {
+    fn register(r: &Registrar) -> RouteHandles {
+        RouteHandles {
+            epoch: r.gauge(
                 "route_epoch",
-                Unit::Count,
                 "Epoch (or mzxid) of the current primary record; 0 when no primary is known.",
             ),
             primary_known: r.gauge(
                 "primary_known",
-                Unit::Count,
                 "1 when a primary is known (new connections are routed), else 0.",
             ),
-            route_changes: r.counter(
+            changes: r.counter(
                 "route_changes_total",
                 Unit::Count,
                 "Routes published after a ZooKeeper record was accepted.",
             ),
-            records_ignored: IgnoredRecord::ALL
-                .iter()
-                .map(|&why| {
-                    let c = r.counter_with(
-                        "records_ignored_total",
-                        Unit::Count,
-                        "ZooKeeper primary records not applied, by reason.",
-                        &[("reason", why.label())],
-                    );
-                    (why, c)
-                })
-                .collect(),
-            zk_state: Self::zk_states(r),
-            zk_sessions_established: r.counter(
+            records_ignored: r.counters(
+                "records_ignored_total",
+                "ZooKeeper primary records not applied, by reason.",
+                "reason",
+                &IgnoredRecord::ALL,
+                IgnoredRecord::label,
+            ),
+        }
+    }
+}
+
+impl ZkHandles {
+    fn register(r: &Registrar) -> ZkHandles {
+        ZkHandles {
+            state: r.gauges(
+                "zookeeper_session_state",
+                "1 for the current state of the ZooKeeper session, 0 for the others.",
+                "state",
+                &ZK_STATES,
+                zk_state_label,
+            ),
+            sessions_established: r.counter(
                 "zookeeper_sessions_established_total",
                 Unit::Count,
                 "ZooKeeper sessions established (the first one included).",
             ),
-            zk_sessions_expired: r.counter(
+            sessions_expired: r.counter(
                 "zookeeper_sessions_expired_total",
                 Unit::Count,
                 "ZooKeeper sessions that expired.",
             ),
-            zk_disconnects: r.counter(
+            disconnects: r.counter(
                 "zookeeper_disconnects_total",
                 Unit::Count,
                 "Times the ZooKeeper connection was lost while the session lived on.",
             ),
         }
-    }
-
-    fn bytes(r: &Registrar, direction: &'static str) -> Counter {
-        r.counter_with(
-            "bytes_total",
-            Unit::Bytes,
-            "Bytes relayed between clients and backends, by direction.",
-            &[("direction", direction)],
-        )
-    }
-
-    fn zk_states(r: &Registrar) -> Vec<(ZkState, Gauge)> {
-        ZK_STATES
-            .iter()
-            .map(|&s| {
-                let g = r.gauge_with(
-                    "zookeeper_session_state",
-                    Unit::Count,
-                    "1 for the current state of the ZooKeeper session, 0 for the others.",
-                    &[("state", zk_state_label(s))],
-                );
-                (s, g)
-            })
-            .collect()
     }
 }
 
@@ -253,14 +284,13 @@ impl Metrics {
 
     /// Prometheus text format, with every value read now.
     pub fn render(&self) -> String {
-        self.sync_stats();
+        self.sync_connections();
         self.sync_route();
         self.sync_zookeeper();
         self.handle.render()
     }
 
-    fn sync_stats(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
+    fn sync_connections(&self) {
         let (s, h) = (&self.stats, &self.h);
         h.connections_active.set(s.connections_active() as f64);
         h.connections_accepted
@@ -275,31 +305,40 @@ impl Metrics {
             .absolute(s.bytes_client_to_backend.load(Relaxed));
         h.bytes_backend_to_client
             .absolute(s.bytes_backend_to_client.load(Relaxed));
-        h.route_changes.absolute(s.route_changes.load(Relaxed));
-        for (why, c) in &h.records_ignored {
-            c.absolute(s.records_ignored(*why));
-        }
-        h.zk_sessions_established
-            .absolute(s.zk_sessions_established.load(Relaxed));
-        h.zk_sessions_expired
-            .absolute(s.zk_sessions_expired.load(Relaxed));
-        h.zk_disconnects.absolute(s.zk_disconnects.load(Relaxed));
     }
 
     fn sync_route(&self) {
+        let (s, h) = (&self.stats, &self.h.route);
         let route = self.table.current();
         let epoch = route.primary.as_ref().map_or(0, |p| p.epoch);
-        self.h.route_epoch.set(epoch as f64);
-        self.h
-            .primary_known
-            .set(if route.primary.is_some() { 1.0 } else { 0.0 });
+        h.epoch.set(epoch as f64);
+        h.primary_known.set(flag(route.primary.is_some()));
+        h.changes.absolute(s.route_changes.load(Relaxed));
+        for (why, c) in &h.records_ignored {
+            c.absolute(s.records_ignored(*why));
+        }
     }
 
     fn sync_zookeeper(&self) {
+        let (s, h) = (&self.stats, &self.h.zk);
         let current = self.discovery.get().map(|rx| rx.borrow().state);
-        for (state, g) in &self.h.zk_state {
-            g.set(if Some(*state) == current { 1.0 } else { 0.0 });
+        for (state, g) in &h.state {
+            g.set(flag(Some(*state) == current));
         }
+        h.sessions_established
+            .absolute(s.zk_sessions_established.load(Relaxed));
+        h.sessions_expired
+            .absolute(s.zk_sessions_expired.load(Relaxed));
+        h.disconnects.absolute(s.zk_disconnects.load(Relaxed));
+    }
+}
+
+/// A 0/1 gauge value.
+fn flag(on: bool) -> f64 {
+    if on {
+        1.0
+    } else {
+        0.0
     }
 }
 
