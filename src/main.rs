@@ -1,1 +1,147 @@
-fn main() {}
+//! The `mysql-zk-proxy` binary: parses the command line, loads the config,
+//! sets up logging and runs the chosen command; maps failures to exit codes
+//! (2 for a bad configuration, 1 for any other fatal error).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use mysql_zk_proxy::cli::{self, Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
+use mysql_zk_proxy::config::{Config, LogConfig, LogFormat};
+use mysql_zk_proxy::proxy::Proxy;
+use mysql_zk_proxy::sandbox;
+
+/// How long `run` waits for the proxy's tasks after a signal.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::CheckConfig(args) => check_config(&args.config, args.overrides),
+        Command::Sandbox(cmd) => sandbox(cmd),
+    };
+    result.unwrap_or_else(|code| code)
+}
+
+/// Print a fatal error (each cause once) and return the exit code.
+fn fail(code: u8, e: &anyhow::Error) -> ExitCode {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1).map(ToString::to_string) {
+        if !msg.contains(&cause) {
+            msg = format!("{msg}: {cause}");
+        }
+    }
+    eprintln!("mysql-zk-proxy: {msg}");
+    ExitCode::from(code)
+}
+
+fn load(path: Option<&Path>, overrides: OverrideArgs) -> Result<Config, ExitCode> {
+    Config::load(path, &overrides.into()).map_err(|e| fail(EXIT_BAD_CONFIG, &e.into()))
+}
+
+fn check_config(path: &Path, overrides: OverrideArgs) -> Result<ExitCode, ExitCode> {
+    let config = load(Some(path), overrides)?;
+    let text = toml::to_string_pretty(&config)
+        .context("cannot print the config as TOML")
+        .map_err(|e| fail(1, &e))?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, ExitCode> {
+    let config = load(args.config.as_deref(), args.overrides)?;
+    init_logging(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(|e| fail(1, &e))?;
+    let result = runtime.block_on(serve(config));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result.map_err(|e| fail(1, &e))
+}
+
+/// Start the proxy, wait for SIGTERM/SIGINT, shut down. A second signal
+/// during the shutdown exits at once.
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::new()?;
+    let proxy = Proxy::start(config).await?;
+    tracing::info!(listen = %proxy.listen_addr(),
+        admin = %proxy.admin_addr().map_or("disabled".into(), |a| a.to_string()),
+        "serving until SIGTERM or SIGINT");
+    let name = signals.next().await;
+    tracing::info!(signal = name, deadline = ?SHUTDOWN_DEADLINE, "shutting down");
+    tokio::select! {
+        clean = proxy.shutdown(SHUTDOWN_DEADLINE) => {
+            if clean {
+                tracing::info!("stopped");
+            } else {
+                tracing::warn!(deadline = ?SHUTDOWN_DEADLINE,
+                    "some tasks were still running at the shutdown deadline; exiting anyway");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        name = signals.next() => {
+            tracing::warn!(signal = name, "second signal during shutdown; exiting now");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, registered before the proxy starts so that no
+/// signal in between falls back to the default action.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
+    init_logging(&LogConfig::default())?;
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(|e| fail(1, &e))?;
+    runtime
+        .block_on(sandbox::cli::run(cmd))
+        .map_err(|e| fail(1, &e.into()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// tracing to stderr: config `log.level`/`log.format`, RUST_LOG wins when set.
+fn init_logging(log: &LogConfig) -> Result<(), ExitCode> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = cli::log_filter(&log.level, rust_log.as_deref())
+        .map_err(|e| fail(EXIT_BAD_CONFIG, &e.into()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed
+        .map_err(|e| anyhow::anyhow!(e).context("cannot set up logging"))
+        .map_err(|e| fail(1, &e))
+}

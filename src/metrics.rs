@@ -201,19 +201,5 @@ mod tests {
     }
 }
 
-/// Prometheus exposition for one proxy (placeholder until the admin helper fills it in).
-pub struct Metrics {
-    stats: Arc<Stats>,
-    table: Arc<crate::routing::RouteTable>,
-}
-
-impl Metrics {
-    pub fn new(stats: Arc<Stats>, table: Arc<crate::routing::RouteTable>) -> Metrics {
-        Metrics { stats, table }
-    }
-    /// Prometheus text format.
-    pub fn render(&self) -> String {
-        let _ = (&self.stats, &self.table);
-        String::new()
-    }
-}
+mod exposition;
+pub use exposition::{zk_state_label, Metrics};

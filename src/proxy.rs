@@ -79,6 +79,7 @@ impl Proxy {
             cancel.child_token(),
             &tracker,
         );
+        metrics.set_discovery(discovery.status.clone());
 
         let ctx = Arc::new(listener::Context {
             config: config.clone(),
@@ -98,6 +99,8 @@ impl Proxy {
                 metrics: metrics.clone(),
                 stats: stats.clone(),
                 started: std::time::SystemTime::now(),
+                listen_addr,
+                shutting_down: Default::default(),
             });
             tracker.spawn(admin::serve(l, state, cancel.child_token()));
         }
