@@ -1,5 +1,8 @@
 //! Integration tests of the sandbox harness: real ZooKeeper and MariaDB processes.
 
+use mysql_zk_proxy::sandbox::cli::{self, SandboxCommand};
+use mysql_zk_proxy::sandbox::persistent::{self, UpOutcome};
+use mysql_zk_proxy::sandbox::state::SandboxState;
 use mysql_zk_proxy::sandbox::{
     process::pid_alive, zk_delete, zk_read, zk_write, Cluster, ZkServer, DEFAULT_PRIMARY_PATH,
 };
@@ -186,4 +189,95 @@ async fn single_server_cluster_without_publishing() {
         "app@%",
         "{out:?}"
     );
+}
+
+/// Runs `sandbox down --wipe` for a persistent sandbox even if the test panics.
+struct WipeOnDrop(std::path::PathBuf);
+impl Drop for WipeOnDrop {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = persistent::down(&self.0, true);
+        }
+    }
+}
+
+#[derive(clap::Parser)]
+struct SandboxCli {
+    #[command(subcommand)]
+    cmd: SandboxCommand,
+}
+
+async fn sandbox_cli(args: &[&str]) {
+    let argv = std::iter::once("sandbox").chain(args.iter().copied());
+    let cli = <SandboxCli as clap::Parser>::try_parse_from(argv).unwrap();
+    cli::run(cli.cmd).await.unwrap();
+}
+
+fn all_pids(st: &SandboxState) -> Vec<u32> {
+    let mut v: Vec<u32> = st.dbs.iter().filter_map(|d| d.pid).collect();
+    v.extend(st.zk_pid);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_sandbox_cli_lifecycle() {
+    let dir = tempfile::Builder::new()
+        .prefix("mzp-cli-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let _wipe = WipeOnDrop(dir.clone());
+    let d = dir.to_str().unwrap();
+    let t0 = Instant::now();
+    sandbox_cli(&["up", "--dir", d]).await;
+    eprintln!("sandbox up (cold) in {:?}", t0.elapsed());
+    let st = SandboxState::load(&dir).unwrap().unwrap();
+    let pids = all_pids(&st);
+    assert_eq!(pids.len(), 3);
+    assert!(pids.iter().all(|&p| pid_alive(p)));
+    let (_, _, outcome) = persistent::up(&dir).await.unwrap();
+    assert_eq!(outcome, UpOutcome::AlreadyUp);
+
+    sandbox_cli(&["switchover", "--dir", d]).await;
+    let st = SandboxState::load(&dir).unwrap().unwrap();
+    assert_eq!(st.primary, "db2");
+    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
+        .await
+        .unwrap()
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(
+        (rec["port"].as_u64(), rec["epoch"].as_u64()),
+        (Some(st.db("db2").unwrap().port.into()), Some(2))
+    );
+    sandbox_cli(&["status", "--dir", d]).await;
+    sandbox_cli(&["status", "--json", "--dir", d]).await;
+    sandbox_cli(&["env", "--dir", d]).await;
+    let target = format!("127.0.0.1:{}", st.db("db2").unwrap().port);
+    sandbox_cli(&["publish", "--dir", d, &target, "--epoch", "7"]).await;
+    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&data).contains("\"epoch\":7"));
+
+    // down keeps the data; up restarts with the same ports and roles.
+    sandbox_cli(&["down", "--dir", d]).await;
+    assert!(pids.iter().all(|&p| !pid_alive(p)), "down left a process");
+    let t0 = Instant::now();
+    sandbox_cli(&["up", "--dir", d]).await;
+    eprintln!("sandbox up (restart) in {:?}", t0.elapsed());
+    let st2 = SandboxState::load(&dir).unwrap().unwrap();
+    assert_eq!((st2.primary.as_str(), st2.zk_port), ("db2", st.zk_port));
+    let (c, _) = persistent::attach(&dir).unwrap();
+    assert!(!c.primary().read_only().await.unwrap());
+    assert!(c.replica().unwrap().read_only().await.unwrap());
+    assert_eq!(c.published_epoch().await.unwrap(), Some(7));
+    let pids = all_pids(&st2);
+    sandbox_cli(&["down", "--wipe", "--dir", d]).await;
+    assert!(
+        pids.iter().all(|&p| !pid_alive(p)),
+        "down --wipe left a process"
+    );
+    assert!(!dir.exists());
 }

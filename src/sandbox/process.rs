@@ -25,6 +25,33 @@ pub fn free_port() -> Result<u16> {
     Ok(port)
 }
 
+/// How a server picks its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// A free port; another one if a start loses a port race.
+    Any,
+    /// This port when free, else as `Any` (the persistent sandbox's defaults).
+    Preferred(u16),
+    /// Exactly this port (a restart): a port race is an error.
+    Fixed(u16),
+}
+
+impl PortChoice {
+    /// The port for start attempt `attempt` (1-based).
+    pub fn pick(self, attempt: u32) -> Result<u16> {
+        match self {
+            PortChoice::Fixed(p) => Ok(p),
+            PortChoice::Preferred(p) if attempt == 1 && port_is_free(p) => Ok(p),
+            _ => free_port(),
+        }
+    }
+
+    /// Whether another attempt on another port is allowed.
+    pub fn may_retry(self) -> bool {
+        !matches!(self, PortChoice::Fixed(_))
+    }
+}
+
 /// Whether nothing listens on 127.0.0.1:`port` right now.
 pub fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()

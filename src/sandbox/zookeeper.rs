@@ -2,7 +2,7 @@
 //! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s).
 
 use super::instance::InstanceDir;
-use super::process::{free_port, log_tail, poll_until, server_command, ServerProc};
+use super::process::{log_tail, poll_until, server_command, PortChoice, ServerProc};
 use super::{Result, SandboxError};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,11 +28,11 @@ pub struct ZkServer {
 impl ZkServer {
     /// Start on a free port in a new temp dir; returns once it serves.
     pub fn start() -> Result<ZkServer> {
-        Self::launch(InstanceDir::temp("zk")?, None, false)
+        Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false)
     }
 
     /// Start (or restart) in `dir`, detached from this process (`sandbox up`).
-    pub fn start_persistent(dir: &Path, port: Option<u16>) -> Result<ZkServer> {
+    pub fn start_persistent(dir: &Path, port: PortChoice) -> Result<ZkServer> {
         Self::launch(InstanceDir::persistent(dir)?, port, true)
     }
 
@@ -48,20 +48,18 @@ impl ZkServer {
         })
     }
 
-    fn launch(dir: InstanceDir, port: Option<u16>, detached: bool) -> Result<ZkServer> {
+    fn launch(dir: InstanceDir, port: PortChoice, detached: bool) -> Result<ZkServer> {
         let mut zk = ZkServer {
             proc: None,
-            port: port.unwrap_or(0),
+            port: 0,
             detached,
             dir,
         };
         for attempt in 1..=PORT_ATTEMPTS {
-            if port.is_none() {
-                zk.port = free_port()?;
-            }
+            zk.port = port.pick(attempt)?;
             match zk.spawn_and_wait()? {
                 Ready::Serving => return Ok(zk),
-                Ready::PortTaken if port.is_none() && attempt < PORT_ATTEMPTS => continue,
+                Ready::PortTaken if port.may_retry() && attempt < PORT_ATTEMPTS => continue,
                 Ready::PortTaken => break,
             }
         }
