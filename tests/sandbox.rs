@@ -17,13 +17,42 @@ fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A child of this process that exited but was not reaped.
+fn is_our_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    rest[0] == "Z" && rest[1] == std::process::id().to_string()
+}
+
+/// Whether `pid` holds an open fd on `path`.
+fn holds_fd_on(pid: u32, path: &std::path::Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|p| p == path)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restart_keeps_data_and_drop_kills() {
+    // An fd without CLOEXEC (as a careless library might leave) must not
+    // leak into the server.
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    // SAFETY: dup of a valid fd; closed below.
+    let stray = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(marker.as_file())) };
+    assert!(stray >= 0);
     let t0 = Instant::now();
-    let mut zk = tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .unwrap();
+    let zk = tokio::task::spawn_blocking(ZkServer::start).await.unwrap();
+    // SAFETY: closing the fd we dup'ed above.
+    unsafe { libc::close(stray) };
+    let mut zk = zk.unwrap();
+    assert!(
+        !holds_fd_on(zk.pid().unwrap(), marker.path()),
+        "stray fd inherited"
+    );
     eprintln!(
         "zookeeper up in {:?} on {}",
         t0.elapsed(),
@@ -55,10 +84,55 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     let pid = zk.pid().unwrap();
     drop(zk);
     assert!(!pid_alive(pid), "zookeeper pid {pid} survived drop");
+    assert!(!is_our_zombie(pid), "zookeeper pid {pid} not reaped");
     assert!(!dir.exists(), "{} not removed", dir.display());
-    eventually("nothing to remain", Duration::from_secs(1), || {
-        !pid_alive(pid)
+}
+
+/// Helper run in a child test process by `sweep_kills_servers_of_a_dead_owner`:
+/// starts ZooKeeper, reports it, then waits to be SIGKILLed (no Drop runs).
+#[test]
+#[ignore = "helper process for sweep_kills_servers_of_a_dead_owner"]
+fn helper_hold_zookeeper() {
+    if std::env::var_os("MZP_SANDBOX_HELPER").is_none() {
+        return;
+    }
+    let zk = ZkServer::start().unwrap();
+    println!("HELPER {} {}", zk.pid().unwrap(), zk.dir().display());
+    std::thread::sleep(Duration::from_secs(60)); // bounded: killed long before
+}
+
+#[test]
+fn sweep_kills_servers_of_a_dead_owner() {
+    use mysql_zk_proxy::sandbox::instance::{sandbox_root, sweep_stale};
+    use std::io::BufRead;
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_hold_zookeeper",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("MZP_SANDBOX_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(helper.stdout.take().unwrap());
+    let line = out
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("HELPER "))
+        .expect("helper reports its zookeeper");
+    let mut it = line.split_whitespace().skip(1);
+    let zk_pid: u32 = it.next().unwrap().parse().unwrap();
+    let dir = std::path::PathBuf::from(it.next().unwrap());
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    assert!(pid_alive(zk_pid), "orphaned zookeeper should still run");
+    sweep_stale(&sandbox_root());
+    eventually("orphan to be killed", Duration::from_secs(10), || {
+        !pid_alive(zk_pid)
     });
+    assert!(!dir.exists(), "{} not swept", dir.display());
 }
 
 /// The published record, parsed.
@@ -144,6 +218,7 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     drop(c);
     for pid in pids {
         assert!(!pid_alive(pid), "pid {pid} survived drop");
+        assert!(!is_our_zombie(pid), "pid {pid} not reaped");
     }
     for d in dirs {
         assert!(!d.exists(), "{} not removed", d.display());
