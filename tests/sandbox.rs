@@ -264,6 +264,39 @@ async fn single_server_cluster_without_publishing() {
         "app@%",
         "{out:?}"
     );
+
+    // crash + restart on the same port and datadir keeps committed data
+    let mut c = c;
+    let (port, old_pid) = (c.primary().port(), c.primary().pid().unwrap());
+    c.primary()
+        .sql_async("INSERT INTO app.kv VALUES ('k', 'v', NOW())")
+        .await
+        .unwrap();
+    c.primary_mut().kill().unwrap();
+    assert!(!pid_alive(old_pid) && !is_our_zombie(old_pid));
+    assert!(c.primary().sql_async("SELECT 1").await.is_err());
+    let t0 = Instant::now();
+    c.primary_mut().start_again().unwrap();
+    eprintln!("mariadb restart after SIGKILL in {:?}", t0.elapsed());
+    assert_eq!(c.primary().port(), port);
+    assert_eq!(
+        c.primary()
+            .sql_async("SELECT v FROM app.kv WHERE k = 'k'")
+            .await
+            .unwrap(),
+        "v"
+    );
+    // pause/resume; a paused server is still cleaned up by Drop
+    c.primary().pause().unwrap();
+    c.primary().resume().unwrap();
+    assert_eq!(c.primary().sql_async("SELECT 1").await.unwrap(), "1");
+    c.primary().pause().unwrap();
+    let pid = c.primary().pid().unwrap();
+    drop(c);
+    assert!(
+        !pid_alive(pid) && !is_our_zombie(pid),
+        "paused mariadbd survived drop"
+    );
 }
 
 /// Runs `sandbox down --wipe` for a persistent sandbox even if the test panics.
@@ -294,6 +327,16 @@ fn all_pids(st: &SandboxState) -> Vec<u32> {
     v
 }
 
+/// Helper for `persistent_sandbox_cli_lifecycle`: `sandbox up`, then exit.
+#[tokio::test]
+#[ignore = "helper process for persistent_sandbox_cli_lifecycle"]
+async fn helper_sandbox_up() {
+    let Some(dir) = std::env::var_os("MZP_SANDBOX_UP_DIR") else {
+        return;
+    };
+    sandbox_cli(&["up", "--dir", dir.to_str().unwrap()]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_sandbox_cli_lifecycle() {
     let dir = tempfile::Builder::new()
@@ -303,13 +346,36 @@ async fn persistent_sandbox_cli_lifecycle() {
         .keep();
     let _wipe = WipeOnDrop(dir.clone());
     let d = dir.to_str().unwrap();
+    // `up` in a separate process that then exits: the servers must survive
+    // it, each in its own session (immune to the terminal's Ctrl-C).
     let t0 = Instant::now();
-    sandbox_cli(&["up", "--dir", d]).await;
-    eprintln!("sandbox up (cold) in {:?}", t0.elapsed());
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_sandbox_up", "--ignored", "--nocapture"])
+        .env("MZP_SANDBOX_UP_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eprintln!(
+        "sandbox up (cold, in a child process) in {:?}",
+        t0.elapsed()
+    );
     let st = SandboxState::load(&dir).unwrap().unwrap();
     let pids = all_pids(&st);
     assert_eq!(pids.len(), 3);
-    assert!(pids.iter().all(|&p| pid_alive(p)));
+    for &pid in &pids {
+        assert!(pid_alive(pid), "pid {pid} died with the CLI process");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let session = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(3)
+            .unwrap();
+        assert_eq!(
+            session,
+            pid.to_string(),
+            "pid {pid} is not a session leader"
+        );
+    }
     let (_, _, outcome) = persistent::up(&dir).await.unwrap();
     assert_eq!(outcome, UpOutcome::AlreadyUp);
 

@@ -1,8 +1,8 @@
 //! `mysql-zk-proxy sandbox up|down|status|switchover|publish|env`: a
 //! persistent local cluster for demos and drills (see `persistent.rs`).
 
+use super::cluster::{record_json, REPL_PASS, REPL_USER};
 use super::cluster::{Cluster, ADMIN_PASS, ADMIN_USER, APP_DB, APP_PASS, APP_USER};
-use super::cluster::{REPL_PASS, REPL_USER};
 use super::persistent::{self, UpOutcome};
 use super::state::{default_dir, SandboxState};
 use super::{MariaDb, Result, SandboxError};
@@ -242,7 +242,7 @@ async fn publish(d: &DirArg, addr: &str, epoch: Option<u64>, raw: bool) -> Resul
             Some(e) => e,
             None => c.published_epoch().await?.unwrap_or(0) + 1,
         };
-        serde_json::json!({ "host": host, "port": port, "epoch": epoch }).to_string()
+        record_json(host, port, epoch)
     };
     c.publish_raw(data.as_bytes()).await?;
     println!("znode {} = {data}", c.primary_path());
@@ -260,6 +260,7 @@ fn env(d: &DirArg) -> Result<()> {
         ("SANDBOX_DIR", st.dir.display().to_string()),
         ("ZK_CONNECT", st.zk_connect.clone()),
         ("PRIMARY_PATH", st.primary_path.clone()),
+        ("ZNODE", st.primary_path.clone()),
     ];
     vars.push(("DB1_PORT", st.db("db1")?.port.to_string()));
     vars.push(("DB2_PORT", st.db("db2")?.port.to_string()));

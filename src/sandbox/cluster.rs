@@ -212,7 +212,13 @@ impl Cluster {
 
 /// The JSON record of the design's ZooKeeper contract.
 pub fn primary_json(port: u16, epoch: u64) -> String {
-    format!("{{\"host\":\"127.0.0.1\",\"port\":{port},\"epoch\":{epoch}}}")
+    record_json("127.0.0.1", port, epoch)
+}
+
+/// `{"host":H,"port":P,"epoch":E}` in this key order (host JSON-escaped).
+pub fn record_json(host: &str, port: u16, epoch: u64) -> String {
+    let host = serde_json::Value::from(host);
+    format!("{{\"host\":{host},\"port\":{port},\"epoch\":{epoch}}}")
 }
 
 /// An unsigned integer field of a JSON object, if any.
