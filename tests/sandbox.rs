@@ -422,3 +422,30 @@ async fn persistent_sandbox_cli_lifecycle() {
     );
     assert!(!dir.exists());
 }
+
+#[test]
+fn a_taken_fixed_port_is_reported_not_waited_for() {
+    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, MariaDb, SandboxError};
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = tempfile::Builder::new()
+        .prefix("mzp-port-")
+        .tempdir()
+        .unwrap();
+    let t0 = Instant::now();
+    let zk = ZkServer::start_persistent(&dir.path().join("zk"), PortChoice::Fixed(port));
+    let msg = format!("{:?}", zk.as_ref().err());
+    assert!(matches!(zk, Err(SandboxError::Start { .. })), "{msg}");
+    assert!(msg.contains("already in use"), "{msg}");
+    eprintln!("zookeeper port clash reported in {:?}", t0.elapsed());
+    let spec = DbSpec {
+        name: "db9".into(),
+        server_id: 9,
+        read_only: false,
+    };
+    let t0 = Instant::now();
+    let db = MariaDb::start_persistent(&dir.path().join("db9"), spec, PortChoice::Fixed(port));
+    let msg = format!("{:?}", db.as_ref().err());
+    assert!(msg.contains("already in use"), "{msg}");
+    eprintln!("mariadb port clash reported in {:?}", t0.elapsed());
+}

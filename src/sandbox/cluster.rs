@@ -255,3 +255,19 @@ fn bootstrap_sql() -> String {
     ]
     .concat()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_json_keeps_contract_order_and_escapes() {
+        assert_eq!(
+            primary_json(3306, 42),
+            r#"{"host":"127.0.0.1","port":3306,"epoch":42}"#
+        );
+        let rec = record_json("a\"b", 1, 2);
+        assert_eq!(json_u64(rec.as_bytes(), "epoch"), Some(2));
+        assert_eq!(json_u64(b"127.0.0.1:3306", "epoch"), None);
+    }
+}

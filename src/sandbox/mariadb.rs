@@ -3,7 +3,8 @@
 //! socket through the `mariadb` CLI.
 
 use super::instance::InstanceDir;
-use super::process::{log_tail, poll_until, server_command, PortChoice, ServerProc};
+use super::process::{file_len, log_contains_since, log_tail, poll_until};
+use super::process::{server_command, PortChoice, ServerProc};
 use super::template::{copy_dir, template_datadir, INNODB_LOG_FILE_SIZE, MARIADBD};
 use super::{Result, SandboxError};
 use std::io::Read;
@@ -222,6 +223,8 @@ impl MariaDb {
         let sock = self.socket();
         let _ = std::fs::remove_file(&sock);
         let _ = std::fs::remove_file(sock.with_extension("sock.lock"));
+        let log = self.dir().join("error.log");
+        let log_start = file_len(&log);
         let mut proc = ServerProc::spawn(&self.spec.name, &mut self.command()?, self.dir())?;
         if let Some(pid) = proc.pid() {
             self.dir.record_pid(pid)?;
@@ -229,8 +232,7 @@ impl MariaDb {
         let what = format!("{} to accept connections", self.spec.name);
         let ready = poll_until(&what, START_TIMEOUT, || {
             if proc.exited() {
-                let tail = log_tail(&self.dir().join("error.log"), 50);
-                return if tail.contains("Address already in use") {
+                return if log_contains_since(&log, log_start, "Address already in use") {
                     Ok(Some(false))
                 } else {
                     Err(self.start_error("mariadbd exited".into()))

@@ -137,6 +137,23 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }
 
+/// Current length of a (log) file, 0 if absent: remember it before a start
+/// to look only at what that start wrote.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Whether the part of `path` written after `offset` contains `needle`.
+pub fn log_contains_since(path: &Path, offset: u64, needle: &str) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(offset)).is_ok()
+        && f.read_to_end(&mut buf).is_ok()
+        && String::from_utf8_lossy(&buf).contains(needle)
+}
+
 /// Build a server command: stdin from /dev/null, stdout+stderr appended to
 /// `log`, no inherited fds beyond 0-2, and its own session when `detached`.
 pub fn server_command(program: &str, log: &Path, detached: bool) -> Result<Command> {
