@@ -2,7 +2,8 @@
 //! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s).
 
 use super::instance::InstanceDir;
-use super::process::{free_port, log_tail, poll_until, server_command, ServerProc};
+use super::process::{file_len, log_contains_since, log_tail, poll_until};
+use super::process::{server_command, PortChoice, ServerProc};
 use super::{Result, SandboxError};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,13 +27,15 @@ pub struct ZkServer {
 }
 
 impl ZkServer {
-    /// Start on a free port in a new temp dir; returns once it serves.
+    /// Start on a free port in a new temp dir; returns once it serves
+    /// (`srvr` says standalone and `conf` shows our dataDir), ~0.3-1 s.
+    /// Blocking: from async code use `tokio::task::spawn_blocking`.
     pub fn start() -> Result<ZkServer> {
-        Self::launch(InstanceDir::temp("zk")?, None, false)
+        Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false)
     }
 
     /// Start (or restart) in `dir`, detached from this process (`sandbox up`).
-    pub fn start_persistent(dir: &Path, port: Option<u16>) -> Result<ZkServer> {
+    pub fn start_persistent(dir: &Path, port: PortChoice) -> Result<ZkServer> {
         Self::launch(InstanceDir::persistent(dir)?, port, true)
     }
 
@@ -48,20 +51,18 @@ impl ZkServer {
         })
     }
 
-    fn launch(dir: InstanceDir, port: Option<u16>, detached: bool) -> Result<ZkServer> {
+    fn launch(dir: InstanceDir, port: PortChoice, detached: bool) -> Result<ZkServer> {
         let mut zk = ZkServer {
             proc: None,
-            port: port.unwrap_or(0),
+            port: 0,
             detached,
             dir,
         };
         for attempt in 1..=PORT_ATTEMPTS {
-            if port.is_none() {
-                zk.port = free_port()?;
-            }
+            zk.port = port.pick(attempt)?;
             match zk.spawn_and_wait()? {
                 Ready::Serving => return Ok(zk),
-                Ready::PortTaken if port.is_none() && attempt < PORT_ATTEMPTS => continue,
+                Ready::PortTaken if port.may_retry() && attempt < PORT_ATTEMPTS => continue,
                 Ready::PortTaken => break,
             }
         }
@@ -194,6 +195,8 @@ impl ZkServer {
         .args(["-Djava.net.preferIPv4Stack=true", "-cp", &cp])
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(d.join("zoo.cfg"));
+        let log = d.join("zk.log");
+        let log_start = file_len(&log);
         let mut proc = ServerProc::spawn("zookeeper", &mut cmd, &d)?;
         if let Some(pid) = proc.pid() {
             self.dir.record_pid(pid)?;
@@ -202,8 +205,7 @@ impl ZkServer {
         let port = self.port;
         let ready = poll_until("zookeeper to serve", START_TIMEOUT, || {
             if proc.exited() {
-                let tail = log_tail(&d.join("zk.log"), 200);
-                return if tail.contains("Address already in use") {
+                return if log_contains_since(&log, log_start, "Address already in use") {
                     Ok(Some(Ready::PortTaken))
                 } else {
                     Err(self.start_error("process exited".into()))
