@@ -12,6 +12,16 @@ cargo build --release --locked --quiet
 BIN="$PWD/target/release/mysql-zk-proxy"
 export SANDBOX_DIR="${SANDBOX_DIR:-${TMPDIR:-/tmp}/mysql-zk-proxy-sandbox}"
 
+# GET http://127.0.0.1:$ADMIN_PORT$1 with bash alone; body on stdout, fails unless 200.
+admin_get() {
+  local resp
+  exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
+  resp="$(cat <&3)"; exec 3<&-
+  [[ "$resp" == "HTTP/1."?" 200"* ]] || return 1
+  printf '%s\n' "${resp#*$'\r\n\r\n'}"
+}
+
 PROXY_PID=""
 cleanup() {
   if [[ -n "$PROXY_PID" ]] && kill -0 "$PROXY_PID" 2>/dev/null; then
@@ -31,11 +41,11 @@ echo "==> starting mysql-zk-proxy on 127.0.0.1:$PROXY_PORT (admin 127.0.0.1:$ADM
   --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" >"$SANDBOX_DIR/proxy.log" 2>&1 &
 PROXY_PID=$!
 for _ in $(seq 1 200); do
-  curl -fs "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
+  admin_get /ready >/dev/null 2>&1 && break
   kill -0 "$PROXY_PID" 2>/dev/null || { cat "$SANDBOX_DIR/proxy.log"; exit 1; }
   sleep 0.05
 done
-curl -fs "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null || { echo "proxy not ready"; cat "$SANDBOX_DIR/proxy.log"; exit 1; }
+admin_get /ready >/dev/null || { echo "proxy not ready"; cat "$SANDBOX_DIR/proxy.log"; exit 1; }
 
 ask() { mariadb --no-defaults -h127.0.0.1 -P"$PROXY_PORT" -u"$APP_USER" -p"$APP_PASS" app -N -B \
           -e "SELECT CONCAT('served by port ', @@port, ' (server_id ', @@server_id, ', read_only=', @@read_only, ')')"; }
@@ -43,7 +53,7 @@ echo "==> a client through the proxy, before the switchover:"
 before="$(ask)"
 echo "    $before"
 echo "==> /status says:"
-curl -fs "http://127.0.0.1:$ADMIN_PORT/status" | python3 -m json.tool | sed -n '1,40p' | grep -E '"(host|port|epoch|state)"' | sed 's/^/    /'
+admin_get /status | grep -E '^ *"(address|epoch|state)"' | sed 's/^ */    /'
 
 echo "==> planned switchover (primary -> replica, epoch + 1 in ZooKeeper)"
 "$BIN" sandbox switchover --dir "$SANDBOX_DIR"
@@ -55,6 +65,6 @@ done
 echo "==> the same client command after the switchover:"
 echo "    $(ask)"
 echo "==> proxy metrics:"
-curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -E '^mysql_zk_proxy_(route_epoch|route_changes_total|client_connections_total)' | sed 's/^/    /'
+admin_get /metrics | grep -E '^mysql_zk_proxy_(route_epoch|route_changes_total|client_connections_total)' | sed 's/^/    /'
 echo "==> done (KEEP=1 leaves the cluster and proxy running; proxy log: $SANDBOX_DIR/proxy.log)"
 if [[ "${KEEP:-0}" == 1 ]]; then PROXY_PID=""; fi

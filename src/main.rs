@@ -118,7 +118,11 @@ impl Signals {
 }
 
 fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
-    init_logging(&LogConfig::default())?;
+    // The sandbox prints its own summary lines; library chatter stays below warn.
+    init_logging(&LogConfig {
+        level: "warn,mysql_zk_proxy=info".into(),
+        ..LogConfig::default()
+    })?;
     let runtime = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
         .map_err(|e| fail(1, &e))?;
