@@ -16,6 +16,9 @@ use mysql_zk_proxy::config::{Config, LogConfig, LogFormat};
 use mysql_zk_proxy::proxy::Proxy;
 use mysql_zk_proxy::sandbox;
 
+/// Exit code of every fatal error but a bad configuration.
+const EXIT_FATAL: u8 = 1;
+
 /// How long `run` waits for the proxy's tasks after a signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -49,7 +52,7 @@ fn check_config(path: &Path, overrides: OverrideArgs) -> Result<ExitCode, ExitCo
     let config = load(Some(path), overrides)?;
     let text = toml::to_string_pretty(&config)
         .context("cannot print the config as TOML")
-        .map_err(|e| fail(1, &e))?;
+        .map_err(|e| fail(EXIT_FATAL, &e))?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
@@ -57,14 +60,10 @@ fn check_config(path: &Path, overrides: OverrideArgs) -> Result<ExitCode, ExitCo
 fn run(args: RunArgs) -> Result<ExitCode, ExitCode> {
     let config = load(args.config.as_deref(), args.overrides)?;
     init_logging(&config.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(|e| fail(1, &e))?;
+    let runtime = runtime()?;
     let result = runtime.block_on(serve(config));
     runtime.shutdown_timeout(Duration::from_secs(1));
-    result.map_err(|e| fail(1, &e))
+    result.map_err(|e| fail(EXIT_FATAL, &e))
 }
 
 /// Start the proxy, wait for SIGTERM/SIGINT, shut down. A second signal
@@ -118,6 +117,7 @@ impl Signals {
 }
 
 fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
+<<<<<<< HEAD
     // The sandbox prints its own summary lines; library chatter stays below warn.
     init_logging(&LogConfig {
         level: "warn,mysql_zk_proxy=info".into(),
@@ -127,9 +127,20 @@ fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
         .context("cannot start the async runtime")
         .map_err(|e| fail(1, &e))?;
     runtime
+=======
+    init_logging(&LogConfig::default())?;
+    runtime()?
+>>>>>>> admin
         .block_on(sandbox::cli::run(cmd))
-        .map_err(|e| fail(1, &e.into()))?;
+        .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The multi-thread tokio runtime (a worker per core, IO and timers on).
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(|e| fail(EXIT_FATAL, &e))
 }
 
 /// tracing to stderr: config `log.level`/`log.format`, RUST_LOG wins when set.
@@ -147,5 +158,5 @@ fn init_logging(log: &LogConfig) -> Result<(), ExitCode> {
     };
     installed
         .map_err(|e| anyhow::anyhow!(e).context("cannot set up logging"))
-        .map_err(|e| fail(1, &e))
+        .map_err(|e| fail(EXIT_FATAL, &e))
 }

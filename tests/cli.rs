@@ -111,6 +111,15 @@ fn unreadable_file_exits_2() {
 }
 
 #[test]
+fn other_fatal_errors_exit_1() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = proxy(&["run", "--listen", &addr, "--admin", ""]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&addr), "{}", stderr(&out));
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = proxy(&["--help"]);
     assert!(out.status.success());

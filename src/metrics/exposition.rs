@@ -109,26 +109,6 @@ impl Registrar {
             .register_counter(&Self::key(name, label), &Self::meta())
     }
 
-    /// One counter per value of `key`, all pre-registered (at 0).
-    fn counters<T: Copy>(
-        &self,
-        name: &str,
-        help: &'static str,
-        key: &'static str,
-        values: &[T],
-        label: fn(T) -> &'static str,
-    ) -> Vec<(T, Counter)> {
-        values
-            .iter()
-            .map(|&v| {
-                (
-                    v,
-                    self.counter_at(name, Unit::Count, help, Some((key, label(v)))),
-                )
-            })
-            .collect()
-    }
-
     fn gauge(&self, name: &str, help: &'static str) -> Gauge {
         self.gauge_at(name, help, None)
     }
@@ -145,21 +125,16 @@ impl Registrar {
         self.recorder
             .register_gauge(&Self::key(name, label), &Self::meta())
     }
+}
 
-    /// One gauge per value of `key`, all pre-registered (at 0).
-    fn gauges<T: Copy>(
-        &self,
-        name: &str,
-        help: &'static str,
-        key: &'static str,
-        values: &[T],
-        label: fn(T) -> &'static str,
-    ) -> Vec<(T, Gauge)> {
-        values
-            .iter()
-            .map(|&v| (v, self.gauge_at(name, help, Some((key, label(v))))))
-            .collect()
-    }
+/// One handle per value of a label, all registered up front (so each series
+/// is exposed at 0 before its first event).
+fn per_value<T: Copy, H>(
+    values: &[T],
+    label: fn(T) -> &'static str,
+    make: impl Fn(&'static str) -> H,
+) -> Vec<(T, H)> {
+    values.iter().map(|&v| (v, make(label(v)))).collect()
 }
 
 impl Handles {
@@ -182,20 +157,21 @@ impl Handles {
                 Unit::Count,
                 "Client connections accepted.",
             ),
-            connections_by_outcome: r.counters(
-                "client_connections_total",
-                "Client connections closed, by how they ended.",
-                "outcome",
-                &ConnOutcome::ALL,
-                ConnOutcome::label,
-            ),
-            sessions: r.gauges(
-                "sessions",
-                "Client sessions open now, by state.",
-                "state",
-                &SessionState::ALL,
-                SessionState::label,
-            ),
+            connections_by_outcome: per_value(&ConnOutcome::ALL, ConnOutcome::label, |v| {
+                r.counter_at(
+                    "client_connections_total",
+                    Unit::Count,
+                    "Client connections closed, by how they ended.",
+                    Some(("outcome", v)),
+                )
+            }),
+            sessions: per_value(&SessionState::ALL, SessionState::label, |v| {
+                r.gauge_at(
+                    "sessions",
+                    "Client sessions open now, by state.",
+                    Some(("state", v)),
+                )
+            }),
             bytes_client_to_backend: bytes("client_to_backend"),
             bytes_backend_to_client: bytes("backend_to_client"),
             route: RouteHandles::register(r),
@@ -220,13 +196,14 @@ impl RouteHandles {
                 Unit::Count,
                 "Routes published after a ZooKeeper record was accepted.",
             ),
-            records_ignored: r.counters(
-                "records_ignored_total",
-                "ZooKeeper primary records not applied, by reason.",
-                "reason",
-                &IgnoredRecord::ALL,
-                IgnoredRecord::label,
-            ),
+            records_ignored: per_value(&IgnoredRecord::ALL, IgnoredRecord::label, |v| {
+                r.counter_at(
+                    "records_ignored_total",
+                    Unit::Count,
+                    "ZooKeeper primary records not applied, by reason.",
+                    Some(("reason", v)),
+                )
+            }),
         }
     }
 }
@@ -234,13 +211,13 @@ impl RouteHandles {
 impl ZkHandles {
     fn register(r: &Registrar) -> ZkHandles {
         ZkHandles {
-            state: r.gauges(
-                "zookeeper_session_state",
-                "1 for the current state of the ZooKeeper session, 0 for the others.",
-                "state",
-                &ZK_STATES,
-                zk_state_label,
-            ),
+            state: per_value(&ZK_STATES, zk_state_label, |v| {
+                r.gauge_at(
+                    "zookeeper_session_state",
+                    "1 for the current state of the ZooKeeper session, 0 for the others.",
+                    Some(("state", v)),
+                )
+            }),
             sessions_established: r.counter(
                 "zookeeper_sessions_established_total",
                 Unit::Count,
