@@ -117,20 +117,12 @@ impl Signals {
 }
 
 fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
-<<<<<<< HEAD
     // The sandbox prints its own summary lines; library chatter stays below warn.
     init_logging(&LogConfig {
         level: "warn,mysql_zk_proxy=info".into(),
         ..LogConfig::default()
     })?;
-    let runtime = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .map_err(|e| fail(1, &e))?;
-    runtime
-=======
-    init_logging(&LogConfig::default())?;
     runtime()?
->>>>>>> admin
         .block_on(sandbox::cli::run(cmd))
         .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
     Ok(ExitCode::SUCCESS)
