@@ -13,6 +13,7 @@ use crate::discovery::DiscoveryHandle;
 use crate::metrics::Stats;
 use crate::routing::RouteTable;
 use crate::session;
+use crate::session::relay::StopSignals;
 
 /// Everything a session needs, shared by all sessions of one proxy.
 pub struct Context {
@@ -20,7 +21,10 @@ pub struct Context {
     pub table: Arc<RouteTable>,
     pub stats: Arc<Stats>,
     pub discovery: DiscoveryHandle,
+    /// Hard stop: every session ends at once.
     pub cancel: CancellationToken,
+    /// Graceful stop: no new connections; sessions end at their next rest point.
+    pub drain: StopSignals,
     pub sessions: TaskTracker,
 }
 
@@ -30,6 +34,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
     loop {
         let accepted = tokio::select! {
             _ = ctx.cancel.cancelled() => break,
+            _ = ctx.drain.at_rest.cancelled() => break,
             r = listener.accept() => r,
         };
         match accepted {

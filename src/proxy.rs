@@ -16,6 +16,7 @@ use crate::discovery::{self, DiscoveryHandle};
 use crate::listener;
 use crate::metrics::{Metrics, Stats};
 use crate::routing::RouteTable;
+use crate::session::relay::StopSignals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -41,7 +42,11 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
+    drain: StopSignals,
+    /// Background tasks: discovery, admin.
     tracker: TaskTracker,
+    /// The accept loop and every client session.
+    sessions: TaskTracker,
     listen_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
 }
@@ -54,7 +59,9 @@ impl Proxy {
         let stats = Stats::new();
         let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
         let cancel = CancellationToken::new();
+        let drain = StopSignals::default();
         let tracker = TaskTracker::new();
+        let sessions = TaskTracker::new();
 
         let addr = config.listen_addr();
         let client_listener = TcpListener::bind(addr)
@@ -87,9 +94,10 @@ impl Proxy {
             stats: stats.clone(),
             discovery: discovery.clone(),
             cancel: cancel.child_token(),
-            sessions: tracker.clone(),
+            drain: drain.clone(),
+            sessions: sessions.clone(),
         });
-        tracker.spawn(listener::accept_loop(client_listener, ctx));
+        sessions.spawn(listener::accept_loop(client_listener, ctx));
 
         if let Some(l) = admin_listener {
             let state = Arc::new(AdminState {
@@ -114,7 +122,9 @@ impl Proxy {
             metrics,
             discovery,
             cancel,
+            drain,
             tracker,
+            sessions,
             listen_addr,
             admin_addr,
         })
@@ -146,14 +156,27 @@ impl Proxy {
         self.cancel.clone()
     }
 
-    /// Stop accepting, cancel every task and wait for them (bounded by `deadline`).
-    /// Returns false if some task was still running at the deadline.
-    pub async fn shutdown(self, deadline: Duration) -> bool {
+    /// Stop accepting and drain: sessions end at their next rest point; after
+    /// half of `grace`, also inside a transaction once no reply is outstanding
+    /// (the server rolls that transaction back); at `grace`, everything is
+    /// cancelled. Returns true when every session ended before the hard stop.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.drain.at_rest.cancel();
+        self.sessions.close();
+        let half = grace / 2;
+        let mut clean = tokio::time::timeout(half, self.sessions.wait())
+            .await
+            .is_ok();
+        if !clean {
+            self.drain.when_idle.cancel();
+            clean = tokio::time::timeout(half, self.sessions.wait())
+                .await
+                .is_ok();
+        }
         self.cancel.cancel();
         self.tracker.close();
-        tokio::time::timeout(deadline, self.tracker.wait())
-            .await
-            .is_ok()
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.tracker.wait()).await;
+        clean
     }
 }
 

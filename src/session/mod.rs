@@ -46,6 +46,18 @@ pub async fn run(client: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<Context>
 async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
     let Some(route) = route_with_primary(ctx).await else {
+        if ctx.drain.at_rest.is_cancelled() {
+            let msg = "the proxy is shutting down; reconnect";
+            send_error(
+                &mut client,
+                0,
+                ProxyErrorCode::ShuttingDown,
+                Phase::BeforeGreeting,
+                msg,
+            )
+            .await;
+            return ConnOutcome::Shutdown;
+        }
         let msg = format!(
             "no primary known for {} after waiting {} (ZooKeeper: {:?})",
             ctx.config.zookeeper.primary_path,
@@ -79,7 +91,10 @@ async fn route_with_primary(ctx: &Context) -> Option<Arc<Route>> {
     }
     let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;
     tracing::debug!("no primary known; holding the greeting");
-    ctx.table.wait_for_primary(deadline).await
+    tokio::select! {
+        r = ctx.table.wait_for_primary(deadline) => r,
+        _ = ctx.drain.at_rest.cancelled() => None,
+    }
 }
 
 async fn connect_and_relay(
@@ -137,7 +152,7 @@ async fn connect_and_relay(
     }
     let tracker = Tracker::new(greeting.caps, greeting.mariadb_caps);
     let mut relay = Relay::new(&mut client, &mut be.stream, tracker, &ctx.stats, gauge);
-    let end = relay.run().await;
+    let end = relay.run(&ctx.drain).await;
     let (auth_failed, quit) = (relay.auth_failed(), relay.tracker.quit_sent());
     outcome_of(end, auth_failed, quit, &mut client).await
 }
@@ -163,6 +178,14 @@ async fn outcome_of(
         RelayEnd::ClientError(e) => {
             tracing::debug!(error = %e, "client connection failed");
             ConnOutcome::ClientError
+        }
+        RelayEnd::Stopped(point) => {
+            tracing::info!(
+                ?point,
+                "closing the session at a safe point (proxy draining)"
+            );
+            let _ = client.shutdown().await;
+            ConnOutcome::Shutdown
         }
         RelayEnd::SslRequested => {
             let msg = "TLS is not enabled on this proxy; connect without TLS";

@@ -4,7 +4,7 @@
 //! (backpressure) and neither direction ever waits on the other (pipelining
 //! clients cannot deadlock it).
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
@@ -33,6 +34,29 @@ pub enum RelayEnd {
     BackendError(io::Error),
     /// The client sent an SSL request although the greeting did not offer TLS.
     SslRequested,
+    /// A stop signal fired and the session reached the point it asked for,
+    /// with every byte read so far delivered and no client bytes read past it.
+    Stopped(StopPoint),
+}
+
+/// Where a stopped relay hands the session back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopPoint {
+    /// No reply outstanding, no transaction, no open cursor.
+    AtRest,
+    /// No reply outstanding (a transaction may be open).
+    Idle,
+}
+
+/// Requests to stop the relay at a safe point. The relay keeps relaying until
+/// the point is reached, so a statement in flight always completes.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignals {
+    /// Stop at the next rest point (failover of an idle session, drain).
+    pub at_rest: CancellationToken,
+    /// Stop as soon as no reply is outstanding, even inside a transaction
+    /// (drain deadline passed).
+    pub when_idle: CancellationToken,
 }
 
 /// One direction's buffer: bytes in `buf[start..end]` are read but not yet written.
@@ -145,13 +169,45 @@ impl<'a> Relay<'a> {
         self.auth_failed
     }
 
-    /// Relay until one side closes or fails.
-    pub async fn run(&mut self) -> RelayEnd {
-        poll_fn(|cx| self.poll_relay(cx)).await
+    /// Relay until one side closes or fails, or until a stop signal fired and
+    /// its stop point is reached.
+    pub async fn run(&mut self, stop: &StopSignals) -> RelayEnd {
+        let at_rest = stop.at_rest.cancelled();
+        let when_idle = stop.when_idle.cancelled();
+        tokio::pin!(at_rest, when_idle);
+        poll_fn(|cx| {
+            let wanted = if when_idle.as_mut().poll(cx).is_ready() {
+                Some(StopPoint::Idle)
+            } else if at_rest.as_mut().poll(cx).is_ready() {
+                Some(StopPoint::AtRest)
+            } else {
+                None
+            };
+            self.poll_relay(cx, wanted)
+        })
+        .await
     }
 
-    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+    /// Nothing buffered either way, no packet half seen, and (per `point`)
+    /// no reply outstanding / no transaction.
+    fn reached(&self, point: StopPoint) -> bool {
+        let quiet = self.logged_in
+            && self.up.is_empty()
+            && self.down.is_empty()
+            && self.up.framer.at_logical_boundary()
+            && self.down.framer.at_logical_boundary();
+        quiet
+            && match point {
+                StopPoint::AtRest => self.tracker.at_rest(),
+                StopPoint::Idle => self.tracker.outstanding() == 0,
+            }
+    }
+
+    fn poll_relay(&mut self, cx: &mut Context<'_>, stop: Option<StopPoint>) -> Poll<RelayEnd> {
         loop {
+            if let Some(point) = stop.filter(|p| self.reached(*p)) {
+                return Poll::Ready(RelayEnd::Stopped(point));
+            }
             let mut progress = false;
             match self.up.flush(cx, self.backend) {
                 Ok(p) => progress |= p,
