@@ -99,7 +99,7 @@ async fn a_transaction_left_open_is_rolled_back_not_half_applied() {
             .unwrap()
             .unwrap();
         let open: i64 = direct
-            .query_first("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'app'")
+            .query_first("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'app' AND id <> CONNECTION_ID()")
             .await
             .unwrap()
             .unwrap();
