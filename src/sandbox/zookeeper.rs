@@ -192,6 +192,8 @@ impl ZkServer {
             "-XX:TieredStopAtLevel=1",
         ])
         .args(["-XX:-UsePerfData", "-Dzookeeper.admin.enableServer=false"])
+        .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
+        .arg("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS")
         .args(["-Djava.net.preferIPv4Stack=true", "-cp", &cp])
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(d.join("zoo.cfg"));
@@ -239,16 +241,33 @@ fn serving_from(port: u16, data_dir: &str) -> bool {
     standalone && four_letter_word(port, "conf").is_ok_and(|s| s.contains(data_dir))
 }
 
-/// One four-letter-word exchange with 127.0.0.1:`port` (short timeouts).
+/// One four-letter-word exchange with 127.0.0.1:`port`. A server still
+/// starting may answer without closing the socket, so the reply is whatever
+/// arrived when the socket closes or goes quiet for 250 ms.
 pub fn four_letter_word(port: u16, word: &str) -> std::io::Result<String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    s.set_read_timeout(Some(Duration::from_millis(250)))?;
+    s.set_write_timeout(Some(Duration::from_secs(1)))?;
     s.write_all(word.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if is_timeout(&e) && !out.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 impl Drop for ZkServer {
