@@ -312,15 +312,14 @@ impl ServerProc {
         }
     }
 
-    /// SIGTERM (SIGCONT first if paused), wait up to `grace`, then SIGKILL.
+    /// SIGTERM + SIGCONT (a stopped process, even one paused by another
+    /// process, must see the TERM), wait up to `grace`, then SIGKILL.
     pub fn terminate(&mut self, grace: Duration) -> Result<()> {
         if self.exited() {
             return Ok(());
         }
-        if self.is_paused() {
-            self.resume()?;
-        }
         self.signal(libc::SIGTERM)?;
+        self.resume()?;
         if self.wait_exit(grace) {
             return Ok(());
         }
