@@ -4,37 +4,10 @@ use mysql_zk_proxy::sandbox::cli::{self, SandboxCommand};
 use mysql_zk_proxy::sandbox::persistent::{self, UpOutcome};
 use mysql_zk_proxy::sandbox::state::SandboxState;
 use mysql_zk_proxy::sandbox::{
-    process::pid_alive, zk_delete, zk_read, zk_write, Cluster, ZkServer, DEFAULT_PRIMARY_PATH,
+    process::{holds_fd_on, is_unreaped_child, pid_alive, poll_until, session_id},
+    zk_delete, zk_read, zk_write, Cluster, MariaDb, ZkServer, DEFAULT_PRIMARY_PATH,
 };
 use std::time::{Duration, Instant};
-
-/// Poll `cond` every 20 ms until it holds or `timeout` passes.
-fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child of this process that exited but was not reaped.
-fn is_our_zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .collect();
-    rest[0] == "Z" && rest[1] == std::process::id().to_string()
-}
-
-/// Whether `pid` holds an open fd on `path`.
-fn holds_fd_on(pid: u32, path: &std::path::Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .any(|p| p == path)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restart_keeps_data_and_drop_kills() {
@@ -53,11 +26,7 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
         !holds_fd_on(zk.pid().unwrap(), marker.path()),
         "stray fd inherited"
     );
-    eprintln!(
-        "zookeeper up in {:?} on {}",
-        t0.elapsed(),
-        zk.connect_string()
-    );
+    eprintln!("zookeeper up in {:?}", t0.elapsed());
     let connect = zk.connect_string();
     let dir = zk.dir().to_owned();
     zk_write(&connect, "/a/b/c", b"hello").await.unwrap();
@@ -84,7 +53,7 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     let pid = zk.pid().unwrap();
     drop(zk);
     assert!(!pid_alive(pid), "zookeeper pid {pid} survived drop");
-    assert!(!is_our_zombie(pid), "zookeeper pid {pid} not reaped");
+    assert!(!is_unreaped_child(pid), "zookeeper pid {pid} not reaped");
     assert!(!dir.exists(), "{} not removed", dir.display());
 }
 
@@ -129,10 +98,16 @@ fn sweep_kills_servers_of_a_dead_owner() {
     helper.wait().unwrap();
     assert!(pid_alive(zk_pid), "orphaned zookeeper should still run");
     sweep_stale(&sandbox_root());
-    eventually("orphan to be killed", Duration::from_secs(10), || {
-        !pid_alive(zk_pid)
-    });
+    poll_until("orphan to be killed", Duration::from_secs(10), || {
+        Ok((!pid_alive(zk_pid)).then_some(()))
+    })
+    .unwrap();
     assert!(!dir.exists(), "{} not swept", dir.display());
+}
+
+/// Root SQL on `db`, panicking with the server's error.
+async fn q(db: &MariaDb, sql: &str) -> String {
+    db.sql_async(sql).await.unwrap()
 }
 
 /// The published record, parsed.
@@ -152,27 +127,22 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     assert_eq!(rec["epoch"], 1);
     let replica = c.replica().unwrap();
     assert_eq!(
-        replica
-            .sql_async("SELECT v FROM app.kv WHERE k = 'hello'")
-            .await
-            .unwrap(),
+        q(replica, "SELECT v FROM app.kv WHERE k = 'hello'").await,
         "world"
     );
     assert!(replica.read_only().await.unwrap());
     assert!(!c.primary().read_only().await.unwrap());
 
     // A write on the primary reaches the replica.
-    c.primary()
-        .sql_async("INSERT INTO app.kv (k, v) VALUES ('t1', 'one')")
-        .await
-        .unwrap();
+    q(
+        c.primary(),
+        "INSERT INTO app.kv (k, v) VALUES ('t1', 'one')",
+    )
+    .await;
     let pos = c.primary().gtid_binlog_pos().await.unwrap();
     assert!(replica.wait_gtid(&pos, 10).await.unwrap());
     assert_eq!(
-        replica
-            .sql_async("SELECT v FROM app.kv WHERE k = 't1'")
-            .await
-            .unwrap(),
+        q(replica, "SELECT v FROM app.kv WHERE k = 't1'").await,
         "one"
     );
 
@@ -193,10 +163,11 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     assert!(!c.primary().read_only().await.unwrap());
     let demoted = c.replica().unwrap();
     assert!(demoted.read_only().await.unwrap());
-    c.primary()
-        .sql_async("INSERT INTO app.kv (k, v) VALUES ('t2', 'two')")
-        .await
-        .unwrap();
+    q(
+        c.primary(),
+        "INSERT INTO app.kv (k, v) VALUES ('t2', 'two')",
+    )
+    .await;
     let pos = c.primary().gtid_binlog_pos().await.unwrap();
     assert!(demoted.wait_gtid(&pos, 10).await.unwrap());
 
@@ -206,10 +177,11 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     assert_eq!(port, old_port);
     c.publish_json(port, 3).await.unwrap();
     assert_eq!(c.published_epoch().await.unwrap(), Some(3));
-    c.primary()
-        .sql_async("INSERT INTO app.kv (k, v) VALUES ('t3', 'three')")
-        .await
-        .unwrap();
+    q(
+        c.primary(),
+        "INSERT INTO app.kv (k, v) VALUES ('t3', 'three')",
+    )
+    .await;
 
     // Drop kills every process and removes every dir.
     let pids = c.pids();
@@ -218,7 +190,7 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     drop(c);
     for pid in pids {
         assert!(!pid_alive(pid), "pid {pid} survived drop");
-        assert!(!is_our_zombie(pid), "pid {pid} not reaped");
+        assert!(!is_unreaped_child(pid), "pid {pid} not reaped");
     }
     for d in dirs {
         assert!(!d.exists(), "{} not removed", d.display());
@@ -268,33 +240,27 @@ async fn single_server_cluster_without_publishing() {
     // crash + restart on the same port and datadir keeps committed data
     let mut c = c;
     let (port, old_pid) = (c.primary().port(), c.primary().pid().unwrap());
-    c.primary()
-        .sql_async("INSERT INTO app.kv VALUES ('k', 'v', NOW())")
-        .await
-        .unwrap();
+    q(c.primary(), "INSERT INTO app.kv VALUES ('k', 'v', NOW())").await;
     c.primary_mut().kill().unwrap();
-    assert!(!pid_alive(old_pid) && !is_our_zombie(old_pid));
+    assert!(!pid_alive(old_pid) && !is_unreaped_child(old_pid));
     assert!(c.primary().sql_async("SELECT 1").await.is_err());
     let t0 = Instant::now();
     c.primary_mut().start_again().unwrap();
     eprintln!("mariadb restart after SIGKILL in {:?}", t0.elapsed());
     assert_eq!(c.primary().port(), port);
     assert_eq!(
-        c.primary()
-            .sql_async("SELECT v FROM app.kv WHERE k = 'k'")
-            .await
-            .unwrap(),
+        q(c.primary(), "SELECT v FROM app.kv WHERE k = 'k'").await,
         "v"
     );
     // pause/resume; a paused server is still cleaned up by Drop
     c.primary().pause().unwrap();
     c.primary().resume().unwrap();
-    assert_eq!(c.primary().sql_async("SELECT 1").await.unwrap(), "1");
+    assert_eq!(q(c.primary(), "SELECT 1").await, "1");
     c.primary().pause().unwrap();
     let pid = c.primary().pid().unwrap();
     drop(c);
     assert!(
-        !pid_alive(pid) && !is_our_zombie(pid),
+        !pid_alive(pid) && !is_unreaped_child(pid),
         "paused mariadbd survived drop"
     );
 }
@@ -321,6 +287,11 @@ async fn sandbox_cli(args: &[&str]) {
     cli::run(cli.cmd).await.unwrap();
 }
 
+async fn znode_json(st: &SandboxState) -> serde_json::Value {
+    let read = zk_read(&st.zk_connect, &st.primary_path).await.unwrap();
+    serde_json::from_slice(&read.expect("znode present").0).unwrap()
+}
+
 fn all_pids(st: &SandboxState) -> Vec<u32> {
     let mut v: Vec<u32> = st.dbs.iter().filter_map(|d| d.pid).collect();
     v.extend(st.zk_pid);
@@ -339,11 +310,7 @@ async fn helper_sandbox_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_sandbox_cli_lifecycle() {
-    let dir = tempfile::Builder::new()
-        .prefix("mzp-cli-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let dir = tempfile::tempdir().unwrap().keep();
     let _wipe = WipeOnDrop(dir.clone());
     let d = dir.to_str().unwrap();
     // `up` in a separate process that then exits: the servers must survive
@@ -356,25 +323,13 @@ async fn persistent_sandbox_cli_lifecycle() {
         .status()
         .unwrap();
     assert!(status.success());
-    eprintln!(
-        "sandbox up (cold, in a child process) in {:?}",
-        t0.elapsed()
-    );
+    eprintln!("sandbox up (cold, child process) in {:?}", t0.elapsed());
     let st = SandboxState::load(&dir).unwrap().unwrap();
     let pids = all_pids(&st);
     assert_eq!(pids.len(), 3);
     for &pid in &pids {
         assert!(pid_alive(pid), "pid {pid} died with the CLI process");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let session = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .nth(3)
-            .unwrap();
-        assert_eq!(
-            session,
-            pid.to_string(),
-            "pid {pid} is not a session leader"
-        );
+        assert_eq!(session_id(pid), Some(pid), "pid {pid} leads no session");
     }
     let (_, _, outcome) = persistent::up(&dir).await.unwrap();
     assert_eq!(outcome, UpOutcome::AlreadyUp);
@@ -382,11 +337,7 @@ async fn persistent_sandbox_cli_lifecycle() {
     sandbox_cli(&["switchover", "--dir", d]).await;
     let st = SandboxState::load(&dir).unwrap().unwrap();
     assert_eq!(st.primary, "db2");
-    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
-        .await
-        .unwrap()
-        .unwrap();
-    let rec: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    let rec = znode_json(&st).await;
     assert_eq!(
         (rec["port"].as_u64(), rec["epoch"].as_u64()),
         (Some(st.db("db2").unwrap().port.into()), Some(2))
@@ -396,11 +347,7 @@ async fn persistent_sandbox_cli_lifecycle() {
     sandbox_cli(&["env", "--dir", d]).await;
     let target = format!("127.0.0.1:{}", st.db("db2").unwrap().port);
     sandbox_cli(&["publish", "--dir", d, &target, "--epoch", "7"]).await;
-    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&data).contains("\"epoch\":7"));
+    assert_eq!(znode_json(&st).await["epoch"], 7);
 
     // down keeps the data; up restarts with the same ports and roles.
     sandbox_cli(&["down", "--dir", d]).await;
@@ -425,13 +372,10 @@ async fn persistent_sandbox_cli_lifecycle() {
 
 #[test]
 fn a_taken_fixed_port_is_reported_not_waited_for() {
-    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, MariaDb, SandboxError};
+    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, SandboxError};
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let dir = tempfile::Builder::new()
-        .prefix("mzp-port-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let zk = ZkServer::start_persistent(&dir.path().join("zk"), PortChoice::Fixed(port));
     let msg = format!("{:?}", zk.as_ref().err());
