@@ -47,14 +47,30 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     zk_delete(&connect, "/a/b/c").await.unwrap();
     assert!(zk_read(&connect, "/a/b/c").await.unwrap().is_none());
 
-    zk.pause().unwrap();
-    zk.resume().unwrap();
+    // A pause longer than the session timeout expires the session.
+    let client = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(1))
+        .connect(&connect)
+        .await
+        .unwrap();
+    let mut state = client.state_watcher();
+    zk.pause_for(Duration::from_millis(1500)).await.unwrap();
+    let expired = tokio::time::timeout(Duration::from_secs(10), state.changed()).await;
+    assert_eq!(expired.unwrap(), zookeeper_client::SessionState::Expired);
     zk.pause().unwrap(); // Drop must SIGCONT + kill a paused server too
     let pid = zk.pid().unwrap();
     drop(zk);
     assert!(!pid_alive(pid), "zookeeper pid {pid} survived drop");
     assert!(!is_unreaped_child(pid), "zookeeper pid {pid} not reaped");
     assert!(!dir.exists(), "{} not removed", dir.display());
+}
+
+/// This test binary running only the ignored helper test `name`, with `key=val`.
+fn helper_process(name: &str, key: &str, val: &std::ffi::OsStr) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--ignored", "--nocapture"])
+        .env(key, val);
+    cmd
 }
 
 /// Helper run in a child test process by `sweep_kills_servers_of_a_dead_owner`:
@@ -74,14 +90,7 @@ fn helper_hold_zookeeper() {
 fn sweep_kills_servers_of_a_dead_owner() {
     use mysql_zk_proxy::sandbox::instance::{sandbox_root, sweep_stale};
     use std::io::BufRead;
-    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_hold_zookeeper",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("MZP_SANDBOX_HELPER", "1")
+    let mut helper = helper_process("helper_hold_zookeeper", "MZP_SANDBOX_HELPER", "1".as_ref())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -192,9 +201,7 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
         assert!(!pid_alive(pid), "pid {pid} survived drop");
         assert!(!is_unreaped_child(pid), "pid {pid} not reaped");
     }
-    for d in dirs {
-        assert!(!d.exists(), "{} not removed", d.display());
-    }
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} not removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,9 +323,7 @@ async fn persistent_sandbox_cli_lifecycle() {
     // `up` in a separate process that then exits: the servers must survive
     // it, each in its own session (immune to the terminal's Ctrl-C).
     let t0 = Instant::now();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_sandbox_up", "--ignored", "--nocapture"])
-        .env("MZP_SANDBOX_UP_DIR", &dir)
+    let status = helper_process("helper_sandbox_up", "MZP_SANDBOX_UP_DIR", dir.as_ref())
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();

@@ -118,7 +118,8 @@ impl ZkServer {
         }
     }
 
-    /// SIGSTOP: the server stops answering, so client sessions expire.
+    /// SIGSTOP: the server stops answering (connections hang, nothing is
+    /// refused); sessions expire once it resumes after their timeout.
     pub fn pause(&self) -> Result<()> {
         self.running()?.pause()
     }
@@ -126,6 +127,15 @@ impl ZkServer {
     /// SIGCONT after [`ZkServer::pause`].
     pub fn resume(&self) -> Result<()> {
         self.running()?.resume()
+    }
+
+    /// Pause for `d`, then resume: every client session whose timeout is
+    /// shorter than `d` is reported `Expired` right after the resume
+    /// (measured: 1 s sessions expire after a 1.5 s pause).
+    pub async fn pause_for(&self, d: Duration) -> Result<()> {
+        self.pause()?;
+        tokio::time::sleep(d).await;
+        self.resume()
     }
 
     /// Send a four-letter-word command (`srvr`, `stat`, `mntr`, `ruok`, `conf`).
