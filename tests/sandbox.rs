@@ -34,8 +34,7 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     let (data, version) = zk_read(&connect, "/a/b/c").await.unwrap().unwrap();
     assert_eq!((data.as_slice(), version), (&b"again"[..], 1));
 
-    let old_pid = zk.pid().unwrap();
-    let port = zk.port();
+    let (old_pid, port) = (zk.pid().unwrap(), zk.port());
     zk = tokio::task::spawn_blocking(move || zk.restart().map(|()| zk))
         .await
         .unwrap()
