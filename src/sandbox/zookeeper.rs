@@ -181,32 +181,36 @@ impl ZkServer {
             .map_err(|e| SandboxError::io(format!("write {}/zoo.cfg", d.display()), e))
     }
 
-    fn spawn_and_wait(&mut self) -> Result<Ready> {
-        for path in [ZK_JAR, "/usr/bin/java"] {
-            if !Path::new(path).exists() {
-                let reason = format!("{path} missing: run scripts/install-deps.sh");
+    fn command(&self) -> Result<std::process::Command> {
+        let java_found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("java").is_file()));
+        for (found, what) in [(java_found, "java"), (Path::new(ZK_JAR).exists(), ZK_JAR)] {
+            if !found {
+                let reason = format!("{what} missing: run scripts/install-deps.sh");
                 return Err(self.start_error(reason));
             }
         }
-        self.write_config()?;
-        let d = self.dir().to_owned();
+        let d = self.dir();
         let mut cp = ZK_JAR.to_owned();
         if Path::new(SLF4J_JAR).exists() {
             cp = format!("{cp}:{SLF4J_JAR}");
         }
         let mut cmd = server_command("java", &d.join("zk.log"), self.detached)?;
-        cmd.args([
-            "-Xms32m",
-            "-Xmx256m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-        ])
-        .args(["-XX:-UsePerfData", "-Dzookeeper.admin.enableServer=false"])
-        .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
-        .arg("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS")
-        .args(["-Djava.net.preferIPv4Stack=true", "-cp", &cp])
-        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-        .arg(d.join("zoo.cfg"));
+        cmd.args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC"])
+            .args(["-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"])
+            .arg("-Dzookeeper.admin.enableServer=false")
+            .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
+            .arg("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS")
+            .args(["-Djava.net.preferIPv4Stack=true", "-cp", &cp])
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(d.join("zoo.cfg"));
+        Ok(cmd)
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<Ready> {
+        self.write_config()?;
+        let mut cmd = self.command()?;
+        let d = self.dir().to_owned();
         let log = d.join("zk.log");
         let log_start = file_len(&log);
         let mut proc = ServerProc::spawn("zookeeper", &mut cmd, &d)?;
