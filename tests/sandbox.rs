@@ -4,37 +4,10 @@ use mysql_zk_proxy::sandbox::cli::{self, SandboxCommand};
 use mysql_zk_proxy::sandbox::persistent::{self, UpOutcome};
 use mysql_zk_proxy::sandbox::state::SandboxState;
 use mysql_zk_proxy::sandbox::{
-    process::pid_alive, zk_delete, zk_read, zk_write, Cluster, ZkServer, DEFAULT_PRIMARY_PATH,
+    process::{holds_fd_on, is_unreaped_child, pid_alive, poll_until, session_id},
+    zk_delete, zk_read, zk_write, Cluster, MariaDb, ZkServer, DEFAULT_PRIMARY_PATH,
 };
 use std::time::{Duration, Instant};
-
-/// Poll `cond` every 20 ms until it holds or `timeout` passes.
-fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child of this process that exited but was not reaped.
-fn is_our_zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .collect();
-    rest[0] == "Z" && rest[1] == std::process::id().to_string()
-}
-
-/// Whether `pid` holds an open fd on `path`.
-fn holds_fd_on(pid: u32, path: &std::path::Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .any(|p| p == path)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restart_keeps_data_and_drop_kills() {
@@ -53,11 +26,7 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
         !holds_fd_on(zk.pid().unwrap(), marker.path()),
         "stray fd inherited"
     );
-    eprintln!(
-        "zookeeper up in {:?} on {}",
-        t0.elapsed(),
-        zk.connect_string()
-    );
+    eprintln!("zookeeper up in {:?}", t0.elapsed());
     let connect = zk.connect_string();
     let dir = zk.dir().to_owned();
     zk_write(&connect, "/a/b/c", b"hello").await.unwrap();
@@ -65,8 +34,7 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     let (data, version) = zk_read(&connect, "/a/b/c").await.unwrap().unwrap();
     assert_eq!((data.as_slice(), version), (&b"again"[..], 1));
 
-    let old_pid = zk.pid().unwrap();
-    let port = zk.port();
+    let (old_pid, port) = (zk.pid().unwrap(), zk.port());
     zk = tokio::task::spawn_blocking(move || zk.restart().map(|()| zk))
         .await
         .unwrap()
@@ -78,14 +46,30 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     zk_delete(&connect, "/a/b/c").await.unwrap();
     assert!(zk_read(&connect, "/a/b/c").await.unwrap().is_none());
 
-    zk.pause().unwrap();
-    zk.resume().unwrap();
+    // A pause longer than the session timeout expires the session.
+    let client = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(1))
+        .connect(&connect)
+        .await
+        .unwrap();
+    let mut state = client.state_watcher();
+    zk.pause_for(Duration::from_millis(1500)).await.unwrap();
+    let expired = tokio::time::timeout(Duration::from_secs(10), state.changed()).await;
+    assert_eq!(expired.unwrap(), zookeeper_client::SessionState::Expired);
     zk.pause().unwrap(); // Drop must SIGCONT + kill a paused server too
     let pid = zk.pid().unwrap();
     drop(zk);
     assert!(!pid_alive(pid), "zookeeper pid {pid} survived drop");
-    assert!(!is_our_zombie(pid), "zookeeper pid {pid} not reaped");
+    assert!(!is_unreaped_child(pid), "zookeeper pid {pid} not reaped");
     assert!(!dir.exists(), "{} not removed", dir.display());
+}
+
+/// This test binary running only the ignored helper test `name`, with `key=val`.
+fn helper_process(name: &str, key: &str, val: &std::ffi::OsStr) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--ignored", "--nocapture"])
+        .env(key, val);
+    cmd
 }
 
 /// Helper run in a child test process by `sweep_kills_servers_of_a_dead_owner`:
@@ -105,14 +89,7 @@ fn helper_hold_zookeeper() {
 fn sweep_kills_servers_of_a_dead_owner() {
     use mysql_zk_proxy::sandbox::instance::{sandbox_root, sweep_stale};
     use std::io::BufRead;
-    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_hold_zookeeper",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("MZP_SANDBOX_HELPER", "1")
+    let mut helper = helper_process("helper_hold_zookeeper", "MZP_SANDBOX_HELPER", "1".as_ref())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -129,10 +106,16 @@ fn sweep_kills_servers_of_a_dead_owner() {
     helper.wait().unwrap();
     assert!(pid_alive(zk_pid), "orphaned zookeeper should still run");
     sweep_stale(&sandbox_root());
-    eventually("orphan to be killed", Duration::from_secs(10), || {
-        !pid_alive(zk_pid)
-    });
+    poll_until("orphan to be killed", Duration::from_secs(10), || {
+        Ok((!pid_alive(zk_pid)).then_some(()))
+    })
+    .unwrap();
     assert!(!dir.exists(), "{} not swept", dir.display());
+}
+
+/// Root SQL on `db`, panicking with the server's error.
+async fn q(db: &MariaDb, sql: &str) -> String {
+    db.sql_async(sql).await.unwrap()
 }
 
 /// The published record, parsed.
@@ -152,27 +135,22 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     assert_eq!(rec["epoch"], 1);
     let replica = c.replica().unwrap();
     assert_eq!(
-        replica
-            .sql_async("SELECT v FROM app.kv WHERE k = 'hello'")
-            .await
-            .unwrap(),
+        q(replica, "SELECT v FROM app.kv WHERE k = 'hello'").await,
         "world"
     );
     assert!(replica.read_only().await.unwrap());
     assert!(!c.primary().read_only().await.unwrap());
 
     // A write on the primary reaches the replica.
-    c.primary()
-        .sql_async("INSERT INTO app.kv (k, v) VALUES ('t1', 'one')")
-        .await
-        .unwrap();
+    q(
+        c.primary(),
+        "INSERT INTO app.kv (k, v) VALUES ('t1', 'one')",
+    )
+    .await;
     let pos = c.primary().gtid_binlog_pos().await.unwrap();
     assert!(replica.wait_gtid(&pos, 10).await.unwrap());
     assert_eq!(
-        replica
-            .sql_async("SELECT v FROM app.kv WHERE k = 't1'")
-            .await
-            .unwrap(),
+        q(replica, "SELECT v FROM app.kv WHERE k = 't1'").await,
         "one"
     );
 
@@ -193,10 +171,11 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     assert!(!c.primary().read_only().await.unwrap());
     let demoted = c.replica().unwrap();
     assert!(demoted.read_only().await.unwrap());
-    c.primary()
-        .sql_async("INSERT INTO app.kv (k, v) VALUES ('t2', 'two')")
-        .await
-        .unwrap();
+    q(
+        c.primary(),
+        "INSERT INTO app.kv (k, v) VALUES ('t2', 'two')",
+    )
+    .await;
     let pos = c.primary().gtid_binlog_pos().await.unwrap();
     assert!(demoted.wait_gtid(&pos, 10).await.unwrap());
 
@@ -206,10 +185,11 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     assert_eq!(port, old_port);
     c.publish_json(port, 3).await.unwrap();
     assert_eq!(c.published_epoch().await.unwrap(), Some(3));
-    c.primary()
-        .sql_async("INSERT INTO app.kv (k, v) VALUES ('t3', 'three')")
-        .await
-        .unwrap();
+    q(
+        c.primary(),
+        "INSERT INTO app.kv (k, v) VALUES ('t3', 'three')",
+    )
+    .await;
 
     // Drop kills every process and removes every dir.
     let pids = c.pids();
@@ -218,11 +198,9 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     drop(c);
     for pid in pids {
         assert!(!pid_alive(pid), "pid {pid} survived drop");
-        assert!(!is_our_zombie(pid), "pid {pid} not reaped");
+        assert!(!is_unreaped_child(pid), "pid {pid} not reaped");
     }
-    for d in dirs {
-        assert!(!d.exists(), "{} not removed", d.display());
-    }
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} not removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,33 +246,27 @@ async fn single_server_cluster_without_publishing() {
     // crash + restart on the same port and datadir keeps committed data
     let mut c = c;
     let (port, old_pid) = (c.primary().port(), c.primary().pid().unwrap());
-    c.primary()
-        .sql_async("INSERT INTO app.kv VALUES ('k', 'v', NOW())")
-        .await
-        .unwrap();
+    q(c.primary(), "INSERT INTO app.kv VALUES ('k', 'v', NOW())").await;
     c.primary_mut().kill().unwrap();
-    assert!(!pid_alive(old_pid) && !is_our_zombie(old_pid));
+    assert!(!pid_alive(old_pid) && !is_unreaped_child(old_pid));
     assert!(c.primary().sql_async("SELECT 1").await.is_err());
     let t0 = Instant::now();
     c.primary_mut().start_again().unwrap();
     eprintln!("mariadb restart after SIGKILL in {:?}", t0.elapsed());
     assert_eq!(c.primary().port(), port);
     assert_eq!(
-        c.primary()
-            .sql_async("SELECT v FROM app.kv WHERE k = 'k'")
-            .await
-            .unwrap(),
+        q(c.primary(), "SELECT v FROM app.kv WHERE k = 'k'").await,
         "v"
     );
     // pause/resume; a paused server is still cleaned up by Drop
     c.primary().pause().unwrap();
     c.primary().resume().unwrap();
-    assert_eq!(c.primary().sql_async("SELECT 1").await.unwrap(), "1");
+    assert_eq!(q(c.primary(), "SELECT 1").await, "1");
     c.primary().pause().unwrap();
     let pid = c.primary().pid().unwrap();
     drop(c);
     assert!(
-        !pid_alive(pid) && !is_our_zombie(pid),
+        !pid_alive(pid) && !is_unreaped_child(pid),
         "paused mariadbd survived drop"
     );
 }
@@ -321,6 +293,11 @@ async fn sandbox_cli(args: &[&str]) {
     cli::run(cli.cmd).await.unwrap();
 }
 
+async fn znode_json(st: &SandboxState) -> serde_json::Value {
+    let read = zk_read(&st.zk_connect, &st.primary_path).await.unwrap();
+    serde_json::from_slice(&read.expect("znode present").0).unwrap()
+}
+
 fn all_pids(st: &SandboxState) -> Vec<u32> {
     let mut v: Vec<u32> = st.dbs.iter().filter_map(|d| d.pid).collect();
     v.extend(st.zk_pid);
@@ -339,42 +316,24 @@ async fn helper_sandbox_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_sandbox_cli_lifecycle() {
-    let dir = tempfile::Builder::new()
-        .prefix("mzp-cli-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let dir = tempfile::tempdir().unwrap().keep();
     let _wipe = WipeOnDrop(dir.clone());
     let d = dir.to_str().unwrap();
     // `up` in a separate process that then exits: the servers must survive
     // it, each in its own session (immune to the terminal's Ctrl-C).
     let t0 = Instant::now();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_sandbox_up", "--ignored", "--nocapture"])
-        .env("MZP_SANDBOX_UP_DIR", &dir)
+    let status = helper_process("helper_sandbox_up", "MZP_SANDBOX_UP_DIR", dir.as_ref())
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(status.success());
-    eprintln!(
-        "sandbox up (cold, in a child process) in {:?}",
-        t0.elapsed()
-    );
+    eprintln!("sandbox up (cold, child process) in {:?}", t0.elapsed());
     let st = SandboxState::load(&dir).unwrap().unwrap();
     let pids = all_pids(&st);
     assert_eq!(pids.len(), 3);
     for &pid in &pids {
         assert!(pid_alive(pid), "pid {pid} died with the CLI process");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let session = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .nth(3)
-            .unwrap();
-        assert_eq!(
-            session,
-            pid.to_string(),
-            "pid {pid} is not a session leader"
-        );
+        assert_eq!(session_id(pid), Some(pid), "pid {pid} leads no session");
     }
     let (_, _, outcome) = persistent::up(&dir).await.unwrap();
     assert_eq!(outcome, UpOutcome::AlreadyUp);
@@ -382,11 +341,7 @@ async fn persistent_sandbox_cli_lifecycle() {
     sandbox_cli(&["switchover", "--dir", d]).await;
     let st = SandboxState::load(&dir).unwrap().unwrap();
     assert_eq!(st.primary, "db2");
-    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
-        .await
-        .unwrap()
-        .unwrap();
-    let rec: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    let rec = znode_json(&st).await;
     assert_eq!(
         (rec["port"].as_u64(), rec["epoch"].as_u64()),
         (Some(st.db("db2").unwrap().port.into()), Some(2))
@@ -396,11 +351,7 @@ async fn persistent_sandbox_cli_lifecycle() {
     sandbox_cli(&["env", "--dir", d]).await;
     let target = format!("127.0.0.1:{}", st.db("db2").unwrap().port);
     sandbox_cli(&["publish", "--dir", d, &target, "--epoch", "7"]).await;
-    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&data).contains("\"epoch\":7"));
+    assert_eq!(znode_json(&st).await["epoch"], 7);
 
     // down keeps the data; up restarts with the same ports and roles.
     sandbox_cli(&["down", "--dir", d]).await;
@@ -425,13 +376,10 @@ async fn persistent_sandbox_cli_lifecycle() {
 
 #[test]
 fn a_taken_fixed_port_is_reported_not_waited_for() {
-    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, MariaDb, SandboxError};
+    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, SandboxError};
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let dir = tempfile::Builder::new()
-        .prefix("mzp-port-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let zk = ZkServer::start_persistent(&dir.path().join("zk"), PortChoice::Fixed(port));
     let msg = format!("{:?}", zk.as_ref().err());

@@ -148,8 +148,10 @@ impl Cluster {
     pub(crate) async fn bootstrap(&self, publish: bool) -> Result<()> {
         self.primary.sql_async(&bootstrap_sql()).await?;
         if let Some(r) = &self.replica {
-            r.sql_async(&change_master_sql(self.primary.port())).await?;
-            r.sql_async("START SLAVE").await?;
+            // STOP first: a re-run after a half-done bootstrap finds it running.
+            let repl = change_master_sql(self.primary.port());
+            r.sql_async(&format!("STOP SLAVE; {repl}; START SLAVE"))
+                .await?;
             let pos = self.primary.gtid_binlog_pos().await?;
             if !r.wait_gtid(&pos, 30).await? {
                 let status = format!("{:?}", r.slave_status().await);

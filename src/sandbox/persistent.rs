@@ -140,8 +140,17 @@ pub fn attach(dir: &Path) -> Result<(Cluster, SandboxState)> {
 /// `wipe` also deletes the dir. Returns a line per stopped process.
 pub fn down(dir: &Path, wipe: bool) -> Result<Vec<String>> {
     let dir = absolute(dir)?;
-    if !dir.exists() {
-        return Ok(vec![format!("nothing to do ({} absent)", dir.display())]);
+    if !SandboxState::path(&dir).exists() {
+        if wipe && dir.exists() {
+            return Err(SandboxError::State(format!(
+                "refusing to wipe {}: it has no sandbox state.json",
+                dir.display()
+            )));
+        }
+        return Ok(vec![format!(
+            "nothing to do (no sandbox in {})",
+            dir.display()
+        )]);
     }
     let lock = DirLock::acquire(&dir)?;
     let mut done = Vec::new();
@@ -160,11 +169,9 @@ pub fn down(dir: &Path, wipe: bool) -> Result<Vec<String>> {
         st.zk_pid = None;
         st.dbs.iter_mut().for_each(|d| d.pid = None);
         st.save()?;
-    } else if wipe {
-        return Err(SandboxError::State(format!(
-            "refusing to wipe {}: it has no sandbox state.json",
-            dir.display()
-        )));
+    }
+    if done.is_empty() {
+        done.push("nothing was running".into());
     }
     if wipe {
         drop(lock);

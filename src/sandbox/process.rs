@@ -90,6 +90,28 @@ pub fn cmdline_mentions(pid: u32, marker: &Path) -> bool {
     text.contains(&*marker.to_string_lossy())
 }
 
+/// Session id of `pid` (a detached server leads its own session).
+pub fn session_id(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(3)?.parse().ok()
+}
+
+/// Whether `pid` is a zombie child of this process (exited, not reaped):
+/// for tests asserting that the harness reaps what it kills.
+pub fn is_unreaped_child(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|f| {
+        f.first().map(String::as_str) == Some("Z")
+            && f.get(1).map(String::as_str) == Some(&*std::process::id().to_string())
+    })
+}
+
+/// Whether `pid` holds an open fd on `path` (fd hygiene checks).
+pub fn holds_fd_on(pid: u32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|dir| {
+        dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|p| p == path)
+    })
+}
+
 /// Send `sig` to `pid`. Callers must own `pid` (an unreaped child of ours, or
 /// a recorded PID whose cmdline was just checked).
 pub fn signal(pid: u32, sig: i32) -> std::io::Result<()> {
@@ -312,15 +334,14 @@ impl ServerProc {
         }
     }
 
-    /// SIGTERM (SIGCONT first if paused), wait up to `grace`, then SIGKILL.
+    /// SIGTERM + SIGCONT (a stopped process, even one paused by another
+    /// process, must see the TERM), wait up to `grace`, then SIGKILL.
     pub fn terminate(&mut self, grace: Duration) -> Result<()> {
         if self.exited() {
             return Ok(());
         }
-        if self.is_paused() {
-            self.resume()?;
-        }
         self.signal(libc::SIGTERM)?;
+        self.resume()?;
         if self.wait_exit(grace) {
             return Ok(());
         }
