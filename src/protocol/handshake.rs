@@ -45,6 +45,8 @@ pub struct Greeting {
     /// MariaDB extended capabilities as forwarded (0 for MySQL servers).
     pub mariadb_caps: u32,
     pub auth_plugin: Option<String>,
+    /// The 20-byte challenge (both scramble parts).
+    pub scramble: Vec<u8>,
 }
 
 /// Clear [`CLEARED_CAPS`] (and unknown MariaDB capabilities) in `payload`, a
@@ -61,6 +63,7 @@ pub fn adjust_greeting(payload: &mut [u8]) -> Result<Greeting, HandshakeError> {
     let server_version = String::from_utf8_lossy(parsed.server_version_ref()).into_owned();
     let connection_id = parsed.connection_id();
     let auth_plugin = parsed.auth_plugin_name_str().map(|s| s.into_owned());
+    let scramble = parsed.nonce();
     let server_caps = parsed.capabilities().bits();
 
     // Offsets: version(1) + server_version\0 + thread id(4) + scramble(8) + filler(1).
@@ -85,6 +88,7 @@ pub fn adjust_greeting(payload: &mut [u8]) -> Result<Greeting, HandshakeError> {
         caps,
         mariadb_caps,
         auth_plugin,
+        scramble,
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod framer;
 pub mod handshake;
+pub mod packet_io;
 pub mod tracker;
 
 pub use framer::{Framer, PacketInfo, MAX_PAYLOAD, PREFIX_LEN};

@@ -113,6 +113,19 @@ impl Tracker {
         }
     }
 
+    /// A tracker for a session whose login already succeeded (the login
+    /// exchange is handled packet by packet before the relay starts).
+    pub fn logged_in(caps: u32, mariadb_caps: u32, status: u16) -> Self {
+        Tracker {
+            caps,
+            mariadb_caps,
+            awaiting_handshake_response: false,
+            pending: VecDeque::new(),
+            status,
+            quit: false,
+        }
+    }
+
     /// Capabilities in effect for this session.
     pub fn caps(&self) -> u32 {
         self.caps

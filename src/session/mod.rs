@@ -2,6 +2,7 @@
 //! its greeting, then relay. Every session runs in its own tracing span and
 //! ends with exactly one counted outcome.
 
+pub mod login;
 pub mod relay;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::handshake::adjust_greeting;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
+use login::LoginOutcome;
 use relay::{Relay, RelayEnd};
 
 /// Serve one accepted client until it ends or the proxy shuts down.
@@ -150,22 +152,61 @@ async fn connect_and_relay(
         tracing::debug!(error = %e, "client gone before the greeting");
         return ConnOutcome::ClientError;
     }
-    let tracker = Tracker::new(greeting.caps, greeting.mariadb_caps);
+    let (record, client_early, backend_early) =
+        match login::login(&mut client, &mut be.stream, &greeting).await {
+            LoginOutcome::LoggedIn {
+                record,
+                client_leftover,
+                backend_leftover,
+            } => (record, client_leftover, backend_leftover),
+            other => return login_failure(other, &mut client).await,
+        };
+    tracing::debug!(user = %record.user, plugin = %record.plugin, "logged in");
+    let caps = greeting.caps & record.client_caps;
+    let mariadb_caps = greeting.mariadb_caps & record.client_mariadb_caps;
+    let tracker = Tracker::logged_in(caps, mariadb_caps, record.status);
+    gauge.set(SessionState::Idle);
     let mut relay = Relay::new(&mut client, &mut be.stream, tracker, &ctx.stats, gauge);
+    relay.preload(&client_early, &backend_early);
     let end = relay.run(&ctx.drain).await;
-    let (auth_failed, quit) = (relay.auth_failed(), relay.tracker.quit_sent());
-    outcome_of(end, auth_failed, quit, &mut client).await
+    let quit = relay.tracker.quit_sent();
+    outcome_of(end, quit, &mut client).await
 }
 
-async fn outcome_of(
-    end: RelayEnd,
-    auth_failed: bool,
-    quit: bool,
-    client: &mut TcpStream,
-) -> ConnOutcome {
+async fn login_failure(outcome: LoginOutcome, client: &mut TcpStream) -> ConnOutcome {
+    match outcome {
+        LoginOutcome::LoggedIn { .. } => unreachable!("handled by the caller"),
+        LoginOutcome::Failed => ConnOutcome::AuthFailed,
+        LoginOutcome::SslRequested => {
+            let msg = "TLS is not enabled on this proxy; connect without TLS";
+            send_error(
+                client,
+                2,
+                ProxyErrorCode::TlsUnsupported,
+                Phase::AfterGreeting,
+                msg,
+            )
+            .await;
+            ConnOutcome::ClientError
+        }
+        LoginOutcome::ClientGone(e) => {
+            tracing::debug!(error = %e, "client left during login");
+            ConnOutcome::ClientError
+        }
+        LoginOutcome::BackendGone(e) => {
+            tracing::info!(error = %e, "backend failed during login");
+            ConnOutcome::BackendLost
+        }
+        LoginOutcome::Malformed(why) => {
+            tracing::info!(%why, "unusable handshake response");
+            ConnOutcome::ClientError
+        }
+    }
+}
+
+async fn outcome_of(end: RelayEnd, quit: bool, client: &mut TcpStream) -> ConnOutcome {
     match end {
         RelayEnd::ClientClosed => ConnOutcome::Closed,
-        RelayEnd::BackendClosed if auth_failed => ConnOutcome::AuthFailed,
         RelayEnd::BackendClosed if quit => ConnOutcome::Closed,
         RelayEnd::BackendClosed => {
             tracing::info!("backend closed the connection");
@@ -186,18 +227,6 @@ async fn outcome_of(
             );
             let _ = client.shutdown().await;
             ConnOutcome::Shutdown
-        }
-        RelayEnd::SslRequested => {
-            let msg = "TLS is not enabled on this proxy; connect without TLS";
-            send_error(
-                client,
-                2,
-                ProxyErrorCode::TlsUnsupported,
-                Phase::AfterGreeting,
-                msg,
-            )
-            .await;
-            ConnOutcome::ClientError
         }
     }
 }

@@ -15,8 +15,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
-use crate::protocol::tracker::ClientEvent;
-use crate::protocol::{Framer, ServerEvent, Tracker};
+use crate::protocol::{Framer, Tracker};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
 const UP_BUF: usize = 16 * 1024;
@@ -32,8 +31,6 @@ pub enum RelayEnd {
     BackendClosed,
     ClientError(io::Error),
     BackendError(io::Error),
-    /// The client sent an SSL request although the greeting did not offer TLS.
-    SslRequested,
     /// A stop signal fired and the session reached the point it asked for,
     /// with every byte read so far delivered and no client bytes read past it.
     Stopped(StopPoint),
@@ -80,6 +77,14 @@ impl Pipe {
     }
     fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// Append bytes read elsewhere (as much as fits); returns their range.
+    fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
+        let n = bytes.len().min(self.buf.len() - self.end);
+        self.buf[self.end..self.end + n].copy_from_slice(&bytes[..n]);
+        self.end += n;
+        self.end - n..self.end
     }
 
     /// Write what is buffered. Ok(true) if anything was written.
@@ -137,12 +142,12 @@ pub struct Relay<'a> {
     pub tracker: Tracker,
     stats: &'a Stats,
     gauge: &'a mut SessionGauge,
-    logged_in: bool,
-    auth_failed: bool,
-    ssl_requested: bool,
 }
 
 impl<'a> Relay<'a> {
+    /// A relay for a logged-in session (`tracker` built with
+    /// [`Tracker::logged_in`]); `client_early` / `backend_early` are bytes
+    /// already read past the login, relayed first.
     pub fn new(
         client: &'a mut TcpStream,
         backend: &'a mut TcpStream,
@@ -158,15 +163,17 @@ impl<'a> Relay<'a> {
             tracker,
             stats,
             gauge,
-            logged_in: false,
-            auth_failed: false,
-            ssl_requested: false,
         }
     }
 
-    /// The login ended with an ERR from the backend.
-    pub fn auth_failed(&self) -> bool {
-        self.auth_failed
+    /// Queue bytes already read from either side (they are scanned and
+    /// relayed like any other). Each must fit its buffer.
+    pub fn preload(&mut self, from_client: &[u8], from_backend: &[u8]) {
+        let r = self.up.push(from_client);
+        self.scan_client_range(r);
+        let r = self.down.push(from_backend);
+        self.scan_server_range(r);
+        self.update_gauge();
     }
 
     /// Relay until one side closes or fails, or until a stop signal fired and
@@ -191,8 +198,7 @@ impl<'a> Relay<'a> {
     /// Nothing buffered either way, no packet half seen, and (per `point`)
     /// no reply outstanding / no transaction.
     fn reached(&self, point: StopPoint) -> bool {
-        let quiet = self.logged_in
-            && self.up.is_empty()
+        let quiet = self.up.is_empty()
             && self.down.is_empty()
             && self.up.framer.at_logical_boundary()
             && self.down.framer.at_logical_boundary();
@@ -221,9 +227,6 @@ impl<'a> Relay<'a> {
                 Ok(Some(r)) => {
                     progress = true;
                     self.scan_client(r);
-                    if self.ssl_requested {
-                        return Poll::Ready(RelayEnd::SslRequested);
-                    }
                 }
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
@@ -250,48 +253,33 @@ impl<'a> Relay<'a> {
 
     fn scan_client(&mut self, r: std::ops::Range<usize>) {
         count(&self.stats.bytes_client_to_backend, r.len());
+        self.scan_client_range(r);
+        self.update_gauge();
+    }
+
+    fn scan_client_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.up;
         let tracker = &mut self.tracker;
-        let mut ssl = false;
         framer.feed(&buf[r], |p| {
-            if let ClientEvent::HandshakeResponse { ssl_request: true } =
-                tracker.on_client_packet(&p)
-            {
-                ssl = true;
-            }
+            tracker.on_client_packet(&p);
         });
-        if ssl {
-            // Never forward an SSL request: the backend would wait for TLS.
-            self.ssl_requested = true;
-            self.up.start = self.up.end;
-        }
-        self.update_gauge();
     }
 
     fn scan_server(&mut self, r: std::ops::Range<usize>) {
         count(&self.stats.bytes_backend_to_client, r.len());
-        let Pipe { buf, framer, .. } = &mut self.down;
-        let tracker = &mut self.tracker;
-        let (mut ok, mut failed) = (false, false);
-        framer.feed(&buf[r], |p| match tracker.on_server_packet(&p) {
-            ServerEvent::AuthOk => ok = true,
-            ServerEvent::AuthFailed => failed = true,
-            _ => {}
-        });
-        if ok && !self.logged_in {
-            self.logged_in = true;
-            tracing::debug!(status = self.tracker.status(), "logged in");
-        }
-        if failed && !self.logged_in {
-            self.auth_failed = true;
-        }
+        self.scan_server_range(r);
         self.update_gauge();
     }
 
+    fn scan_server_range(&mut self, r: std::ops::Range<usize>) {
+        let Pipe { buf, framer, .. } = &mut self.down;
+        let tracker = &mut self.tracker;
+        framer.feed(&buf[r], |p| {
+            tracker.on_server_packet(&p);
+        });
+    }
+
     fn update_gauge(&mut self) {
-        if !self.logged_in {
-            return;
-        }
         let state = if self.tracker.at_rest() {
             SessionState::Idle
         } else {

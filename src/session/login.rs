@@ -1,0 +1,260 @@
+//! The login exchange, packet by packet: every packet is forwarded unchanged
+//! (the backend stays the authority for every auth plugin) and the parts a
+//! later re-login on another primary needs are recorded.
+
+use std::collections::HashMap;
+use std::io;
+
+use bytes::BytesMut;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::HandshakeResponse;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::protocol::caps;
+use crate::protocol::handshake::Greeting;
+use crate::protocol::packet_io::{frame, Packet, PacketReader};
+
+/// Largest packet accepted during login (handshake responses with connect
+/// attributes are a few hundred bytes).
+const MAX_LOGIN_PACKET: usize = 64 * 1024;
+
+/// What the client sent to log in, and how the exchange went.
+#[derive(Clone)]
+pub struct LoginRecord {
+    pub user: String,
+    pub db: Option<String>,
+    /// Capabilities the client sent (before intersecting with the server's).
+    pub client_caps: u32,
+    pub client_mariadb_caps: u32,
+    pub collation: u8,
+    pub max_packet: u32,
+    pub connect_attrs: Option<HashMap<String, String>>,
+    /// The plugin whose challenge the recorded response answers.
+    pub plugin: String,
+    pub scramble: Vec<u8>,
+    pub auth_response: Vec<u8>,
+    /// Status flags of the final OK.
+    pub status: u16,
+}
+
+impl std::fmt::Debug for LoginRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRecord")
+            .field("user", &self.user)
+            .field("db", &self.db)
+            .field("plugin", &self.plugin)
+            .field("auth_response", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+pub enum LoginOutcome {
+    LoggedIn {
+        record: Box<LoginRecord>,
+        /// Bytes each side sent past the login (handed to the relay).
+        client_leftover: BytesMut,
+        backend_leftover: BytesMut,
+    },
+    /// The backend answered ERR (forwarded to the client).
+    Failed,
+    /// The client asked for TLS, which the greeting did not offer.
+    SslRequested,
+    ClientGone(io::Error),
+    BackendGone(io::Error),
+    /// The client's handshake response could not be parsed (it was not forwarded).
+    Malformed(String),
+}
+
+/// Who speaks next in the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The backend answers (OK, ERR, auth switch, more data).
+    Server,
+    /// The client answers an auth switch.
+    ClientAuthData,
+    /// After "more data" (0x01) either side may speak next.
+    Either,
+}
+
+/// Run the exchange after the greeting was forwarded.
+pub async fn login(
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
+    greeting: &Greeting,
+) -> LoginOutcome {
+    let mut from_client = PacketReader::new(MAX_LOGIN_PACKET);
+    let mut from_backend = PacketReader::new(MAX_LOGIN_PACKET);
+    let first = match from_client.read(client).await {
+        Ok(p) => p,
+        Err(e) => return LoginOutcome::ClientGone(e),
+    };
+    let mut record = match parse_response(&first, greeting) {
+        Ok(Some(r)) => r,
+        Ok(None) => return LoginOutcome::SslRequested,
+        Err(e) => return LoginOutcome::Malformed(e),
+    };
+    if let Err(e) = send(backend, &first).await {
+        return LoginOutcome::BackendGone(e);
+    }
+    let mut step = Step::Server;
+    loop {
+        let (from_server, p) = match step {
+            Step::Server => (true, from_backend.read(backend).await),
+            Step::ClientAuthData => (false, from_client.read(client).await),
+            Step::Either => tokio::select! {
+                p = from_backend.read(backend) => (true, p),
+                p = from_client.read(client) => (false, p),
+            },
+        };
+        let p = match (from_server, p) {
+            (_, Ok(p)) => p,
+            (true, Err(e)) => return LoginOutcome::BackendGone(e),
+            (false, Err(e)) => return LoginOutcome::ClientGone(e),
+        };
+        if !from_server {
+            if step == Step::ClientAuthData {
+                record.auth_response = p.payload.clone();
+            }
+            if let Err(e) = send(backend, &p).await {
+                return LoginOutcome::BackendGone(e);
+            }
+            step = Step::Server;
+            continue;
+        }
+        if let Err(e) = send(client, &p).await {
+            return LoginOutcome::ClientGone(e);
+        }
+        match p.payload.first() {
+            Some(0x00) => {
+                record.status = ok_status(&p.payload);
+                return LoginOutcome::LoggedIn {
+                    record: Box::new(record),
+                    client_leftover: from_client.into_leftover(),
+                    backend_leftover: from_backend.into_leftover(),
+                };
+            }
+            Some(0xff) => return LoginOutcome::Failed,
+            Some(0xfe) => {
+                auth_switch(&mut record, &p.payload);
+                step = Step::ClientAuthData;
+            }
+            _ => step = Step::Either,
+        }
+    }
+}
+
+async fn send(to: &mut TcpStream, p: &Packet) -> io::Result<()> {
+    to.write_all(&frame(p.seq, &p.payload)).await
+}
+
+/// Ok(None) for an SSL request.
+fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRecord>, String> {
+    let b = &p.payload;
+    let flags = b
+        .get(..4)
+        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+    let flags = flags.ok_or("handshake response shorter than 4 bytes")?;
+    if flags & caps::CLIENT_PROTOCOL_41 == 0 {
+        return Err("client does not speak protocol 4.1".into());
+    }
+    if flags & caps::CLIENT_SSL != 0 && b.len() == 32 {
+        return Ok(None);
+    }
+    let hr: HandshakeResponse<'_> = ParseBuf(b)
+        .parse(())
+        .map_err(|e| format!("bad handshake response: {e}"))?;
+    let mariadb = if flags & caps::CLIENT_MYSQL == 0 {
+        hr.mariadb_ext_capabilities().bits()
+    } else {
+        0
+    };
+    let plugin = hr
+        .auth_plugin()
+        .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned())
+        .or_else(|| greeting.auth_plugin.clone())
+        .unwrap_or_else(|| "mysql_native_password".into());
+    Ok(Some(LoginRecord {
+        user: String::from_utf8_lossy(hr.user()).into_owned(),
+        db: hr
+            .db_name()
+            .map(|d| String::from_utf8_lossy(d).into_owned()),
+        client_caps: flags,
+        client_mariadb_caps: mariadb,
+        collation: hr.collation(),
+        max_packet: b
+            .get(4..8)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .unwrap_or(0),
+        connect_attrs: hr.connect_attributes(),
+        plugin,
+        scramble: greeting.scramble.clone(),
+        auth_response: hr.scramble_buf().to_vec(),
+        status: 0,
+    }))
+}
+
+/// 0xFE plugin-name NUL data: the client answers this new challenge.
+fn auth_switch(record: &mut LoginRecord, payload: &[u8]) {
+    let body = &payload[1..];
+    let (name, data) = match body.iter().position(|&b| b == 0) {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &[][..]),
+    };
+    record.plugin = String::from_utf8_lossy(name).into_owned();
+    let data = data.strip_suffix(&[0]).unwrap_or(data);
+    record.scramble = data.to_vec();
+    record.auth_response.clear();
+}
+
+/// Status flags of an OK packet payload (0 if unreadable).
+fn ok_status(payload: &[u8]) -> u16 {
+    use crate::protocol::read_lenenc;
+    let Some((_, n1)) = payload.get(1..).and_then(read_lenenc) else {
+        return 0;
+    };
+    let Some((_, n2)) = payload.get(1 + n1..).and_then(read_lenenc) else {
+        return 0;
+    };
+    payload
+        .get(1 + n1 + n2..3 + n1 + n2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_switch_records_plugin_and_scramble() {
+        let mut r = LoginRecord {
+            user: "u".into(),
+            db: None,
+            client_caps: 0,
+            client_mariadb_caps: 0,
+            collation: 45,
+            max_packet: 0,
+            connect_attrs: None,
+            plugin: "client_ed25519".into(),
+            scramble: vec![1; 20],
+            auth_response: vec![7; 32],
+            status: 0,
+        };
+        let mut p = b"\xfemysql_native_password\0".to_vec();
+        p.extend_from_slice(&[5u8; 20]);
+        p.push(0);
+        auth_switch(&mut r, &p);
+        assert_eq!(r.plugin, "mysql_native_password");
+        assert_eq!(r.scramble, vec![5u8; 20]);
+        assert!(r.auth_response.is_empty());
+        assert!(!format!("{r:?}").contains('7'), "auth data never printed");
+    }
+
+    #[test]
+    fn ok_status_reads_after_two_lenencs() {
+        assert_eq!(ok_status(&[0, 0, 0, 2, 0, 0, 0]), 2);
+        assert_eq!(ok_status(&[0, 0xfc, 1, 1, 0, 0x03, 0x40, 0, 0]), 0x4003);
+        assert_eq!(ok_status(&[0]), 0);
+    }
+}
