@@ -21,6 +21,9 @@ pub struct PacketInfo<'a> {
     /// True when this packet continues a logical payload started by a
     /// previous packet of exactly [`MAX_PAYLOAD`] bytes.
     pub continuation: bool,
+    /// The whole payload, when capture was asked for this packet's first
+    /// byte and it fit the capture limit (see [`Framer::capture`]).
+    pub payload: Option<&'a [u8]>,
 }
 
 impl PacketInfo<'_> {
@@ -43,11 +46,32 @@ pub struct Framer {
     prev_was_max: bool,
     /// Current packet is a continuation.
     continuation: bool,
+    /// First bytes whose packets are captured whole: a 256-bit set.
+    capture_set: [u64; 4],
+    capture_limit: usize,
+    /// Payload of the current packet while it is being captured.
+    captured: Vec<u8>,
+    capturing: bool,
+    capture_decided: bool,
 }
 
 impl Framer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Capture whole payloads (up to `limit` bytes) of packets whose first
+    /// byte is in `first_bytes`; larger ones are reported without payload.
+    pub fn capture(&mut self, first_bytes: &[u8], limit: usize) {
+        self.capture_set = [0; 4];
+        for &b in first_bytes {
+            self.capture_set[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+        self.capture_limit = limit;
+    }
+
+    fn wants(&self, first: u8) -> bool {
+        self.capture_set[(first >> 6) as usize] & (1 << (first & 63)) != 0
     }
 
     /// True when the framer is between packets (no partial header or payload).
@@ -85,6 +109,14 @@ impl Framer {
                 self.prefix_have += take as u8;
             }
             let take = self.remaining.min(data.len());
+            if self.capturing || self.start_capture() {
+                if self.captured.len() + take <= self.capture_limit {
+                    self.captured.extend_from_slice(&data[..take]);
+                } else {
+                    self.capturing = false;
+                    self.captured.clear();
+                }
+            }
             self.remaining -= take;
             data = &data[take..];
             if self.remaining == 0 {
@@ -101,18 +133,37 @@ impl Framer {
         self.remaining = self.len;
         self.prefix_have = 0;
         self.continuation = self.prev_was_max;
+        self.capturing = false;
+        self.captured.clear();
+        self.capture_decided = false;
+    }
+
+    /// At the first payload byte of a packet: does it get captured?
+    fn start_capture(&mut self) -> bool {
+        if self.capture_decided || self.prefix_have == 0 {
+            return false;
+        }
+        self.capture_decided = true;
+        self.capturing = !self.continuation
+            && self.len <= self.capture_limit
+            && self.len < MAX_PAYLOAD
+            && self.wants(self.prefix[0]);
+        self.capturing
     }
 
     fn finish(&mut self, on_packet: &mut impl FnMut(PacketInfo<'_>)) {
+        let payload = (self.capturing && self.captured.len() == self.len).then_some(&self.captured[..]);
         let info = PacketInfo {
             len: self.len,
             seq: self.header[3],
             prefix: &self.prefix[..self.prefix_have as usize],
             continuation: self.continuation,
+            payload,
         };
         on_packet(info);
         self.prev_was_max = self.len == MAX_PAYLOAD;
         self.header_have = 0;
+        self.capturing = false;
     }
 }
 
@@ -126,6 +177,20 @@ mod tests {
         v.push(seq);
         v.extend_from_slice(payload);
         v
+    }
+
+    #[test]
+    fn captures_whole_payloads_of_chosen_commands_only() {
+        let mut data = packet(0, b"\x03SET @a = 1");
+        data.extend(packet(0, b"\x17\x01\x00\x00\x00"));
+        data.extend(packet(0, &[&[0x16u8][..], &[b'x'; 100]].concat()));
+        let mut f = Framer::new();
+        f.capture(&[0x03, 0x16], 64);
+        let mut got = Vec::new();
+        for b in &data {
+            f.feed(std::slice::from_ref(b), |p| got.push(p.payload.map(|x| x.to_vec())));
+        }
+        assert_eq!(got, vec![Some(b"\x03SET @a = 1".to_vec()), None, None]);
     }
 
     fn collect(f: &mut Framer, data: &[u8]) -> Vec<(usize, u8, Vec<u8>, bool)> {

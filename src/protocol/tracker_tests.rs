@@ -16,6 +16,7 @@ fn pkt(payload: &[u8]) -> PacketInfo<'_> {
         seq: 0,
         prefix: &payload[..payload.len().min(32)],
         continuation: false,
+        payload: None,
     }
 }
 
@@ -357,6 +358,7 @@ fn continuation_packets_are_not_commands_or_terminators() {
         seq: 9,
         prefix: &[0xfe, 0, 0, 0, 0],
         continuation: true,
+        payload: None,
     };
     t.on_server_packet(&pkt(&[0x01]));
     t.on_server_packet(&pkt(COLDEF));

@@ -4,6 +4,7 @@
 
 pub mod login;
 pub mod relay;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,207 @@
+//! Moving an idle session to a new primary: a new backend login as the
+//! client's own user, answered with the credential derived from its
+//! mysql_native_password exchange (no plaintext), then the session's schema
+//! and SET statements replayed. The client sees none of it.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::backend::{self, BackendError};
+use crate::failover::native::{respond, DerivedPassword};
+use crate::protocol::caps;
+use crate::protocol::handshake::{adjust_greeting, Greeting};
+use crate::protocol::packet_io::{frame, PacketReader};
+use crate::routing::Primary;
+use crate::session::login::LoginRecord;
+use crate::session::state::SessionState;
+
+const NATIVE: &str = "mysql_native_password";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Connect(#[from] BackendError),
+    #[error("new primary sent an unusable greeting: {0}")]
+    Greeting(String),
+    #[error("new primary refused the login: {0}")]
+    Refused(String),
+    #[error("new primary asked for auth plugin {0}, only mysql_native_password can be replayed")]
+    Plugin(String),
+    #[error("replaying {stmt:?} failed: {error}")]
+    Replay { stmt: String, error: String },
+    #[error("talking to the new primary: {0}")]
+    Io(#[from] io::Error),
+    #[error("credential: {0}")]
+    Credential(String),
+}
+
+/// A backend the session was moved to.
+pub struct Migrated {
+    pub stream: TcpStream,
+    pub greeting: Greeting,
+    /// Status flags after the login and replay.
+    pub status: u16,
+}
+
+/// Log in on `primary` as `record.user` and replay `state`.
+pub async fn migrate(
+    primary: &Primary,
+    record: &LoginRecord,
+    state: &SessionState,
+    password: &DerivedPassword,
+    timeout: Duration,
+) -> Result<Migrated, MigrateError> {
+    let mut be = backend::connect(primary, timeout).await?;
+    if be.refused() {
+        return Err(MigrateError::Refused(String::from_utf8_lossy(&be.greeting[3..]).into_owned()));
+    }
+    let greeting = adjust_greeting(&mut be.greeting).map_err(|e| MigrateError::Greeting(e.to_string()))?;
+    let mut reader = PacketReader::new(64 * 1024);
+    let auth = respond(password, &greeting.scramble).map_err(|e| MigrateError::Credential(e.to_string()))?;
+    let response = handshake_response(record, state, &greeting, &auth);
+    be.stream.write_all(&frame(be.greeting_seq.wrapping_add(1), &response)).await?;
+    let mut status = login_reply(&mut be.stream, &mut reader, password).await?;
+    for stmt in &state.sets {
+        status = run_simple(&mut be.stream, &mut reader, stmt).await?;
+    }
+    Ok(Migrated {
+        stream: be.stream,
+        greeting,
+        status,
+    })
+}
+
+/// Read the login reply, answering an auth switch to mysql_native_password.
+async fn login_reply(
+    s: &mut TcpStream,
+    reader: &mut PacketReader,
+    password: &DerivedPassword,
+) -> Result<u16, MigrateError> {
+    loop {
+        let p = reader.read(s).await?;
+        match p.payload.first() {
+            Some(0x00) => return Ok(ok_status(&p.payload)),
+            Some(0xff) => return Err(MigrateError::Refused(err_text(&p.payload))),
+            Some(0xfe) => {
+                let body = &p.payload[1..];
+                let nul = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+                let plugin = String::from_utf8_lossy(&body[..nul]).into_owned();
+                if plugin != NATIVE {
+                    return Err(MigrateError::Plugin(plugin));
+                }
+                let data = &body[(nul + 1).min(body.len())..];
+                let scramble = data.strip_suffix(&[0]).unwrap_or(data);
+                let auth = respond(password, scramble).map_err(|e| MigrateError::Credential(e.to_string()))?;
+                s.write_all(&frame(p.seq.wrapping_add(1), &auth)).await?;
+            }
+            _ => return Err(MigrateError::Refused("unexpected packet during login".into())),
+        }
+    }
+}
+
+/// Send one COM_QUERY whose reply is a single OK/ERR; its status flags.
+async fn run_simple(s: &mut TcpStream, reader: &mut PacketReader, stmt: &str) -> Result<u16, MigrateError> {
+    let mut payload = vec![crate::protocol::command::QUERY];
+    payload.extend_from_slice(stmt.as_bytes());
+    s.write_all(&frame(0, &payload)).await?;
+    let p = reader.read(s).await?;
+    match p.payload.first() {
+        Some(0x00) => Ok(ok_status(&p.payload)),
+        _ => Err(MigrateError::Replay {
+            stmt: stmt.to_string(),
+            error: err_text(&p.payload),
+        }),
+    }
+}
+
+/// A HandshakeResponse41 as the client sent it, but answering the new
+/// scramble and naming the session's current schema.
+fn handshake_response(record: &LoginRecord, state: &SessionState, g: &Greeting, auth: &[u8; 20]) -> Vec<u8> {
+    let mut flags = record.client_caps & (g.caps | caps::CLIENT_MYSQL);
+    flags &= !(caps::CLIENT_SSL | caps::CLIENT_COMPRESS);
+    flags |= caps::CLIENT_PLUGIN_AUTH | caps::CLIENT_SECURE_CONNECTION;
+    let db = state.schema.as_deref().filter(|d| !d.is_empty());
+    if db.is_some() {
+        flags |= caps::CLIENT_CONNECT_WITH_DB;
+    } else {
+        flags &= !caps::CLIENT_CONNECT_WITH_DB;
+    }
+    let mut p = flags.to_le_bytes().to_vec();
+    p.extend_from_slice(&record.max_packet.to_le_bytes());
+    p.push(record.collation);
+    p.extend_from_slice(&[0; 19]);
+    let mariadb = if flags & caps::CLIENT_MYSQL == 0 {
+        record.client_mariadb_caps & g.mariadb_caps
+    } else {
+        0
+    };
+    p.extend_from_slice(&mariadb.to_le_bytes());
+    p.extend_from_slice(record.user.as_bytes());
+    p.push(0);
+    p.push(auth.len() as u8); // lenenc of 20 == one byte; also the 4.1 length form
+    p.extend_from_slice(auth);
+    if let Some(db) = db {
+        p.extend_from_slice(db.as_bytes());
+        p.push(0);
+    }
+    p.extend_from_slice(NATIVE.as_bytes());
+    p.push(0);
+    if flags & CLIENT_CONNECT_ATTRS != 0 {
+        p.extend_from_slice(&connect_attrs(record));
+    }
+    p
+}
+
+const CLIENT_CONNECT_ATTRS: u32 = 0x0010_0000;
+
+fn connect_attrs(record: &LoginRecord) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in record.connect_attrs.iter().flatten() {
+        lenenc_str(&mut body, k.as_bytes());
+        lenenc_str(&mut body, v.as_bytes());
+    }
+    let mut out = Vec::new();
+    lenenc_str(&mut out, &body);
+    out
+}
+
+fn lenenc_str(out: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len() as u64;
+    match n {
+        0..=250 => out.push(n as u8),
+        251..=0xffff => {
+            out.push(0xfc);
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xff_ffff => {
+            out.push(0xfd);
+            out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+        }
+        _ => {
+            out.push(0xfe);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(s);
+}
+
+fn ok_status(payload: &[u8]) -> u16 {
+    use crate::protocol::read_lenenc;
+    let Some((_, n1)) = payload.get(1..).and_then(read_lenenc) else { return 0 };
+    let Some((_, n2)) = payload.get(1 + n1..).and_then(read_lenenc) else { return 0 };
+    payload.get(1 + n1 + n2..3 + n1 + n2).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0)
+}
+
+/// "code (state): message" of an ERR payload.
+pub fn err_text(payload: &[u8]) -> String {
+    if payload.len() < 3 || payload[0] != 0xff {
+        return "unexpected reply".into();
+    }
+    let code = u16::from_le_bytes([payload[1], payload[2]]);
+    let rest = &payload[3..];
+    let msg = if rest.first() == Some(&b'#') && rest.len() >= 6 { &rest[6..] } else { rest };
+    format!("{code}: {}", String::from_utf8_lossy(msg))
+}
