@@ -1,0 +1,6 @@
+//! Failover without surprises (issue 4): what the proxy needs to move
+//! sessions and routes safely from one primary to the next.
+//!
+//! - [`native`]: mysql_native_password derivation (session migration without plaintext).
+
+pub mod native;
