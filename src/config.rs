@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
+
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,7 +28,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         problem: problem.into(),
@@ -40,8 +42,12 @@ pub struct Config {
     pub zookeeper: ZookeeperConfig,
     pub backend: BackendConfig,
     pub failover: FailoverConfig,
+    pub fencing: FencingConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    /// `[[users]]`: hashes for session migration (see `crate::failover::credentials`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -75,6 +81,12 @@ pub struct ZookeeperConfig {
     /// Pause between attempts to establish a new session after a failure.
     #[serde(with = "humantime_serde")]
     pub retry_backoff: Duration,
+    /// Znode whose children are users (`{"mysql_native_password":"*HEX"}`); none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_path: Option<String>,
+    /// Stop routing after this long without a usable session; absent = never.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub fail_closed_after: Option<Duration>,
 }
 
 impl Default for ZookeeperConfig {
@@ -85,6 +97,8 @@ impl Default for ZookeeperConfig {
             session_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             retry_backoff: Duration::from_millis(500),
+            users_path: None,
+            fail_closed_after: None,
         }
     }
 }
@@ -228,12 +242,26 @@ impl Config {
         positive("zookeeper.session_timeout", self.zookeeper.session_timeout)?;
         positive("zookeeper.connect_timeout", self.zookeeper.connect_timeout)?;
         positive("backend.connect_timeout", self.backend.connect_timeout)?;
+        self.validate_failover()?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         Ok(())
+    }
+
+    /// `[fencing]`, `[[users]]`, `zookeeper.users_path` / `fail_closed_after`.
+    fn validate_failover(&self) -> Result<(), ConfigError> {
+        use crate::failover::config as f;
+        if let Some(p) = &self.zookeeper.users_path {
+            f::validate_znode_path("zookeeper.users_path", p)?;
+        }
+        if let Some(d) = self.zookeeper.fail_closed_after {
+            positive("zookeeper.fail_closed_after", d)?;
+        }
+        self.fencing.validate()?;
+        f::validate_users(&self.users)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

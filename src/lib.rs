@@ -25,6 +25,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod failover;
 pub mod listener;
 pub mod metrics;
 pub mod protocol;

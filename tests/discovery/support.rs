@@ -32,6 +32,7 @@ pub fn cfg(connect: &str, path: &str, session_timeout: Duration) -> ZookeeperCon
         session_timeout,
         connect_timeout: Duration::from_secs(2),
         retry_backoff: Duration::from_millis(100),
+        ..ZookeeperConfig::default()
     }
 }
 
