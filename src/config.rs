@@ -125,12 +125,19 @@ pub struct FailoverConfig {
     /// How long a new connection waits (greeting delayed) while no primary is known.
     #[serde(with = "humantime_serde")]
     pub hold_timeout: Duration,
+    /// After the primary changed, how long an open transaction may still
+    /// finish on the old primary before it is aborted ("transaction aborted
+    /// by failover"); also how long an unmigratable idle session waits for
+    /// its next command before it is closed.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for FailoverConfig {
     fn default() -> Self {
         FailoverConfig {
             hold_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }

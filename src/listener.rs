@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::discovery::DiscoveryHandle;
+use crate::failover::credentials::CredentialStore;
 use crate::metrics::Stats;
 use crate::routing::RouteTable;
 use crate::session;
@@ -21,6 +22,8 @@ pub struct Context {
     pub table: Arc<RouteTable>,
     pub stats: Arc<Stats>,
     pub discovery: DiscoveryHandle,
+    /// Password hashes of users whose sessions can be migrated.
+    pub credentials: Arc<CredentialStore>,
     /// Hard stop: every session ends at once.
     pub cancel: CancellationToken,
     /// Graceful stop: no new connections; sessions end at their next rest point.

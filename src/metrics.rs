@@ -23,10 +23,15 @@ pub enum ConnOutcome {
     ClientError,
     /// Closed because the proxy shut down.
     Shutdown,
+    /// Closed by a failover: not migratable, migration failed, or a
+    /// transaction aborted (the client got a 9005/9006 error).
+    FailoverClosed,
+    /// Not an end: the session moved to a new primary and goes on (never counted).
+    Migrated,
 }
 
 impl ConnOutcome {
-    pub const ALL: [ConnOutcome; 7] = [
+    pub const ALL: [ConnOutcome; 8] = [
         ConnOutcome::Closed,
         ConnOutcome::NoPrimary,
         ConnOutcome::BackendUnreachable,
@@ -34,6 +39,7 @@ impl ConnOutcome {
         ConnOutcome::BackendLost,
         ConnOutcome::ClientError,
         ConnOutcome::Shutdown,
+        ConnOutcome::FailoverClosed,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -44,6 +50,8 @@ impl ConnOutcome {
             ConnOutcome::BackendLost => "backend_lost",
             ConnOutcome::ClientError => "client_error",
             ConnOutcome::Shutdown => "shutdown",
+            ConnOutcome::FailoverClosed => "failover_closed",
+            ConnOutcome::Migrated => "migrated",
         }
     }
 }
@@ -101,7 +109,7 @@ impl IgnoredRecord {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections_accepted: AtomicU64,
-    connections_by_outcome: [AtomicU64; 7],
+    connections_by_outcome: [AtomicU64; 9],
     sessions_by_state: [AtomicI64; 4],
     pub bytes_client_to_backend: AtomicU64,
     pub bytes_backend_to_client: AtomicU64,
@@ -113,6 +121,12 @@ pub struct Stats {
     pub zk_sessions_expired: AtomicU64,
     /// Times the ZooKeeper connection was lost while the session lived on.
     pub zk_disconnects: AtomicU64,
+    /// Sessions moved to a new primary at a rest point.
+    pub sessions_migrated: AtomicU64,
+    /// Sessions closed by a failover (not migratable, or migration failed).
+    pub sessions_closed_by_failover: AtomicU64,
+    /// Transactions aborted because they outlived `failover.drain_timeout`.
+    pub transactions_aborted: AtomicU64,
 }
 
 impl Stats {

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::discovery::{self, DiscoveryHandle};
+use crate::failover::credentials::CredentialStore;
 use crate::listener;
 use crate::metrics::{Metrics, Stats};
 use crate::routing::RouteTable;
@@ -26,6 +27,8 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("credential store: {0}")]
+    Credentials(#[from] crate::failover::credentials::CredentialError),
     #[error("cannot listen for admin HTTP on {addr}: {source}")]
     BindAdmin {
         addr: SocketAddr,
@@ -88,7 +91,9 @@ impl Proxy {
         );
         metrics.set_discovery(discovery.status.clone());
 
+        let credentials = Arc::new(CredentialStore::from_config(&config.users)?);
         let ctx = Arc::new(listener::Context {
+            credentials,
             config: config.clone(),
             table: table.clone(),
             stats: stats.clone(),

@@ -121,6 +121,11 @@ impl RouteTable {
         next
     }
 
+    /// Generation of the current route (one atomic load, no refcount).
+    pub fn generation(&self) -> u64 {
+        self.current.load().generation
+    }
+
     /// A receiver that is marked changed on every publish.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

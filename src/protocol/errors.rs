@@ -15,6 +15,13 @@ pub enum ProxyErrorCode {
     TlsUnsupported,
     /// The proxy is shutting down. Reconnect (another proxy of the pool answers).
     ShuttingDown,
+    /// The primary changed and this session could not be moved to the new
+    /// one (see the message for why). Nothing of the command ran: reconnect.
+    FailoverClosed,
+    /// The primary changed while a transaction was open and it did not end
+    /// within `failover.drain_timeout`; it was rolled back. Retry the transaction
+    /// on a new connection.
+    TransactionAborted,
 }
 
 impl ProxyErrorCode {
@@ -24,13 +31,18 @@ impl ProxyErrorCode {
             ProxyErrorCode::BackendUnreachable => 9002,
             ProxyErrorCode::TlsUnsupported => 9003,
             ProxyErrorCode::ShuttingDown => 9004,
+            ProxyErrorCode::FailoverClosed => 9005,
+            ProxyErrorCode::TransactionAborted => 9006,
         }
     }
 
     pub fn sqlstate(self) -> [u8; 5] {
         match self {
             ProxyErrorCode::NoPrimary | ProxyErrorCode::TlsUnsupported => *b"08004",
-            ProxyErrorCode::BackendUnreachable | ProxyErrorCode::ShuttingDown => *b"08S01",
+            ProxyErrorCode::BackendUnreachable
+            | ProxyErrorCode::ShuttingDown
+            | ProxyErrorCode::FailoverClosed => *b"08S01",
+            ProxyErrorCode::TransactionAborted => *b"40001",
         }
     }
 }

@@ -152,7 +152,8 @@ impl Framer {
     }
 
     fn finish(&mut self, on_packet: &mut impl FnMut(PacketInfo<'_>)) {
-        let payload = (self.capturing && self.captured.len() == self.len).then_some(&self.captured[..]);
+        let payload =
+            (self.capturing && self.captured.len() == self.len).then_some(&self.captured[..]);
         let info = PacketInfo {
             len: self.len,
             seq: self.header[3],
@@ -188,7 +189,9 @@ mod tests {
         f.capture(&[0x03, 0x16], 64);
         let mut got = Vec::new();
         for b in &data {
-            f.feed(std::slice::from_ref(b), |p| got.push(p.payload.map(|x| x.to_vec())));
+            f.feed(std::slice::from_ref(b), |p| {
+                got.push(p.payload.map(|x| x.to_vec()))
+            });
         }
         assert_eq!(got, vec![Some(b"\x03SET @a = 1".to_vec()), None, None]);
     }

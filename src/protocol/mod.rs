@@ -91,6 +91,20 @@ pub mod caps {
     pub const MARIADB_CLIENT_BULK_UNIT_RESULTS: u32 = 0x0000_0020;
 }
 
+/// Status flags of an OK packet payload (0 when unreadable).
+pub fn ok_status(payload: &[u8]) -> u16 {
+    let Some((_, n1)) = payload.get(1..).and_then(read_lenenc) else {
+        return 0;
+    };
+    let Some((_, n2)) = payload.get(1 + n1..).and_then(read_lenenc) else {
+        return 0;
+    };
+    payload
+        .get(1 + n1 + n2..3 + n1 + n2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        .unwrap_or(0)
+}
+
 /// Read a length-encoded integer at the start of `b`: (value, bytes used).
 /// `None` when `b` is too short or starts with 0xFB (NULL) / 0xFF (invalid).
 pub fn read_lenenc(b: &[u8]) -> Option<(u64, usize)> {
@@ -112,6 +126,14 @@ pub fn read_lenenc(b: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::read_lenenc;
+
+    #[test]
+    fn ok_status_reads_after_two_lenencs() {
+        use super::ok_status;
+        assert_eq!(ok_status(&[0, 0, 0, 2, 0, 0, 0]), 2);
+        assert_eq!(ok_status(&[0, 0xfc, 1, 1, 0, 0x03, 0x40, 0, 0]), 0x4003);
+        assert_eq!(ok_status(&[0]), 0);
+    }
 
     #[test]
     fn lenenc_forms() {

@@ -31,6 +31,13 @@ impl PacketReader {
         }
     }
 
+    /// A reader that first yields packets from `already_read`.
+    pub fn with_initial(max_payload: usize, already_read: &[u8]) -> Self {
+        let mut r = PacketReader::new(max_payload);
+        r.buf.extend_from_slice(already_read);
+        r
+    }
+
     /// The next packet. Cancel-safe.
     pub async fn read<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> io::Result<Packet> {
         loop {

@@ -127,7 +127,7 @@ pub async fn login(
         }
         match p.payload.first() {
             Some(0x00) => {
-                record.status = ok_status(&p.payload);
+                record.status = crate::protocol::ok_status(&p.payload);
                 return LoginOutcome::LoggedIn {
                     record: Box::new(record),
                     client_leftover: from_client.into_leftover(),
@@ -207,21 +207,6 @@ fn auth_switch(record: &mut LoginRecord, payload: &[u8]) {
     record.auth_response.clear();
 }
 
-/// Status flags of an OK packet payload (0 if unreadable).
-fn ok_status(payload: &[u8]) -> u16 {
-    use crate::protocol::read_lenenc;
-    let Some((_, n1)) = payload.get(1..).and_then(read_lenenc) else {
-        return 0;
-    };
-    let Some((_, n2)) = payload.get(1 + n1..).and_then(read_lenenc) else {
-        return 0;
-    };
-    payload
-        .get(1 + n1 + n2..3 + n1 + n2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,12 +234,5 @@ mod tests {
         assert_eq!(r.scramble, vec![5u8; 20]);
         assert!(r.auth_response.is_empty());
         assert!(!format!("{r:?}").contains('7'), "auth data never printed");
-    }
-
-    #[test]
-    fn ok_status_reads_after_two_lenencs() {
-        assert_eq!(ok_status(&[0, 0, 0, 2, 0, 0, 0]), 2);
-        assert_eq!(ok_status(&[0, 0xfc, 1, 1, 0, 0x03, 0x40, 0, 0]), 0x4003);
-        assert_eq!(ok_status(&[0]), 0);
     }
 }

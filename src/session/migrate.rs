@@ -16,7 +16,7 @@ use crate::protocol::handshake::{adjust_greeting, Greeting};
 use crate::protocol::packet_io::{frame, PacketReader};
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
-use crate::session::state::SessionState;
+use crate::session::state::CarriedState;
 
 const NATIVE: &str = "mysql_native_password";
 
@@ -50,19 +50,25 @@ pub struct Migrated {
 pub async fn migrate(
     primary: &Primary,
     record: &LoginRecord,
-    state: &SessionState,
+    state: &CarriedState,
     password: &DerivedPassword,
     timeout: Duration,
 ) -> Result<Migrated, MigrateError> {
     let mut be = backend::connect(primary, timeout).await?;
     if be.refused() {
-        return Err(MigrateError::Refused(String::from_utf8_lossy(&be.greeting[3..]).into_owned()));
+        return Err(MigrateError::Refused(
+            String::from_utf8_lossy(&be.greeting[3..]).into_owned(),
+        ));
     }
-    let greeting = adjust_greeting(&mut be.greeting).map_err(|e| MigrateError::Greeting(e.to_string()))?;
+    let greeting =
+        adjust_greeting(&mut be.greeting).map_err(|e| MigrateError::Greeting(e.to_string()))?;
     let mut reader = PacketReader::new(64 * 1024);
-    let auth = respond(password, &greeting.scramble).map_err(|e| MigrateError::Credential(e.to_string()))?;
+    let auth = respond(password, &greeting.scramble)
+        .map_err(|e| MigrateError::Credential(e.to_string()))?;
     let response = handshake_response(record, state, &greeting, &auth);
-    be.stream.write_all(&frame(be.greeting_seq.wrapping_add(1), &response)).await?;
+    be.stream
+        .write_all(&frame(be.greeting_seq.wrapping_add(1), &response))
+        .await?;
     let mut status = login_reply(&mut be.stream, &mut reader, password).await?;
     for stmt in &state.sets {
         status = run_simple(&mut be.stream, &mut reader, stmt).await?;
@@ -83,7 +89,7 @@ async fn login_reply(
     loop {
         let p = reader.read(s).await?;
         match p.payload.first() {
-            Some(0x00) => return Ok(ok_status(&p.payload)),
+            Some(0x00) => return Ok(crate::protocol::ok_status(&p.payload)),
             Some(0xff) => return Err(MigrateError::Refused(err_text(&p.payload))),
             Some(0xfe) => {
                 let body = &p.payload[1..];
@@ -94,22 +100,31 @@ async fn login_reply(
                 }
                 let data = &body[(nul + 1).min(body.len())..];
                 let scramble = data.strip_suffix(&[0]).unwrap_or(data);
-                let auth = respond(password, scramble).map_err(|e| MigrateError::Credential(e.to_string()))?;
+                let auth = respond(password, scramble)
+                    .map_err(|e| MigrateError::Credential(e.to_string()))?;
                 s.write_all(&frame(p.seq.wrapping_add(1), &auth)).await?;
             }
-            _ => return Err(MigrateError::Refused("unexpected packet during login".into())),
+            _ => {
+                return Err(MigrateError::Refused(
+                    "unexpected packet during login".into(),
+                ))
+            }
         }
     }
 }
 
 /// Send one COM_QUERY whose reply is a single OK/ERR; its status flags.
-async fn run_simple(s: &mut TcpStream, reader: &mut PacketReader, stmt: &str) -> Result<u16, MigrateError> {
+async fn run_simple(
+    s: &mut TcpStream,
+    reader: &mut PacketReader,
+    stmt: &str,
+) -> Result<u16, MigrateError> {
     let mut payload = vec![crate::protocol::command::QUERY];
     payload.extend_from_slice(stmt.as_bytes());
     s.write_all(&frame(0, &payload)).await?;
     let p = reader.read(s).await?;
     match p.payload.first() {
-        Some(0x00) => Ok(ok_status(&p.payload)),
+        Some(0x00) => Ok(crate::protocol::ok_status(&p.payload)),
         _ => Err(MigrateError::Replay {
             stmt: stmt.to_string(),
             error: err_text(&p.payload),
@@ -119,7 +134,12 @@ async fn run_simple(s: &mut TcpStream, reader: &mut PacketReader, stmt: &str) ->
 
 /// A HandshakeResponse41 as the client sent it, but answering the new
 /// scramble and naming the session's current schema.
-fn handshake_response(record: &LoginRecord, state: &SessionState, g: &Greeting, auth: &[u8; 20]) -> Vec<u8> {
+fn handshake_response(
+    record: &LoginRecord,
+    state: &CarriedState,
+    g: &Greeting,
+    auth: &[u8; 20],
+) -> Vec<u8> {
     let mut flags = record.client_caps & (g.caps | caps::CLIENT_MYSQL);
     flags &= !(caps::CLIENT_SSL | caps::CLIENT_COMPRESS);
     flags |= caps::CLIENT_PLUGIN_AUTH | caps::CLIENT_SECURE_CONNECTION;
@@ -188,13 +208,6 @@ fn lenenc_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-fn ok_status(payload: &[u8]) -> u16 {
-    use crate::protocol::read_lenenc;
-    let Some((_, n1)) = payload.get(1..).and_then(read_lenenc) else { return 0 };
-    let Some((_, n2)) = payload.get(1 + n1..).and_then(read_lenenc) else { return 0 };
-    payload.get(1 + n1 + n2..3 + n1 + n2).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0)
-}
-
 /// "code (state): message" of an ERR payload.
 pub fn err_text(payload: &[u8]) -> String {
     if payload.len() < 3 || payload[0] != 0xff {
@@ -202,6 +215,10 @@ pub fn err_text(payload: &[u8]) -> String {
     }
     let code = u16::from_le_bytes([payload[1], payload[2]]);
     let rest = &payload[3..];
-    let msg = if rest.first() == Some(&b'#') && rest.len() >= 6 { &rest[6..] } else { rest };
+    let msg = if rest.first() == Some(&b'#') && rest.len() >= 6 {
+        &rest[6..]
+    } else {
+        rest
+    };
     format!("{code}: {}", String::from_utf8_lossy(msg))
 }

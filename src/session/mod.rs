@@ -3,11 +3,15 @@
 //! ends with exactly one counted outcome.
 
 pub mod login;
+pub mod migrate;
 pub mod relay;
 pub mod state;
+pub mod switch;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -20,8 +24,9 @@ use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::handshake::adjust_greeting;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
-use login::LoginOutcome;
-use relay::{Relay, RelayEnd};
+use login::{LoginOutcome, LoginRecord};
+use relay::{Relay, RelayEnd, StopPoint, StopSignals};
+use state::CarriedState;
 
 /// Serve one accepted client until it ends or the proxy shuts down.
 pub async fn run(client: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<Context>) {
@@ -165,13 +170,198 @@ async fn connect_and_relay(
     tracing::debug!(user = %record.user, plugin = %record.plugin, "logged in");
     let caps = greeting.caps & record.client_caps;
     let mariadb_caps = greeting.mariadb_caps & record.client_mariadb_caps;
-    let tracker = Tracker::logged_in(caps, mariadb_caps, record.status);
     gauge.set(SessionState::Idle);
-    let mut relay = Relay::new(&mut client, &mut be.stream, tracker, &ctx.stats, gauge);
-    relay.preload(&client_early, &backend_early);
-    let end = relay.run(&ctx.drain).await;
-    let quit = relay.tracker.quit_sent();
-    outcome_of(end, quit, &mut client).await
+    let mut live = Live {
+        backend: be.stream,
+        primary: primary.clone(),
+        tracker: Tracker::logged_in(caps, mariadb_caps, record.status),
+        state: CarriedState::new(record.db.clone()),
+        early: (client_early.to_vec(), backend_early.to_vec()),
+    };
+    loop {
+        let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
+        match after_relay(end, &mut client, &mut live, &record, ctx).await {
+            ConnOutcome::Migrated => continue,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// A session's current backend and what the protocol tracker knows of it.
+struct Live {
+    backend: TcpStream,
+    primary: Primary,
+    tracker: Tracker,
+    state: CarriedState,
+    /// Bytes read past the login, relayed first (only before the first relay).
+    early: (Vec<u8>, Vec<u8>),
+}
+
+/// Relay until the session ends, or until the route moved away from its
+/// primary and the session reached a rest point (or, past the drain timeout,
+/// at least no reply outstanding).
+async fn relay_until_moved(
+    client: &mut TcpStream,
+    live: &mut Live,
+    ctx: &Context,
+    gauge: &mut SessionGauge,
+) -> RelayEnd {
+    let stop = StopSignals {
+        at_rest: ctx.drain.at_rest.child_token(),
+        when_idle: ctx.drain.when_idle.child_token(),
+    };
+    let mut routes = ctx.table.subscribe();
+    let tracker = std::mem::replace(&mut live.tracker, Tracker::logged_in(0, 0, 0));
+    let (up, down) = std::mem::take(&mut live.early);
+    let current = live.primary.clone();
+    let seen = std::sync::atomic::AtomicU64::new(ctx.table.generation());
+    // Before a command leaves rest: has the route moved since we last looked?
+    let fence = |/* per command at rest */| {
+        let g = ctx.table.generation();
+        g != seen.swap(g, Relaxed) && switch::moved(ctx, &current)
+    };
+    let mut relay = Relay::new(
+        client,
+        &mut live.backend,
+        tracker,
+        &mut live.state,
+        &ctx.stats,
+        gauge,
+    )
+    .with_fence(&fence);
+    relay.preload(&up, &down);
+    let drain_deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
+    tokio::pin!(drain_deadline);
+    let mut moving = false;
+    let end = {
+        let run = relay.run(&stop);
+        tokio::pin!(run);
+        loop {
+            if !moving && switch::moved(ctx, &current) {
+                moving = true;
+                stop.at_rest.cancel();
+                let at = tokio::time::Instant::now() + ctx.config.failover.drain_timeout;
+                drain_deadline.as_mut().reset(at);
+            }
+            tokio::select! {
+                end = &mut run => break end,
+                r = routes.changed(), if !moving => {
+                    if r.is_err() {
+                        stop.at_rest.cancel();
+                    }
+                }
+                _ = &mut drain_deadline, if moving => stop.when_idle.cancel(),
+            }
+        }
+    };
+    live.early.0 = relay.unsent_client_bytes();
+    live.tracker = relay.into_tracker();
+    end
+}
+
+/// What follows a relay that ended: `Migrated` means relay again.
+async fn after_relay(
+    end: RelayEnd,
+    client: &mut TcpStream,
+    live: &mut Live,
+    record: &LoginRecord,
+    ctx: &Context,
+) -> ConnOutcome {
+    let draining = ctx.drain.at_rest.is_cancelled();
+    match end {
+        RelayEnd::Stopped(point) if !draining => failover(point, client, live, record, ctx).await,
+        // The backend died while the session was at rest: its primary may be gone.
+        RelayEnd::BackendClosed | RelayEnd::BackendError(_)
+            if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
+        {
+            tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
+            failover(StopPoint::AtRest, client, live, record, ctx).await
+        }
+        other => outcome_of(other, live.tracker.quit_sent(), client).await,
+    }
+}
+
+/// The session reached `point` because the route moved (or its backend died):
+/// migrate it, or close it with the documented error.
+async fn failover(
+    point: StopPoint,
+    client: &mut TcpStream,
+    live: &mut Live,
+    record: &LoginRecord,
+    ctx: &Context,
+) -> ConnOutcome {
+    let wait = ctx.config.failover.drain_timeout;
+    if point == StopPoint::Idle && live.tracker.in_transaction() {
+        ctx.stats.transactions_aborted.fetch_add(1, Relaxed);
+        let msg = format!(
+            "transaction aborted by failover: primary {} changed and the transaction did not end within {}; it was rolled back, retry it",
+            live.primary,
+            humantime::format_duration(wait)
+        );
+        tracing::warn!("{msg}");
+        let held = std::mem::take(&mut live.early.0);
+        switch::close_at_next_command(
+            client,
+            &held,
+            ProxyErrorCode::TransactionAborted,
+            &msg,
+            wait,
+        )
+        .await;
+        return ConnOutcome::FailoverClosed;
+    }
+    let Some(next) = switch::next_primary(ctx).await else {
+        let hold = humantime::format_duration(ctx.config.failover.hold_timeout);
+        let msg =
+            format!("connection closed by failover: no primary known after {hold}; reconnect");
+        return close_by_failover(client, live, &msg, ctx).await;
+    };
+    if next.address() == live.primary.address() {
+        live.primary = next; // same server (e.g. an epoch bump): keep the backend
+        return ConnOutcome::Migrated;
+    }
+    let from = live.primary.clone();
+    let password = match switch::blocker(&live.state)
+        .map_or_else(|| switch::credential(ctx, record), Err)
+    {
+        Ok(p) => p,
+        Err(why) => {
+            let msg =
+                format!("connection closed by failover from {from} to {next}: {why}; reconnect");
+            return close_by_failover(client, live, &msg, ctx).await;
+        }
+    };
+    let timeout = ctx.config.backend.connect_timeout;
+    match migrate::migrate(&next, record, &live.state, &password, timeout).await {
+        Ok(m) => {
+            let caps = m.greeting.caps & record.client_caps;
+            let mariadb = m.greeting.mariadb_caps & record.client_mariadb_caps;
+            tracing::info!(%from, to = %next, backend_thread = m.greeting.connection_id, "session migrated");
+            ctx.stats.sessions_migrated.fetch_add(1, Relaxed);
+            live.backend = m.stream;
+            live.tracker = Tracker::logged_in(caps, mariadb, m.status);
+            live.primary = next;
+            ConnOutcome::Migrated
+        }
+        Err(e) => {
+            let msg = format!("connection closed by failover from {from} to {next}: migration failed: {e}; reconnect");
+            close_by_failover(client, live, &msg, ctx).await
+        }
+    }
+}
+
+async fn close_by_failover(
+    client: &mut TcpStream,
+    live: &mut Live,
+    msg: &str,
+    ctx: &Context,
+) -> ConnOutcome {
+    tracing::warn!(backend = %live.primary, "{msg}");
+    ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
+    let wait = ctx.config.failover.drain_timeout;
+    let held = std::mem::take(&mut live.early.0);
+    switch::close_at_next_command(client, &held, ProxyErrorCode::FailoverClosed, msg, wait).await;
+    ConnOutcome::FailoverClosed
 }
 
 async fn login_failure(outcome: LoginOutcome, client: &mut TcpStream) -> ConnOutcome {

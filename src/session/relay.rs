@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::{Framer, Tracker};
+use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
 const UP_BUF: usize = 16 * 1024;
@@ -140,8 +141,14 @@ pub struct Relay<'a> {
     up: Pipe,
     down: Pipe,
     pub tracker: Tracker,
+    state: &'a mut CarriedState,
     stats: &'a Stats,
     gauge: &'a mut SessionGauge,
+    /// Asked before a new command is forwarded from rest: true = the route
+    /// moved, hold the command (it goes to the next backend instead).
+    fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
+    /// A command was held by the fence: client bytes in `up` stay unsent.
+    fenced: bool,
 }
 
 impl<'a> Relay<'a> {
@@ -152,18 +159,41 @@ impl<'a> Relay<'a> {
         client: &'a mut TcpStream,
         backend: &'a mut TcpStream,
         tracker: Tracker,
+        state: &'a mut CarriedState,
         stats: &'a Stats,
         gauge: &'a mut SessionGauge,
     ) -> Self {
+        let mut up = Pipe::new(UP_BUF);
+        up.framer.capture(CAPTURED_COMMANDS, MAX_CAPTURE);
         Relay {
             client,
             backend,
-            up: Pipe::new(UP_BUF),
+            up,
             down: Pipe::new(DOWN_BUF),
             tracker,
+            state,
             stats,
             gauge,
+            fence: None,
+            fenced: false,
         }
+    }
+
+    /// Check `moved` before forwarding a command that starts at rest; when it
+    /// says the route moved, stop (as [`StopPoint::AtRest`]) without sending it.
+    pub fn with_fence(mut self, moved: &'a (dyn Fn() -> bool + Send + Sync)) -> Self {
+        self.fence = Some(moved);
+        self
+    }
+
+    /// Client bytes read but not sent (a command held by the fence).
+    pub fn unsent_client_bytes(&self) -> Vec<u8> {
+        self.up.buf[self.up.start..self.up.end].to_vec()
+    }
+
+    /// The protocol tracker, for the next relay after this one ends.
+    pub fn into_tracker(self) -> Tracker {
+        self.tracker
     }
 
     /// Queue bytes already read from either side (they are scanned and
@@ -214,22 +244,35 @@ impl<'a> Relay<'a> {
             if let Some(point) = stop.filter(|p| self.reached(*p)) {
                 return Poll::Ready(RelayEnd::Stopped(point));
             }
+            if self.fenced && self.down.is_empty() {
+                return Poll::Ready(RelayEnd::Stopped(StopPoint::AtRest));
+            }
             let mut progress = false;
-            match self.up.flush(cx, self.backend) {
-                Ok(p) => progress |= p,
-                Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
+            if !self.fenced {
+                match self.up.flush(cx, self.backend) {
+                    Ok(p) => progress |= p,
+                    Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
+                }
             }
             match self.down.flush(cx, self.client) {
                 Ok(p) => progress |= p,
                 Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
             }
-            match self.up.fill(cx, self.client) {
-                Ok(Some(r)) => {
-                    progress = true;
-                    self.scan_client(r);
+            if self.fenced {
+                // hold everything the client sends until the session moves
+            } else {
+                match self.up.fill(cx, self.client) {
+                    Ok(Some(r)) if self.hold_for_fence(&r) => {
+                        self.fenced = true;
+                        progress = true;
+                    }
+                    Ok(Some(r)) => {
+                        progress = true;
+                        self.scan_client(r);
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
                 }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
             }
             match self.down.fill(cx, self.backend) {
                 Ok(Some(r)) => {
@@ -239,7 +282,7 @@ impl<'a> Relay<'a> {
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
             }
-            if self.up.eof && self.up.is_empty() {
+            if self.up.eof && self.up.is_empty() && !self.fenced {
                 return Poll::Ready(RelayEnd::ClientClosed);
             }
             if self.down.eof && self.down.is_empty() {
@@ -251,6 +294,15 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// A new command starts at rest (nothing else unsent) and the route moved.
+    fn hold_for_fence(&self, r: &std::ops::Range<usize>) -> bool {
+        !r.is_empty()
+            && r.start == self.up.start
+            && self.tracker.at_rest()
+            && self.up.framer.at_logical_boundary()
+            && self.fence.is_some_and(|moved| moved())
+    }
+
     fn scan_client(&mut self, r: std::ops::Range<usize>) {
         count(&self.stats.bytes_client_to_backend, r.len());
         self.scan_client_range(r);
@@ -259,9 +311,10 @@ impl<'a> Relay<'a> {
 
     fn scan_client_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.up;
-        let tracker = &mut self.tracker;
+        let (tracker, state) = (&mut self.tracker, &mut *self.state);
         framer.feed(&buf[r], |p| {
-            tracker.on_client_packet(&p);
+            let ev = tracker.on_client_packet(&p);
+            state.on_client(ev, &p);
         });
     }
 
@@ -273,9 +326,10 @@ impl<'a> Relay<'a> {
 
     fn scan_server_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.down;
-        let tracker = &mut self.tracker;
+        let (tracker, state) = (&mut self.tracker, &mut *self.state);
         framer.feed(&buf[r], |p| {
-            tracker.on_server_packet(&p);
+            let ev = tracker.on_server_packet(&p);
+            state.on_server(ev, &p);
         });
     }
 

@@ -28,7 +28,7 @@ enum Effect {
 }
 
 #[derive(Debug, Default)]
-pub struct SessionState {
+pub struct CarriedState {
     /// Current default schema (from the handshake, COM_INIT_DB or USE).
     pub schema: Option<String>,
     /// SET statements that succeeded, in order.
@@ -40,9 +40,9 @@ pub struct SessionState {
     head_answered: bool,
 }
 
-impl SessionState {
+impl CarriedState {
     pub fn new(schema: Option<String>) -> Self {
-        SessionState {
+        CarriedState {
             schema,
             ..Default::default()
         }
@@ -60,7 +60,8 @@ impl SessionState {
                 self.pending.push_back(effect);
             }
             ClientEvent::NoReply(command::STMT_CLOSE) | ClientEvent::NoReply(command::QUIT) => {}
-            ClientEvent::NoReply(_) | ClientEvent::Data | ClientEvent::HandshakeResponse { .. } => {}
+            ClientEvent::NoReply(_) | ClientEvent::Data | ClientEvent::HandshakeResponse { .. } => {
+            }
         }
     }
 
@@ -77,7 +78,10 @@ impl SessionState {
                 }
             }
         }
-        if matches!(ev, ServerEvent::ResponseDone | ServerEvent::AuthOk | ServerEvent::AuthFailed) {
+        if matches!(
+            ev,
+            ServerEvent::ResponseDone | ServerEvent::AuthOk | ServerEvent::AuthFailed
+        ) {
             self.pending.pop_front();
             self.head_answered = false;
         }
@@ -175,7 +179,8 @@ fn classify(sql: &[u8]) -> Effect {
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn starts_with_keyword(text: &[u8], kw: &str) -> bool {
@@ -194,7 +199,7 @@ mod tests {
         [&[command::QUERY][..], sql.as_bytes()].concat()
     }
 
-    fn run(state: &mut SessionState, payload: &[u8], reply_first: u8) {
+    fn run(state: &mut CarriedState, payload: &[u8], reply_first: u8) {
         let p = PacketInfo {
             len: payload.len(),
             seq: 0,
@@ -216,7 +221,7 @@ mod tests {
 
     #[test]
     fn set_and_use_tracked_only_when_ok() {
-        let mut s = SessionState::new(Some("app".into()));
+        let mut s = CarriedState::new(Some("app".into()));
         run(&mut s, &query("SET @a = 1"), 0x00);
         run(&mut s, &query("set session sql_mode = ''"), 0x00);
         run(&mut s, &query("SET nonsense"), 0xff);
@@ -236,26 +241,33 @@ mod tests {
             ("lock tables t write", "LOCK TABLES"),
             ("SET @a = 1; SET @b = 2", "multi-statement SET"),
         ] {
-            let mut s = SessionState::new(None);
+            let mut s = CarriedState::new(None);
             run(&mut s, &query(sql), 0x00);
             assert_eq!(s.blocker, Some(why), "{sql}");
         }
-        let mut s = SessionState::new(None);
+        let mut s = CarriedState::new(None);
         run(&mut s, &query("LOCK TABLES t READ"), 0x00);
         run(&mut s, &query("UNLOCK TABLES"), 0x00);
         assert!(s.migratable());
         run(&mut s, b"\x16SELECT ?", 0x00);
         assert_eq!(s.blocker, Some("prepared statements"));
         run(&mut s, b"\x1f", 0x00);
-        assert!(s.migratable(), "COM_RESET_CONNECTION drops prepared statements");
+        assert!(
+            s.migratable(),
+            "COM_RESET_CONNECTION drops prepared statements"
+        );
     }
 
     #[test]
     fn setting_like_words_are_not_set() {
-        let mut s = SessionState::new(None);
+        let mut s = CarriedState::new(None);
         run(&mut s, &query("SETTINGS"), 0x00);
         run(&mut s, &query("SELECT 'SET x=1'"), 0x00);
-        run(&mut s, &query("SET STATEMENT max_statement_time=1 FOR SELECT 1"), 0x00);
+        run(
+            &mut s,
+            &query("SET STATEMENT max_statement_time=1 FOR SELECT 1"),
+            0x00,
+        );
         assert!(s.sets.is_empty());
     }
 }

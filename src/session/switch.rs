@@ -1,0 +1,81 @@
+//! What a session does when its primary changes (design.md section 4): at a
+//! rest point it is migrated to the new primary when it can be, otherwise its
+//! next command is answered with a failover error and it is closed; a
+//! transaction past `failover.drain_timeout` is aborted.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::failover::native::{derive, DerivedPassword};
+use crate::listener::Context;
+use crate::protocol::command;
+use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
+use crate::protocol::packet_io::PacketReader;
+use crate::routing::Primary;
+use crate::session::login::LoginRecord;
+use crate::session::state::CarriedState;
+
+/// The route moved away from `current`: no primary, or another address.
+pub fn moved(ctx: &Context, current: &Primary) -> bool {
+    match &ctx.table.current().primary {
+        None => true,
+        Some(p) => p.address() != current.address(),
+    }
+}
+
+/// Wait (bounded by `hold_timeout`) for a primary; `None` on timeout or drain.
+pub async fn next_primary(ctx: &Context) -> Option<Primary> {
+    let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;
+    tokio::select! {
+        r = ctx.table.wait_for_primary(deadline) => r.and_then(|r| r.primary.clone()),
+        _ = ctx.drain.at_rest.cancelled() => None,
+    }
+}
+
+/// The credential to log in again as this client, or why there is none.
+pub fn credential(ctx: &Context, record: &LoginRecord) -> Result<DerivedPassword, String> {
+    if record.plugin != "mysql_native_password" {
+        return Err(format!("user logged in with {}", record.plugin));
+    }
+    let Some(stored) = ctx.credentials.lookup(&record.user) else {
+        return Err(format!(
+            "user {:?} is not in the credential store",
+            record.user
+        ));
+    };
+    derive(&record.scramble, &record.auth_response, &stored).map_err(|e| {
+        format!(
+            "stored hash for {:?} does not match its login ({e})",
+            record.user
+        )
+    })
+}
+
+/// Why this session's state cannot be moved, if it cannot.
+pub fn blocker(state: &CarriedState) -> Option<String> {
+    state
+        .blocker
+        .map(|why| format!("the session holds state that cannot be moved ({why})"))
+}
+
+/// Answer the client's next command (possibly already read: `held`) with
+/// `code` and close; a client that stays silent for `wait` is closed without a word.
+pub async fn close_at_next_command(
+    client: &mut TcpStream,
+    held: &[u8],
+    code: ProxyErrorCode,
+    msg: &str,
+    wait: Duration,
+) {
+    let mut reader = PacketReader::with_initial(16 * 1024 * 1024, held);
+    let next = tokio::time::timeout(wait, reader.read(client)).await;
+    if let Ok(Ok(p)) = next {
+        if p.payload.first() != Some(&command::QUIT) {
+            let packet = err_packet(p.seq.wrapping_add(1), code, Phase::AfterGreeting, msg);
+            let _ = client.write_all(&packet).await;
+        }
+    }
+    let _ = client.shutdown().await;
+}

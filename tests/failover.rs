@@ -1,0 +1,249 @@
+//! Failover outcomes per session state (design.md section 4), against real
+//! ZooKeeper and MariaDB: idle sessions of known users are migrated with their
+//! schema and variables; others get a documented error at their next command;
+//! transactions finish on the old primary or are aborted after the drain
+//! timeout; an unplanned failover costs idle sessions nothing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use mysql_zk_proxy::config::Config;
+use mysql_zk_proxy::failover::config::UserConfig;
+use mysql_zk_proxy::failover::native::StoredHash;
+
+fn app_user() -> UserConfig {
+    let hex: String = StoredHash::of_password(b"app")
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    toml::from_str(&format!(
+        "name = \"app\"\nmysql_native_password = \"*{hex}\"\n"
+    ))
+    .unwrap()
+}
+
+fn with_app_user(c: &mut Config) {
+    c.users = vec![app_user()];
+    c.failover.drain_timeout = Duration::from_secs(2);
+}
+
+fn server_error(e: mysql_async::Error) -> mysql_async::ServerError {
+    match e {
+        mysql_async::Error::Server(e) => e,
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_session_is_migrated_with_schema_and_variables() {
+    let mut env = common::start_with(true, with_app_user).await;
+    let mut admin = Conn::new(env.direct()).await.unwrap();
+    admin
+        .query_drop("CREATE TABLE app.other_t (x INT)")
+        .await
+        .unwrap();
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    let first_id = c.id();
+    c.query_drop("SET @v = 42").await.unwrap();
+    c.query_drop("SET SESSION sql_mode = 'ANSI_QUOTES'")
+        .await
+        .unwrap();
+    c.query_drop("USE sbtest").await.unwrap();
+    let report = env.cluster.switchover().await.unwrap();
+    env.wait_for_primary_port(report.new_port).await;
+    // the same client connection, no error, on the new primary with its state
+    let row: (u16, String, i64, String) = c
+        .query_first("SELECT @@port, DATABASE(), @v, @@sql_mode")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row,
+        (report.new_port, "sbtest".into(), 42, "ANSI_QUOTES".into())
+    );
+    c.query_drop("INSERT INTO app.other_t VALUES (1)")
+        .await
+        .expect("writes go to the new primary");
+    assert_eq!(c.id(), first_id, "the client keeps its connection");
+    let stats = env.proxy.stats();
+    assert_eq!(
+        stats
+            .sessions_migrated
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_is_closed_at_its_next_command() {
+    let env = common::start(true).await; // no [[users]]
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    let new_port = env.cluster.replica().unwrap().port();
+    env.cluster.publish_json(new_port, 2).await.unwrap();
+    env.wait_for_primary_port(new_port).await;
+    let e = server_error(c.query_drop("SELECT 1").await.unwrap_err());
+    assert_eq!((e.code, e.state.as_str()), (9005, "08S01"));
+    assert!(
+        e.message.contains("not in the credential store"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains("epoch 1") && e.message.contains("epoch 2"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_table_makes_a_session_unmigratable() {
+    let env = common::start_with(true, with_app_user).await;
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("CREATE TEMPORARY TABLE tmp (a INT)")
+        .await
+        .unwrap();
+    let new_port = env.cluster.replica().unwrap().port();
+    env.cluster.publish_json(new_port, 2).await.unwrap();
+    env.wait_for_primary_port(new_port).await;
+    let e = server_error(c.query_drop("SELECT * FROM tmp").await.unwrap_err());
+    assert_eq!(e.code, 9005);
+    assert!(e.message.contains("temporary table"), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_stored_hash_closes_instead_of_migrating() {
+    let env = common::start_with(true, |c| {
+        let hex = "*".to_string() + &"AB".repeat(20);
+        c.users = vec![toml::from_str(&format!(
+            "name = \"app\"\nmysql_native_password = \"{hex}\"\n"
+        ))
+        .unwrap()];
+    })
+    .await;
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    let new_port = env.cluster.replica().unwrap().port();
+    env.cluster.publish_json(new_port, 2).await.unwrap();
+    env.wait_for_primary_port(new_port).await;
+    let e = server_error(c.query_drop("SELECT 1").await.unwrap_err());
+    assert_eq!(e.code, 9005);
+    assert!(e.message.contains("does not match"), "{}", e.message);
+    assert!(!e.message.contains("ABAB"), "no secret in the message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_transaction_finishes_on_the_old_primary_then_moves() {
+    let env = common::start_with(true, with_app_user).await;
+    let mut admin = Conn::new(env.direct()).await.unwrap();
+    admin
+        .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let old_port = env.cluster.primary().port();
+    let new_port = env.cluster.replica().unwrap().port();
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    // record-only change: the old primary stays writable, as during a drain
+    env.cluster.publish_json(new_port, 2).await.unwrap();
+    env.wait_for_primary_port(new_port).await;
+    let p: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
+    assert_eq!(p, old_port, "inside the transaction: still the old primary");
+    c.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    let p: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
+    assert_eq!(
+        p, new_port,
+        "after COMMIT the next statement runs on the new primary"
+    );
+    let n: i64 = admin
+        .query_first("SELECT COUNT(*) FROM app.t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2, "the whole transaction committed on the old primary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_past_the_drain_timeout_is_aborted() {
+    let env = common::start_with(true, with_app_user).await;
+    let mut admin = Conn::new(env.direct()).await.unwrap();
+    admin
+        .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    env.cluster
+        .publish_json(env.cluster.replica().unwrap().port(), 2)
+        .await
+        .unwrap();
+    let stats = env.proxy.stats().clone();
+    wait_until("the transaction to be aborted", || {
+        stats
+            .transactions_aborted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 1
+    })
+    .await;
+    let e = server_error(c.query_drop("COMMIT").await.unwrap_err());
+    assert_eq!((e.code, e.state.as_str()), (9006, "40001"));
+    assert!(
+        e.message.contains("transaction aborted by failover"),
+        "{}",
+        e.message
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = admin
+            .query_first("SELECT COUNT(*) FROM app.t")
+            .await
+            .unwrap()
+            .unwrap();
+        let open: i64 = admin
+            .query_first("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'app' AND id <> CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        if open == 0 {
+            assert_eq!(n, 0, "rolled back, never half-applied");
+            break;
+        }
+        assert!(Instant::now() < deadline, "old backend session never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplanned_failover_costs_idle_sessions_nothing() {
+    let mut env = common::start_with(true, with_app_user).await;
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("SET @survivor = 'yes'").await.unwrap();
+    env.cluster.primary_mut().kill().unwrap();
+    let new_port = env.cluster.promote_replica_after_crash().await.unwrap();
+    env.cluster.publish_json(new_port, 2).await.unwrap();
+    env.wait_for_primary_port(new_port).await;
+    let row: (u16, String) = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.query_first("SELECT @@port, @survivor"),
+    )
+    .await
+    .expect("nothing hangs")
+    .unwrap()
+    .unwrap();
+    assert_eq!(row, (new_port, "yes".into()));
+}
