@@ -70,6 +70,12 @@ pub struct Route {
 }
 
 impl Route {
+    /// A primary is known and new work may go to it (the record is not
+    /// `draining` for a planned switchover).
+    pub fn serving(&self) -> bool {
+        self.primary.is_some() && self.state == RecordState::Serving
+    }
+
     pub fn empty() -> Self {
         Route {
             generation: 0,
@@ -131,13 +137,13 @@ impl RouteTable {
         self.changed.subscribe()
     }
 
-    /// Wait until a primary is known (or `deadline` passes). Returns the route
-    /// that has one, or `None` on timeout.
+    /// Wait until a primary is known and serving (not draining for a planned
+    /// switchover), or `deadline` passes. Returns that route, or `None` on timeout.
     pub async fn wait_for_primary(&self, deadline: tokio::time::Instant) -> Option<Arc<Route>> {
         let mut rx = self.subscribe();
         loop {
             let route = self.current();
-            if route.primary.is_some() {
+            if route.serving() {
                 return Some(route);
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
@@ -196,6 +202,27 @@ mod tests {
         });
         let got = waiter.await.unwrap().expect("woken with a primary");
         assert_eq!(got.primary.as_ref().unwrap().port, 1);
+    }
+
+    #[tokio::test]
+    async fn draining_route_is_not_served() {
+        let table = RouteTable::new();
+        table.publish(|prev| Route {
+            primary: Some(primary(1, 2)),
+            state: RecordState::Draining,
+            ..prev.clone()
+        });
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+        assert!(
+            table.wait_for_primary(soon).await.is_none(),
+            "held while draining"
+        );
+        table.publish(|prev| Route {
+            state: RecordState::Serving,
+            ..prev.clone()
+        });
+        let later = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        assert!(table.wait_for_primary(later).await.is_some());
     }
 
     #[tokio::test]

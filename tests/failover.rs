@@ -247,3 +247,48 @@ async fn unplanned_failover_costs_idle_sessions_nothing() {
     .unwrap();
     assert_eq!(row, (new_port, "yes".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_switchover_draining_costs_latency_not_errors() {
+    let mut env = common::start_with(true, with_app_user).await;
+    let old_port = env.cluster.primary().port();
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("SET @x = 7").await.unwrap();
+    let draining =
+        format!(r#"{{"host":"127.0.0.1","port":{old_port},"epoch":2,"state":"draining"}}"#);
+    env.cluster.publish_raw(draining.as_bytes()).await.unwrap();
+    let table = env.proxy.route_table().clone();
+    wait_until("the draining record", || !table.current().serving()).await;
+    // issued while draining: held at the rest point, so it can only be
+    // answered by the primary published afterwards
+    let held = tokio::spawn(async move {
+        let r: Option<(u16, i64)> = c.query_first("SELECT @@port, @x").await.unwrap();
+        r
+    });
+    let opts = env.via_proxy();
+    let newcomer = tokio::spawn(async move {
+        let mut n = Conn::new(opts).await.unwrap();
+        let p: Option<u16> = n.query_first("SELECT @@port").await.unwrap();
+        p
+    });
+    let report = env.cluster.switchover().await.unwrap();
+    assert_eq!(report.old_port, old_port);
+    let got = held.await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        (report.new_port, 7),
+        "held statement ran on the new primary with its session state"
+    );
+    assert_eq!(
+        newcomer.await.unwrap(),
+        Some(report.new_port),
+        "new connection held, then served by the new primary"
+    );
+    assert_eq!(
+        env.proxy
+            .stats()
+            .sessions_closed_by_failover
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

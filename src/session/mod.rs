@@ -94,7 +94,7 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
 /// The current route if it has a primary, else wait up to `hold_timeout`.
 async fn route_with_primary(ctx: &Context) -> Option<Arc<Route>> {
     let route = ctx.table.current();
-    if route.primary.is_some() {
+    if route.serving() {
         return Some(route);
     }
     let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;

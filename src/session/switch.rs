@@ -17,15 +17,18 @@ use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::state::CarriedState;
 
-/// The route moved away from `current`: no primary, or another address.
+/// The route moved away from `current`: no primary, another address, or the
+/// record says `draining` (a planned switchover: hold new work at rest).
 pub fn moved(ctx: &Context, current: &Primary) -> bool {
-    match &ctx.table.current().primary {
+    let route = ctx.table.current();
+    match &route.primary {
         None => true,
-        Some(p) => p.address() != current.address(),
+        Some(p) => p.address() != current.address() || !route.serving(),
     }
 }
 
-/// Wait (bounded by `hold_timeout`) for a primary; `None` on timeout or drain.
+/// Wait (bounded by `hold_timeout`) for a serving primary; `None` on timeout
+/// or drain. Statements held meanwhile stay unread (or in the held buffer).
 pub async fn next_primary(ctx: &Context) -> Option<Primary> {
     let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;
     tokio::select! {
