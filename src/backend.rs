@@ -108,12 +108,3 @@ async fn read_packet(stream: &mut TcpStream, addr: &str) -> Result<(u8, Vec<u8>)
     stream.read_exact(&mut payload).await.map_err(read_err)?;
     Ok((header[3], payload))
 }
-
-/// Frame `payload` as one packet with sequence id `seq`.
-pub fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 4);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
-    out.push(seq);
-    out.extend_from_slice(payload);
-    out
-}

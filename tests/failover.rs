@@ -207,25 +207,8 @@ async fn transaction_past_the_drain_timeout_is_aborted() {
         "{}",
         e.message
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n: i64 = admin
-            .query_first("SELECT COUNT(*) FROM app.t")
-            .await
-            .unwrap()
-            .unwrap();
-        let open: i64 = admin
-            .query_first("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'app' AND id <> CONNECTION_ID()")
-            .await
-            .unwrap()
-            .unwrap();
-        if open == 0 {
-            assert_eq!(n, 0, "rolled back, never half-applied");
-            break;
-        }
-        assert!(Instant::now() < deadline, "old backend session never ended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let n = common::rows_once_app_sessions_ended(&mut admin, "app.t").await;
+    assert_eq!(n, 0, "rolled back, never half-applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,14 +24,7 @@ async fn no_primary_holds_then_errors_with_the_reason() {
     })
     .await;
     env.cluster.unpublish().await.unwrap();
-    let table = env.proxy.route_table().clone();
-    let mut rx = table.subscribe();
-    while table.current().primary.is_some() {
-        tokio::time::timeout(Duration::from_secs(10), rx.changed())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    common::wait_for_no_primary(&env.proxy).await;
     let t0 = Instant::now();
     let e = proxy_error(Conn::new(env.via_proxy()).await);
     let waited = t0.elapsed();
@@ -59,14 +52,7 @@ async fn no_primary_holds_then_errors_with_the_reason() {
 async fn held_connection_proceeds_when_a_primary_is_published() {
     let env = common::start(false).await;
     env.cluster.unpublish().await.unwrap();
-    let table = env.proxy.route_table().clone();
-    let mut rx = table.subscribe();
-    while table.current().primary.is_some() {
-        tokio::time::timeout(Duration::from_secs(10), rx.changed())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    common::wait_for_no_primary(&env.proxy).await;
     let opts = env.via_proxy();
     let client = tokio::spawn(async move {
         let mut c = Conn::new(opts).await?;

@@ -16,21 +16,36 @@ fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> Sandbo
     }
 }
 
-/// Connect with a bounded wait (fails instead of retrying forever).
+/// Connect with a bounded wait (fails instead of retrying forever). A
+/// session attempt lost on a loaded machine (the server answered `srvr` but
+/// dropped the handshake) is retried until the same bound.
 pub async fn zk_connect(connect: &str) -> Result<Client> {
-    let fut = Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .with_connection_timeout(Duration::from_secs(2))
-        .with_fail_eagerly()
-        .connect(connect);
-    match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
-        Ok(r) => r.map_err(zk_err("connect", connect)),
-        Err(_) => Err(SandboxError::Timeout {
-            what: format!("zookeeper session with {connect}"),
-            secs: CONNECT_TIMEOUT.as_secs_f64(),
-        }),
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        let fut = Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .with_connection_timeout(Duration::from_secs(2))
+            .with_fail_eagerly()
+            .connect(connect);
+        match tokio::time::timeout_at(deadline, fut).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) if tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                tracing::debug!(error = %e, "zookeeper session attempt failed; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(e)) => return Err(zk_err("connect", connect)(e)),
+            Err(_) => {
+                return Err(SandboxError::Timeout {
+                    what: format!("zookeeper session with {connect}"),
+                    secs: CONNECT_TIMEOUT.as_secs_f64(),
+                })
+            }
+        }
     }
 }
+
+/// Pause between session attempts.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Write `data` at `path`: set it if it exists, else create it (and its
 /// parents, with empty data).

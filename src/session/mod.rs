@@ -17,11 +17,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{field, Instrument};
 
-use crate::backend::{self, frame};
+use crate::backend;
 use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
 use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::handshake::adjust_greeting;
+use crate::protocol::packet_io::frame;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
 use login::{LoginOutcome, LoginRecord};
@@ -114,17 +115,8 @@ async fn connect_and_relay(
     let mut be = match backend::connect(primary, ctx.config.backend.connect_timeout).await {
         Ok(be) => be,
         Err(e) => {
-            tracing::warn!(error = %e, "backend unreachable");
             let msg = format!("cannot connect to primary {primary}: {e}");
-            send_error(
-                &mut client,
-                0,
-                ProxyErrorCode::BackendUnreachable,
-                Phase::BeforeGreeting,
-                &msg,
-            )
-            .await;
-            return ConnOutcome::BackendUnreachable;
+            return unreachable(&mut client, &msg).await;
         }
     };
     if be.refused() {
@@ -137,17 +129,8 @@ async fn connect_and_relay(
     let greeting = match adjust_greeting(&mut be.greeting) {
         Ok(g) => g,
         Err(e) => {
-            tracing::warn!(error = %e, "bad greeting from backend");
             let msg = format!("primary {primary} sent an unusable greeting: {e}");
-            send_error(
-                &mut client,
-                0,
-                ProxyErrorCode::BackendUnreachable,
-                Phase::BeforeGreeting,
-                &msg,
-            )
-            .await;
-            return ConnOutcome::BackendUnreachable;
+            return unreachable(&mut client, &msg).await;
         }
     };
     tracing::Span::current().record("backend_thread", greeting.connection_id);
@@ -362,6 +345,14 @@ async fn close_by_failover(
     let held = std::mem::take(&mut live.early.0);
     switch::close_at_next_command(client, &held, ProxyErrorCode::FailoverClosed, msg, wait).await;
     ConnOutcome::FailoverClosed
+}
+
+/// Error 9002 in place of the greeting.
+async fn unreachable(client: &mut TcpStream, msg: &str) -> ConnOutcome {
+    tracing::warn!("{msg}");
+    let code = ProxyErrorCode::BackendUnreachable;
+    send_error(client, 0, code, Phase::BeforeGreeting, msg).await;
+    ConnOutcome::BackendUnreachable
 }
 
 async fn login_failure(outcome: LoginOutcome, client: &mut TcpStream) -> ConnOutcome {

@@ -109,3 +109,44 @@ impl Env {
         );
     }
 }
+
+/// Wait (bounded) until the proxy knows no primary.
+pub async fn wait_for_no_primary(proxy: &Proxy) {
+    let table = proxy.route_table().clone();
+    let mut rx = table.subscribe();
+    while table.current().primary.is_some() {
+        tokio::time::timeout(Duration::from_secs(10), rx.changed())
+            .await
+            .expect("route change in time")
+            .expect("route table alive");
+    }
+}
+
+/// Wait (bounded) until no backend session of the app user is left on the
+/// server `direct` talks to (other than `direct` itself); the rows of `table`.
+pub async fn rows_once_app_sessions_ended(direct: &mut mysql_async::Conn, table: &str) -> i64 {
+    use mysql_async::prelude::Queryable;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open: i64 = direct
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE user = 'app' AND id <> CONNECTION_ID()",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        if open == 0 {
+            return direct
+                .query_first(format!("SELECT COUNT(*) FROM {table}"))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backend session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
