@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::discovery::{self, DiscoveryHandle};
+use crate::failover::verify::Verifier;
 use crate::listener;
 use crate::metrics::{Metrics, Stats};
 use crate::routing::RouteTable;
@@ -32,6 +33,8 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("fencing: {0}")]
+    Fencing(#[source] crate::config::ConfigError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
@@ -79,8 +82,12 @@ impl Proxy {
         };
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-        let discovery = discovery::spawn(
+        let extras = discovery::Extras {
+            verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
+        };
+        let discovery = discovery::spawn_with(
             config.zookeeper.clone(),
+            extras,
             table.clone(),
             stats.clone(),
             cancel.child_token(),
