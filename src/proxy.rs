@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::discovery::{self, DiscoveryHandle};
+use crate::failover::credentials::CredentialStore;
 use crate::failover::verify::Verifier;
 use crate::listener;
 use crate::metrics::{Metrics, Stats};
@@ -35,6 +36,8 @@ pub enum ProxyError {
     },
     #[error("fencing: {0}")]
     Fencing(#[source] crate::config::ConfigError),
+    #[error("[[users]]: {0}")]
+    Credentials(#[source] crate::failover::credentials::CredentialError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
@@ -43,6 +46,7 @@ pub struct Proxy {
     table: Arc<RouteTable>,
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
+    credentials: Arc<CredentialStore>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
     drain: StopSignals,
@@ -82,8 +86,11 @@ impl Proxy {
         };
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
+        let credentials =
+            Arc::new(CredentialStore::from_config(&config.users).map_err(ProxyError::Credentials)?);
         let extras = discovery::Extras {
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
+            credentials: Some(credentials.clone()),
         };
         let discovery = discovery::spawn_with(
             config.zookeeper.clone(),
@@ -127,6 +134,7 @@ impl Proxy {
             table,
             stats,
             metrics,
+            credentials,
             discovery,
             cancel,
             drain,
@@ -151,6 +159,10 @@ impl Proxy {
     }
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+    /// Users whose sessions can be migrated (`[[users]]` + `zookeeper.users_path`).
+    pub fn credentials(&self) -> &Arc<CredentialStore> {
+        &self.credentials
     }
     pub fn discovery(&self) -> &DiscoveryHandle {
         &self.discovery

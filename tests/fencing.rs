@@ -36,6 +36,7 @@ fn fenced(cluster: &Cluster) -> Disco {
     );
     let extras = Extras {
         verifier: Some(verifier()),
+        ..Extras::default()
     };
     Disco::start_with(cfg, extras)
 }

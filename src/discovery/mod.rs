@@ -6,6 +6,9 @@
 //! - `session`: the ZooKeeper session state machine (connect, read + watch,
 //!   connection loss, session expiry, cancel).
 //! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
+//! - `fence`: turns a verified pending primary into the route (`[fencing]`).
+//! - `loss`: the `zookeeper.fail_closed_after` clock.
+//! - `users`: the credential store's ZooKeeper half (`zookeeper.users_path`).
 //!
 //! Contract (design.md section 3): a record ordered below the route's high
 //! water is ignored; znode absent = no primary; unparseable data keeps the
@@ -21,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ZookeeperConfig;
+use crate::failover::credentials::CredentialStore;
 use crate::failover::verify::Verifier;
 use crate::metrics::Stats;
 use crate::routing::RouteTable;
@@ -31,6 +35,7 @@ mod loss;
 pub mod record;
 mod session;
 mod status;
+mod users;
 
 /// Why discovery could not talk to ZooKeeper (the ZooKeeper cause is kept).
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +129,8 @@ pub struct DiscoveryHandle {
 pub struct Extras {
     /// Verify each new primary before routing to it (`[fencing]`); `None` = route at once.
     pub verifier: Option<Verifier>,
+    /// Where users read under `zookeeper.users_path` go (ignored when that is unset).
+    pub credentials: Option<Arc<CredentialStore>>,
 }
 
 /// Start the discovery task on `tracker`; it runs until `cancel` fires.
@@ -157,8 +164,18 @@ pub fn spawn_with(
         };
         tracker.spawn(fence.run());
     }
+    let users = match (&cfg.users_path, extras.credentials) {
+        (Some(path), Some(store)) => Some(users::UsersSync {
+            path: path.clone(),
+            store,
+            tracker: tracker.clone(),
+            retry: cfg.retry_backoff.max(std::time::Duration::from_millis(10)),
+        }),
+        _ => None,
+    };
     let discovery = session::Discovery {
         loss: loss::LossClock::new(cfg.fail_closed_after),
+        users,
         cfg,
         out: apply::Publisher {
             table,

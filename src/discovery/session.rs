@@ -7,11 +7,12 @@ use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use zookeeper_client::{Client, EventType, OneshotWatcher, SessionState, Stat, StateWatcher};
 
 use super::apply::Publisher;
 use super::loss::{self, LossClock};
+use super::users::UsersSync;
 use super::{DiscoveryError, ZkState};
 use crate::config::ZookeeperConfig;
 
@@ -21,6 +22,8 @@ pub(crate) struct Live {
     states: StateWatcher,
     /// Session id, hex (`0x...`).
     id: String,
+    /// Stops this session's users task (`zookeeper.users_path`) when dropped.
+    users: Option<DropGuard>,
 }
 
 /// Where the session loop is.
@@ -59,6 +62,8 @@ pub(crate) struct Discovery {
     pub(crate) cancel: CancellationToken,
     /// `zookeeper.fail_closed_after`: runs while no session is usable.
     pub(crate) loss: LossClock,
+    /// Follows `zookeeper.users_path` on each session, when configured.
+    pub(crate) users: Option<UsersSync>,
 }
 
 impl Discovery {
@@ -173,11 +178,20 @@ impl Discovery {
         };
         let states = client.state_watcher();
         let id = client.session_id().to_string();
-        Ok(Live { client, states, id })
+        Ok(Live {
+            client,
+            states,
+            id,
+            users: None,
+        })
     }
 
-    fn established(&self, live: Live) -> Step {
+    fn established(&self, mut live: Live) -> Step {
         self.session_usable();
+        live.users = self
+            .users
+            .as_ref()
+            .map(|u| u.start(&live.client, &self.cancel));
         self.out.stats.zk_sessions_established.fetch_add(1, Relaxed);
         tracing::info!(
             session = %live.id,
@@ -344,10 +358,12 @@ async fn close(live: Option<Live>) {
         client,
         mut states,
         id,
+        users,
     }) = live
     else {
         return;
     };
+    drop(users);
     let connected = client.state() == SessionState::SyncConnected;
     drop(client);
     if !connected {
