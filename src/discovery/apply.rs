@@ -320,6 +320,48 @@ mod tests {
         ));
     }
 
+    fn publisher(verify: bool) -> Publisher {
+        Publisher {
+            table: Arc::new(RouteTable::new()),
+            stats: Stats::new(),
+            status: StatusTx::new(
+                tokio::sync::watch::channel(super::super::DiscoveryStatus::starting()).0,
+            ),
+            verify,
+        }
+    }
+
+    #[test]
+    fn with_verification_a_new_primary_is_pending_a_verified_one_stays() {
+        let p = publisher(true);
+        p.data(br#"{"host":"10.0.0.5","port":3306,"epoch":5}"#, 1);
+        let r = p.table.current();
+        assert!(r.primary.is_none());
+        assert_eq!(r.pending.as_ref().unwrap().epoch, 5);
+        // Verified (what the fence task does), then a draining record at the same epoch.
+        p.table.publish(|prev| Route {
+            primary: prev.pending.clone(),
+            pending: None,
+            ..prev.clone()
+        });
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":5,"state":"draining"}"#,
+            2,
+        );
+        let r = p.table.current();
+        assert_eq!(
+            (r.primary.is_some(), r.state),
+            (true, RecordState::Draining)
+        );
+        p.fail_closed("test".into());
+        let r = p.table.current();
+        assert!(r.primary.is_none() && r.pending.is_none());
+        assert_eq!(r.high_water, Some(Ordering::Epoch(5)));
+        let unverified = publisher(false);
+        unverified.data(b"10.0.0.5:3306", 7);
+        assert!(unverified.table.current().primary.is_some());
+    }
+
     #[test]
     fn absent_at_start_publishes_nothing() {
         assert_eq!(decide_absent(&Route::empty()), Decision::Unchanged);

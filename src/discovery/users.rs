@@ -90,10 +90,19 @@ impl UsersTask {
 
     /// After a failure: `then` after a pause, or stop if the session is over.
     async fn retry(&self, what: &str, e: ZkError, then: Phase) -> Phase {
-        if self.client.state().is_terminated() {
-            return Phase::Stop;
+        match self.client.state() {
+            s if s.is_terminated() => return Phase::Stop,
+            // The watcher reports the reconnection: reload then, no retry storm.
+            SessionState::Disconnected => {
+                tracing::debug!(path = %self.path, error = %e, "cannot {what} the users znode while disconnected");
+                if let Phase::Load(w) = then {
+                    return Phase::Wait(w);
+                }
+            }
+            _ => {
+                tracing::warn!(path = %self.path, error = %e, retry_in = ?self.retry, "cannot {what} the users znode")
+            }
         }
-        tracing::warn!(path = %self.path, error = %e, retry_in = ?self.retry, "cannot {what} the users znode");
         match self.or_cancel(tokio::time::sleep(self.retry)).await {
             Some(()) => then,
             None => Phase::Stop,
