@@ -4,14 +4,17 @@
 //! (`zookeeper.fail_closed_after`). No mocks; waits are on the route table
 //! and the status watch, with deadlines.
 
+mod common;
 #[path = "discovery/support.rs"]
 mod support;
 
 use std::time::Duration;
 
+use mysql_async::prelude::Queryable;
 use mysql_zk_proxy::config::{FencingConfig, Secret};
 use mysql_zk_proxy::discovery::{Extras, ZkState};
 use mysql_zk_proxy::failover::verify::Verifier;
+use mysql_zk_proxy::metrics::SessionState;
 use mysql_zk_proxy::routing::Ordering;
 use mysql_zk_proxy::sandbox::Cluster;
 use support::*;
@@ -100,6 +103,52 @@ async fn read_only_replica_is_routed_to_only_once_writable() {
     .await;
     assert_eq!(port_of(&d.table.current()), Some(replica.port()));
     d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_new_connections_wait_for_the_verified_primary() {
+    let env = common::start_with(true, |c| {
+        c.fencing.user = "admin".into();
+        c.fencing.password = Secret::new("admin");
+        c.fencing.recheck_interval = Duration::from_millis(100);
+        c.failover.hold_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let replica = env.cluster.replica().unwrap();
+    let table = env.proxy.route_table().clone();
+    env.cluster.publish_json(replica.port(), 2).await.unwrap();
+    let mut rx = table.subscribe();
+    tokio::time::timeout(WAIT, async {
+        while table.current().pending.as_ref().map(|p| p.port) != Some(replica.port()) {
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the replica's record is pending");
+
+    let opts = env.via_proxy();
+    let client = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::new(opts).await?;
+        let id: Option<u64> = c.query_first("SELECT @@server_id").await?;
+        c.disconnect().await?;
+        anyhow::Ok(id)
+    });
+    // Poll (bounded) until the client is held waiting for a primary.
+    let stats = env.proxy.stats().clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stats.sessions_in(SessionState::WaitingForPrimary) < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "client never held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        table.current().primary.is_none(),
+        "nothing routed while held"
+    );
+
+    replica.sql_async("SET GLOBAL read_only = 0").await.unwrap();
+    env.wait_for_primary_port(replica.port()).await;
+    let id = client.await.unwrap().expect("held client served");
+    assert_eq!(id, Some(2), "served by the verified new primary");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::status::StatusTx;
-use crate::failover::verify::{Verifier, VerifyError};
+use crate::failover::verify::{ServerFacts, Verifier, VerifyError};
 use crate::routing::{Primary, Route, RouteTable};
 
 /// Where the verifier is.
@@ -86,10 +87,9 @@ impl Fence {
             return Phase::Idle;
         }
         let mut rx = self.table.subscribe();
-        let result = tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => return Phase::Stop,
-            r = self.verifier.verify(&candidate) => r,
+        let result = match self.verify_once(&candidate, &mut rx).await {
+            Ok(result) => result,
+            Err(phase) => return phase,
         };
         match result {
             Ok(_) => {
@@ -109,6 +109,30 @@ impl Fence {
                     candidate,
                     since,
                     attempt: attempt + 1,
+                }
+            }
+        }
+    }
+
+    /// One check of `candidate`; `Err(next phase)` when cancelled or when a
+    /// newer record (or a deletion) supersedes it first: a slow check is
+    /// abandoned at once.
+    async fn verify_once(
+        &self,
+        candidate: &Primary,
+        rx: &mut watch::Receiver<u64>,
+    ) -> Result<Result<ServerFacts, VerifyError>, Phase> {
+        let verify = self.verifier.verify(candidate);
+        tokio::pin!(verify);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(Phase::Stop),
+                r = &mut verify => return Ok(r),
+                _ = rx.changed() => {
+                    if self.table.current().pending.as_ref() != Some(candidate) {
+                        return Err(Phase::Idle);
+                    }
                 }
             }
         }
