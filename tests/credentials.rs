@@ -111,6 +111,49 @@ async fn zookeeper_users_are_loaded_and_hot_reloaded() {
     d.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_followed_again_on_a_new_session_after_expiry() {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    let users = "/t/users-expiry";
+    write(&connect, &format!("{users}/app"), &hash_json("app")).await;
+    let store = Arc::new(CredentialStore::from_config(&[]).unwrap());
+    let mut cfg = cfg(&connect, "/t/users-expiry-primary", Duration::from_secs(2));
+    cfg.users_path = Some(users.into());
+    let extras = Extras {
+        credentials: Some(store.clone()),
+        ..Extras::default()
+    };
+    let d = Disco::start_with(cfg, extras);
+    store_until(&store, "first load", |s| s.lookup("app").is_some()).await;
+    let first = d.connected().await.session_id;
+
+    zk.pause().expect("SIGSTOP");
+    d.status("expired", |s| {
+        s.state == mysql_zk_proxy::discovery::ZkState::Expired
+    })
+    .await;
+    assert!(
+        store.lookup("app").is_some(),
+        "users kept without a session"
+    );
+    zk.resume().expect("SIGCONT");
+    let s = d.connected().await;
+    assert_ne!(s.session_id, first);
+
+    write(
+        &connect,
+        &format!("{users}/app"),
+        &hash_json("after-expiry"),
+    )
+    .await;
+    store_until(&store, "change seen on the new session", |s| {
+        s.lookup("app") == Some(StoredHash::of_password(b"after-expiry"))
+    })
+    .await;
+    d.stop().await;
+}
+
 /// One login exchange seen on the wire.
 struct Exchange {
     scramble: Vec<u8>,
