@@ -230,9 +230,11 @@ async fn derived_credential_logs_in_on_another_server_without_plaintext() {
     let derived = derive(&seen.scramble, &seen.response, &stored).expect("verified");
 
     for port in [replica.port(), primary.port()] {
-        let again = login(port, "app", |s| respond(&derived, s).unwrap().to_vec())
-            .await
-            .unwrap();
+        let again = login(port, "app", |s| {
+            respond(&derived, s.try_into().unwrap()).to_vec()
+        })
+        .await
+        .unwrap();
         assert_eq!(again.reply, 0x00, "derived login on port {port}");
         assert_ne!(again.scramble, seen.scramble, "a fresh scramble");
     }
