@@ -14,6 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::discovery::{self, DiscoveryHandle};
 use crate::failover::credentials::CredentialStore;
+use crate::failover::verify::Verifier;
 use crate::listener;
 use crate::metrics::{Metrics, Stats};
 use crate::routing::RouteTable;
@@ -27,14 +28,16 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("credential store: {0}")]
-    Credentials(#[from] crate::failover::credentials::CredentialError),
     #[error("cannot listen for admin HTTP on {addr}: {source}")]
     BindAdmin {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+    #[error("fencing: {0}")]
+    Fencing(#[source] crate::config::ConfigError),
+    #[error("[[users]]: {0}")]
+    Credentials(#[source] crate::failover::credentials::CredentialError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
@@ -43,6 +46,7 @@ pub struct Proxy {
     table: Arc<RouteTable>,
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
+    credentials: Arc<CredentialStore>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
     drain: StopSignals,
@@ -82,8 +86,15 @@ impl Proxy {
         };
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-        let discovery = discovery::spawn(
+        let credentials =
+            Arc::new(CredentialStore::from_config(&config.users).map_err(ProxyError::Credentials)?);
+        let extras = discovery::Extras {
+            verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
+            credentials: Some(credentials.clone()),
+        };
+        let discovery = discovery::spawn_with(
             config.zookeeper.clone(),
+            extras,
             table.clone(),
             stats.clone(),
             cancel.child_token(),
@@ -91,9 +102,8 @@ impl Proxy {
         );
         metrics.set_discovery(discovery.status.clone());
 
-        let credentials = Arc::new(CredentialStore::from_config(&config.users)?);
         let ctx = Arc::new(listener::Context {
-            credentials,
+            credentials: credentials.clone(),
             config: config.clone(),
             table: table.clone(),
             stats: stats.clone(),
@@ -125,6 +135,7 @@ impl Proxy {
             table,
             stats,
             metrics,
+            credentials,
             discovery,
             cancel,
             drain,
@@ -149,6 +160,10 @@ impl Proxy {
     }
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+    /// Users whose sessions can be migrated (`[[users]]` + `zookeeper.users_path`).
+    pub fn credentials(&self) -> &Arc<CredentialStore> {
+        &self.credentials
     }
     pub fn discovery(&self) -> &DiscoveryHandle {
         &self.discovery

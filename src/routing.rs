@@ -60,8 +60,12 @@ pub struct Route {
     /// Increases by one with every published route.
     pub generation: u64,
     /// The primary to send new connections to; `None` = no primary known
-    /// (znode absent, not read yet, or fenced off).
+    /// (znode absent, not read yet, not verified yet, or fenced off).
+    /// `Some` only once verified when fencing is on (`crate::failover::verify`).
     pub primary: Option<Primary>,
+    /// The record's primary while it is being verified (read-only, wrong
+    /// server, unreachable): new connections wait, nothing is sent to it.
+    pub pending: Option<Primary>,
     pub state: RecordState,
     /// Highest ordering key ever accepted (kept when the znode is deleted, so
     /// a re-created record cannot go backwards).
@@ -80,6 +84,7 @@ impl Route {
         Route {
             generation: 0,
             primary: None,
+            pending: None,
             state: RecordState::Serving,
             high_water: None,
             since: SystemTime::now(),
@@ -88,10 +93,13 @@ impl Route {
 }
 
 /// The table: readers take one `Arc<Route>` (never hold a guard across
-/// `.await`); the single writer (discovery) publishes whole new routes.
+/// `.await`); writers (discovery, the fencing verifier) publish whole new
+/// routes, one at a time.
 pub struct RouteTable {
     current: ArcSwap<Route>,
     changed: watch::Sender<u64>,
+    /// Serialises writers so a read-modify-publish is never lost.
+    writer: std::sync::Mutex<()>,
 }
 
 impl Default for RouteTable {
@@ -106,6 +114,7 @@ impl RouteTable {
         RouteTable {
             current: ArcSwap::from_pointee(Route::empty()),
             changed,
+            writer: std::sync::Mutex::new(()),
         }
     }
 
@@ -117,8 +126,23 @@ impl RouteTable {
     /// Publish a new route built from the current one; bumps the generation
     /// and wakes every subscriber. Returns the published route.
     pub fn publish(&self, build: impl FnOnce(&Route) -> Route) -> Arc<Route> {
+        let _one_writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let prev = self.current.load_full();
-        let mut next = build(&prev);
+        self.install(&prev, build(&prev))
+    }
+
+    /// Like [`publish`](Self::publish), but `build` may decline (`None`:
+    /// nothing published) after looking at the current route; no other
+    /// writer publishes in between.
+    pub fn update(&self, build: impl FnOnce(&Route) -> Option<Route>) -> Option<Arc<Route>> {
+        let _one_writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = self.current.load_full();
+        let next = build(&prev)?;
+        Some(self.install(&prev, next))
+    }
+
+    /// Store `next` as the successor of `prev` (writer lock held).
+    fn install(&self, prev: &Route, mut next: Route) -> Arc<Route> {
         next.generation = prev.generation + 1;
         next.since = SystemTime::now();
         let next = Arc::new(next);
@@ -185,6 +209,20 @@ mod tests {
     fn epoch_orders_above_mzxid() {
         assert!(Ordering::Epoch(0) > Ordering::Mzxid(i64::MAX));
         assert!(Ordering::Epoch(2) > Ordering::Epoch(1));
+    }
+
+    #[test]
+    fn update_may_decline() {
+        let table = RouteTable::new();
+        assert!(table.update(|_| None).is_none());
+        assert_eq!(table.current().generation, 0);
+        let r = table.update(|prev| {
+            Some(Route {
+                pending: Some(primary(3306, 2)),
+                ..prev.clone()
+            })
+        });
+        assert_eq!(r.unwrap().generation, 1);
     }
 
     #[tokio::test]

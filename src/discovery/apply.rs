@@ -1,6 +1,8 @@
 //! Applying what was read at `primary_path` to the routing table: fencing by
 //! [`Ordering`], no-op detection, "znode absent = no primary", and the log
-//! line, counters and status that go with each outcome.
+//! line, counters and status that go with each outcome. With verification on,
+//! a new primary is published as the route's `pending` one; the verifier
+//! task (`fence`) makes it the `primary` once it is writable.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -47,8 +49,10 @@ pub(crate) fn decide_record(current: &Route, record: Record, mzxid: i64) -> Deci
         server_id: record.server_id,
         server_uuid: record.server_uuid,
     };
+    // The candidate being verified counts as the current primary.
+    let known = current.primary.as_ref().or(current.pending.as_ref());
     let same = current.high_water == Some(ordering)
-        && current.primary.as_ref() == Some(&primary)
+        && known == Some(&primary)
         && current.state == record.state;
     if same {
         return Decision::Unchanged;
@@ -62,7 +66,7 @@ pub(crate) fn decide_record(current: &Route, record: Record, mzxid: i64) -> Deci
 
 /// Decide on "the znode does not exist": no primary, high water kept.
 pub(crate) fn decide_absent(current: &Route) -> Decision {
-    if current.primary.is_none() {
+    if current.primary.is_none() && current.pending.is_none() {
         return Decision::Unchanged;
     }
     Decision::Publish {
@@ -77,6 +81,8 @@ pub(crate) struct Publisher {
     pub(crate) table: Arc<RouteTable>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) status: StatusTx,
+    /// A new primary must be verified (pending) before it is routed to.
+    pub(crate) verify: bool,
 }
 
 impl Publisher {
@@ -130,23 +136,60 @@ impl Publisher {
                 self.stats.route_changes.fetch_add(1, Relaxed);
                 self.status.set_record(raw, None);
                 let old = self.table.current();
-                let new = self.table.publish(|prev| Route {
-                    primary,
-                    state,
-                    high_water,
-                    ..prev.clone()
+                let new = self.table.publish(|prev| {
+                    let (primary, pending) = self.split(prev, primary);
+                    Route {
+                        primary,
+                        pending,
+                        state,
+                        high_water,
+                        ..prev.clone()
+                    }
                 });
                 log_change(&old, &new);
             }
         }
     }
+
+    /// `(primary, pending)` for a published record: a primary that is not
+    /// the verified one already waits for verification when that is on.
+    fn split(&self, prev: &Route, primary: Option<Primary>) -> (Option<Primary>, Option<Primary>) {
+        if !self.verify || primary.is_none() || prev.primary == primary {
+            return (primary, None);
+        }
+        (None, primary)
+    }
+
+    /// No usable ZooKeeper session for `zookeeper.fail_closed_after`: stop
+    /// routing (high water kept) until the record is read again.
+    pub(crate) fn fail_closed(&self, why: String) {
+        tracing::error!(reason = %why, "routing stopped: no primary until ZooKeeper is back");
+        self.status.set_fail_closed(Some(why));
+        let old = self.table.current();
+        let new = self.table.update(|prev| {
+            (prev.primary.is_some() || prev.pending.is_some()).then(|| Route {
+                primary: None,
+                pending: None,
+                ..prev.clone()
+            })
+        });
+        if let Some(new) = new {
+            self.stats.route_changes.fetch_add(1, Relaxed);
+            log_change(&old, &new);
+        }
+    }
 }
 
 fn log_change(old: &Route, new: &Route) {
-    let show = |r: &Route| match &r.primary {
-        Some(p) => format!("{} {:?}", p.address(), r.state),
-        None => "none".to_owned(),
+    let show = |r: &Route| match (&r.primary, &r.pending) {
+        (Some(p), _) => format!("{} {:?}", p.address(), r.state),
+        (None, Some(p)) => format!("none (verifying {} epoch {})", p.address(), p.epoch),
+        (None, None) => "none".to_owned(),
     };
+    if let Some(p) = &new.pending {
+        tracing::info!(phase = "record_seen", primary = %p.address(), epoch = p.epoch,
+            generation = new.generation, "new primary record seen; verifying it before routing");
+    }
     tracing::info!(
         epoch = new.primary.as_ref().map(|p| p.epoch),
         high_water = ?new.high_water,
@@ -261,6 +304,62 @@ mod tests {
 
     fn gone_then(gone: &Route, epoch: u64) -> Route {
         route_after(decide_record(gone, rec(3306, Some(epoch)), 5))
+    }
+
+    #[test]
+    fn pending_candidate_counts_as_known() {
+        let mut cur = route_after(decide_record(&Route::empty(), rec(3306, Some(5)), 1));
+        cur.pending = cur.primary.take();
+        assert_eq!(
+            decide_record(&cur, rec(3306, Some(5)), 2),
+            Decision::Unchanged
+        );
+        assert!(matches!(
+            decide_absent(&cur),
+            Decision::Publish { primary: None, .. }
+        ));
+    }
+
+    fn publisher(verify: bool) -> Publisher {
+        Publisher {
+            table: Arc::new(RouteTable::new()),
+            stats: Stats::new(),
+            status: StatusTx::new(
+                tokio::sync::watch::channel(super::super::DiscoveryStatus::starting()).0,
+            ),
+            verify,
+        }
+    }
+
+    #[test]
+    fn with_verification_a_new_primary_is_pending_a_verified_one_stays() {
+        let p = publisher(true);
+        p.data(br#"{"host":"10.0.0.5","port":3306,"epoch":5}"#, 1);
+        let r = p.table.current();
+        assert!(r.primary.is_none());
+        assert_eq!(r.pending.as_ref().unwrap().epoch, 5);
+        // Verified (what the fence task does), then a draining record at the same epoch.
+        p.table.publish(|prev| Route {
+            primary: prev.pending.clone(),
+            pending: None,
+            ..prev.clone()
+        });
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":5,"state":"draining"}"#,
+            2,
+        );
+        let r = p.table.current();
+        assert_eq!(
+            (r.primary.is_some(), r.state),
+            (true, RecordState::Draining)
+        );
+        p.fail_closed("test".into());
+        let r = p.table.current();
+        assert!(r.primary.is_none() && r.pending.is_none());
+        assert_eq!(r.high_water, Some(Ordering::Epoch(5)));
+        let unverified = publisher(false);
+        unverified.data(b"10.0.0.5:3306", 7);
+        assert!(unverified.table.current().primary.is_some());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! - `session`: the ZooKeeper session state machine (connect, read + watch,
 //!   connection loss, session expiry, cancel).
 //! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
+//! - `fence`: turns a verified pending primary into the route (`[fencing]`).
+//! - `loss`: the `zookeeper.fail_closed_after` clock.
+//! - `users`: the credential store's ZooKeeper half (`zookeeper.users_path`).
 //!
 //! Contract (design.md section 3): a record ordered below the route's high
 //! water is ignored; znode absent = no primary; unparseable data keeps the
@@ -21,13 +24,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ZookeeperConfig;
+use crate::failover::credentials::CredentialStore;
+use crate::failover::verify::Verifier;
 use crate::metrics::Stats;
 use crate::routing::RouteTable;
 
 mod apply;
+mod fence;
+mod loss;
 pub mod record;
 mod session;
 mod status;
+mod users;
 
 /// Why discovery could not talk to ZooKeeper (the ZooKeeper cause is kept).
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +92,11 @@ pub struct DiscoveryStatus {
     pub session_id: Option<String>,
     /// The last ZooKeeper failure (connect, read), cleared once connected.
     pub zk_error: Option<String>,
+    /// Why the record's primary is not routed to yet: the last failed
+    /// verification (read-only, wrong server, unreachable).
+    pub verify_error: Option<String>,
+    /// Set while routing is stopped by `zookeeper.fail_closed_after`: why.
+    pub fail_closed: Option<String>,
 }
 
 impl DiscoveryStatus {
@@ -95,6 +108,8 @@ impl DiscoveryStatus {
             last_error: None,
             session_id: None,
             zk_error: None,
+            verify_error: None,
+            fail_closed: None,
         }
     }
     /// The ZooKeeper side of `/ready`: a session that can serve reads.
@@ -109,6 +124,15 @@ pub struct DiscoveryHandle {
     pub status: watch::Receiver<DiscoveryStatus>,
 }
 
+/// What discovery does besides following the record.
+#[derive(Default)]
+pub struct Extras {
+    /// Verify each new primary before routing to it (`[fencing]`); `None` = route at once.
+    pub verifier: Option<Verifier>,
+    /// Where users read under `zookeeper.users_path` go (ignored when that is unset).
+    pub credentials: Option<Arc<CredentialStore>>,
+}
+
 /// Start the discovery task on `tracker`; it runs until `cancel` fires.
 pub fn spawn(
     cfg: ZookeeperConfig,
@@ -117,13 +141,47 @@ pub fn spawn(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> DiscoveryHandle {
+    spawn_with(cfg, Extras::default(), table, stats, cancel, tracker)
+}
+
+/// [`spawn`] with fencing and/or the ZooKeeper half of the credential store.
+pub fn spawn_with(
+    cfg: ZookeeperConfig,
+    extras: Extras,
+    table: Arc<RouteTable>,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> DiscoveryHandle {
     let (tx, rx) = watch::channel(DiscoveryStatus::starting());
+    let status = status::StatusTx::new(tx);
+    if let Some(verifier) = extras.verifier.clone() {
+        let fence = fence::Fence {
+            verifier,
+            table: table.clone(),
+            status: status.clone(),
+            cancel: cancel.clone(),
+        };
+        tracker.spawn(fence.run());
+    }
+    let users = match (&cfg.users_path, extras.credentials) {
+        (Some(path), Some(store)) => Some(users::UsersSync {
+            path: path.clone(),
+            store,
+            tracker: tracker.clone(),
+            retry: cfg.retry_backoff.max(std::time::Duration::from_millis(10)),
+        }),
+        _ => None,
+    };
     let discovery = session::Discovery {
+        loss: loss::LossClock::new(cfg.fail_closed_after),
+        users,
         cfg,
         out: apply::Publisher {
             table,
             stats,
-            status: status::StatusTx::new(tx),
+            status,
+            verify: extras.verifier.is_some(),
         },
         cancel,
     };

@@ -7,10 +7,12 @@ use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use zookeeper_client::{Client, EventType, OneshotWatcher, SessionState, Stat, StateWatcher};
 
 use super::apply::Publisher;
+use super::loss::{self, LossClock};
+use super::users::UsersSync;
 use super::{DiscoveryError, ZkState};
 use crate::config::ZookeeperConfig;
 
@@ -20,6 +22,8 @@ pub(crate) struct Live {
     states: StateWatcher,
     /// Session id, hex (`0x...`).
     id: String,
+    /// Stops this session's users task (`zookeeper.users_path`) when dropped.
+    users: Option<DropGuard>,
 }
 
 /// Where the session loop is.
@@ -56,6 +60,10 @@ pub(crate) struct Discovery {
     pub(crate) cfg: ZookeeperConfig,
     pub(crate) out: Publisher,
     pub(crate) cancel: CancellationToken,
+    /// `zookeeper.fail_closed_after`: runs while no session is usable.
+    pub(crate) loss: LossClock,
+    /// Follows `zookeeper.users_path` on each session, when configured.
+    pub(crate) users: Option<UsersSync>,
 }
 
 impl Discovery {
@@ -83,12 +91,29 @@ impl Discovery {
         tracing::info!("discovery stopped");
     }
 
-    /// `fut`, unless `cancel` fires first (then `None`).
+    /// `fut`, unless `cancel` fires first (then `None`). Stops routing
+    /// meanwhile if the session stays unusable past `fail_closed_after`.
     async fn or_cancel<F: Future>(&self, fut: F) -> Option<F::Output> {
-        tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => None,
-            v = fut => Some(v),
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return None,
+                v = &mut fut => return Some(v),
+                _ = loss::until(self.loss.deadline()) => {
+                    if let Some(why) = self.loss.fire() {
+                        self.out.fail_closed(why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A session is usable again: lift a fail-closed stop (the record is re-read next).
+    fn session_usable(&self) {
+        if self.loss.usable() {
+            tracing::info!("ZooKeeper usable again; re-reading the record to resume routing");
+            self.out.status.set_fail_closed(None);
         }
     }
 
@@ -153,10 +178,20 @@ impl Discovery {
         };
         let states = client.state_watcher();
         let id = client.session_id().to_string();
-        Ok(Live { client, states, id })
+        Ok(Live {
+            client,
+            states,
+            id,
+            users: None,
+        })
     }
 
-    fn established(&self, live: Live) -> Step {
+    fn established(&self, mut live: Live) -> Step {
+        self.session_usable();
+        live.users = self
+            .users
+            .as_ref()
+            .map(|u| u.start(&live.client, &self.cancel));
         self.out.stats.zk_sessions_established.fetch_add(1, Relaxed);
         tracing::info!(
             session = %live.id,
@@ -250,6 +285,7 @@ impl Discovery {
     }
 
     async fn disconnected(&self, mut live: Live) -> Step {
+        self.loss.lost();
         self.out.stats.zk_disconnects.fetch_add(1, Relaxed);
         self.out.status.set_state(ZkState::Disconnected, None);
         tracing::warn!(session = %live.id, "ZooKeeper connection lost; keeping the current route");
@@ -262,6 +298,7 @@ impl Discovery {
                 },
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                     tracing::info!(session = %live.id, "ZooKeeper connection recovered; re-reading the record");
+                    self.session_usable();
                     self.out
                         .status
                         .set_state(ZkState::Connected, Some(live.id.clone()));
@@ -276,6 +313,7 @@ impl Discovery {
     fn ended(&self, live: Live, state: SessionState) -> Step {
         let Live { client, id, .. } = live;
         drop(client);
+        self.loss.lost();
         match state {
             SessionState::Expired => {
                 self.out.stats.zk_sessions_expired.fetch_add(1, Relaxed);
@@ -320,10 +358,12 @@ async fn close(live: Option<Live>) {
         client,
         mut states,
         id,
+        users,
     }) = live
     else {
         return;
     };
+    drop(users);
     let connected = client.state() == SessionState::SyncConnected;
     drop(client);
     if !connected {

@@ -10,7 +10,9 @@ use super::{DiscoveryStatus, ZkState};
 /// Raw records longer than this are cut in the status (it is for humans).
 const RECORD_SHOWN_MAX: usize = 1024;
 
-/// Owns the `watch::Sender<DiscoveryStatus>`.
+/// Owns the `watch::Sender<DiscoveryStatus>` (clones share it: the session
+/// loop and the verifier task both report).
+#[derive(Clone)]
 pub(crate) struct StatusTx {
     tx: watch::Sender<DiscoveryStatus>,
 }
@@ -52,6 +54,24 @@ impl StatusTx {
             let changed = s.last_record != shown || s.last_error != error;
             s.last_record = shown;
             s.last_error = error;
+            changed
+        });
+    }
+
+    /// Why the record's primary is not routed to yet (None = verified / nothing pending).
+    pub(crate) fn set_verify_error(&self, error: Option<String>) {
+        self.tx.send_if_modified(|s| {
+            let changed = s.verify_error != error;
+            s.verify_error = error;
+            changed
+        });
+    }
+
+    /// Why routing is stopped by `zookeeper.fail_closed_after` (None = not stopped).
+    pub(crate) fn set_fail_closed(&self, why: Option<String>) {
+        self.tx.send_if_modified(|s| {
+            let changed = s.fail_closed != why;
+            s.fail_closed = why;
             changed
         });
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use super::config::UserConfig;
 use super::native::{NativeError, StoredHash};
@@ -85,6 +86,8 @@ pub struct CredentialStore {
     pub bad_zookeeper_entries: AtomicU64,
     /// Snapshots published from ZooKeeper reads.
     pub zookeeper_reloads: AtomicU64,
+    /// Bumped on every new snapshot.
+    changed: watch::Sender<u64>,
 }
 
 impl CredentialStore {
@@ -107,6 +110,7 @@ impl CredentialStore {
             config,
             bad_zookeeper_entries: AtomicU64::new(0),
             zookeeper_reloads: AtomicU64::new(0),
+            changed: watch::channel(0).0,
         };
         Ok(store)
     }
@@ -135,8 +139,14 @@ impl CredentialStore {
         }
         let next = Arc::new(merge(&self.config, &users));
         self.current.store(next.clone());
-        self.zookeeper_reloads.fetch_add(1, Relaxed);
+        let reloads = self.zookeeper_reloads.fetch_add(1, Relaxed) + 1;
+        self.changed.send_replace(reloads);
         next
+    }
+
+    /// A receiver marked changed on every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 

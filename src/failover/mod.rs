@@ -4,7 +4,9 @@
 //! - [`native`]: mysql_native_password derivation (session migration without plaintext).
 //! - [`credentials`]: the credential store, a lock-free snapshot of users' hashes.
 //! - [`config`]: `[[users]]` and `[fencing]`.
+//! - [`verify`]: checking a new primary (writable, right server) before routing to it.
 
 pub mod config;
 pub mod credentials;
 pub mod native;
+pub mod verify;

@@ -63,8 +63,7 @@ pub async fn migrate(
     let greeting =
         adjust_greeting(&mut be.greeting).map_err(|e| MigrateError::Greeting(e.to_string()))?;
     let mut reader = PacketReader::new(64 * 1024);
-    let auth = respond(password, &greeting.scramble)
-        .map_err(|e| MigrateError::Credential(e.to_string()))?;
+    let auth = respond(password, &scramble20(&greeting.scramble)?);
     let response = handshake_response(record, state, &greeting, &auth);
     be.stream
         .write_all(&frame(be.greeting_seq.wrapping_add(1), &response))
@@ -100,8 +99,7 @@ async fn login_reply(
                 }
                 let data = &body[(nul + 1).min(body.len())..];
                 let scramble = data.strip_suffix(&[0]).unwrap_or(data);
-                let auth = respond(password, scramble)
-                    .map_err(|e| MigrateError::Credential(e.to_string()))?;
+                let auth = respond(password, &scramble20(scramble)?);
                 s.write_all(&frame(p.seq.wrapping_add(1), &auth)).await?;
             }
             _ => {
@@ -111,6 +109,13 @@ async fn login_reply(
             }
         }
     }
+}
+
+/// A mysql_native_password challenge is exactly 20 bytes.
+fn scramble20(s: &[u8]) -> Result<[u8; 20], MigrateError> {
+    s.try_into().map_err(|_| {
+        MigrateError::Credential(format!("challenge of {} bytes, expected 20", s.len()))
+    })
 }
 
 /// Send one COM_QUERY whose reply is a single OK/ERR; its status flags.

@@ -1,5 +1,7 @@
 //! Fixture for tests/discovery.rs: one discovery task on a real ZooKeeper,
 //! waits on the route table / status watch with deadlines, record builders.
+//! Also used by tests/fencing.rs.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,11 @@ pub fn cfg(connect: &str, path: &str, session_timeout: Duration) -> ZookeeperCon
 
 impl Disco {
     pub fn start(cfg: ZookeeperConfig) -> Disco {
+        Self::start_with(cfg, discovery::Extras::default())
+    }
+
+    /// With fencing (a verifier) and the other extras.
+    pub fn start_with(cfg: ZookeeperConfig, extras: discovery::Extras) -> Disco {
         // `RUST_LOG=mysql_zk_proxy=debug cargo test --test discovery -- --nocapture`
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -47,7 +54,14 @@ impl Disco {
         let stats = Stats::new();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let h = discovery::spawn(cfg, table.clone(), stats.clone(), cancel.clone(), &tracker);
+        let h = discovery::spawn_with(
+            cfg,
+            extras,
+            table.clone(),
+            stats.clone(),
+            cancel.clone(),
+            &tracker,
+        );
         Disco {
             table,
             stats,
