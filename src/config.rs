@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod listen;
+pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
+
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,21 +45,7 @@ pub struct Config {
     pub failover: FailoverConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenConfig {
-    /// Address clients connect to.
-    pub address: String,
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        ListenConfig {
-            address: "127.0.0.1:6033".into(),
-        }
-    }
+    pub shutdown: ShutdownConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -95,12 +84,16 @@ pub struct BackendConfig {
     /// Bound on the TCP connect + greeting read from a primary.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// TCP keepalive idle time on backend connections; "0s" turns it off.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
 }
 
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
             connect_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(60),
         }
     }
 }
@@ -214,6 +207,8 @@ impl Config {
     /// Check every value before use; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_addr("listen.address", &self.listen.address)?;
+        self.listen.validate()?;
+        self.shutdown.validate()?;
         if !self.admin.address.is_empty() {
             parse_addr("admin.address", &self.admin.address)?;
         }

@@ -23,10 +23,18 @@ pub enum ConnOutcome {
     ClientError,
     /// Closed because the proxy shut down.
     Shutdown,
+    /// Refused with error 1040: `listen.max_connections` reached.
+    TooManyConnections,
+    /// No login within `listen.handshake_timeout` (or no PROXY header in time).
+    HandshakeTimeout,
+    /// At rest longer than `listen.idle_timeout`.
+    IdleTimeout,
+    /// A PROXY protocol header missing, malformed, or from an untrusted source.
+    ProxyProtocol,
 }
 
 impl ConnOutcome {
-    pub const ALL: [ConnOutcome; 7] = [
+    pub const ALL: [ConnOutcome; 11] = [
         ConnOutcome::Closed,
         ConnOutcome::NoPrimary,
         ConnOutcome::BackendUnreachable,
@@ -34,6 +42,10 @@ impl ConnOutcome {
         ConnOutcome::BackendLost,
         ConnOutcome::ClientError,
         ConnOutcome::Shutdown,
+        ConnOutcome::TooManyConnections,
+        ConnOutcome::HandshakeTimeout,
+        ConnOutcome::IdleTimeout,
+        ConnOutcome::ProxyProtocol,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -44,6 +56,10 @@ impl ConnOutcome {
             ConnOutcome::BackendLost => "backend_lost",
             ConnOutcome::ClientError => "client_error",
             ConnOutcome::Shutdown => "shutdown",
+            ConnOutcome::TooManyConnections => "too_many_connections",
+            ConnOutcome::HandshakeTimeout => "handshake_timeout",
+            ConnOutcome::IdleTimeout => "idle_timeout",
+            ConnOutcome::ProxyProtocol => "proxy_protocol",
         }
     }
 }
@@ -101,7 +117,7 @@ impl IgnoredRecord {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections_accepted: AtomicU64,
-    connections_by_outcome: [AtomicU64; 7],
+    connections_by_outcome: [AtomicU64; ConnOutcome::ALL.len()],
     sessions_by_state: [AtomicI64; 4],
     pub bytes_client_to_backend: AtomicU64,
     pub bytes_backend_to_client: AtomicU64,
@@ -113,6 +129,8 @@ pub struct Stats {
     pub zk_sessions_expired: AtomicU64,
     /// Times the ZooKeeper connection was lost while the session lived on.
     pub zk_disconnects: AtomicU64,
+    /// Commands, latencies, reloads.
+    pub ops: OpsStats,
 }
 
 impl Stats {
@@ -202,4 +220,6 @@ mod tests {
 }
 
 mod exposition;
+mod ops;
 pub use exposition::{zk_state_label, Metrics};
+pub use ops::{CommandKind, LatencyHistogram, OpsStats, LATENCY_BUCKETS};

@@ -15,6 +15,8 @@ pub enum ProxyErrorCode {
     TlsUnsupported,
     /// The proxy is shutting down. Reconnect (another proxy of the pool answers).
     ShuttingDown,
+    /// `listen.max_connections` reached: MySQL's own 1040 "Too many connections".
+    TooManyConnections,
 }
 
 impl ProxyErrorCode {
@@ -24,12 +26,15 @@ impl ProxyErrorCode {
             ProxyErrorCode::BackendUnreachable => 9002,
             ProxyErrorCode::TlsUnsupported => 9003,
             ProxyErrorCode::ShuttingDown => 9004,
+            ProxyErrorCode::TooManyConnections => 1040,
         }
     }
 
     pub fn sqlstate(self) -> [u8; 5] {
         match self {
-            ProxyErrorCode::NoPrimary | ProxyErrorCode::TlsUnsupported => *b"08004",
+            ProxyErrorCode::NoPrimary
+            | ProxyErrorCode::TlsUnsupported
+            | ProxyErrorCode::TooManyConnections => *b"08004",
             ProxyErrorCode::BackendUnreachable | ProxyErrorCode::ShuttingDown => *b"08S01",
         }
     }

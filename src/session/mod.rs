@@ -3,12 +3,14 @@
 //! ends with exactly one counted outcome.
 
 pub mod relay;
+pub mod timers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{field, Instrument};
 
 use crate::backend::{self, frame};
@@ -19,13 +21,23 @@ use crate::protocol::handshake::adjust_greeting;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
 use relay::{Relay, RelayEnd};
+use timers::{Expired, SessionTimers};
 
-/// Serve one accepted client until it ends or the proxy shuts down.
-pub async fn run(client: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<Context>) {
+/// Serve one accepted client until it ends or the proxy shuts down. `peer`
+/// is the client's address (from the PROXY header when `via`, the load
+/// balancer, sent one).
+pub async fn run(
+    client: TcpStream,
+    peer: SocketAddr,
+    via: Option<SocketAddr>,
+    id: u64,
+    ctx: Arc<Context>,
+) {
     let span = tracing::info_span!(
         "session",
         id,
         client = %peer,
+        via = via.map(field::display),
         backend = field::Empty,
         epoch = field::Empty,
         backend_thread = field::Empty
@@ -44,6 +56,7 @@ pub async fn run(client: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<Context>
 }
 
 async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
+    let accepted = Instant::now();
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
     let Some(route) = route_with_primary(ctx).await else {
         if ctx.drain.at_rest.is_cancelled() {
@@ -60,8 +73,8 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
         }
         let msg = format!(
             "no primary known for {} after waiting {} (ZooKeeper: {:?})",
-            ctx.config.zookeeper.primary_path,
-            humantime::format_duration(ctx.config.failover.hold_timeout),
+            ctx.config.load().zookeeper.primary_path,
+            humantime::format_duration(ctx.config.load().failover.hold_timeout),
             ctx.discovery.status.borrow().state,
         );
         tracing::warn!("{msg}");
@@ -80,7 +93,7 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
     span.record("backend", primary.address());
     span.record("epoch", primary.epoch);
     gauge.set(SessionState::Handshake);
-    connect_and_relay(client, primary, ctx, &mut gauge).await
+    connect_and_relay(client, primary, ctx, &mut gauge, accepted).await
 }
 
 /// The current route if it has a primary, else wait up to `hold_timeout`.
@@ -89,7 +102,7 @@ async fn route_with_primary(ctx: &Context) -> Option<Arc<Route>> {
     if route.primary.is_some() {
         return Some(route);
     }
-    let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;
+    let deadline = Instant::now() + ctx.config.load().failover.hold_timeout;
     tracing::debug!("no primary known; holding the greeting");
     tokio::select! {
         r = ctx.table.wait_for_primary(deadline) => r,
@@ -102,9 +115,16 @@ async fn connect_and_relay(
     primary: &Primary,
     ctx: &Context,
     gauge: &mut SessionGauge,
+    accepted: Instant,
 ) -> ConnOutcome {
-    let mut be = match backend::connect(primary, ctx.config.backend.connect_timeout).await {
-        Ok(be) => be,
+    let cfg = ctx.config.get();
+    let t0 = Instant::now();
+    let mut be = match backend::connect(primary, cfg.backend.connect_timeout).await {
+        Ok(be) => {
+            ctx.stats.ops.backend_connect.observe(t0.elapsed());
+            crate::listener::admission::set_keepalive(&be.stream, cfg.backend.keepalive);
+            be
+        }
         Err(e) => {
             tracing::warn!(error = %e, "backend unreachable");
             let msg = format!("cannot connect to primary {primary}: {e}");
@@ -150,8 +170,22 @@ async fn connect_and_relay(
         tracing::debug!(error = %e, "client gone before the greeting");
         return ConnOutcome::ClientError;
     }
+    let timers = SessionTimers::new(
+        accepted,
+        cfg.listen.handshake_timeout,
+        cfg.listen.idle_timeout(),
+    );
+    if cfg.listen.proxy_protocol != crate::config::ProxyProtocol::Off
+        && header_follows(&client, cfg.listen.handshake_timeout).await
+    {
+        tracing::warn!(
+            "PROXY protocol header from a source not in listen.trusted_proxies; closing"
+        );
+        return ConnOutcome::ProxyProtocol;
+    }
     let tracker = Tracker::new(greeting.caps, greeting.mariadb_caps);
-    let mut relay = Relay::new(&mut client, &mut be.stream, tracker, &ctx.stats, gauge);
+    let mut relay =
+        Relay::new(&mut client, &mut be.stream, tracker, &ctx.stats, gauge).with_timers(timers);
     let end = relay.run(&ctx.drain).await;
     let (auth_failed, quit) = (relay.auth_failed(), relay.tracker.quit_sent());
     outcome_of(end, auth_failed, quit, &mut client).await
@@ -187,6 +221,15 @@ async fn outcome_of(
             let _ = client.shutdown().await;
             ConnOutcome::Shutdown
         }
+        RelayEnd::TimedOut(Expired::Handshake) => {
+            tracing::info!("no login within listen.handshake_timeout; closing");
+            ConnOutcome::HandshakeTimeout
+        }
+        RelayEnd::TimedOut(Expired::Idle) => {
+            tracing::info!("idle longer than listen.idle_timeout; closing");
+            let _ = client.shutdown().await;
+            ConnOutcome::IdleTimeout
+        }
         RelayEnd::SslRequested => {
             let msg = "TLS is not enabled on this proxy; connect without TLS";
             send_error(
@@ -214,4 +257,27 @@ async fn send_error(
         tracing::debug!(error = %e, "could not send the error to the client");
     }
     let _ = client.shutdown().await;
+}
+
+/// After the greeting: do the client's first bytes start a PROXY protocol
+/// header (a load balancer we do not trust)? Only peeks; waits at most
+/// `timeout` (the relay's own login deadline covers a silent client).
+async fn header_follows(client: &TcpStream, timeout: std::time::Duration) -> bool {
+    use crate::listener::proxy_protocol::looks_like_header;
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 12];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, client.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        if !looks_like_header(&buf[..n]) || n == buf.len() {
+            return looks_like_header(&buf[..n]);
+        }
+        // Only a prefix so far: look again shortly (rare: one segment carries it).
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
 use crate::protocol::{Framer, ServerEvent, Tracker};
+use crate::session::timers::{Expired, SessionTimers};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
 const UP_BUF: usize = 16 * 1024;
@@ -37,6 +38,8 @@ pub enum RelayEnd {
     /// A stop signal fired and the session reached the point it asked for,
     /// with every byte read so far delivered and no client bytes read past it.
     Stopped(StopPoint),
+    /// A session deadline passed (no login in time, idle too long at rest).
+    TimedOut(Expired),
 }
 
 /// Where a stopped relay hands the session back.
@@ -140,6 +143,9 @@ pub struct Relay<'a> {
     logged_in: bool,
     auth_failed: bool,
     ssl_requested: bool,
+    timers: Option<SessionTimers>,
+    /// Reads from the client so far (activity marker for the idle timer).
+    client_reads: u64,
 }
 
 impl<'a> Relay<'a> {
@@ -161,7 +167,15 @@ impl<'a> Relay<'a> {
             logged_in: false,
             auth_failed: false,
             ssl_requested: false,
+            timers: None,
+            client_reads: 0,
         }
+    }
+
+    /// Enforce the login deadline and idle timeout of `timers`.
+    pub fn with_timers(mut self, timers: SessionTimers) -> Self {
+        self.timers = Some(timers);
+        self
     }
 
     /// The login ended with an ERR from the backend.
@@ -183,9 +197,22 @@ impl<'a> Relay<'a> {
             } else {
                 None
             };
-            self.poll_relay(cx, wanted)
+            match self.poll_relay(cx, wanted) {
+                Poll::Pending => self.poll_timers(cx),
+                done => done,
+            }
         })
         .await
+    }
+
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+        let at_rest = self.reached(StopPoint::AtRest);
+        match self.timers.as_mut() {
+            Some(t) => t
+                .poll(cx, self.logged_in, at_rest, self.client_reads, self.stats)
+                .map(RelayEnd::TimedOut),
+            None => Poll::Pending,
+        }
     }
 
     /// Nothing buffered either way, no packet half seen, and (per `point`)
@@ -220,6 +247,7 @@ impl<'a> Relay<'a> {
             match self.up.fill(cx, self.client) {
                 Ok(Some(r)) => {
                     progress = true;
+                    self.client_reads += 1;
                     self.scan_client(r);
                     if self.ssl_requested {
                         return Poll::Ready(RelayEnd::SslRequested);
@@ -251,14 +279,12 @@ impl<'a> Relay<'a> {
     fn scan_client(&mut self, r: std::ops::Range<usize>) {
         count(&self.stats.bytes_client_to_backend, r.len());
         let Pipe { buf, framer, .. } = &mut self.up;
-        let tracker = &mut self.tracker;
+        let (tracker, stats) = (&mut self.tracker, self.stats);
         let mut ssl = false;
-        framer.feed(&buf[r], |p| {
-            if let ClientEvent::HandshakeResponse { ssl_request: true } =
-                tracker.on_client_packet(&p)
-            {
-                ssl = true;
-            }
+        framer.feed(&buf[r], |p| match tracker.on_client_packet(&p) {
+            ClientEvent::HandshakeResponse { ssl_request: true } => ssl = true,
+            ClientEvent::Command(c) | ClientEvent::NoReply(c) => stats.ops.count_command(c),
+            _ => {}
         });
         if ssl {
             // Never forward an SSL request: the backend would wait for TLS.
