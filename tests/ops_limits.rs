@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use mysql_zk_proxy::config::ProxyProtocol;
-use mysql_zk_proxy::metrics::{ConnOutcome, Stats};
+use mysql_zk_proxy::metrics::{CommandKind, ConnOutcome, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -73,6 +73,10 @@ async fn past_max_connections_clients_get_1040_and_a_freed_slot_is_reused() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    // commands by type and the latency histograms saw these sessions
+    assert!(stats.ops.commands(CommandKind::Query) >= 2);
+    assert!(stats.ops.handshake.count() >= 3);
+    assert!(stats.ops.backend_connect.count() >= 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

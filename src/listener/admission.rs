@@ -166,3 +166,47 @@ impl Drop for Listed<'_> {
         self.0.lock().remove(&self.1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stop_at_the_limit_and_free_on_drop() {
+        let slots = Arc::new(Slots::default());
+        let a = slots.try_acquire(2).unwrap();
+        let _b = slots.try_acquire(2).unwrap();
+        assert!(slots.try_acquire(2).is_none());
+        drop(a);
+        assert_eq!(slots.in_use(), 1);
+        assert!(slots.try_acquire(2).is_some());
+        let many: Vec<_> = (0..10).map(|_| slots.try_acquire(0).unwrap()).collect();
+        assert_eq!(slots.in_use(), 11);
+        drop(many);
+    }
+
+    #[tokio::test]
+    async fn keepalive_is_set_with_its_idle_time_or_left_off() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let on = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        set_keepalive(&on, Duration::from_secs(42));
+        let s = SockRef::from(&on);
+        assert!(s.keepalive().unwrap());
+        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        let off = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        set_keepalive(&off, Duration::ZERO);
+        assert!(!SockRef::from(&off).keepalive().unwrap());
+    }
+
+    #[test]
+    fn registry_lists_live_sessions_only() {
+        let r = Registry::default();
+        let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let a = r.add(1, peer, None);
+        let _b = r.add(2, peer, Some("10.0.0.1:1".parse().unwrap()));
+        assert_eq!(r.list().len(), 2);
+        drop(a);
+        let l = r.list();
+        assert_eq!((l.len(), l[0].id, l[0].via.is_some()), (1, 2, true));
+    }
+}
