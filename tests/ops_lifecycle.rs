@@ -76,6 +76,7 @@ async fn graceful_stop_under_load_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let opts = env.via_proxy();
+    let listen = env.proxy.listen_addr();
     let stop = tokio::spawn(env.proxy.stop());
     let mut ready = 0;
     for _ in 0..100 {
@@ -92,6 +93,10 @@ async fn graceful_stop_under_load_loses_nothing() {
     assert!(
         stop.await.unwrap(),
         "every session ended before shutdown.timeout"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(listen).await.is_err(),
+        "the listener is closed"
     );
 
     let mut committed = BTreeSet::new();
@@ -236,13 +241,31 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
         "{metrics}"
     );
     let _: Option<i64> = b.query_first("SELECT 1").await.unwrap();
-    drop((a, b));
 
+    // stop: a transaction left open keeps the proxy draining (/ready 503);
+    // a second signal exits at once
+    a.query_drop("BEGIN").await.unwrap();
     run.signal(libc::SIGTERM);
-    let mut run = run;
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while run.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 503 {
+        assert!(Instant::now() < deadline, "/ready never turned 503");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let mut run = run;
+    assert!(run.child.try_wait().unwrap().is_none(), "still draining");
+    let t0 = Instant::now();
+    run.signal(libc::SIGTERM);
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "second signal ignored"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert!(a.query_drop("COMMIT").await.is_err(), "the client is told");
+    drop(b);
 }
