@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::config::{ListenConfig, ProxyProtocol};
 
 /// The v2 signature.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -193,6 +196,38 @@ pub async fn read_header(
     tokio::time::timeout(timeout, read)
         .await
         .unwrap_or(Err(ProxyHeaderError::Timeout(timeout)))
+}
+
+/// After the greeting, with the PROXY protocol on: does the client start
+/// with a header anyway (a source not in `trusted_proxies`, or a second
+/// header)? Such a connection is refused. Only peeks, at most
+/// `handshake_timeout` (the relay's login deadline covers a silent client).
+pub async fn stray_header(client: &TcpStream, listen: &ListenConfig) -> bool {
+    if listen.proxy_protocol == ProxyProtocol::Off {
+        return false;
+    }
+    let deadline = Instant::now() + listen.handshake_timeout;
+    let mut buf = [0u8; 12];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, client.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        let header = looks_like_header(&buf[..n]);
+        if !header || n == buf.len() {
+            if header {
+                tracing::warn!(
+                    "PROXY protocol header from a source not in listen.trusted_proxies; closing"
+                );
+            }
+            return header;
+        }
+        // Only a prefix so far (rare: one segment carries a header): look again.
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[cfg(test)]

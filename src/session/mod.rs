@@ -175,12 +175,7 @@ async fn connect_and_relay(
         cfg.listen.handshake_timeout,
         cfg.listen.idle_timeout(),
     );
-    if cfg.listen.proxy_protocol != crate::config::ProxyProtocol::Off
-        && header_follows(&client, cfg.listen.handshake_timeout).await
-    {
-        tracing::warn!(
-            "PROXY protocol header from a source not in listen.trusted_proxies; closing"
-        );
+    if crate::listener::proxy_protocol::stray_header(&client, &cfg.listen).await {
         return ConnOutcome::ProxyProtocol;
     }
     let tracker = Tracker::new(greeting.caps, greeting.mariadb_caps);
@@ -257,27 +252,4 @@ async fn send_error(
         tracing::debug!(error = %e, "could not send the error to the client");
     }
     let _ = client.shutdown().await;
-}
-
-/// After the greeting: do the client's first bytes start a PROXY protocol
-/// header (a load balancer we do not trust)? Only peeks; waits at most
-/// `timeout` (the relay's own login deadline covers a silent client).
-async fn header_follows(client: &TcpStream, timeout: std::time::Duration) -> bool {
-    use crate::listener::proxy_protocol::looks_like_header;
-    let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 12];
-    loop {
-        let n = match tokio::time::timeout_at(deadline, client.peek(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => return false,
-        };
-        if !looks_like_header(&buf[..n]) || n == buf.len() {
-            return looks_like_header(&buf[..n]);
-        }
-        // Only a prefix so far: look again shortly (rare: one segment carries it).
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
 }
