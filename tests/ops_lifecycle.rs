@@ -48,8 +48,8 @@ async fn writer(opts: mysql_async::OptsBuilder, client: u64) -> BTreeSet<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_under_load_loses_nothing() {
     let env = common::start_with(false, |c| {
-        c.shutdown.ready_delay = Duration::from_millis(1500);
-        c.shutdown.timeout = Duration::from_secs(12);
+        c.shutdown.ready_delay = Duration::from_secs(3);
+        c.shutdown.timeout = Duration::from_secs(16);
     })
     .await;
     let mut direct = Conn::new(env.direct()).await.unwrap();
