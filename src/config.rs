@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
+mod listen;
+pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
 
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -48,21 +50,7 @@ pub struct Config {
     /// `[[users]]`: hashes for session migration (see `crate::failover::credentials`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenConfig {
-    /// Address clients connect to.
-    pub address: String,
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        ListenConfig {
-            address: "127.0.0.1:6033".into(),
-        }
-    }
+    pub shutdown: ShutdownConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,12 +97,16 @@ pub struct BackendConfig {
     /// Bound on the TCP connect + greeting read from a primary.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// TCP keepalive idle time on backend connections; "0s" turns it off.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
 }
 
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
             connect_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(60),
         }
     }
 }
@@ -235,6 +227,8 @@ impl Config {
     /// Check every value before use; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_addr("listen.address", &self.listen.address)?;
+        self.listen.validate()?;
+        self.shutdown.validate()?;
         if !self.admin.address.is_empty() {
             parse_addr("admin.address", &self.admin.address)?;
         }

@@ -30,6 +30,7 @@ pub mod listener;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod sandbox;
 pub mod session;

@@ -1,4 +1,8 @@
-//! Accept loop: one task per client connection, tracked for shutdown.
+//! Accept loop: admission (connection limit, keepalive, PROXY protocol
+//! header), then one tracked task per client session.
+
+pub mod admission;
+pub mod proxy_protocol;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -8,17 +12,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
 use crate::discovery::DiscoveryHandle;
 use crate::failover::credentials::CredentialStore;
 use crate::metrics::Stats;
+use crate::reload::LiveConfig;
 use crate::routing::RouteTable;
-use crate::session;
 use crate::session::relay::StopSignals;
+use admission::{Registry, Slots};
 
 /// Everything a session needs, shared by all sessions of one proxy.
 pub struct Context {
-    pub config: Arc<Config>,
+    /// The running config; live settings change at a reload.
+    pub config: Arc<LiveConfig>,
     pub table: Arc<RouteTable>,
     pub stats: Arc<Stats>,
     pub discovery: DiscoveryHandle,
@@ -29,9 +34,13 @@ pub struct Context {
     /// Graceful stop: no new connections; sessions end at their next rest point.
     pub drain: StopSignals,
     pub sessions: TaskTracker,
+    /// Admitted connections, against `listen.max_connections`.
+    pub slots: Arc<Slots>,
+    /// Live sessions with their client addresses (for `/status`).
+    pub registry: Arc<Registry>,
 }
 
-/// Accept until cancelled; each connection becomes a tracked session task.
+/// Accept until cancelled; each connection becomes a tracked task.
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
     let mut next_id: u64 = 0;
     loop {
@@ -45,8 +54,21 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
                 next_id += 1;
                 let _ = sock.set_nodelay(true);
                 ctx.stats.connections_accepted.fetch_add(1, Relaxed);
-                ctx.sessions
-                    .spawn(session::run(sock, peer, next_id, ctx.clone()));
+                let (max, keepalive) = {
+                    let cfg = ctx.config.load();
+                    (cfg.listen.max_connections, cfg.listen.keepalive)
+                };
+                admission::set_keepalive(&sock, keepalive);
+                match ctx.slots.try_acquire(max) {
+                    Some(slot) => {
+                        ctx.sessions
+                            .spawn(admission::admit(sock, peer, next_id, slot, ctx.clone()))
+                    }
+                    None => {
+                        ctx.sessions
+                            .spawn(admission::refuse_too_many(sock, peer, max, ctx.clone()))
+                    }
+                };
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning.

@@ -3,7 +3,7 @@
 //! (2 for a bad configuration, 1 for any other fatal error).
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,15 +12,12 @@ use clap::Parser;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use mysql_zk_proxy::cli::{self, Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
-use mysql_zk_proxy::config::{Config, LogConfig, LogFormat};
+use mysql_zk_proxy::config::{Config, LogConfig, LogFormat, Overrides};
 use mysql_zk_proxy::proxy::Proxy;
 use mysql_zk_proxy::sandbox;
 
 /// Exit code of every fatal error but a bad configuration.
 const EXIT_FATAL: u8 = 1;
-
-/// How long `run` waits for the proxy's tasks after a signal.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,31 +55,53 @@ fn check_config(path: &Path, overrides: OverrideArgs) -> Result<ExitCode, ExitCo
 }
 
 fn run(args: RunArgs) -> Result<ExitCode, ExitCode> {
-    let config = load(args.config.as_deref(), args.overrides)?;
+    let overrides: Overrides = args.overrides.into();
+    let config = Config::load(args.config.as_deref(), &overrides)
+        .map_err(|e| fail(EXIT_BAD_CONFIG, &e.into()))?;
     init_logging(&config.log)?;
     let runtime = runtime()?;
-    let result = runtime.block_on(serve(config));
+    let source = ConfigSource {
+        path: args.config,
+        overrides,
+    };
+    let result = runtime.block_on(serve(config, source));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result.map_err(|e| fail(EXIT_FATAL, &e))
 }
 
-/// Start the proxy, wait for SIGTERM/SIGINT, shut down. A second signal
-/// during the shutdown exits at once.
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+/// Where the config came from, to load it again at SIGHUP.
+struct ConfigSource {
+    path: Option<PathBuf>,
+    overrides: Overrides,
+}
+
+/// Start the proxy; reload at SIGHUP; at SIGTERM/SIGINT stop gracefully
+/// (`[shutdown]` phases). A second SIGTERM/SIGINT exits at once.
+async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::new()?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let proxy = Proxy::start(config).await?;
     tracing::info!(listen = %proxy.listen_addr(),
         admin = %proxy.admin_addr().map_or("disabled".into(), |a| a.to_string()),
-        "serving until SIGTERM or SIGINT");
-    let name = signals.next().await;
-    tracing::info!(signal = name, deadline = ?SHUTDOWN_DEADLINE, "shutting down");
+        "serving until SIGTERM or SIGINT (SIGHUP reloads the config)");
+    let name = loop {
+        tokio::select! {
+            name = signals.next() => break name,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                proxy.reload(Config::load(source.path.as_deref(), &source.overrides));
+            }
+        }
+    };
+    let timeout = proxy.config().shutdown.timeout;
+    tracing::info!(signal = name, ?timeout, "shutting down");
     tokio::select! {
-        clean = proxy.shutdown(SHUTDOWN_DEADLINE) => {
+        clean = proxy.stop() => {
             if clean {
                 tracing::info!("stopped");
             } else {
-                tracing::warn!(deadline = ?SHUTDOWN_DEADLINE,
-                    "some tasks were still running at the shutdown deadline; exiting anyway");
+                tracing::warn!(?timeout,
+                    "some sessions were still open at shutdown.timeout; closed them");
             }
             Ok(ExitCode::SUCCESS)
         }

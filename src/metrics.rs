@@ -26,12 +26,21 @@ pub enum ConnOutcome {
     /// Closed by a failover: not migratable, migration failed, or a
     /// transaction aborted (the client got a 9005/9006 error).
     FailoverClosed,
-    /// Not an end: the session moved to a new primary and goes on (never counted).
+    /// Refused with error 1040: `listen.max_connections` reached.
+    TooManyConnections,
+    /// No login within `listen.handshake_timeout` (or no PROXY header in time).
+    HandshakeTimeout,
+    /// At rest longer than `listen.idle_timeout`.
+    IdleTimeout,
+    /// A PROXY protocol header missing, malformed, or from an untrusted source.
+    ProxyProtocol,
+    /// Not an end: the session moved to a new primary and goes on. Never
+    /// counted, and kept last (counters are indexed by variant, sized by ALL).
     Migrated,
 }
 
 impl ConnOutcome {
-    pub const ALL: [ConnOutcome; 8] = [
+    pub const ALL: [ConnOutcome; 12] = [
         ConnOutcome::Closed,
         ConnOutcome::NoPrimary,
         ConnOutcome::BackendUnreachable,
@@ -40,6 +49,10 @@ impl ConnOutcome {
         ConnOutcome::ClientError,
         ConnOutcome::Shutdown,
         ConnOutcome::FailoverClosed,
+        ConnOutcome::TooManyConnections,
+        ConnOutcome::HandshakeTimeout,
+        ConnOutcome::IdleTimeout,
+        ConnOutcome::ProxyProtocol,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -52,6 +65,10 @@ impl ConnOutcome {
             ConnOutcome::Shutdown => "shutdown",
             ConnOutcome::FailoverClosed => "failover_closed",
             ConnOutcome::Migrated => "migrated",
+            ConnOutcome::TooManyConnections => "too_many_connections",
+            ConnOutcome::HandshakeTimeout => "handshake_timeout",
+            ConnOutcome::IdleTimeout => "idle_timeout",
+            ConnOutcome::ProxyProtocol => "proxy_protocol",
         }
     }
 }
@@ -109,7 +126,7 @@ impl IgnoredRecord {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections_accepted: AtomicU64,
-    connections_by_outcome: [AtomicU64; 9],
+    connections_by_outcome: [AtomicU64; ConnOutcome::ALL.len() + 1],
     sessions_by_state: [AtomicI64; 4],
     pub bytes_client_to_backend: AtomicU64,
     pub bytes_backend_to_client: AtomicU64,
@@ -127,6 +144,8 @@ pub struct Stats {
     pub sessions_closed_by_failover: AtomicU64,
     /// Transactions aborted because they outlived `failover.drain_timeout`.
     pub transactions_aborted: AtomicU64,
+    /// Commands, latencies, reloads.
+    pub ops: OpsStats,
 }
 
 impl Stats {
@@ -216,4 +235,6 @@ mod tests {
 }
 
 mod exposition;
+mod ops;
 pub use exposition::{zk_state_label, Metrics};
+pub use ops::{CommandKind, LatencyHistogram, OpsStats, LATENCY_BUCKETS};

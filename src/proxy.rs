@@ -11,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::discovery::{self, DiscoveryHandle};
 use crate::failover::credentials::CredentialStore;
 use crate::failover::verify::Verifier;
-use crate::listener;
+use crate::listener::{self, admission};
 use crate::metrics::{Metrics, Stats};
+use crate::reload::{LiveConfig, ReloadRecord};
 use crate::routing::RouteTable;
 use crate::session::relay::StopSignals;
 
@@ -42,7 +43,9 @@ pub enum ProxyError {
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
 pub struct Proxy {
-    config: Arc<Config>,
+    config: Arc<LiveConfig>,
+    /// Set for `/ready` when admin HTTP is enabled.
+    admin: Option<Arc<AdminState>>,
     table: Arc<RouteTable>,
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
@@ -61,7 +64,8 @@ pub struct Proxy {
 impl Proxy {
     /// Bind, spawn every task and return at once (discovery runs in the background).
     pub async fn start(config: Config) -> Result<Proxy, ProxyError> {
-        let config = Arc::new(config);
+        let live = Arc::new(LiveConfig::new(config.clone()));
+        let registry = Arc::new(admission::Registry::default());
         let table = Arc::new(RouteTable::new());
         let stats = Stats::new();
         let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
@@ -104,19 +108,23 @@ impl Proxy {
 
         let ctx = Arc::new(listener::Context {
             credentials: credentials.clone(),
-            config: config.clone(),
+            config: live.clone(),
             table: table.clone(),
             stats: stats.clone(),
             discovery: discovery.clone(),
             cancel: cancel.child_token(),
             drain: drain.clone(),
             sessions: sessions.clone(),
+            slots: Default::default(),
+            registry: registry.clone(),
         });
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 
+        let mut admin = None;
         if let Some(l) = admin_listener {
             let state = Arc::new(AdminState {
-                config: config.clone(),
+                config: live.clone(),
+                registry,
                 table: table.clone(),
                 discovery: discovery.clone(),
                 metrics: metrics.clone(),
@@ -125,13 +133,15 @@ impl Proxy {
                 listen_addr,
                 shutting_down: Default::default(),
             });
-            tracker.spawn(admin::serve(l, state, cancel.child_token()));
+            tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
+            admin = Some(state);
         }
 
         tracing::info!(%listen_addr, admin = ?admin_addr, zk = %config.zookeeper.connect,
             primary_path = %config.zookeeper.primary_path, "proxy started");
         Ok(Proxy {
-            config,
+            config: live,
+            admin,
             table,
             stats,
             metrics,
@@ -168,8 +178,47 @@ impl Proxy {
     pub fn discovery(&self) -> &DiscoveryHandle {
         &self.discovery
     }
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.get()
+    }
+
+    /// Apply a config loaded again from its file (SIGHUP), or record why
+    /// that failed: live settings change for new sessions and checks at
+    /// once, settings needing a restart are reported and keep their value.
+    pub fn reload(&self, loaded: Result<Config, ConfigError>) -> ReloadRecord {
+        let record = self.config.reload(loaded);
+        self.stats.ops.count_reload(record.ok);
+        match (&record.error, record.restart_required.is_empty()) {
+            (Some(e), _) => {
+                tracing::error!(error = %e, "reload rejected; the running config is kept")
+            }
+            (None, true) => tracing::info!("config reloaded"),
+            (None, false) => tracing::warn!(restart_required = ?record.restart_required,
+                "config reloaded; these settings keep their running value until a restart"),
+        }
+        record
+    }
+
+    /// `/ready` answers 503 from now on (a stop is coming).
+    pub fn set_not_ready(&self) {
+        if let Some(a) = &self.admin {
+            a.shutting_down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The operator's stop (SIGTERM): `/ready` 503 at once, clients still
+    /// served for `shutdown.ready_delay`, then [`Proxy::shutdown`] with the
+    /// rest of `shutdown.timeout`.
+    pub async fn stop(self) -> bool {
+        let phases = self.config.get().shutdown.clone();
+        self.set_not_ready();
+        tracing::info!(ready_delay = ?phases.ready_delay, timeout = ?phases.timeout,
+            "stopping: /ready answers 503; draining after the ready delay");
+        tokio::time::sleep(phases.ready_delay).await;
+        self.shutdown(phases.timeout.saturating_sub(phases.ready_delay))
+            .await
     }
     /// Fires when the proxy is shutting down.
     pub fn cancel_token(&self) -> CancellationToken {
@@ -181,6 +230,7 @@ impl Proxy {
     /// (the server rolls that transaction back); at `grace`, everything is
     /// cancelled. Returns true when every session ended before the hard stop.
     pub async fn shutdown(self, grace: Duration) -> bool {
+        self.set_not_ready();
         self.drain.at_rest.cancel();
         self.sessions.close();
         let half = grace / 2;

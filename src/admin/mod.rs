@@ -18,9 +18,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
 use crate::discovery::DiscoveryHandle;
+use crate::listener::admission::Registry;
 use crate::metrics::{zk_state_label, Metrics, Stats};
+use crate::reload::LiveConfig;
 use crate::routing::RouteTable;
 
 pub use status::Status;
@@ -32,7 +33,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What the admin endpoints read.
 pub struct AdminState {
-    pub config: Arc<Config>,
+    /// The running config (swapped at a reload; records the last reload).
+    pub config: Arc<LiveConfig>,
+    /// Live sessions with their client addresses.
+    pub registry: Arc<Registry>,
     pub table: Arc<RouteTable>,
     pub discovery: DiscoveryHandle,
     pub metrics: Arc<Metrics>,

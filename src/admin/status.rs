@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::AdminState;
 use crate::discovery::DiscoveryStatus;
+use crate::listener::admission::ListedSession;
 use crate::metrics::{ConnOutcome, IgnoredRecord, SessionState, Stats};
+use crate::reload::ReloadRecord;
 use crate::routing::{Primary, RecordState, Route};
 
 /// `GET /status`.
@@ -33,6 +35,10 @@ pub struct Status {
     pub route_changes: u64,
     /// ZooKeeper records not applied, by reason.
     pub records_ignored: BTreeMap<&'static str, u64>,
+    /// The last SIGHUP reload (`null` before the first).
+    pub last_reload: Option<ReloadRecord>,
+    /// The oldest live sessions (at most 100): id, client, via, since.
+    pub sessions_list: Vec<ListedSession>,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +120,8 @@ impl Status {
                 .iter()
                 .map(|&why| (why.label(), stats.records_ignored(why)))
                 .collect(),
+            last_reload: state.config.last_reload(),
+            sessions_list: state.registry.list(),
         }
     }
 }
@@ -146,7 +154,8 @@ impl From<&Route> for RouteStatus {
 
 impl ZookeeperStatus {
     fn collect(state: &AdminState) -> Self {
-        let zk = &state.config.zookeeper;
+        let config = state.config.get();
+        let zk = &config.zookeeper;
         let stats = &state.stats;
         ZookeeperStatus {
             connect: zk.connect.clone(),

@@ -22,7 +22,8 @@ fn fixture() -> Fixture {
     let (zk, rx) = watch::channel(DiscoveryStatus::starting());
     metrics.set_discovery(rx.clone());
     let state = Arc::new(AdminState {
-        config: Arc::new(Config::default()),
+        config: Arc::new(crate::reload::LiveConfig::new(Default::default())),
+        registry: Default::default(),
         table,
         discovery: DiscoveryHandle { status: rx },
         metrics,
@@ -107,7 +108,7 @@ async fn status_is_json_with_primary_zookeeper_and_counters() {
     assert_eq!(v["zookeeper"]["state"], "connecting");
     assert_eq!(
         v["zookeeper"]["connect"],
-        Config::default().zookeeper.connect
+        crate::config::Config::default().zookeeper.connect
     );
 
     f.publish(42);

@@ -9,7 +9,7 @@ use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder, SharedStr
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::sync::watch;
 
-use super::{ConnOutcome, IgnoredRecord, SessionState, Stats};
+use super::{CommandKind, ConnOutcome, IgnoredRecord, SessionState, Stats};
 use crate::discovery::{DiscoveryStatus, ZkState};
 use crate::routing::RouteTable;
 
@@ -56,6 +56,13 @@ struct Handles {
     bytes_backend_to_client: Counter,
     route: RouteHandles,
     zk: ZkHandles,
+    ops: OpsHandles,
+}
+
+struct OpsHandles {
+    commands: Vec<(CommandKind, Counter)>,
+    /// Config reloads: (applied?, counter).
+    reloads: Vec<(bool, Counter)>,
 }
 
 struct RouteHandles {
@@ -179,6 +186,7 @@ impl Handles {
             bytes_backend_to_client: bytes("backend_to_client"),
             route: RouteHandles::register(r),
             zk: ZkHandles::register(r),
+            ops: OpsHandles::register(r),
         }
     }
 }
@@ -255,6 +263,30 @@ impl ZkHandles {
     }
 }
 
+impl OpsHandles {
+    fn register(r: &Registrar) -> OpsHandles {
+        let result = |ok: bool| if ok { "ok" } else { "error" };
+        OpsHandles {
+            commands: per_value(&CommandKind::ALL, CommandKind::label, |v| {
+                r.counter_at(
+                    "client_commands_total",
+                    Unit::Count,
+                    "Commands sent by clients, by type.",
+                    Some(("command", v)),
+                )
+            }),
+            reloads: per_value(&[true, false], result, |v| {
+                r.counter_at(
+                    "config_reloads_total",
+                    Unit::Count,
+                    "Configuration reloads (SIGHUP), by result.",
+                    Some(("result", v)),
+                )
+            }),
+        }
+    }
+}
+
 impl Metrics {
     pub fn new(stats: Arc<Stats>, table: Arc<RouteTable>) -> Metrics {
         let registrar = Registrar {
@@ -282,7 +314,38 @@ impl Metrics {
         self.sync_connections();
         self.sync_route();
         self.sync_zookeeper();
-        self.handle.render()
+        self.sync_ops();
+        let mut text = self.handle.render();
+        self.render_histograms(&mut text);
+        text
+    }
+
+    fn sync_ops(&self) {
+        let (s, h) = (&self.stats.ops, &self.h.ops);
+        for (kind, c) in &h.commands {
+            c.absolute(s.commands(*kind));
+        }
+        for (ok, c) in &h.reloads {
+            c.absolute(s.reloads(*ok));
+        }
+    }
+
+    /// The latency histograms, rendered from their atomics.
+    fn render_histograms(&self, text: &mut String) {
+        let ops = &self.stats.ops;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        ops.handshake.render(
+            &format!("{PREFIX}handshake_duration_seconds"),
+            "Time from accepting a client to its login OK, in seconds.",
+            text,
+        );
+        ops.backend_connect.render(
+            &format!("{PREFIX}backend_connect_duration_seconds"),
+            "Time to connect to the primary and read its greeting (successful attempts), in seconds.",
+            text,
+        );
     }
 
     fn sync_connections(&self) {

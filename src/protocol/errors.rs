@@ -22,6 +22,8 @@ pub enum ProxyErrorCode {
     /// within `failover.drain_timeout`; it was rolled back. Retry the transaction
     /// on a new connection.
     TransactionAborted,
+    /// `listen.max_connections` reached: MySQL's own 1040 "Too many connections".
+    TooManyConnections,
 }
 
 impl ProxyErrorCode {
@@ -33,12 +35,15 @@ impl ProxyErrorCode {
             ProxyErrorCode::ShuttingDown => 9004,
             ProxyErrorCode::FailoverClosed => 9005,
             ProxyErrorCode::TransactionAborted => 9006,
+            ProxyErrorCode::TooManyConnections => 1040,
         }
     }
 
     pub fn sqlstate(self) -> [u8; 5] {
         match self {
-            ProxyErrorCode::NoPrimary | ProxyErrorCode::TlsUnsupported => *b"08004",
+            ProxyErrorCode::NoPrimary
+            | ProxyErrorCode::TlsUnsupported
+            | ProxyErrorCode::TooManyConnections => *b"08004",
             ProxyErrorCode::BackendUnreachable
             | ProxyErrorCode::ShuttingDown
             | ProxyErrorCode::FailoverClosed => *b"08S01",

@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod relay;
 pub mod state;
 pub mod switch;
+pub mod timers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{field, Instrument};
 
 use crate::backend;
@@ -28,13 +30,23 @@ use crate::routing::{Primary, Route};
 use login::{LoginOutcome, LoginRecord};
 use relay::{Relay, RelayEnd, StopPoint, StopSignals};
 use state::CarriedState;
+use timers::{Expired, SessionTimers};
 
-/// Serve one accepted client until it ends or the proxy shuts down.
-pub async fn run(client: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<Context>) {
+/// Serve one accepted client until it ends or the proxy shuts down. `peer`
+/// is the client's address (from the PROXY header when `via`, the load
+/// balancer, sent one).
+pub async fn run(
+    client: TcpStream,
+    peer: SocketAddr,
+    via: Option<SocketAddr>,
+    id: u64,
+    ctx: Arc<Context>,
+) {
     let span = tracing::info_span!(
         "session",
         id,
         client = %peer,
+        via = via.map(field::display),
         backend = field::Empty,
         epoch = field::Empty,
         backend_thread = field::Empty
@@ -53,6 +65,7 @@ pub async fn run(client: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<Context>
 }
 
 async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
+    let accepted = Instant::now();
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
     let Some(route) = route_with_primary(ctx).await else {
         if ctx.drain.at_rest.is_cancelled() {
@@ -69,8 +82,8 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
         }
         let msg = format!(
             "no primary known for {} after waiting {} (ZooKeeper: {:?})",
-            ctx.config.zookeeper.primary_path,
-            humantime::format_duration(ctx.config.failover.hold_timeout),
+            ctx.config.load().zookeeper.primary_path,
+            humantime::format_duration(ctx.config.load().failover.hold_timeout),
             ctx.discovery.status.borrow().state,
         );
         tracing::warn!("{msg}");
@@ -89,7 +102,7 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
     span.record("backend", primary.address());
     span.record("epoch", primary.epoch);
     gauge.set(SessionState::Handshake);
-    connect_and_relay(client, primary, ctx, &mut gauge).await
+    connect_and_relay(client, primary, ctx, &mut gauge, accepted).await
 }
 
 /// The current route if it has a primary, else wait up to `hold_timeout`.
@@ -98,7 +111,7 @@ async fn route_with_primary(ctx: &Context) -> Option<Arc<Route>> {
     if route.serving() {
         return Some(route);
     }
-    let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;
+    let deadline = Instant::now() + ctx.config.load().failover.hold_timeout;
     tracing::debug!("no primary known; holding the greeting");
     tokio::select! {
         r = ctx.table.wait_for_primary(deadline) => r,
@@ -111,9 +124,16 @@ async fn connect_and_relay(
     primary: &Primary,
     ctx: &Context,
     gauge: &mut SessionGauge,
+    accepted: Instant,
 ) -> ConnOutcome {
-    let mut be = match backend::connect(primary, ctx.config.backend.connect_timeout).await {
-        Ok(be) => be,
+    let cfg = ctx.config.get();
+    let t0 = Instant::now();
+    let mut be = match backend::connect(primary, cfg.backend.connect_timeout).await {
+        Ok(be) => {
+            ctx.stats.ops.backend_connect.observe(t0.elapsed());
+            crate::listener::admission::set_keepalive(&be.stream, cfg.backend.keepalive);
+            be
+        }
         Err(e) => {
             let msg = format!("cannot connect to primary {primary}: {e}");
             return unreachable(&mut client, &msg).await;
@@ -141,25 +161,39 @@ async fn connect_and_relay(
         tracing::debug!(error = %e, "client gone before the greeting");
         return ConnOutcome::ClientError;
     }
+    if crate::listener::proxy_protocol::stray_header(&client, &cfg.listen).await {
+        return ConnOutcome::ProxyProtocol;
+    }
+    let login = login::login(&mut client, &mut be.stream, &greeting);
     let (record, client_early, backend_early) =
-        match login::login(&mut client, &mut be.stream, &greeting).await {
-            LoginOutcome::LoggedIn {
+        match tokio::time::timeout(cfg.listen.handshake_timeout, login).await {
+            Err(_) => {
+                tracing::info!("no login within listen.handshake_timeout; closing");
+                return ConnOutcome::HandshakeTimeout;
+            }
+            Ok(LoginOutcome::LoggedIn {
                 record,
                 client_leftover,
                 backend_leftover,
-            } => (record, client_leftover, backend_leftover),
-            other => return login_failure(other, &mut client).await,
+            }) => (record, client_leftover, backend_leftover),
+            Ok(other) => return login_failure(other, &mut client).await,
         };
     tracing::debug!(user = %record.user, plugin = %record.plugin, "logged in");
     let caps = greeting.caps & record.client_caps;
     let mariadb_caps = greeting.mariadb_caps & record.client_mariadb_caps;
     gauge.set(SessionState::Idle);
+    let timers = SessionTimers::new(
+        accepted,
+        cfg.listen.handshake_timeout,
+        cfg.listen.idle_timeout(),
+    );
     let mut live = Live {
         backend: be.stream,
         primary: primary.clone(),
         tracker: Tracker::logged_in(caps, mariadb_caps, record.status),
         state: CarriedState::new(record.db.clone()),
         early: (client_early.to_vec(), backend_early.to_vec()),
+        timers: Some(timers),
     };
     loop {
         let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
@@ -176,8 +210,10 @@ struct Live {
     primary: Primary,
     tracker: Tracker,
     state: CarriedState,
-    /// Bytes read past the login, relayed first (only before the first relay).
+    /// Bytes read past the login (or held by the fence), relayed first.
     early: (Vec<u8>, Vec<u8>),
+    /// Idle timeout (and the handshake latency sample), across relays.
+    timers: Option<SessionTimers>,
 }
 
 /// Relay until the session ends, or until the route moved away from its
@@ -211,7 +247,8 @@ async fn relay_until_moved(
         &ctx.stats,
         gauge,
     )
-    .with_fence(&fence);
+    .with_fence(&fence)
+    .with_timers(live.timers.take());
     relay.preload(&up, &down);
     let drain_deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
     tokio::pin!(drain_deadline);
@@ -223,7 +260,7 @@ async fn relay_until_moved(
             if !moving && switch::moved(ctx, &current) {
                 moving = true;
                 stop.at_rest.cancel();
-                let at = tokio::time::Instant::now() + ctx.config.failover.drain_timeout;
+                let at = tokio::time::Instant::now() + ctx.config.load().failover.drain_timeout;
                 drain_deadline.as_mut().reset(at);
             }
             tokio::select! {
@@ -238,6 +275,7 @@ async fn relay_until_moved(
         }
     };
     live.early.0 = relay.unsent_client_bytes();
+    live.timers = relay.take_timers();
     live.tracker = relay.into_tracker();
     end
 }
@@ -273,7 +311,7 @@ async fn failover(
     record: &LoginRecord,
     ctx: &Context,
 ) -> ConnOutcome {
-    let wait = ctx.config.failover.drain_timeout;
+    let wait = ctx.config.load().failover.drain_timeout;
     if point == StopPoint::Idle && live.tracker.in_transaction() {
         ctx.stats.transactions_aborted.fetch_add(1, Relaxed);
         let msg = format!(
@@ -294,7 +332,7 @@ async fn failover(
         return ConnOutcome::FailoverClosed;
     }
     let Some(next) = switch::next_primary(ctx).await else {
-        let hold = humantime::format_duration(ctx.config.failover.hold_timeout);
+        let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
         let msg =
             format!("connection closed by failover: no primary known after {hold}; reconnect");
         return close_by_failover(client, live, &msg, ctx).await;
@@ -314,7 +352,7 @@ async fn failover(
             return close_by_failover(client, live, &msg, ctx).await;
         }
     };
-    let timeout = ctx.config.backend.connect_timeout;
+    let timeout = ctx.config.load().backend.connect_timeout;
     match migrate::migrate(&next, record, &live.state, &password, timeout).await {
         Ok(m) => {
             let caps = m.greeting.caps & record.client_caps;
@@ -341,7 +379,7 @@ async fn close_by_failover(
 ) -> ConnOutcome {
     tracing::warn!(backend = %live.primary, "{msg}");
     ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
-    let wait = ctx.config.failover.drain_timeout;
+    let wait = ctx.config.load().failover.drain_timeout;
     let held = std::mem::take(&mut live.early.0);
     switch::close_at_next_command(client, &held, ProxyErrorCode::FailoverClosed, msg, wait).await;
     ConnOutcome::FailoverClosed
@@ -409,6 +447,15 @@ async fn outcome_of(end: RelayEnd, quit: bool, client: &mut TcpStream) -> ConnOu
             );
             let _ = client.shutdown().await;
             ConnOutcome::Shutdown
+        }
+        RelayEnd::TimedOut(Expired::Handshake) => {
+            tracing::info!("no login within listen.handshake_timeout; closing");
+            ConnOutcome::HandshakeTimeout
+        }
+        RelayEnd::TimedOut(Expired::Idle) => {
+            tracing::info!("idle longer than listen.idle_timeout; closing");
+            let _ = client.shutdown().await;
+            ConnOutcome::IdleTimeout
         }
     }
 }

@@ -15,8 +15,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
+use crate::protocol::tracker::ClientEvent;
 use crate::protocol::{Framer, Tracker};
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
+use crate::session::timers::{Expired, SessionTimers};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
 const UP_BUF: usize = 16 * 1024;
@@ -35,6 +37,8 @@ pub enum RelayEnd {
     /// A stop signal fired and the session reached the point it asked for,
     /// with every byte read so far delivered and no client bytes read past it.
     Stopped(StopPoint),
+    /// A session deadline passed (no login in time, idle too long at rest).
+    TimedOut(Expired),
 }
 
 /// Where a stopped relay hands the session back.
@@ -149,6 +153,9 @@ pub struct Relay<'a> {
     fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
     /// A command was held by the fence: client bytes in `up` stay unsent.
     fenced: bool,
+    timers: Option<SessionTimers>,
+    /// Reads from the client so far (activity marker for the idle timer).
+    client_reads: u64,
 }
 
 impl<'a> Relay<'a> {
@@ -176,7 +183,20 @@ impl<'a> Relay<'a> {
             gauge,
             fence: None,
             fenced: false,
+            timers: None,
+            client_reads: 0,
         }
+    }
+
+    /// Enforce the idle timeout (and take the handshake latency sample) of `timers`.
+    pub fn with_timers(mut self, timers: Option<SessionTimers>) -> Self {
+        self.timers = timers;
+        self
+    }
+
+    /// The timers, for the next relay after this one ends.
+    pub fn take_timers(&mut self) -> Option<SessionTimers> {
+        self.timers.take()
     }
 
     /// Check `moved` before forwarding a command that starts at rest; when it
@@ -220,9 +240,22 @@ impl<'a> Relay<'a> {
             } else {
                 None
             };
-            self.poll_relay(cx, wanted)
+            match self.poll_relay(cx, wanted) {
+                Poll::Pending => self.poll_timers(cx),
+                done => done,
+            }
         })
         .await
+    }
+
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+        let at_rest = self.reached(StopPoint::AtRest);
+        match self.timers.as_mut() {
+            Some(t) => t
+                .poll(cx, true, at_rest, self.client_reads, self.stats)
+                .map(RelayEnd::TimedOut),
+            None => Poll::Pending,
+        }
     }
 
     /// Nothing buffered either way, no packet half seen, and (per `point`)
@@ -265,9 +298,11 @@ impl<'a> Relay<'a> {
                     Ok(Some(r)) if self.hold_for_fence(&r) => {
                         self.fenced = true;
                         progress = true;
+                        self.client_reads += 1;
                     }
                     Ok(Some(r)) => {
                         progress = true;
+                        self.client_reads += 1;
                         self.scan_client(r);
                     }
                     Ok(None) => {}
@@ -311,9 +346,12 @@ impl<'a> Relay<'a> {
 
     fn scan_client_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.up;
-        let (tracker, state) = (&mut self.tracker, &mut *self.state);
+        let (tracker, state, stats) = (&mut self.tracker, &mut *self.state, self.stats);
         framer.feed(&buf[r], |p| {
             let ev = tracker.on_client_packet(&p);
+            if let ClientEvent::Command(c) | ClientEvent::NoReply(c) = ev {
+                stats.ops.count_command(c);
+            }
             state.on_client(ev, &p);
         });
     }

@@ -30,7 +30,7 @@ pub fn moved(ctx: &Context, current: &Primary) -> bool {
 /// Wait (bounded by `hold_timeout`) for a serving primary; `None` on timeout
 /// or drain. Statements held meanwhile stay unread (or in the held buffer).
 pub async fn next_primary(ctx: &Context) -> Option<Primary> {
-    let deadline = tokio::time::Instant::now() + ctx.config.failover.hold_timeout;
+    let deadline = tokio::time::Instant::now() + ctx.config.load().failover.hold_timeout;
     tokio::select! {
         r = ctx.table.wait_for_primary(deadline) => r.and_then(|r| r.primary.clone()),
         _ = ctx.drain.at_rest.cancelled() => None,

@@ -35,7 +35,17 @@ fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
 
 impl RawConn {
     pub async fn login(addr: &str, user: &str, pass: &str, db: &str) -> anyhow::Result<RawConn> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr).await?;
+        Self::login_on(stream, user, pass, db).await
+    }
+
+    /// Log in on a connection already open (e.g. after a PROXY header).
+    pub async fn login_on(
+        mut stream: TcpStream,
+        user: &str,
+        pass: &str,
+        db: &str,
+    ) -> anyhow::Result<RawConn> {
         let (_, greeting) = read_packet(&mut stream).await?;
         let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(())?;
         let server_caps = hs.capabilities().bits();

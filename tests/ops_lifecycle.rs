@@ -1,0 +1,271 @@
+//! Operator lifecycle against real servers: a graceful stop under load loses
+//! nothing (/ready 503 first, every commit the client saw is there, every
+//! other transaction got an error), and SIGHUP reloads of the binary (a good
+//! config changes limits live, a bad one is rejected and /status says why).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use mysql_zk_proxy::sandbox::Cluster;
+
+const CLIENTS: u64 = 6;
+
+/// One client: short transactions until the proxy closes it. Returns the
+/// ids whose COMMIT succeeded.
+async fn writer(opts: mysql_async::OptsBuilder, client: u64) -> BTreeSet<u64> {
+    let mut committed = BTreeSet::new();
+    let Ok(mut c) = Conn::new(opts).await else {
+        return committed;
+    };
+    for n in 0.. {
+        let id = client * 1_000_000 + n;
+        let tx = async {
+            c.query_drop("BEGIN").await?;
+            c.exec_drop("INSERT INTO t (id, v) VALUES (?, 1)", (id,))
+                .await?;
+            c.exec_drop("UPDATE t SET v = v + 1 WHERE id = ?", (id,))
+                .await?;
+            c.query_drop("COMMIT").await
+        };
+        match tx.await {
+            Ok(()) => {
+                committed.insert(id);
+            }
+            Err(_) => return committed,
+        }
+    }
+    committed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_under_load_loses_nothing() {
+    let env = common::start_with(false, |c| {
+        c.shutdown.ready_delay = Duration::from_secs(3);
+        c.shutdown.timeout = Duration::from_secs(16);
+    })
+    .await;
+    let mut direct = Conn::new(env.direct()).await.unwrap();
+    direct
+        .query_drop("CREATE TABLE t (id BIGINT PRIMARY KEY, v INT NOT NULL)")
+        .await
+        .unwrap();
+    let admin = env.proxy.admin_addr().unwrap();
+    let writers: Vec<_> = (1..=CLIENTS)
+        .map(|i| tokio::spawn(writer(env.via_proxy(), i)))
+        .collect();
+    // let the load run
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = direct
+            .query_first("SELECT COUNT(*) FROM t")
+            .await
+            .unwrap()
+            .unwrap();
+        if n >= 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "load never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opts = env.via_proxy();
+    let listen = env.proxy.listen_addr();
+    let stop = tokio::spawn(env.proxy.stop());
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = common::http::get(admin, "/ready").await.map_or(0, |r| r.0);
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ready, 503, "/ready turns 503 at once");
+    // during the ready delay new clients are still served
+    let mut late = Conn::new(opts).await.expect("accepted during ready_delay");
+    let _: Option<i64> = late.query_first("SELECT 1").await.unwrap();
+    assert!(
+        stop.await.unwrap(),
+        "every session ended before shutdown.timeout"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(listen).await.is_err(),
+        "the listener is closed"
+    );
+
+    let mut committed = BTreeSet::new();
+    for w in writers {
+        committed.extend(w.await.unwrap());
+    }
+    let rows: Vec<(u64, i32)> = direct
+        .query("SELECT id, v FROM t ORDER BY id")
+        .await
+        .unwrap();
+    let stored: BTreeSet<u64> = rows.iter().map(|r| r.0).collect();
+    assert!(committed.len() >= 50, "{} commits", committed.len());
+    assert_eq!(
+        stored, committed,
+        "exactly the transactions the clients saw commit"
+    );
+    assert!(rows.iter().all(|r| r.1 == 2), "no half-applied transaction");
+}
+
+/// The built binary with a config file, its stderr lines on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Running {
+    fn start(config: &std::path::Path) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mysql-zk-proxy"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn admin_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let line = self.lines.recv_timeout(left).expect("the proxy logs");
+            let addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("admin=")?.parse().ok());
+            if let Some(addr) = addr {
+                return addr;
+            }
+        }
+        panic!("no admin address logged");
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the PID of the child this test spawned and still owns.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+}
+
+fn write_config(path: &std::path::Path, cfg: &mysql_zk_proxy::config::Config, extra: &str) {
+    let mut text = toml::to_string(cfg).unwrap();
+    text.push_str(extra);
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// Poll /status until `last_reload.at` differs from `before`; return it.
+async fn next_reload(admin: SocketAddr, before: &serde_json::Value) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = common::http::status(admin).await["last_reload"].clone();
+        if !r.is_null() && r != *before {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no reload recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
+    let cluster = Cluster::builder().without_replica().start().await.unwrap();
+    let mut cfg = common::test_config(&cluster);
+    cfg.listen.max_connections = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    write_config(&path, &cfg, "");
+    let run = Running::start(&path);
+    let admin = run.admin_addr();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let st = common::http::status(admin).await;
+    let port: SocketAddr = st["listen_address"].as_str().unwrap().parse().unwrap();
+    let opts = || common::app_opts(port.port());
+    let mut a = Conn::new(opts()).await.unwrap();
+    let mut b = Conn::new(opts()).await.unwrap();
+
+    // good: a lower limit applies at once; a new listen address is reported
+    cfg.listen.max_connections = 2;
+    cfg.listen.address = "127.0.0.1:1".into();
+    write_config(&path, &cfg, "");
+    run.signal(libc::SIGHUP);
+    let r = next_reload(admin, &serde_json::Value::Null).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["restart_required"][0], "listen.address", "{r}");
+    let e = Conn::new(opts()).await.unwrap_err().to_string();
+    assert!(e.contains("Too many connections"), "{e}");
+    let _: Option<i64> = a.query_first("SELECT 1").await.unwrap();
+
+    // bad: rejected, the running config (limit 2) is kept, /status says why
+    write_config(&path, &cfg, "[bogus]\nkey = 1\n");
+    run.signal(libc::SIGHUP);
+    let bad = next_reload(admin, &r).await;
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("bogus"), "{bad}");
+    let e = Conn::new(opts()).await.unwrap_err().to_string();
+    assert!(e.contains("Too many connections"), "{e}");
+    let (_, metrics) = common::http::get(admin, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("mysql_zk_proxy_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+    let _: Option<i64> = b.query_first("SELECT 1").await.unwrap();
+
+    // stop: a transaction left open keeps the proxy draining (/ready 503);
+    // a second signal exits at once
+    a.query_drop("BEGIN").await.unwrap();
+    run.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 503 {
+        assert!(Instant::now() < deadline, "/ready never turned 503");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut run = run;
+    assert!(run.child.try_wait().unwrap().is_none(), "still draining");
+    let t0 = Instant::now();
+    run.signal(libc::SIGTERM);
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "second signal ignored"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert!(a.query_drop("COMMIT").await.is_err(), "the client is told");
+    drop(b);
+}
