@@ -70,6 +70,9 @@ pub fn set_keepalive(sock: &TcpStream, idle: Duration) {
 pub async fn refuse_too_many(mut sock: TcpStream, peer: SocketAddr, max: u32, ctx: Arc<Context>) {
     tracing::warn!(client = %peer, max_connections = max, "too many connections; refusing");
     let msg = format!("Too many connections (listen.max_connections = {max})");
+    ctx.stats
+        .ops
+        .count_error(ProxyErrorCode::TooManyConnections);
     let packet = err_packet(
         0,
         ProxyErrorCode::TooManyConnections,

@@ -2,6 +2,7 @@
 //! a private `PrometheusRecorder` (never installed globally), every metric
 //! registered once at construction, values synced at scrape time.
 
+use crate::protocol::errors::ProxyErrorCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
@@ -61,6 +62,7 @@ struct Handles {
 
 struct OpsHandles {
     commands: Vec<(CommandKind, Counter)>,
+    errors: Vec<(ProxyErrorCode, Counter)>,
     /// Config reloads: (applied?, counter).
     reloads: Vec<(bool, Counter)>,
 }
@@ -275,6 +277,14 @@ impl OpsHandles {
                     Some(("command", v)),
                 )
             }),
+            errors: per_value(&ProxyErrorCode::ALL, ProxyErrorCode::label, |v| {
+                r.counter_at(
+                    "proxy_errors_total",
+                    Unit::Count,
+                    "Error packets the proxy itself sent to clients, by error code (docs/errors.md).",
+                    Some(("code", v)),
+                )
+            }),
             reloads: per_value(&[true, false], result, |v| {
                 r.counter_at(
                     "config_reloads_total",
@@ -322,6 +332,9 @@ impl Metrics {
 
     fn sync_ops(&self) {
         let (s, h) = (&self.stats.ops, &self.h.ops);
+        for (code, c) in &h.errors {
+            c.absolute(s.errors(*code));
+        }
         for (kind, c) in &h.commands {
             c.absolute(s.commands(*kind));
         }
@@ -344,6 +357,11 @@ impl Metrics {
         ops.backend_connect.render(
             &format!("{PREFIX}backend_connect_duration_seconds"),
             "Time to connect to the primary and read its greeting (successful attempts), in seconds.",
+            text,
+        );
+        ops.statement_hold.render(
+            &format!("{PREFIX}statement_hold_duration_seconds"),
+            "Statements held at a rest point during a failover, from the stop until sent to the new primary, in seconds.",
             text,
         );
     }

@@ -3,6 +3,7 @@
 //! buckets (atomics, no allocation), and config reloads; plus their
 //! Prometheus text for the histograms.
 
+use crate::protocol::errors::ProxyErrorCode;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -131,6 +132,11 @@ pub struct OpsStats {
     pub backend_connect: LatencyHistogram,
     /// Config reloads: [applied, rejected].
     reloads: [AtomicU64; 2],
+    /// Errors the proxy itself sent, by code (index of ProxyErrorCode::ALL).
+    errors: [AtomicU64; ProxyErrorCode::ALL.len()],
+    /// Statements held at a rest point during a failover, from the stop to
+    /// the moment they were sent to the new primary.
+    pub statement_hold: LatencyHistogram,
 }
 
 impl OpsStats {
@@ -146,6 +152,15 @@ impl OpsStats {
 
     pub fn count_reload(&self, ok: bool) {
         self.reloads[usize::from(!ok)].fetch_add(1, Relaxed);
+    }
+
+    /// One error packet the proxy sent.
+    pub fn count_error(&self, code: ProxyErrorCode) {
+        self.errors[code as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn errors(&self, code: ProxyErrorCode) -> u64 {
+        self.errors[code as usize].load(Relaxed)
     }
 
     /// Reloads applied (`ok`) or rejected.

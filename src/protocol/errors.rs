@@ -27,6 +27,29 @@ pub enum ProxyErrorCode {
 }
 
 impl ProxyErrorCode {
+    pub const ALL: [ProxyErrorCode; 7] = [
+        ProxyErrorCode::NoPrimary,
+        ProxyErrorCode::BackendUnreachable,
+        ProxyErrorCode::TlsUnsupported,
+        ProxyErrorCode::ShuttingDown,
+        ProxyErrorCode::FailoverClosed,
+        ProxyErrorCode::TransactionAborted,
+        ProxyErrorCode::TooManyConnections,
+    ];
+
+    /// The code as a metric label ("9001", ..., "1040").
+    pub fn label(self) -> &'static str {
+        match self {
+            ProxyErrorCode::NoPrimary => "9001",
+            ProxyErrorCode::BackendUnreachable => "9002",
+            ProxyErrorCode::TlsUnsupported => "9003",
+            ProxyErrorCode::ShuttingDown => "9004",
+            ProxyErrorCode::FailoverClosed => "9005",
+            ProxyErrorCode::TransactionAborted => "9006",
+            ProxyErrorCode::TooManyConnections => "1040",
+        }
+    }
+
     pub fn code(self) -> u16 {
         match self {
             ProxyErrorCode::NoPrimary => 9001,
@@ -98,6 +121,13 @@ mod tests {
         let mut want = vec![0xff, 0x29, 0x23, b'#'];
         want.extend_from_slice(b"08004mysql-zk-proxy: x");
         assert_eq!(&p[4..], &want[..]);
+    }
+
+    #[test]
+    fn labels_are_the_codes() {
+        for c in ProxyErrorCode::ALL {
+            assert_eq!(c.label(), c.code().to_string());
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::{field, Instrument};
 
 use crate::backend;
 use crate::listener::Context;
-use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
+use crate::metrics::{ConnOutcome, SessionGauge, SessionState, Stats};
 use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::handshake::adjust_greeting;
 use crate::protocol::packet_io::frame;
@@ -72,6 +72,7 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
             let msg = "the proxy is shutting down; reconnect";
             send_error(
                 &mut client,
+                &ctx.stats,
                 0,
                 ProxyErrorCode::ShuttingDown,
                 Phase::BeforeGreeting,
@@ -89,6 +90,7 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
         tracing::warn!("{msg}");
         send_error(
             &mut client,
+            &ctx.stats,
             0,
             ProxyErrorCode::NoPrimary,
             Phase::BeforeGreeting,
@@ -136,7 +138,7 @@ async fn connect_and_relay(
         }
         Err(e) => {
             let msg = format!("cannot connect to primary {primary}: {e}");
-            return unreachable(&mut client, &msg).await;
+            return unreachable(&mut client, &ctx.stats, &msg).await;
         }
     };
     if be.refused() {
@@ -150,7 +152,7 @@ async fn connect_and_relay(
         Ok(g) => g,
         Err(e) => {
             let msg = format!("primary {primary} sent an unusable greeting: {e}");
-            return unreachable(&mut client, &msg).await;
+            return unreachable(&mut client, &ctx.stats, &msg).await;
         }
     };
     tracing::Span::current().record("backend_thread", greeting.connection_id);
@@ -176,7 +178,7 @@ async fn connect_and_relay(
                 client_leftover,
                 backend_leftover,
             }) => (record, client_leftover, backend_leftover),
-            Ok(other) => return login_failure(other, &mut client).await,
+            Ok(other) => return login_failure(other, &mut client, &ctx.stats).await,
         };
     tracing::debug!(user = %record.user, plugin = %record.plugin, "logged in");
     let caps = greeting.caps & record.client_caps;
@@ -312,6 +314,7 @@ async fn failover(
     ctx: &Context,
 ) -> ConnOutcome {
     let wait = ctx.config.load().failover.drain_timeout;
+    let stopped = Instant::now();
     if point == StopPoint::Idle && live.tracker.in_transaction() {
         ctx.stats.transactions_aborted.fetch_add(1, Relaxed);
         let msg = format!(
@@ -323,6 +326,7 @@ async fn failover(
         let held = std::mem::take(&mut live.early.0);
         switch::close_at_next_command(
             client,
+            &ctx.stats,
             &held,
             ProxyErrorCode::TransactionAborted,
             &msg,
@@ -331,7 +335,21 @@ async fn failover(
         .await;
         return ConnOutcome::FailoverClosed;
     }
-    let Some(next) = switch::next_primary(ctx).await else {
+    // A statement is held from when it arrives: already read by the fence,
+    // or arriving while we wait for the new primary.
+    let mut held_since = (!live.early.0.is_empty()).then_some(stopped);
+    let next = if held_since.is_some() {
+        switch::next_primary(ctx).await
+    } else {
+        tokio::select! {
+            n = switch::next_primary(ctx) => n,
+            _ = client.readable() => {
+                held_since = Some(Instant::now());
+                switch::next_primary(ctx).await
+            }
+        }
+    };
+    let Some(next) = next else {
         let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
         let msg =
             format!("connection closed by failover: no primary known after {hold}; reconnect");
@@ -339,6 +357,7 @@ async fn failover(
     };
     if next.address() == live.primary.address() {
         live.primary = next; // same server (e.g. an epoch bump): keep the backend
+        held_for(ctx, held_since);
         return ConnOutcome::Migrated;
     }
     let from = live.primary.clone();
@@ -362,12 +381,20 @@ async fn failover(
             live.backend = m.stream;
             live.tracker = Tracker::logged_in(caps, mariadb, m.status);
             live.primary = next;
+            held_for(ctx, held_since);
             ConnOutcome::Migrated
         }
         Err(e) => {
             let msg = format!("connection closed by failover from {from} to {next}: migration failed: {e}; reconnect");
             close_by_failover(client, live, &msg, ctx).await
         }
+    }
+}
+
+/// A held statement goes out now: record how long it waited.
+fn held_for(ctx: &Context, since: Option<Instant>) {
+    if let Some(since) = since {
+        ctx.stats.ops.statement_hold.observe(since.elapsed());
     }
 }
 
@@ -381,19 +408,31 @@ async fn close_by_failover(
     ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
     let wait = ctx.config.load().failover.drain_timeout;
     let held = std::mem::take(&mut live.early.0);
-    switch::close_at_next_command(client, &held, ProxyErrorCode::FailoverClosed, msg, wait).await;
+    switch::close_at_next_command(
+        client,
+        &ctx.stats,
+        &held,
+        ProxyErrorCode::FailoverClosed,
+        msg,
+        wait,
+    )
+    .await;
     ConnOutcome::FailoverClosed
 }
 
 /// Error 9002 in place of the greeting.
-async fn unreachable(client: &mut TcpStream, msg: &str) -> ConnOutcome {
+async fn unreachable(client: &mut TcpStream, stats: &Stats, msg: &str) -> ConnOutcome {
     tracing::warn!("{msg}");
     let code = ProxyErrorCode::BackendUnreachable;
-    send_error(client, 0, code, Phase::BeforeGreeting, msg).await;
+    send_error(client, stats, 0, code, Phase::BeforeGreeting, msg).await;
     ConnOutcome::BackendUnreachable
 }
 
-async fn login_failure(outcome: LoginOutcome, client: &mut TcpStream) -> ConnOutcome {
+async fn login_failure(
+    outcome: LoginOutcome,
+    client: &mut TcpStream,
+    stats: &Stats,
+) -> ConnOutcome {
     match outcome {
         LoginOutcome::LoggedIn { .. } => unreachable!("handled by the caller"),
         LoginOutcome::Failed => ConnOutcome::AuthFailed,
@@ -401,6 +440,7 @@ async fn login_failure(outcome: LoginOutcome, client: &mut TcpStream) -> ConnOut
             let msg = "TLS is not enabled on this proxy; connect without TLS";
             send_error(
                 client,
+                stats,
                 2,
                 ProxyErrorCode::TlsUnsupported,
                 Phase::AfterGreeting,
@@ -460,13 +500,16 @@ async fn outcome_of(end: RelayEnd, quit: bool, client: &mut TcpStream) -> ConnOu
     }
 }
 
-async fn send_error(
+/// Send one of the proxy's own errors (counted by code) and close.
+pub(crate) async fn send_error(
     client: &mut TcpStream,
+    stats: &Stats,
     seq: u8,
     code: ProxyErrorCode,
     phase: Phase,
     msg: &str,
 ) {
+    stats.ops.count_error(code);
     let packet = err_packet(seq, code, phase, msg);
     if let Err(e) = client.write_all(&packet).await {
         tracing::debug!(error = %e, "could not send the error to the client");

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::failover::native::{derive, DerivedPassword};
 use crate::listener::Context;
+use crate::metrics::Stats;
 use crate::protocol::command;
 use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::packet_io::PacketReader;
@@ -67,6 +68,7 @@ pub fn blocker(state: &CarriedState) -> Option<String> {
 /// `code` and close; a client that stays silent for `wait` is closed without a word.
 pub async fn close_at_next_command(
     client: &mut TcpStream,
+    stats: &Stats,
     held: &[u8],
     code: ProxyErrorCode,
     msg: &str,
@@ -76,6 +78,7 @@ pub async fn close_at_next_command(
     let next = tokio::time::timeout(wait, reader.read(client)).await;
     if let Ok(Ok(p)) = next {
         if p.payload.first() != Some(&command::QUIT) {
+            stats.ops.count_error(code);
             let packet = err_packet(p.seq.wrapping_add(1), code, Phase::AfterGreeting, msg);
             let _ = client.write_all(&packet).await;
         }
