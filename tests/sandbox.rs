@@ -1,5 +1,8 @@
 //! Integration tests of the sandbox harness: real ZooKeeper and MariaDB processes.
 
+use mysql_zk_proxy::sandbox::cli::{self, SandboxCommand};
+use mysql_zk_proxy::sandbox::persistent::{self, UpOutcome};
+use mysql_zk_proxy::sandbox::state::SandboxState;
 use mysql_zk_proxy::sandbox::{
     process::pid_alive, zk_delete, zk_read, zk_write, Cluster, ZkServer, DEFAULT_PRIMARY_PATH,
 };
@@ -14,13 +17,42 @@ fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A child of this process that exited but was not reaped.
+fn is_our_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    rest[0] == "Z" && rest[1] == std::process::id().to_string()
+}
+
+/// Whether `pid` holds an open fd on `path`.
+fn holds_fd_on(pid: u32, path: &std::path::Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|p| p == path)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restart_keeps_data_and_drop_kills() {
+    // An fd without CLOEXEC (as a careless library might leave) must not
+    // leak into the server.
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    // SAFETY: dup of a valid fd; closed below.
+    let stray = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(marker.as_file())) };
+    assert!(stray >= 0);
     let t0 = Instant::now();
-    let mut zk = tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .unwrap();
+    let zk = tokio::task::spawn_blocking(ZkServer::start).await.unwrap();
+    // SAFETY: closing the fd we dup'ed above.
+    unsafe { libc::close(stray) };
+    let mut zk = zk.unwrap();
+    assert!(
+        !holds_fd_on(zk.pid().unwrap(), marker.path()),
+        "stray fd inherited"
+    );
     eprintln!(
         "zookeeper up in {:?} on {}",
         t0.elapsed(),
@@ -52,10 +84,55 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     let pid = zk.pid().unwrap();
     drop(zk);
     assert!(!pid_alive(pid), "zookeeper pid {pid} survived drop");
+    assert!(!is_our_zombie(pid), "zookeeper pid {pid} not reaped");
     assert!(!dir.exists(), "{} not removed", dir.display());
-    eventually("nothing to remain", Duration::from_secs(1), || {
-        !pid_alive(pid)
+}
+
+/// Helper run in a child test process by `sweep_kills_servers_of_a_dead_owner`:
+/// starts ZooKeeper, reports it, then waits to be SIGKILLed (no Drop runs).
+#[test]
+#[ignore = "helper process for sweep_kills_servers_of_a_dead_owner"]
+fn helper_hold_zookeeper() {
+    if std::env::var_os("MZP_SANDBOX_HELPER").is_none() {
+        return;
+    }
+    let zk = ZkServer::start().unwrap();
+    println!("HELPER {} {}", zk.pid().unwrap(), zk.dir().display());
+    std::thread::sleep(Duration::from_secs(60)); // bounded: killed long before
+}
+
+#[test]
+fn sweep_kills_servers_of_a_dead_owner() {
+    use mysql_zk_proxy::sandbox::instance::{sandbox_root, sweep_stale};
+    use std::io::BufRead;
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_hold_zookeeper",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("MZP_SANDBOX_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(helper.stdout.take().unwrap());
+    let line = out
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("HELPER "))
+        .expect("helper reports its zookeeper");
+    let mut it = line.split_whitespace().skip(1);
+    let zk_pid: u32 = it.next().unwrap().parse().unwrap();
+    let dir = std::path::PathBuf::from(it.next().unwrap());
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    assert!(pid_alive(zk_pid), "orphaned zookeeper should still run");
+    sweep_stale(&sandbox_root());
+    eventually("orphan to be killed", Duration::from_secs(10), || {
+        !pid_alive(zk_pid)
     });
+    assert!(!dir.exists(), "{} not swept", dir.display());
 }
 
 /// The published record, parsed.
@@ -141,6 +218,7 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     drop(c);
     for pid in pids {
         assert!(!pid_alive(pid), "pid {pid} survived drop");
+        assert!(!is_our_zombie(pid), "pid {pid} not reaped");
     }
     for d in dirs {
         assert!(!d.exists(), "{} not removed", d.display());
@@ -186,4 +264,188 @@ async fn single_server_cluster_without_publishing() {
         "app@%",
         "{out:?}"
     );
+
+    // crash + restart on the same port and datadir keeps committed data
+    let mut c = c;
+    let (port, old_pid) = (c.primary().port(), c.primary().pid().unwrap());
+    c.primary()
+        .sql_async("INSERT INTO app.kv VALUES ('k', 'v', NOW())")
+        .await
+        .unwrap();
+    c.primary_mut().kill().unwrap();
+    assert!(!pid_alive(old_pid) && !is_our_zombie(old_pid));
+    assert!(c.primary().sql_async("SELECT 1").await.is_err());
+    let t0 = Instant::now();
+    c.primary_mut().start_again().unwrap();
+    eprintln!("mariadb restart after SIGKILL in {:?}", t0.elapsed());
+    assert_eq!(c.primary().port(), port);
+    assert_eq!(
+        c.primary()
+            .sql_async("SELECT v FROM app.kv WHERE k = 'k'")
+            .await
+            .unwrap(),
+        "v"
+    );
+    // pause/resume; a paused server is still cleaned up by Drop
+    c.primary().pause().unwrap();
+    c.primary().resume().unwrap();
+    assert_eq!(c.primary().sql_async("SELECT 1").await.unwrap(), "1");
+    c.primary().pause().unwrap();
+    let pid = c.primary().pid().unwrap();
+    drop(c);
+    assert!(
+        !pid_alive(pid) && !is_our_zombie(pid),
+        "paused mariadbd survived drop"
+    );
+}
+
+/// Runs `sandbox down --wipe` for a persistent sandbox even if the test panics.
+struct WipeOnDrop(std::path::PathBuf);
+impl Drop for WipeOnDrop {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = persistent::down(&self.0, true);
+        }
+    }
+}
+
+#[derive(clap::Parser)]
+struct SandboxCli {
+    #[command(subcommand)]
+    cmd: SandboxCommand,
+}
+
+async fn sandbox_cli(args: &[&str]) {
+    let argv = std::iter::once("sandbox").chain(args.iter().copied());
+    let cli = <SandboxCli as clap::Parser>::try_parse_from(argv).unwrap();
+    cli::run(cli.cmd).await.unwrap();
+}
+
+fn all_pids(st: &SandboxState) -> Vec<u32> {
+    let mut v: Vec<u32> = st.dbs.iter().filter_map(|d| d.pid).collect();
+    v.extend(st.zk_pid);
+    v
+}
+
+/// Helper for `persistent_sandbox_cli_lifecycle`: `sandbox up`, then exit.
+#[tokio::test]
+#[ignore = "helper process for persistent_sandbox_cli_lifecycle"]
+async fn helper_sandbox_up() {
+    let Some(dir) = std::env::var_os("MZP_SANDBOX_UP_DIR") else {
+        return;
+    };
+    sandbox_cli(&["up", "--dir", dir.to_str().unwrap()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_sandbox_cli_lifecycle() {
+    let dir = tempfile::Builder::new()
+        .prefix("mzp-cli-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let _wipe = WipeOnDrop(dir.clone());
+    let d = dir.to_str().unwrap();
+    // `up` in a separate process that then exits: the servers must survive
+    // it, each in its own session (immune to the terminal's Ctrl-C).
+    let t0 = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_sandbox_up", "--ignored", "--nocapture"])
+        .env("MZP_SANDBOX_UP_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eprintln!(
+        "sandbox up (cold, in a child process) in {:?}",
+        t0.elapsed()
+    );
+    let st = SandboxState::load(&dir).unwrap().unwrap();
+    let pids = all_pids(&st);
+    assert_eq!(pids.len(), 3);
+    for &pid in &pids {
+        assert!(pid_alive(pid), "pid {pid} died with the CLI process");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let session = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(3)
+            .unwrap();
+        assert_eq!(
+            session,
+            pid.to_string(),
+            "pid {pid} is not a session leader"
+        );
+    }
+    let (_, _, outcome) = persistent::up(&dir).await.unwrap();
+    assert_eq!(outcome, UpOutcome::AlreadyUp);
+
+    sandbox_cli(&["switchover", "--dir", d]).await;
+    let st = SandboxState::load(&dir).unwrap().unwrap();
+    assert_eq!(st.primary, "db2");
+    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
+        .await
+        .unwrap()
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(
+        (rec["port"].as_u64(), rec["epoch"].as_u64()),
+        (Some(st.db("db2").unwrap().port.into()), Some(2))
+    );
+    sandbox_cli(&["status", "--dir", d]).await;
+    sandbox_cli(&["status", "--json", "--dir", d]).await;
+    sandbox_cli(&["env", "--dir", d]).await;
+    let target = format!("127.0.0.1:{}", st.db("db2").unwrap().port);
+    sandbox_cli(&["publish", "--dir", d, &target, "--epoch", "7"]).await;
+    let (data, _) = zk_read(&st.zk_connect, &st.primary_path)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&data).contains("\"epoch\":7"));
+
+    // down keeps the data; up restarts with the same ports and roles.
+    sandbox_cli(&["down", "--dir", d]).await;
+    assert!(pids.iter().all(|&p| !pid_alive(p)), "down left a process");
+    let t0 = Instant::now();
+    sandbox_cli(&["up", "--dir", d]).await;
+    eprintln!("sandbox up (restart) in {:?}", t0.elapsed());
+    let st2 = SandboxState::load(&dir).unwrap().unwrap();
+    assert_eq!((st2.primary.as_str(), st2.zk_port), ("db2", st.zk_port));
+    let (c, _) = persistent::attach(&dir).unwrap();
+    assert!(!c.primary().read_only().await.unwrap());
+    assert!(c.replica().unwrap().read_only().await.unwrap());
+    assert_eq!(c.published_epoch().await.unwrap(), Some(7));
+    let pids = all_pids(&st2);
+    sandbox_cli(&["down", "--wipe", "--dir", d]).await;
+    assert!(
+        pids.iter().all(|&p| !pid_alive(p)),
+        "down --wipe left a process"
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_taken_fixed_port_is_reported_not_waited_for() {
+    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, MariaDb, SandboxError};
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = tempfile::Builder::new()
+        .prefix("mzp-port-")
+        .tempdir()
+        .unwrap();
+    let t0 = Instant::now();
+    let zk = ZkServer::start_persistent(&dir.path().join("zk"), PortChoice::Fixed(port));
+    let msg = format!("{:?}", zk.as_ref().err());
+    assert!(matches!(zk, Err(SandboxError::Start { .. })), "{msg}");
+    assert!(msg.contains("already in use"), "{msg}");
+    eprintln!("zookeeper port clash reported in {:?}", t0.elapsed());
+    let spec = DbSpec {
+        name: "db9".into(),
+        server_id: 9,
+        read_only: false,
+    };
+    let t0 = Instant::now();
+    let db = MariaDb::start_persistent(&dir.path().join("db9"), spec, PortChoice::Fixed(port));
+    let msg = format!("{:?}", db.as_ref().err());
+    assert!(msg.contains("already in use"), "{msg}");
+    eprintln!("mariadb port clash reported in {:?}", t0.elapsed());
 }

@@ -212,7 +212,13 @@ impl Cluster {
 
 /// The JSON record of the design's ZooKeeper contract.
 pub fn primary_json(port: u16, epoch: u64) -> String {
-    format!("{{\"host\":\"127.0.0.1\",\"port\":{port},\"epoch\":{epoch}}}")
+    record_json("127.0.0.1", port, epoch)
+}
+
+/// `{"host":H,"port":P,"epoch":E}` in this key order (host JSON-escaped).
+pub fn record_json(host: &str, port: u16, epoch: u64) -> String {
+    let host = serde_json::Value::from(host);
+    format!("{{\"host\":{host},\"port\":{port},\"epoch\":{epoch}}}")
 }
 
 /// An unsigned integer field of a JSON object, if any.
@@ -248,4 +254,20 @@ fn bootstrap_sql() -> String {
         format!("INSERT INTO `{APP_DB}`.kv (k, v) VALUES ('hello', 'world') ON DUPLICATE KEY UPDATE v = v;\n"),
     ]
     .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_json_keeps_contract_order_and_escapes() {
+        assert_eq!(
+            primary_json(3306, 42),
+            r#"{"host":"127.0.0.1","port":3306,"epoch":42}"#
+        );
+        let rec = record_json("a\"b", 1, 2);
+        assert_eq!(json_u64(rec.as_bytes(), "epoch"), Some(2));
+        assert_eq!(json_u64(b"127.0.0.1:3306", "epoch"), None);
+    }
 }

@@ -3,7 +3,8 @@
 //! socket through the `mariadb` CLI.
 
 use super::instance::InstanceDir;
-use super::process::{free_port, log_tail, poll_until, server_command, ServerProc};
+use super::process::{file_len, log_contains_since, log_tail, poll_until};
+use super::process::{server_command, PortChoice, ServerProc};
 use super::template::{copy_dir, template_datadir, INNODB_LOG_FILE_SIZE, MARIADBD};
 use super::{Result, SandboxError};
 use std::io::Read;
@@ -41,12 +42,12 @@ impl MariaDb {
             server_id,
             read_only,
         };
-        Self::launch(InstanceDir::temp(name)?, spec, None, false)
+        Self::launch(InstanceDir::temp(name)?, spec, PortChoice::Any, false)
     }
 
     /// Start in a kept `dir` (fresh copy if it has no data yet), detached
     /// from this process (`sandbox up`).
-    pub fn start_persistent(dir: &Path, spec: DbSpec, port: Option<u16>) -> Result<MariaDb> {
+    pub fn start_persistent(dir: &Path, spec: DbSpec, port: PortChoice) -> Result<MariaDb> {
         Self::launch(InstanceDir::persistent(dir)?, spec, port, true)
     }
 
@@ -63,22 +64,20 @@ impl MariaDb {
         })
     }
 
-    fn launch(dir: InstanceDir, spec: DbSpec, port: Option<u16>, detached: bool) -> Result<Self> {
+    fn launch(dir: InstanceDir, spec: DbSpec, port: PortChoice, detached: bool) -> Result<Self> {
         let mut db = MariaDb {
             proc: None,
             spec,
-            port: port.unwrap_or(0),
+            port: 0,
             detached,
             dir,
         };
         db.prepare_dir()?;
         for attempt in 1..=PORT_ATTEMPTS {
-            if port.is_none() {
-                db.port = free_port()?;
-            }
+            db.port = port.pick(attempt)?;
             match db.spawn_and_wait()? {
                 true => return Ok(db),
-                false if port.is_none() && attempt < PORT_ATTEMPTS => continue,
+                false if port.may_retry() && attempt < PORT_ATTEMPTS => continue,
                 false => break,
             }
         }
@@ -224,6 +223,8 @@ impl MariaDb {
         let sock = self.socket();
         let _ = std::fs::remove_file(&sock);
         let _ = std::fs::remove_file(sock.with_extension("sock.lock"));
+        let log = self.dir().join("error.log");
+        let log_start = file_len(&log);
         let mut proc = ServerProc::spawn(&self.spec.name, &mut self.command()?, self.dir())?;
         if let Some(pid) = proc.pid() {
             self.dir.record_pid(pid)?;
@@ -231,8 +232,7 @@ impl MariaDb {
         let what = format!("{} to accept connections", self.spec.name);
         let ready = poll_until(&what, START_TIMEOUT, || {
             if proc.exited() {
-                let tail = log_tail(&self.dir().join("error.log"), 50);
-                return if tail.contains("Address already in use") {
+                return if log_contains_since(&log, log_start, "Address already in use") {
                     Ok(Some(false))
                 } else {
                     Err(self.start_error("mariadbd exited".into()))

@@ -12,14 +12,32 @@
 //! Every server is started by PID, signalled by PID only, reaped, and killed on
 //! `Drop` (also when a test panics). Instance dirs record the owner PID so a
 //! later start sweeps what a hard-killed test process left behind.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mysql_zk_proxy::sandbox::SandboxError> {
+//! use mysql_zk_proxy::sandbox::{cluster::APP_USER, Cluster};
+//! let mut c = Cluster::start().await?; // ~0.7-1.3 s: ZK + db1 + db2, epoch 1 published
+//! let (zk, path) = (c.zk_connect(), c.primary_path().to_owned());
+//! c.primary().sql_async("INSERT INTO app.kv VALUES ('a', 'b', NOW())").await?;
+//! let report = c.switchover().await?; // db2 primary, epoch 2 in the znode
+//! c.primary_mut().kill()?; // unplanned: crash the new primary ...
+//! let port = c.promote_replica_after_crash().await?; // ... promote db1
+//! c.publish_json(port, report.new_epoch + 1).await?;
+//! c.zk().pause()?; // SIGSTOP ZooKeeper: client sessions expire
+//! # let _ = (zk, path, APP_USER); Ok(()) }
+//! ```
+//!
+//! Servers need the Debian packages that `scripts/install-deps.sh` installs.
 
 pub mod cli;
 pub mod cluster;
 pub mod failover;
 pub mod instance;
 pub mod mariadb;
+pub mod persistent;
 pub mod process;
 mod sql;
+pub mod state;
 mod template;
 pub mod zkclient;
 pub mod zookeeper;

@@ -25,6 +25,33 @@ pub fn free_port() -> Result<u16> {
     Ok(port)
 }
 
+/// How a server picks its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// A free port; another one if a start loses a port race.
+    Any,
+    /// This port when free, else as `Any` (the persistent sandbox's defaults).
+    Preferred(u16),
+    /// Exactly this port (a restart): a port race is an error.
+    Fixed(u16),
+}
+
+impl PortChoice {
+    /// The port for start attempt `attempt` (1-based).
+    pub fn pick(self, attempt: u32) -> Result<u16> {
+        match self {
+            PortChoice::Fixed(p) => Ok(p),
+            PortChoice::Preferred(p) if attempt == 1 && port_is_free(p) => Ok(p),
+            _ => free_port(),
+        }
+    }
+
+    /// Whether another attempt on another port is allowed.
+    pub fn may_retry(self) -> bool {
+        !matches!(self, PortChoice::Fixed(_))
+    }
+}
+
 /// Whether nothing listens on 127.0.0.1:`port` right now.
 pub fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
@@ -108,6 +135,23 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
     let text = String::from_utf8_lossy(&buf);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+/// Current length of a (log) file, 0 if absent: remember it before a start
+/// to look only at what that start wrote.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Whether the part of `path` written after `offset` contains `needle`.
+pub fn log_contains_since(path: &Path, offset: u64, needle: &str) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(offset)).is_ok()
+        && f.read_to_end(&mut buf).is_ok()
+        && String::from_utf8_lossy(&buf).contains(needle)
 }
 
 /// Build a server command: stdin from /dev/null, stdout+stderr appended to
@@ -268,15 +312,14 @@ impl ServerProc {
         }
     }
 
-    /// SIGTERM (SIGCONT first if paused), wait up to `grace`, then SIGKILL.
+    /// SIGTERM + SIGCONT (a stopped process, even one paused by another
+    /// process, must see the TERM), wait up to `grace`, then SIGKILL.
     pub fn terminate(&mut self, grace: Duration) -> Result<()> {
         if self.exited() {
             return Ok(());
         }
-        if self.is_paused() {
-            self.resume()?;
-        }
         self.signal(libc::SIGTERM)?;
+        self.resume()?;
         if self.wait_exit(grace) {
             return Ok(());
         }

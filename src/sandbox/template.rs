@@ -65,9 +65,26 @@ pub fn template_datadir() -> Result<PathBuf> {
     Ok(data)
 }
 
+/// Remove `building-*` dirs older than an hour (a build killed midway).
+fn remove_abandoned_builds(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+        if old && e.file_name().to_string_lossy().starts_with("building-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 fn build_template(root: &Path, final_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(root)
         .map_err(|e| SandboxError::io(format!("create {}", root.display()), e))?;
+    remove_abandoned_builds(root);
     let tmp = tempfile::Builder::new()
         .prefix("building-")
         .tempdir_in(root)

@@ -2,7 +2,8 @@
 //! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s).
 
 use super::instance::InstanceDir;
-use super::process::{free_port, log_tail, poll_until, server_command, ServerProc};
+use super::process::{file_len, log_contains_since, log_tail, poll_until};
+use super::process::{server_command, PortChoice, ServerProc};
 use super::{Result, SandboxError};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,13 +27,15 @@ pub struct ZkServer {
 }
 
 impl ZkServer {
-    /// Start on a free port in a new temp dir; returns once it serves.
+    /// Start on a free port in a new temp dir; returns once it serves
+    /// (`srvr` says standalone and `conf` shows our dataDir), ~0.3-1 s.
+    /// Blocking: from async code use `tokio::task::spawn_blocking`.
     pub fn start() -> Result<ZkServer> {
-        Self::launch(InstanceDir::temp("zk")?, None, false)
+        Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false)
     }
 
     /// Start (or restart) in `dir`, detached from this process (`sandbox up`).
-    pub fn start_persistent(dir: &Path, port: Option<u16>) -> Result<ZkServer> {
+    pub fn start_persistent(dir: &Path, port: PortChoice) -> Result<ZkServer> {
         Self::launch(InstanceDir::persistent(dir)?, port, true)
     }
 
@@ -48,20 +51,18 @@ impl ZkServer {
         })
     }
 
-    fn launch(dir: InstanceDir, port: Option<u16>, detached: bool) -> Result<ZkServer> {
+    fn launch(dir: InstanceDir, port: PortChoice, detached: bool) -> Result<ZkServer> {
         let mut zk = ZkServer {
             proc: None,
-            port: port.unwrap_or(0),
+            port: 0,
             detached,
             dir,
         };
         for attempt in 1..=PORT_ATTEMPTS {
-            if port.is_none() {
-                zk.port = free_port()?;
-            }
+            zk.port = port.pick(attempt)?;
             match zk.spawn_and_wait()? {
                 Ready::Serving => return Ok(zk),
-                Ready::PortTaken if port.is_none() && attempt < PORT_ATTEMPTS => continue,
+                Ready::PortTaken if port.may_retry() && attempt < PORT_ATTEMPTS => continue,
                 Ready::PortTaken => break,
             }
         }
@@ -191,9 +192,13 @@ impl ZkServer {
             "-XX:TieredStopAtLevel=1",
         ])
         .args(["-XX:-UsePerfData", "-Dzookeeper.admin.enableServer=false"])
+        .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
+        .arg("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS")
         .args(["-Djava.net.preferIPv4Stack=true", "-cp", &cp])
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
         .arg(d.join("zoo.cfg"));
+        let log = d.join("zk.log");
+        let log_start = file_len(&log);
         let mut proc = ServerProc::spawn("zookeeper", &mut cmd, &d)?;
         if let Some(pid) = proc.pid() {
             self.dir.record_pid(pid)?;
@@ -202,8 +207,7 @@ impl ZkServer {
         let port = self.port;
         let ready = poll_until("zookeeper to serve", START_TIMEOUT, || {
             if proc.exited() {
-                let tail = log_tail(&d.join("zk.log"), 200);
-                return if tail.contains("Address already in use") {
+                return if log_contains_since(&log, log_start, "Address already in use") {
                     Ok(Some(Ready::PortTaken))
                 } else {
                     Err(self.start_error("process exited".into()))
@@ -237,16 +241,33 @@ fn serving_from(port: u16, data_dir: &str) -> bool {
     standalone && four_letter_word(port, "conf").is_ok_and(|s| s.contains(data_dir))
 }
 
-/// One four-letter-word exchange with 127.0.0.1:`port` (short timeouts).
+/// One four-letter-word exchange with 127.0.0.1:`port`. A server still
+/// starting may answer without closing the socket, so the reply is whatever
+/// arrived when the socket closes or goes quiet for 250 ms.
 pub fn four_letter_word(port: u16, word: &str) -> std::io::Result<String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    s.set_read_timeout(Some(Duration::from_millis(250)))?;
+    s.set_write_timeout(Some(Duration::from_secs(1)))?;
     s.write_all(word.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if is_timeout(&e) && !out.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 impl Drop for ZkServer {
