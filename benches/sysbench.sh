@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# sysbench through mysql-zk-proxy vs. direct to the primary vs. HAProxy in TCP
+# mode, interleaved in ONE run on ONE machine: only the ratios between the three
+# mean anything (docs/performance.md). Usage: benches/sysbench.sh
+#
+# Steps: build the release binary; start a sandbox cluster (ZooKeeper + MariaDB
+# primary/GTID replica) in a temp dir, or reuse a running one; sysbench prepare;
+# start HAProxy (benches/haproxy.cfg) and the proxy, record their PIDs and stop
+# exactly those at exit (also on failure or ^C); warm up; then per round, per
+# workload and per thread count, run sysbench against each target back to back
+# (target order rotated every round) and record qps, p95, errors, reconnects and
+# the CPU time (/proc/PID/stat utime+stime) HAProxy and the proxy used during
+# that run -> CPU microseconds per query. Prints a table; writes results.tsv,
+# summary.md and the raw sysbench output to the results dir (printed at the end).
+#
+# Environment (default):
+#   BENCH_TIME (20)          seconds per sysbench run
+#   BENCH_THREADS (8)        sysbench --threads values, e.g. "8 64"
+#   BENCH_WORKLOADS          ("oltp_point_select oltp_read_write")
+#   BENCH_REPEAT (1)         rounds; >1 shows the spread (REPEAT is accepted too)
+#   BENCH_TARGETS            ("direct haproxy proxy")
+#   BENCH_WARMUP (5)         seconds of oltp_point_select through each target first; 0: none
+#   BENCH_EXTRA ("")         extra sysbench args. sysbench uses server-side prepared
+#                            statements by default (--db-ps-mode=auto), like the
+#                            reference harness; "--db-ps-mode=disable" for text queries
+#   BENCH_PREPARE (1)        drop and create the sbtest tables (SB_TABLES 4 x SB_TABLE_SIZE 10000)
+#   BENCH_SANDBOX_DIR ("")   reuse the running sandbox in this dir (left running);
+#                            unset: a fresh sandbox in a temp dir, stopped and wiped at exit
+#   BENCH_OUT                results dir (target/bench/sysbench-<UTC time>)
+#   BENCH_BUILD (1)          cargo build --release first; 0 uses target/release as is
+#   BENCH_IDLE_WAIT (0)      before each timed run, wait up to this many seconds for a
+#                            1 s sample in which the machine is < BENCH_IDLE_PCT (20) % busy
+#                            (other work on a shared machine skews the ratios)
+#   HAPROXY_THREADS (1)      HAProxy nbthread (1 as in the reference: 2 cores here)
+#   RUST_LOG                 passed to the proxy (its default level is info)
+# All traffic goes to 127.0.0.1; every wait has a deadline and every sysbench
+# run is bounded by `timeout`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+BENCH_TIME="${BENCH_TIME:-20}"
+BENCH_THREADS="${BENCH_THREADS:-8}"
+BENCH_WORKLOADS="${BENCH_WORKLOADS:-oltp_point_select oltp_read_write}"
+BENCH_REPEAT="${BENCH_REPEAT:-${REPEAT:-1}}"
+BENCH_TARGETS="${BENCH_TARGETS:-direct haproxy proxy}"
+BENCH_WARMUP="${BENCH_WARMUP:-5}"
+BENCH_EXTRA="${BENCH_EXTRA:-}"
+BENCH_PREPARE="${BENCH_PREPARE:-1}"
+BENCH_BUILD="${BENCH_BUILD:-1}"
+SB_TABLES="${SB_TABLES:-4}"
+SB_TABLE_SIZE="${SB_TABLE_SIZE:-10000}"
+HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
+BENCH_IDLE_WAIT="${BENCH_IDLE_WAIT:-0}"
+BENCH_IDLE_PCT="${BENCH_IDLE_PCT:-20}"
+OUT="${BENCH_OUT:-$ROOT/target/bench/sysbench-$(date -u +%Y%m%dT%H%M%SZ)}"
+BIN="$ROOT/target/release/mysql-zk-proxy"
+HOST=127.0.0.1
+
+read -ra THREADS <<<"$BENCH_THREADS"
+read -ra WORKLOADS <<<"$BENCH_WORKLOADS"
+read -ra TARGETS <<<"$BENCH_TARGETS"
+read -ra EXTRA <<<"$BENCH_EXTRA"
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+
+[[ "$BENCH_TIME" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TIME must be a positive integer, not '$BENCH_TIME'"
+[[ "$BENCH_REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'"
+[[ "$BENCH_WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer, not '$BENCH_WARMUP'"
+[[ "$BENCH_IDLE_WAIT" =~ ^[0-9]+$ ]] || die "BENCH_IDLE_WAIT must be an integer, not '$BENCH_IDLE_WAIT'"
+[[ "$BENCH_IDLE_PCT" =~ ^[0-9]+$ ]] || die "BENCH_IDLE_PCT must be an integer, not '$BENCH_IDLE_PCT'"
+for t in "${THREADS[@]}"; do [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "bad thread count '$t' in BENCH_THREADS"; done
+for t in "${TARGETS[@]}"; do
+  case "$t" in direct | haproxy | proxy) ;; *) die "unknown target '$t' (direct haproxy proxy)" ;; esac
+done
+((${#WORKLOADS[@]} > 0 && ${#TARGETS[@]} > 0 && ${#THREADS[@]} > 0)) || die "nothing to run"
+for cmd in sysbench curl awk getconf timeout; do
+  command -v "$cmd" >/dev/null || die "$cmd not found (scripts/install-deps.sh installs sysbench and haproxy)"
+done
+if has_target haproxy; then
+  command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || die "haproxy not found (scripts/install-deps.sh)"
+fi
+HAPROXY_BIN="$(command -v haproxy || echo /usr/sbin/haproxy)"
+CLK_TCK="$(getconf CLK_TCK)"
+NPROC="$(nproc)"
+
+# ---- processes: everything we start is recorded here and only that is stopped
+HAPID="" PROXY_PID="" RUN_PID="" OWN_SANDBOX="" SANDBOX_DIR=""
+
+# alive PID: exists and is not a zombie (a killed child lingers until reaped).
+alive() {
+  local st
+  st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$st" && "${st%% *}" != Z ]]
+}
+
+# stop_pid PID NAME: TERM, up to 10 s for it to exit, then KILL; reap it.
+stop_pid() {
+  local pid="$1" name="$2" deadline=$((SECONDS + 10))
+  [[ -n "$pid" ]] || return 0
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
+    if alive "$pid"; then
+      log "$name (pid $pid) still running 10 s after SIGTERM: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid "$RUN_PID" "sysbench (timeout)"
+  stop_pid "$PROXY_PID" "mysql-zk-proxy"
+  stop_pid "$HAPID" "haproxy"
+  if [[ -n "$OWN_SANDBOX" ]]; then
+    timeout 120 "$BIN" sandbox down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
+      log "sandbox down failed: stop it with '$BIN sandbox down --wipe --dir $SANDBOX_DIR'"
+    rmdir "$OWN_SANDBOX" 2>/dev/null || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_until SECONDS WHAT CMD...: poll CMD until it succeeds or the deadline passes.
+wait_until() {
+  local limit="$1" what="$2"
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    ((SECONDS < deadline)) || { log "timed out after ${limit}s waiting for $what"; return 1; }
+    sleep 0.05
+  done
+}
+listening() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+ready() { curl -fs -o /dev/null --max-time 2 "http://$HOST:$1/ready"; }
+# free_port VAR: set VAR to a port in 24000-29999 that nothing listens on and
+# no socket uses (best effort: a start that loses a race fails loudly below).
+TAKEN=""
+free_port() {
+  local var="$1" p used=""
+  command -v ss >/dev/null && used="$(ss -Htan 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}')"
+  for _ in $(seq 1 200); do
+    p=$((24000 + RANDOM % 6000))
+    listening "$p" && continue
+    grep -qx "$p" <<<"$used" && continue
+    [[ " $TAKEN " == *" $p "* ]] && continue
+    TAKEN="$TAKEN $p"
+    printf -v "$var" '%s' "$p"
+    return 0
+  done
+  die "no free port found in 24000-29999"
+}
+cpu_ticks() { # utime + stime of a process (all its threads): fields 14, 15 of /proc/PID/stat; "" if gone
+  local st
+  st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 0
+  awk '{print $12 + $13}' <<<"$st"
+}
+# busy_ticks: non-idle CPU ticks of the whole machine (user nice system irq softirq steal)
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+# ours_ticks: CPU ticks of the sandbox servers, HAProxy and the proxy (sysbench is counted apart)
+ours_ticks() {
+  local pid sum=0 t
+  for pid in "${SBX_PIDS[@]}" $HAPID $PROXY_PID; do
+    t="$(cpu_ticks "$pid")"
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
+# wait_idle: up to BENCH_IDLE_WAIT s for a 1 s window with the machine < BENCH_IDLE_PCT % busy.
+wait_idle() {
+  local deadline=$((SECONDS + BENCH_IDLE_WAIT)) b0 b1 pct
+  ((BENCH_IDLE_WAIT > 0)) || return 0
+  while :; do
+    b0="$(busy_ticks)"
+    sleep 1
+    b1="$(busy_ticks)"
+    pct=$(((b1 - b0) * 100 / (CLK_TCK * NPROC)))
+    ((pct < BENCH_IDLE_PCT)) && return 0
+    if ((SECONDS >= deadline)); then
+      log "machine still ${pct}% busy after ${BENCH_IDLE_WAIT}s of waiting: running anyway"
+      return 0
+    fi
+  done
+}
+
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+rounds_runs=$((BENCH_REPEAT * ${#WORKLOADS[@]} * ${#THREADS[@]} * ${#TARGETS[@]}))
+log "results in $OUT; $rounds_runs timed runs of ${BENCH_TIME}s (about $(((rounds_runs * (BENCH_TIME + 2) + 3 * BENCH_WARMUP) / 60 + 1)) min)"
+log "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}' &&
+  log "WARNING: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)): expect noisy numbers"
+
+# ---- build
+if [[ "$BENCH_BUILD" == 1 ]]; then
+  log "cargo build --release"
+  cargo build --release --locked --quiet
+fi
+[[ -x "$BIN" ]] || die "$BIN missing (cargo build --release)"
+
+# ---- sandbox cluster
+if [[ -n "${BENCH_SANDBOX_DIR:-}" ]]; then
+  SANDBOX_DIR="$BENCH_SANDBOX_DIR"
+  timeout 60 "$BIN" sandbox status --dir "$SANDBOX_DIR" >"$OUT/sandbox-status.txt" 2>/dev/null ||
+    die "no running sandbox in $SANDBOX_DIR ($BIN sandbox up --dir $SANDBOX_DIR)"
+  log "reusing the sandbox in $SANDBOX_DIR (left running)"
+else
+  OWN_SANDBOX="$(mktemp -d "${TMPDIR:-/tmp}/mzp-bench.XXXXXX")"
+  SANDBOX_DIR="$OWN_SANDBOX/sandbox"
+  log "starting a sandbox cluster in $SANDBOX_DIR"
+  timeout 300 "$BIN" sandbox up --dir "$SANDBOX_DIR" >"$OUT/sandbox-up.txt" 2>&1 ||
+    die "sandbox up failed: $(cat "$OUT/sandbox-up.txt")"
+fi
+SB_ENV="$(timeout 60 "$BIN" sandbox env --dir "$SANDBOX_DIR" 2>/dev/null)" || die "sandbox env failed"
+eval "$SB_ENV"
+: "${ZK_CONNECT:?}" "${PRIMARY_PATH:?}" "${PRIMARY_PORT:?}" "${APP_USER:?}" "${APP_PASS:?}"
+# PID of the primary mariadbd, for its CPU per query (informative only).
+# PID of the primary mariadbd (its CPU per query), and of every sandbox server
+# (to tell the CPU used by other work on the machine during each run).
+SB_STATUS="$(timeout 60 "$BIN" sandbox status --json --dir "$SANDBOX_DIR" 2>/dev/null | tr -d ' \n' || true)"
+DB_PID="$(grep -o '"role":"primary","port":[0-9]*,"pid":[0-9]*' <<<"$SB_STATUS" | sed 's/.*"pid"://' || true)"
+read -ra SBX_PIDS <<<"$(grep -o '"\(zk_\)\{0,1\}pid":[0-9]*' <<<"$SB_STATUS" | sed 's/.*://' | tr '\n' ' ' || true)"
+log "primary $PRIMARY on $HOST:$PRIMARY_PORT (mariadbd pid ${DB_PID:-?}), ZooKeeper $ZK_CONNECT"
+
+# sb LIMIT OUTFILE WORKLOAD PORT COMMAND [sysbench args]: sysbench, killed
+# after LIMIT seconds, output to OUTFILE. It runs in the background and is
+# waited for, so a signal to this script stops it (cleanup) at once.
+sb() {
+  local limit="$1" out="$2" w="$3" port="$4" cmd="$5" rc=0
+  shift 5
+  timeout --foreground -k 5 "$limit" sysbench "$w" --db-driver=mysql --mysql-host="$HOST" \
+    --mysql-port="$port" --mysql-user="$APP_USER" --mysql-password="$APP_PASS" --mysql-db=sbtest \
+    --tables="$SB_TABLES" --table-size="$SB_TABLE_SIZE" "${EXTRA[@]}" "$@" "$cmd" </dev/null >"$out" 2>&1 &
+  RUN_PID=$!
+  wait "$RUN_PID" || rc=$?
+  RUN_PID=""
+  return "$rc"
+}
+# children_cpu VAR FILE: set VAR to the user+system seconds of this shell's
+# waited-for children so far (`times` must run in this shell, not a subshell).
+children_cpu() {
+  times >"$2"
+  printf -v "$1" '%s' "$(awk 'NR == 2 {t = 0; for (i = 1; i <= 2; i++) {
+    split($i, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2]}; print t}' "$2")"
+}
+
+if [[ "$BENCH_PREPARE" == 1 ]]; then
+  T0=$SECONDS
+  sb 120 "$OUT/cleanup.txt" oltp_read_write "$PRIMARY_PORT" cleanup ||
+    die "sysbench cleanup failed: $(tail -5 "$OUT/cleanup.txt")"
+  sb 600 "$OUT/prepare.txt" oltp_read_write "$PRIMARY_PORT" prepare --threads="$SB_TABLES" ||
+    die "sysbench prepare failed: $(tail -5 "$OUT/prepare.txt")"
+  log "prepared $SB_TABLES tables x $SB_TABLE_SIZE rows in $((SECONDS - T0)) s"
+fi
+
+# ---- HAProxy (TCP mode) to the current primary, and the proxy
+declare -A PORT=([direct]="$PRIMARY_PORT")
+declare -A MIDPID=([direct]="")
+if has_target haproxy; then
+  free_port HAPROXY_PORT
+  HAPROXY_PORT="$HAPROXY_PORT" PRIMARY_PORT="$PRIMARY_PORT" HAPROXY_THREADS="$HAPROXY_THREADS" \
+    "$HAPROXY_BIN" -db -f "$ROOT/benches/haproxy.cfg" </dev/null >"$OUT/haproxy.log" 2>&1 &
+  HAPID=$!
+  wait_until 10 "haproxy on port $HAPROXY_PORT" listening "$HAPROXY_PORT" ||
+    die "haproxy did not listen: $(cat "$OUT/haproxy.log")"
+  alive "$HAPID" || die "haproxy exited: $(cat "$OUT/haproxy.log")"
+  PORT[haproxy]="$HAPROXY_PORT" MIDPID[haproxy]="$HAPID"
+  log "haproxy pid $HAPID on $HOST:$HAPROXY_PORT -> $PRIMARY_PORT (TCP mode, nbthread $HAPROXY_THREADS)"
+fi
+if has_target proxy; then
+  free_port PROXY_PORT
+  free_port ADMIN_PORT
+  "$BIN" run --listen "$HOST:$PROXY_PORT" --admin "$HOST:$ADMIN_PORT" \
+    --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" </dev/null >"$OUT/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  proxy_up() { alive "$PROXY_PID" && ready "$ADMIN_PORT"; }
+  wait_until 30 "the proxy's /ready on port $ADMIN_PORT" proxy_up ||
+    die "proxy not ready: $(tail -20 "$OUT/proxy.log")"
+  PORT[proxy]="$PROXY_PORT" MIDPID[proxy]="$PROXY_PID"
+  log "mysql-zk-proxy pid $PROXY_PID on $HOST:$PROXY_PORT (admin $ADMIN_PORT) -> ZooKeeper $PRIMARY_PATH"
+fi
+
+# ---- metadata
+{
+  echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "command: BENCH_TIME=$BENCH_TIME BENCH_THREADS=\"$BENCH_THREADS\" BENCH_REPEAT=$BENCH_REPEAT" \
+    "BENCH_WORKLOADS=\"$BENCH_WORKLOADS\" BENCH_TARGETS=\"$BENCH_TARGETS\" BENCH_EXTRA=\"$BENCH_EXTRA\"" \
+    "BENCH_IDLE_WAIT=$BENCH_IDLE_WAIT HAPROXY_THREADS=$HAPROXY_THREADS benches/sysbench.sh"
+  echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "kernel: $(uname -sr)"
+  echo "sysbench: $(sysbench --version 2>/dev/null)"
+  echo "haproxy: $("$HAPROXY_BIN" -v 2>/dev/null | head -1) nbthread $HAPROXY_THREADS"
+  echo "mariadb: $(mariadb --no-defaults -h"$HOST" -P"$PRIMARY_PORT" -u"$APP_USER" -p"$APP_PASS" -N -B -e 'SELECT VERSION()' 2>/dev/null || echo '?')"
+  echo "sysbench: $SB_TABLES tables x $SB_TABLE_SIZE rows, ${BENCH_EXTRA:-server-side prepared statements (--db-ps-mode=auto)}"
+  echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "idle_wait: ${BENCH_IDLE_WAIT}s for < ${BENCH_IDLE_PCT}% busy before each run"
+} >"$OUT/meta.txt"
+
+# ---- warm up (buffer pool, and each path once)
+if ((BENCH_WARMUP > 0)); then
+  for t in "${TARGETS[@]}"; do
+    log "warm-up: oltp_point_select via $t for ${BENCH_WARMUP}s"
+    sb $((BENCH_WARMUP + 60)) "$OUT/warmup.$t.txt" oltp_point_select "${PORT[$t]}" run \
+      --threads="${THREADS[0]}" --time="$BENCH_WARMUP" || die "warm-up via $t failed: $(tail -5 "$OUT/warmup.$t.txt")"
+  done
+fi
+
+# ---- timed runs
+RES="$OUT/results.tsv"
+printf 'round\tworkload\tthreads\ttarget\tstatus\ttps\tqps\tqueries\tp95_ms\tavg_ms\terrors\treconnects\tmid_cpu_s\tmid_us_per_query\tdb_cpu_s\tdb_us_per_query\tsysbench_cpu_s\tother_cpu_s\n' >"$RES"
+FAILED=0
+for ((r = 1; r <= BENCH_REPEAT; r++)); do
+  # rotate the target order each round so no target always runs first/last
+  n=${#TARGETS[@]} order=()
+  for ((i = 0; i < n; i++)); do order+=("${TARGETS[$(((i + r - 1) % n))]}"); done
+  for w in "${WORKLOADS[@]}"; do
+    for th in "${THREADS[@]}"; do
+      for t in "${order[@]}"; do
+        f="$OUT/r$r.$w.t$th.$t.txt"
+        mid="${MIDPID[$t]}"
+        m0="" m1="" d0="" d1="" m="" d="" c0=0 c1=0
+        [[ -n "$mid" ]] && m0="$(cpu_ticks "$mid")"
+        [[ -n "$DB_PID" ]] && d0="$(cpu_ticks "$DB_PID")"
+        rc=0
+        wait_idle
+        b0="$(busy_ticks)" o0="$(ours_ticks)"
+        children_cpu c0 "$f.cpu"
+        sb $((BENCH_TIME + 60)) "$f" "$w" "${PORT[$t]}" run --threads="$th" \
+          --time="$BENCH_TIME" --report-interval=0 --percentile=95 || rc=$?
+        children_cpu c1 "$f.cpu"
+        b1="$(busy_ticks)" o1="$(ours_ticks)"
+        [[ -n "$mid" ]] && m1="$(cpu_ticks "$mid")"
+        [[ -n "$DB_PID" ]] && d1="$(cpu_ticks "$DB_PID")"
+        [[ -n "$m0" && -n "$m1" ]] && m=$((m1 - m0))
+        [[ -n "$d0" && -n "$d1" ]] && d=$((d1 - d0))
+        status=ok
+        ((rc == 0)) || { status="rc=$rc"; FAILED=$((FAILED + 1)); }
+        awk -v r="$r" -v w="$w" -v th="$th" -v t="$t" -v st="$status" -v hz="$CLK_TCK" \
+          -v m="$m" -v d="$d" -v sbcpu="$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}')" \
+          -v other="$(((b1 - b0) - (o1 - o0)))" '
+          /transactions:/ && /per sec/ {tps = $3; gsub(/\(/, "", tps)}
+          /queries:/ && /per sec/ {q = $2; qps = $3; gsub(/\(/, "", qps)}
+          /95th percentile:/ {p95 = $3}
+          /^ *avg:/ {avg = $2}
+          /ignored errors:/ {err = $3}
+          /reconnects:/ {rec = $2}
+          END {
+            if (q == "") { q = 0; qps = 0; tps = 0; p95 = "-"; avg = "-"; err = "-"; rec = "-" }
+            mc = m == "" ? "-" : sprintf("%.2f", m / hz)
+            mu = (m == "" || q == 0) ? "-" : sprintf("%.1f", m / hz * 1e6 / q)
+            dc = d == "" ? "-" : sprintf("%.2f", d / hz)
+            du = (d == "" || q == 0) ? "-" : sprintf("%.1f", d / hz * 1e6 / q)
+            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+              r, w, th, t, st, tps, qps, q, p95, avg, err, rec, mc, mu, dc, du, (sbcpu == "" ? "-" : sbcpu),
+              (sbcpu == "" ? "-" : sprintf("%.2f", other / hz - sbcpu))
+          }' "$f" >>"$RES"
+        log "round $r $w ${th}thr via $t: $(tail -1 "$RES" | awk -F'\t' '{printf "qps=%s p95=%sms errors=%s reconnects=%s cpu/query=%s us other_cpu=%ss %s", $7, $9, $11, $12, $14, $18, $5}')"
+        if ((rc != 0)); then
+          log "sysbench via $t exited $rc; its last lines ($f):"
+          tail -5 "$f" | sed 's/^/    /' >&2
+        fi
+        [[ -z "$mid" ]] || alive "$mid" || die "$t (pid $mid) died during the run; see $OUT/$t.log"
+      done
+    done
+  done
+done
+echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
+
+# ---- summary: per (workload, threads, target) mean and min..max over rounds;
+# ratios are computed per round (the runs of one round are back to back) and
+# then averaged.
+awk -F'\t' -v rounds="$BENCH_REPEAT" -v secs="$BENCH_TIME" '
+  function fmt(x, d) { return sprintf("%." d "f", x) }
+  function add(k, v) { if (!(k in n)) { n[k] = 0; s[k] = 0; lo[k] = v; hi[k] = v }
+    n[k]++; s[k] += v; if (v < lo[k]) lo[k] = v; if (v > hi[k]) hi[k] = v }
+  function mean(k, d) { return (k in n && n[k] > 0) ? fmt(s[k] / n[k], d) : "-" }
+  function spread(k, d) { return (k in n && n[k] > 1) ? fmt(lo[k], d) "-" fmt(hi[k], d) : "" }
+  NR == 1 { next }
+  {
+    key = $2 SUBSEP $3; if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
+    if (!(($4) in tseen)) { tseen[$4] = 1; tg[++nt] = $4 }
+    g = key SUBSEP $4
+    if ($5 != "ok") { bad[g]++; next }
+    add(g SUBSEP "qps", $7); add(g SUBSEP "p95", $9); add(g SUBSEP "err", $11); add(g SUBSEP "rec", $12)
+    if ($14 != "-") add(g SUBSEP "us", $14)
+    qps[$1, key, $4] = $7; us[$1, key, $4] = $14
+  }
+  END {
+    print "| workload | threads | target | qps mean | qps min-max | p95 ms mean | errors | reconnects | CPU us/query (HAProxy or proxy process) | failed runs |"
+    print "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for (i = 1; i <= nk; i++) for (j = 1; j <= nt; j++) {
+      split(keys[i], kk, SUBSEP); g = keys[i] SUBSEP tg[j]
+      if (!((g SUBSEP "qps") in n) && !(g in bad)) continue
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", kk[1], kk[2], tg[j],
+        mean(g SUBSEP "qps", 0), spread(g SUBSEP "qps", 0), mean(g SUBSEP "p95", 2),
+        ((g SUBSEP "err") in n ? s[g SUBSEP "err"] : "-"), ((g SUBSEP "rec") in n ? s[g SUBSEP "rec"] : "-"),
+        (tg[j] == "direct" ? "n/a" : mean(g SUBSEP "us", 1)), bad[g] + 0
+    }
+    print ""
+    print "| workload | threads | qps proxy/direct | qps haproxy/direct | qps proxy/haproxy | CPU per query proxy/haproxy |"
+    print "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for (i = 1; i <= nk; i++) {
+      split(keys[i], kk, SUBSEP); delete rn; delete rs; delete rl; delete rh
+      for (r = 1; r <= rounds; r++) {
+        pd = qps[r, keys[i], "proxy"]; hd = qps[r, keys[i], "haproxy"]; dd = qps[r, keys[i], "direct"]
+        pu = us[r, keys[i], "proxy"]; hu = us[r, keys[i], "haproxy"]
+        if (dd > 0 && pd > 0) ratio("pd", pd / dd)
+        if (dd > 0 && hd > 0) ratio("hd", hd / dd)
+        if (hd > 0 && pd > 0) ratio("ph", pd / hd)
+        if (hu > 0 && pu > 0) ratio("cpu", pu / hu)
+      }
+      printf "| %s | %s | %s | %s | %s | %s |\n", kk[1], kk[2], rshow("pd"), rshow("hd"), rshow("ph"), rshow("cpu")
+    }
+  }
+  function ratio(k, v) { if (!(k in rn)) { rn[k] = 0; rs[k] = 0; rl[k] = v; rh[k] = v }
+    rn[k]++; rs[k] += v; if (v < rl[k]) rl[k] = v; if (v > rh[k]) rh[k] = v }
+  function rshow(k) { if (!(k in rn)) return "-"
+    return fmt(rs[k] / rn[k], 2) (rn[k] > 1 ? " (" fmt(rl[k], 2) "-" fmt(rh[k], 2) ")" : "") }
+' "$RES" >"$OUT/summary.tables.md"
+
+{
+  echo "# sysbench: direct vs HAProxy (TCP) vs mysql-zk-proxy"
+  echo
+  sed 's/^/    /' "$OUT/meta.txt"
+  echo
+  echo "${BENCH_REPEAT} round(s) x ${BENCH_TIME} s per run, targets interleaved (order rotated per round)."
+  echo "Ratios are per round, then averaged (min-max over rounds in parentheses)."
+  echo "CPU us/query: utime+stime of the HAProxy or proxy process during the run / queries."
+  echo
+  cat "$OUT/summary.tables.md"
+  echo
+  echo "Per run:"
+  echo
+  echo "| round | workload | threads | target | qps | p95 ms | errors | reconnects | CPU s (HAProxy/proxy) | us/query | primary mariadbd us/query | sysbench CPU s | other CPU s | status |"
+  echo "| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+  awk -F'\t' 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $7, $9, $11, $12, $13, $14, $16, $17, $18, $5}' "$RES"
+  echo
+  echo "other CPU s: CPU time the machine spent during the run outside sysbench, the sandbox"
+  echo "servers, HAProxy and the proxy (/proc/stat); capacity per run is $(nproc) x ${BENCH_TIME} s."
+} >"$OUT/summary.md"
+
+echo
+column -t -s $'\t' "$RES"
+echo
+cat "$OUT/summary.tables.md"
+echo
+echo "results: $OUT/results.tsv, $OUT/summary.md (raw sysbench output and haproxy/proxy logs beside them)"
+((FAILED == 0)) || die "$FAILED sysbench run(s) failed (status column; raw output in $OUT)"
