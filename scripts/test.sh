@@ -14,4 +14,10 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration against real servers)"
 # Integration tests each start their own ZooKeeper/MariaDB; two at a time fits
 # 2 cores. (An env var, not --test-threads: bench targets get the args too.)
-RUST_TEST_THREADS="${TEST_THREADS:-2}" cargo test --all-targets --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+RUST_TEST_THREADS="${TEST_THREADS:-2}" cargo test --all-targets --locked 2>&1 | tee "$log" || status=$?
+# One closing line with the totals of every test binary above.
+awk '/^test result:/ {p += $4; f += $6} END {printf "\n%d passed, %d failed\n", p, f}' "$log"
+exit "$status"
