@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::discovery::DiscoveryHandle;
 use crate::failover::credentials::CredentialStore;
+use crate::failover::timeline::Timeline;
 use crate::metrics::Stats;
 use crate::reload::LiveConfig;
 use crate::routing::RouteTable;
@@ -29,6 +30,8 @@ pub struct Context {
     pub discovery: DiscoveryHandle,
     /// Password hashes of users whose sessions can be migrated.
     pub credentials: Arc<CredentialStore>,
+    /// The last failover's timeline (sessions mark the first answered statement).
+    pub timeline: Arc<Timeline>,
     /// Hard stop: every session ends at once.
     pub cancel: CancellationToken,
     /// Graceful stop: no new connections; sessions end at their next rest point.

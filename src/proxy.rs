@@ -14,6 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError};
 use crate::discovery::{self, DiscoveryHandle};
 use crate::failover::credentials::CredentialStore;
+use crate::failover::timeline::{self, Timeline};
 use crate::failover::verify::Verifier;
 use crate::listener::{self, admission};
 use crate::metrics::{Metrics, Stats};
@@ -50,6 +51,7 @@ pub struct Proxy {
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
     credentials: Arc<CredentialStore>,
+    timeline: Arc<Timeline>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
     drain: StopSignals,
@@ -106,8 +108,15 @@ impl Proxy {
         );
         metrics.set_discovery(discovery.status.clone());
 
+        let timeline = Timeline::new(stats.clone());
+        tracker.spawn(timeline::watch_routes(
+            table.clone(),
+            timeline.clone(),
+            cancel.child_token(),
+        ));
         let ctx = Arc::new(listener::Context {
             credentials: credentials.clone(),
+            timeline: timeline.clone(),
             config: live.clone(),
             table: table.clone(),
             stats: stats.clone(),
@@ -132,6 +141,7 @@ impl Proxy {
                 started: std::time::SystemTime::now(),
                 listen_addr,
                 shutting_down: Default::default(),
+                timeline: timeline.clone(),
             });
             tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
             admin = Some(state);
@@ -146,6 +156,7 @@ impl Proxy {
             stats,
             metrics,
             credentials,
+            timeline,
             discovery,
             cancel,
             drain,
@@ -172,6 +183,11 @@ impl Proxy {
         &self.metrics
     }
     /// Users whose sessions can be migrated (`[[users]]` + `zookeeper.users_path`).
+    /// The last failover's timeline (also in /status).
+    pub fn last_failover(&self) -> Option<timeline::TimelineView> {
+        self.timeline.last()
+    }
+
     pub fn credentials(&self) -> &Arc<CredentialStore> {
         &self.credentials
     }

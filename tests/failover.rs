@@ -84,6 +84,17 @@ async fn idle_session_is_migrated_with_schema_and_variables() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+    // the failover timeline /status shows
+    let t = env.proxy.last_failover().expect("a failover timeline");
+    assert_eq!(t.to, format!("127.0.0.1:{}", report.new_port));
+    assert_eq!(t.epoch, report.new_epoch);
+    let swapped = t.swapped_after_ms.expect("swap recorded");
+    let first = t
+        .first_statement_after_ms
+        .expect("first statement recorded");
+    assert!(first >= swapped, "{t:?}");
+    assert_eq!(t.sessions_migrated, 1, "{t:?}");
+    assert_eq!(t.sessions_closed, 0, "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

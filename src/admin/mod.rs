@@ -48,6 +48,8 @@ pub struct AdminState {
     /// Set when a graceful shutdown begins: `/ready` answers 503 from then on
     /// so load balancers stop sending new clients.
     pub shutting_down: AtomicBool,
+    /// The last failover's timeline.
+    pub timeline: Arc<crate::failover::timeline::Timeline>,
 }
 
 impl AdminState {

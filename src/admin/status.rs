@@ -39,6 +39,8 @@ pub struct Status {
     pub last_reload: Option<ReloadRecord>,
     /// The oldest live sessions (at most 100): id, client, via, since.
     pub sessions_list: Vec<ListedSession>,
+    /// The last failover seen by this proxy (phases and session outcomes).
+    pub last_failover: Option<crate::failover::timeline::TimelineView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +124,7 @@ impl Status {
                 .collect(),
             last_reload: state.config.last_reload(),
             sessions_list: state.registry.list(),
+            last_failover: state.timeline.last(),
         }
     }
 }

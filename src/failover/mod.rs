@@ -9,4 +9,5 @@
 pub mod config;
 pub mod credentials;
 pub mod native;
+pub mod timeline;
 pub mod verify;

@@ -236,6 +236,8 @@ async fn relay_until_moved(
     let (up, down) = std::mem::take(&mut live.early);
     let current = live.primary.clone();
     let seen = std::sync::atomic::AtomicU64::new(ctx.table.generation());
+    // For the failover timeline: the first statement answered on this backend.
+    let answered = || ctx.timeline.answered(current.epoch);
     // Before a command leaves rest: has the route moved since we last looked?
     let fence = |/* per command at rest */| {
         let g = ctx.table.generation();
@@ -250,7 +252,8 @@ async fn relay_until_moved(
         gauge,
     )
     .with_fence(&fence)
-    .with_timers(live.timers.take());
+    .with_timers(live.timers.take())
+    .on_first_reply(&answered);
     relay.preload(&up, &down);
     let drain_deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
     tokio::pin!(drain_deadline);

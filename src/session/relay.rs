@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
-use crate::protocol::{Framer, Tracker};
+use crate::protocol::{Framer, ServerEvent, Tracker};
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 use crate::session::timers::{Expired, SessionTimers};
 
@@ -153,6 +153,8 @@ pub struct Relay<'a> {
     fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
     /// A command was held by the fence: client bytes in `up` stay unsent.
     fenced: bool,
+    /// Called once, when the first reply through this relay completes.
+    first_reply: Option<&'a (dyn Fn() + Send + Sync)>,
     timers: Option<SessionTimers>,
     /// Reads from the client so far (activity marker for the idle timer).
     client_reads: u64,
@@ -183,6 +185,7 @@ impl<'a> Relay<'a> {
             gauge,
             fence: None,
             fenced: false,
+            first_reply: None,
             timers: None,
             client_reads: 0,
         }
@@ -203,6 +206,12 @@ impl<'a> Relay<'a> {
     /// says the route moved, stop (as [`StopPoint::AtRest`]) without sending it.
     pub fn with_fence(mut self, moved: &'a (dyn Fn() -> bool + Send + Sync)) -> Self {
         self.fence = Some(moved);
+        self
+    }
+
+    /// Run `f` once, when the first reply through this relay completes.
+    pub fn on_first_reply(mut self, f: &'a (dyn Fn() + Send + Sync)) -> Self {
+        self.first_reply = Some(f);
         self
     }
 
@@ -365,10 +374,17 @@ impl<'a> Relay<'a> {
     fn scan_server_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.down;
         let (tracker, state) = (&mut self.tracker, &mut *self.state);
+        let mut replied = false;
         framer.feed(&buf[r], |p| {
             let ev = tracker.on_server_packet(&p);
+            replied |= ev == ServerEvent::ResponseDone;
             state.on_server(ev, &p);
         });
+        if replied {
+            if let Some(f) = self.first_reply.take() {
+                f();
+            }
+        }
     }
 
     fn update_gauge(&mut self) {

@@ -1,0 +1,182 @@
+//! The last failover's timeline, for /status and the logs: when the record
+//! naming the new primary was seen, when the primary was verified and swapped
+//! into the route, when a statement was first answered by it, and what the
+//! failover did to sessions. Fed off the data path: a task watching the route
+//! table records the control-plane phases; a session marks the first answer.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Stats;
+use crate::routing::{Primary, RouteTable};
+
+/// What /status shows of the last failover.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimelineView {
+    pub from: Option<String>,
+    pub to: String,
+    pub epoch: u64,
+    #[serde(with = "crate::admin::rfc3339")]
+    pub record_seen: SystemTime,
+    /// Record seen -> new primary in the route (verification included).
+    pub swapped_after_ms: Option<f64>,
+    /// Record seen -> first statement answered by the new primary through this proxy.
+    pub first_statement_after_ms: Option<f64>,
+    pub sessions_migrated: u64,
+    pub sessions_closed: u64,
+    pub transactions_aborted: u64,
+    pub statements_held: u64,
+}
+
+#[derive(Debug)]
+struct Current {
+    view: TimelineView,
+    seen: Instant,
+    /// Counters when the record was seen (the view shows the difference).
+    base: [u64; 4],
+}
+
+/// The recorder shared by the route watcher, sessions and /status.
+#[derive(Debug)]
+pub struct Timeline {
+    current: Mutex<Option<Current>>,
+    /// Epoch whose first answer is still awaited (0: none).
+    awaiting: AtomicU64,
+    stats: Arc<Stats>,
+}
+
+impl Timeline {
+    pub fn new(stats: Arc<Stats>) -> Arc<Timeline> {
+        Arc::new(Timeline {
+            current: Mutex::new(None),
+            awaiting: AtomicU64::new(0),
+            stats,
+        })
+    }
+
+    fn counters(&self) -> [u64; 4] {
+        let s = &self.stats;
+        [
+            s.sessions_migrated.load(Relaxed),
+            s.sessions_closed_by_failover.load(Relaxed),
+            s.transactions_aborted.load(Relaxed),
+            s.ops.statement_hold.count(),
+        ]
+    }
+
+    /// The record naming `to` was seen (it may still be verified).
+    pub fn record_seen(&self, from: Option<&Primary>, to: &Primary) {
+        let mut cur = self.current.lock().expect("timeline lock");
+        if cur
+            .as_ref()
+            .is_some_and(|c| c.view.epoch == to.epoch && c.view.to == to.address())
+        {
+            return;
+        }
+        tracing::info!(phase = "record_seen", to = %to, "failover: record naming a new primary seen");
+        *cur = Some(Current {
+            view: TimelineView {
+                from: from.map(|p| p.to_string()),
+                to: to.address(),
+                epoch: to.epoch,
+                record_seen: SystemTime::now(),
+                swapped_after_ms: None,
+                first_statement_after_ms: None,
+                sessions_migrated: 0,
+                sessions_closed: 0,
+                transactions_aborted: 0,
+                statements_held: 0,
+            },
+            seen: Instant::now(),
+            base: self.counters(),
+        });
+    }
+
+    /// `to` is now the route's primary.
+    pub fn swapped(&self, from: Option<&Primary>, to: &Primary) {
+        self.record_seen(from, to);
+        let mut cur = self.current.lock().expect("timeline lock");
+        let Some(c) = cur.as_mut().filter(|c| c.view.swapped_after_ms.is_none()) else {
+            return;
+        };
+        let ms = c.seen.elapsed().as_secs_f64() * 1000.0;
+        c.view.swapped_after_ms = Some(ms);
+        self.awaiting.store(to.epoch.max(1), Relaxed);
+        tracing::info!(phase = "swapped", to = %to, after_ms = ms, "failover: new primary in the route");
+    }
+
+    /// A session's first reply from a backend on `epoch` completed.
+    pub fn answered(&self, epoch: u64) {
+        if self.awaiting.load(Relaxed) != epoch.max(1)
+            || self
+                .awaiting
+                .compare_exchange(epoch.max(1), 0, Relaxed, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let mut cur = self.current.lock().expect("timeline lock");
+        if let Some(c) = cur.as_mut() {
+            let ms = c.seen.elapsed().as_secs_f64() * 1000.0;
+            c.view.first_statement_after_ms = Some(ms);
+            tracing::info!(
+                phase = "first_statement",
+                epoch,
+                after_ms = ms,
+                "failover: first statement answered by the new primary"
+            );
+        }
+    }
+
+    /// The last timeline, with session counts since its record was seen.
+    pub fn last(&self) -> Option<TimelineView> {
+        let cur = self.current.lock().expect("timeline lock");
+        let c = cur.as_ref()?;
+        let now = self.counters();
+        let mut v = c.view.clone();
+        v.sessions_migrated = now[0] - c.base[0];
+        v.sessions_closed = now[1] - c.base[1];
+        v.transactions_aborted = now[2] - c.base[2];
+        v.statements_held = now[3] - c.base[3];
+        Some(v)
+    }
+}
+
+/// Record the control-plane phases from route changes until `cancel`.
+pub async fn watch_routes(
+    table: Arc<RouteTable>,
+    timeline: Arc<Timeline>,
+    cancel: CancellationToken,
+) {
+    let mut rx = table.subscribe();
+    let mut last_primary: Option<Primary> = table.current().primary.clone();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.changed() => if r.is_err() { return },
+        }
+        let route = table.current();
+        let moved = |p: &Primary| {
+            last_primary
+                .as_ref()
+                .is_none_or(|l| l.address() != p.address())
+        };
+        if let Some(p) = route
+            .pending
+            .as_ref()
+            .filter(|p| last_primary.is_some() && moved(p))
+        {
+            timeline.record_seen(last_primary.as_ref(), p);
+        }
+        if let Some(p) = route.primary.as_ref() {
+            if moved(p) && last_primary.is_some() {
+                timeline.swapped(last_primary.as_ref(), p);
+            }
+            last_primary = Some(p.clone());
+        }
+    }
+}
