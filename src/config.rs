@@ -75,6 +75,9 @@ pub struct ZookeeperConfig {
     /// Stop routing after this long without a usable session; absent = never.
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub fail_closed_after: Option<Duration>,
+    /// This proxy's id under `<cluster>/proxies/` (its registration znode, where
+    /// it acknowledges planned-switchover drains); default `<hostname>-<listen port>`.
+    pub proxy_id: Option<String>,
 }
 
 impl Default for ZookeeperConfig {
@@ -87,6 +90,7 @@ impl Default for ZookeeperConfig {
             retry_backoff: Duration::from_millis(500),
             users_path: None,
             fail_closed_after: None,
+            proxy_id: None,
         }
     }
 }
@@ -257,6 +261,14 @@ impl Config {
         use crate::failover::config as f;
         if let Some(p) = &self.zookeeper.users_path {
             f::validate_znode_path("zookeeper.users_path", p)?;
+        }
+        if let Some(id) = &self.zookeeper.proxy_id {
+            if id.is_empty() || id.contains('/') {
+                return Err(invalid(
+                    "zookeeper.proxy_id",
+                    format!("{id:?} must be a non-empty znode name without '/'"),
+                ));
+            }
         }
         if let Some(d) = self.zookeeper.fail_closed_after {
             positive("zookeeper.fail_closed_after", d)?;

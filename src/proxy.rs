@@ -97,6 +97,16 @@ impl Proxy {
         let extras = discovery::Extras {
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
+            registration: Some(discovery::RegistrationInfo {
+                id: config
+                    .zookeeper
+                    .proxy_id
+                    .clone()
+                    .unwrap_or_else(|| default_proxy_id(listen_addr.port())),
+                listen: listen_addr.to_string(),
+                stats: stats.clone(),
+                drain_timeout: config.failover.drain_timeout,
+            }),
         };
         let discovery = discovery::spawn_with(
             config.zookeeper.clone(),
@@ -264,6 +274,20 @@ impl Proxy {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.tracker.wait()).await;
         clean
     }
+}
+
+/// `<hostname>-<port>`: unique per proxy process on a host.
+fn default_proxy_id(port: u16) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let host = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "proxy".to_string()
+    };
+    format!("{host}-{port}")
 }
 
 impl Drop for Proxy {

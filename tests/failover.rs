@@ -286,3 +286,61 @@ async fn planned_switchover_draining_costs_latency_not_errors() {
         0
     );
 }
+
+/// `drained_epoch` in this proxy's registration znode (None while unset).
+async fn drained_epoch(connect: &str, path: &str) -> Option<Option<u64>> {
+    let (data, _) = mysql_zk_proxy::sandbox::zk_read(connect, path)
+        .await
+        .unwrap()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    Some(v["drained_epoch"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_is_acknowledged_once_transactions_finish() {
+    let env = common::start_with(true, |c| {
+        with_app_user(c);
+        c.zookeeper.proxy_id = Some("px-test".into());
+        c.failover.drain_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let zk = env.cluster.zk_connect();
+    let path = mysql_zk_proxy::discovery::register::registration_path(
+        env.cluster.primary_path(),
+        "px-test",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while drained_epoch(&zk, &path).await != Some(None) {
+        assert!(
+            Instant::now() < deadline,
+            "proxy never registered at {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("SELECT 1").await.unwrap();
+    let port = env.cluster.primary().port();
+    let draining = format!(r#"{{"host":"127.0.0.1","port":{port},"epoch":2,"state":"draining"}}"#);
+    env.cluster.publish_raw(draining.as_bytes()).await.unwrap();
+    let table = env.proxy.route_table().clone();
+    wait_until("the draining record", || !table.current().serving()).await;
+    // an open transaction holds the acknowledgement back (observed over a window)
+    let window = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < window {
+        assert_eq!(
+            drained_epoch(&zk, &path).await,
+            Some(None),
+            "acknowledged with a transaction open"
+        );
+    }
+    c.query_drop("COMMIT").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while drained_epoch(&zk, &path).await != Some(Some(2)) {
+        assert!(
+            Instant::now() < deadline,
+            "drain of epoch 2 never acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

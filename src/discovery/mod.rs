@@ -33,6 +33,7 @@ mod apply;
 mod fence;
 mod loss;
 pub mod record;
+pub mod register;
 mod session;
 mod status;
 mod users;
@@ -131,6 +132,17 @@ pub struct Extras {
     pub verifier: Option<Verifier>,
     /// Where users read under `zookeeper.users_path` go (ignored when that is unset).
     pub credentials: Option<Arc<CredentialStore>>,
+    /// Register this proxy (`<cluster>/proxies/<id>`) and acknowledge drains.
+    pub registration: Option<RegistrationInfo>,
+}
+
+/// Who this proxy is, for its registration znode.
+pub struct RegistrationInfo {
+    pub id: String,
+    /// The client address it listens on (shown in the znode).
+    pub listen: String,
+    pub stats: Arc<Stats>,
+    pub drain_timeout: std::time::Duration,
 }
 
 /// Start the discovery task on `tracker`; it runs until `cancel` fires.
@@ -173,7 +185,17 @@ pub fn spawn_with(
         }),
         _ => None,
     };
+    let registration = extras.registration.map(|r| register::Registration {
+        path: register::registration_path(&cfg.primary_path, &r.id),
+        id: r.id,
+        listen: r.listen,
+        table: table.clone(),
+        stats: r.stats,
+        drain_timeout: r.drain_timeout,
+        tracker: tracker.clone(),
+    });
     let discovery = session::Discovery {
+        registration,
         loss: loss::LossClock::new(cfg.fail_closed_after),
         users,
         cfg,

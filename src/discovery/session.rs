@@ -12,6 +12,7 @@ use zookeeper_client::{Client, EventType, OneshotWatcher, SessionState, Stat, St
 
 use super::apply::Publisher;
 use super::loss::{self, LossClock};
+use super::register::Registration;
 use super::users::UsersSync;
 use super::{DiscoveryError, ZkState};
 use crate::config::ZookeeperConfig;
@@ -24,6 +25,8 @@ pub(crate) struct Live {
     id: String,
     /// Stops this session's users task (`zookeeper.users_path`) when dropped.
     users: Option<DropGuard>,
+    /// Stops this session's registration task when dropped.
+    registration: Option<DropGuard>,
 }
 
 /// Where the session loop is.
@@ -64,6 +67,8 @@ pub(crate) struct Discovery {
     pub(crate) loss: LossClock,
     /// Follows `zookeeper.users_path` on each session, when configured.
     pub(crate) users: Option<UsersSync>,
+    /// Registers this proxy and acknowledges drains on each session.
+    pub(crate) registration: Option<Registration>,
 }
 
 impl Discovery {
@@ -183,6 +188,7 @@ impl Discovery {
             states,
             id,
             users: None,
+            registration: None,
         })
     }
 
@@ -192,6 +198,10 @@ impl Discovery {
             .users
             .as_ref()
             .map(|u| u.start(&live.client, &self.cancel));
+        live.registration = self
+            .registration
+            .as_ref()
+            .map(|r| r.start(&live.client, &self.cancel));
         self.out.stats.zk_sessions_established.fetch_add(1, Relaxed);
         tracing::info!(
             session = %live.id,
@@ -359,11 +369,13 @@ async fn close(live: Option<Live>) {
         mut states,
         id,
         users,
+        registration,
     }) = live
     else {
         return;
     };
     drop(users);
+    drop(registration);
     let connected = client.state() == SessionState::SyncConnected;
     drop(client);
     if !connected {
