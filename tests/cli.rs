@@ -1,14 +1,17 @@
 //! The built binary: check-config exit codes and messages, --help, and
 //! `run` with flags only (admin answers, SIGTERM exits 0).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::binary::Running;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
+use common::binary::BIN;
 
 fn proxy(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -131,63 +134,6 @@ fn help_lists_the_commands() {
     let text = String::from_utf8(out.stdout).unwrap();
     for flag in ["--config", "--listen", "--zk", "--primary-path", "--admin"] {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
-    }
-}
-
-/// A started `run`; killed on drop if a test failed before it exited.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let (tx, lines) = mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The admin address from the "serving" log line.
-    fn admin_addr(&self, deadline: Instant) -> SocketAddr {
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                break;
-            };
-            let addr = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("admin=")?.parse().ok());
-            if let Some(addr) = addr {
-                return addr;
-            }
-            seen.push(line);
-        }
-        panic!(
-            "no admin address logged; stderr so far:\n{}",
-            seen.join("\n")
-        );
     }
 }
 

@@ -6,15 +6,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use mysql_zk_proxy::sandbox::Cluster;
+
+use common::binary::Running;
 
 const CLIENTS: u64 = 6;
 
@@ -116,62 +116,6 @@ async fn graceful_stop_under_load_loses_nothing() {
     assert!(rows.iter().all(|r| r.1 == 2), "no half-applied transaction");
 }
 
-/// The built binary with a config file, its stderr lines on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Running {
-    fn start(config: &std::path::Path) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mysql-zk-proxy"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let (tx, lines) = mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn admin_addr(&self) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let line = self.lines.recv_timeout(left).expect("the proxy logs");
-            let addr = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("admin=")?.parse().ok());
-            if let Some(addr) = addr {
-                return addr;
-            }
-        }
-        panic!("no admin address logged");
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the PID of the child this test spawned and still owns.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-    }
-}
-
 fn write_config(path: &std::path::Path, cfg: &mysql_zk_proxy::config::Config, extra: &str) {
     let mut text = toml::to_string(cfg).unwrap();
     text.push_str(extra);
@@ -202,8 +146,8 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.toml");
     write_config(&path, &cfg, "");
-    let run = Running::start(&path);
-    let admin = run.admin_addr();
+    let run = Running::start(&["run", "--config", path.to_str().unwrap()]);
+    let admin = run.admin_addr(Instant::now() + Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
     while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 200 {
         assert!(Instant::now() < deadline, "never ready");

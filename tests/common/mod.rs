@@ -2,6 +2,7 @@
 //! from the sandbox harness and a proxy in this process pointed at it.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod http;
 pub mod raw;
 

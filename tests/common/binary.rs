@@ -1,0 +1,74 @@
+//! The built `mysql-zk-proxy` binary as a child process for tests: its
+//! stderr lines on a channel, signals, and kill + reap on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
+
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Running {
+    /// Run the binary with `args` (RUST_LOG=info, stderr captured).
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The admin address from the "proxy started" log line (`admin=IP:PORT`).
+    pub fn admin_addr(&self, deadline: Instant) -> SocketAddr {
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            let addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("admin=")?.parse().ok());
+            if let Some(addr) = addr {
+                return addr;
+            }
+            seen.push(line);
+        }
+        panic!(
+            "no admin address logged; stderr so far:\n{}",
+            seen.join("\n")
+        );
+    }
+
+    /// Send `sig` to the child (which this test spawned and still owns).
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the PID of our own, not yet reaped, child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+}
