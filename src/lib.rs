@@ -4,16 +4,22 @@
 //! Data flow (control plane publishes immutable snapshots, the data path reads them):
 //!
 //! ```text
-//!   ZooKeeper ──watch──▶ discovery ──Arc<Route>──▶ routing::RouteTable (arc-swap + watch)
-//!                                                        │ one load per accept
-//!   client ──TCP──▶ listener ──spawn──▶ session ─────────┘
-//!                                        │ handshake: forward the backend's greeting,
-//!                                        │            pass auth through (backend decides)
+//!   ZooKeeper ──watch──▶ discovery ──record──▶ fence (verify writable) ──Arc<Route>──▶ routing::RouteTable
+//!       ▲  users_path ──▶ failover::credentials           (arc-swap + change watch) │
+//!       └─ proxies/<id>: registration + drain acknowledgement                         │ one load per accept,
+//!                                                                                     │ a fence check per command
+//!   client ──TCP──▶ listener (limits, PROXY header) ──spawn──▶ session ───────────────┘
+//!                                        │ greeting forwarded (caps adjusted); login passed
+//!                                        │ through packet by packet and recorded
 //!                                        ▼
 //!                                     backend (TCP to the primary)
-//!                                        │ relay: bytes as they are, protocol scanner
-//!                                        │        tracks command/response boundaries
-//!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery and metrics.
+//!                                        │ relay: bytes as they are; the protocol tracker
+//!                                        │ knows reply boundaries and rest points
+//!                                        ▼ route moved → at a rest point: migrate (new login
+//!                                          with the derived credential + replayed state),
+//!                                          or answer the next command with 9005 / 9006
+//!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery, metrics, timeline.
+//!   reload (SIGHUP) swaps the live config; limits and credentials apply at once.
 //! ```
 //!
 //! Every long-lived task hangs off one `CancellationToken` + `TaskTracker`
