@@ -34,9 +34,6 @@ pub enum ConnOutcome {
     IdleTimeout,
     /// A PROXY protocol header missing, malformed, or from an untrusted source.
     ProxyProtocol,
-    /// Not an end: the session moved to a new primary and goes on. Never
-    /// counted, and kept last (counters are indexed by variant, sized by ALL).
-    Migrated,
 }
 
 impl ConnOutcome {
@@ -64,7 +61,6 @@ impl ConnOutcome {
             ConnOutcome::ClientError => "client_error",
             ConnOutcome::Shutdown => "shutdown",
             ConnOutcome::FailoverClosed => "failover_closed",
-            ConnOutcome::Migrated => "migrated",
             ConnOutcome::TooManyConnections => "too_many_connections",
             ConnOutcome::HandshakeTimeout => "handshake_timeout",
             ConnOutcome::IdleTimeout => "idle_timeout",
@@ -126,7 +122,7 @@ impl IgnoredRecord {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections_accepted: AtomicU64,
-    connections_by_outcome: [AtomicU64; ConnOutcome::ALL.len() + 1],
+    connections_by_outcome: [AtomicU64; ConnOutcome::ALL.len()],
     sessions_by_state: [AtomicI64; 4],
     pub bytes_client_to_backend: AtomicU64,
     pub bytes_backend_to_client: AtomicU64,

@@ -200,8 +200,8 @@ async fn connect_and_relay(
     loop {
         let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
         match after_relay(end, &mut client, &mut live, &record, ctx).await {
-            ConnOutcome::Migrated => continue,
-            outcome => return outcome,
+            Next::Relay => continue,
+            Next::Done(outcome) => return outcome,
         }
     }
 }
@@ -285,14 +285,21 @@ async fn relay_until_moved(
     end
 }
 
-/// What follows a relay that ended: `Migrated` means relay again.
+/// What follows a relay that ended.
+enum Next {
+    /// Relay again: the session moved to the new primary (or kept its backend).
+    Relay,
+    Done(ConnOutcome),
+}
+
+/// What follows a relay that ended.
 async fn after_relay(
     end: RelayEnd,
     client: &mut TcpStream,
     live: &mut Live,
     record: &LoginRecord,
     ctx: &Context,
-) -> ConnOutcome {
+) -> Next {
     let draining = ctx.drain.at_rest.is_cancelled();
     match end {
         RelayEnd::Stopped(point) if !draining => failover(point, client, live, record, ctx).await,
@@ -303,7 +310,7 @@ async fn after_relay(
             tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
             failover(StopPoint::AtRest, client, live, record, ctx).await
         }
-        other => outcome_of(other, live.tracker.quit_sent(), client).await,
+        other => Next::Done(outcome_of(other, live.tracker.quit_sent(), client).await),
     }
 }
 
@@ -315,7 +322,7 @@ async fn failover(
     live: &mut Live,
     record: &LoginRecord,
     ctx: &Context,
-) -> ConnOutcome {
+) -> Next {
     let wait = ctx.config.load().failover.drain_timeout;
     let stopped = Instant::now();
     if point == StopPoint::Idle && live.tracker.in_transaction() {
@@ -336,7 +343,7 @@ async fn failover(
             wait,
         )
         .await;
-        return ConnOutcome::FailoverClosed;
+        return Next::Done(ConnOutcome::FailoverClosed);
     }
     // A statement is held from when it arrives: already read by the fence,
     // or arriving while we wait for the new primary.
@@ -356,12 +363,12 @@ async fn failover(
         let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
         let msg =
             format!("connection closed by failover: no primary known after {hold}; reconnect");
-        return close_by_failover(client, live, &msg, ctx).await;
+        return Next::Done(close_by_failover(client, live, &msg, ctx).await);
     };
     if next.address() == live.primary.address() {
         live.primary = next; // same server (e.g. an epoch bump): keep the backend
         held_for(ctx, held_since);
-        return ConnOutcome::Migrated;
+        return Next::Relay;
     }
     let from = live.primary.clone();
     let password = match switch::blocker(&live.state)
@@ -371,7 +378,7 @@ async fn failover(
         Err(why) => {
             let msg =
                 format!("connection closed by failover from {from} to {next}: {why}; reconnect");
-            return close_by_failover(client, live, &msg, ctx).await;
+            return Next::Done(close_by_failover(client, live, &msg, ctx).await);
         }
     };
     let timeout = ctx.config.load().backend.connect_timeout;
@@ -385,11 +392,11 @@ async fn failover(
             live.tracker = Tracker::logged_in(caps, mariadb, m.status);
             live.primary = next;
             held_for(ctx, held_since);
-            ConnOutcome::Migrated
+            Next::Relay
         }
         Err(e) => {
             let msg = format!("connection closed by failover from {from} to {next}: migration failed: {e}; reconnect");
-            close_by_failover(client, live, &msg, ctx).await
+            Next::Done(close_by_failover(client, live, &msg, ctx).await)
         }
     }
 }
