@@ -232,7 +232,6 @@ async fn relay_until_moved(
         when_idle: ctx.drain.when_idle.child_token(),
     };
     let mut routes = ctx.table.subscribe();
-    let tracker = std::mem::replace(&mut live.tracker, Tracker::logged_in(0, 0, 0));
     let (up, down) = std::mem::take(&mut live.early);
     let current = live.primary.clone();
     let seen = std::sync::atomic::AtomicU64::new(ctx.table.generation());
@@ -246,7 +245,7 @@ async fn relay_until_moved(
     let mut relay = Relay::new(
         client,
         &mut live.backend,
-        tracker,
+        &mut live.tracker,
         &mut live.state,
         &ctx.stats,
         gauge,
@@ -281,7 +280,6 @@ async fn relay_until_moved(
     };
     live.early.0 = relay.unsent_client_bytes();
     live.timers = relay.take_timers();
-    live.tracker = relay.into_tracker();
     end
 }
 

@@ -144,7 +144,7 @@ pub struct Relay<'a> {
     backend: &'a mut TcpStream,
     up: Pipe,
     down: Pipe,
-    pub tracker: Tracker,
+    tracker: &'a mut Tracker,
     state: &'a mut CarriedState,
     stats: &'a Stats,
     gauge: &'a mut SessionGauge,
@@ -161,13 +161,13 @@ pub struct Relay<'a> {
 }
 
 impl<'a> Relay<'a> {
-    /// A relay for a logged-in session (`tracker` built with
-    /// [`Tracker::logged_in`]); `client_early` / `backend_early` are bytes
-    /// already read past the login, relayed first.
+    /// A relay for a logged-in session; `tracker` and `state` are the
+    /// session's own and outlive the relay (a session runs one relay per
+    /// backend). Bytes already read go in with [`Relay::preload`].
     pub fn new(
         client: &'a mut TcpStream,
         backend: &'a mut TcpStream,
-        tracker: Tracker,
+        tracker: &'a mut Tracker,
         state: &'a mut CarriedState,
         stats: &'a Stats,
         gauge: &'a mut SessionGauge,
@@ -218,11 +218,6 @@ impl<'a> Relay<'a> {
     /// Client bytes read but not sent (a command held by the fence).
     pub fn unsent_client_bytes(&self) -> Vec<u8> {
         self.up.buf[self.up.start..self.up.end].to_vec()
-    }
-
-    /// The protocol tracker, for the next relay after this one ends.
-    pub fn into_tracker(self) -> Tracker {
-        self.tracker
     }
 
     /// Queue bytes already read from either side (they are scanned and
@@ -355,7 +350,7 @@ impl<'a> Relay<'a> {
 
     fn scan_client_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.up;
-        let (tracker, state, stats) = (&mut self.tracker, &mut *self.state, self.stats);
+        let (tracker, state, stats) = (&mut *self.tracker, &mut *self.state, self.stats);
         framer.feed(&buf[r], |p| {
             let ev = tracker.on_client_packet(&p);
             if let ClientEvent::Command(c) | ClientEvent::NoReply(c) = ev {
@@ -373,7 +368,7 @@ impl<'a> Relay<'a> {
 
     fn scan_server_range(&mut self, r: std::ops::Range<usize>) {
         let Pipe { buf, framer, .. } = &mut self.down;
-        let (tracker, state) = (&mut self.tracker, &mut *self.state);
+        let (tracker, state) = (&mut *self.tracker, &mut *self.state);
         let mut replied = false;
         framer.feed(&buf[r], |p| {
             let ev = tracker.on_server_packet(&p);
