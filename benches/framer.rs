@@ -26,16 +26,7 @@ fn point_select_reply() -> Vec<u8> {
 
 fn logged_in_tracker() -> Tracker {
     let c = caps::CLIENT_PROTOCOL_41 | caps::CLIENT_DEPRECATE_EOF | caps::CLIENT_MULTI_RESULTS;
-    let mut t = Tracker::new(c, 0);
-    let mut hr = c.to_le_bytes().to_vec();
-    hr.resize(40, 0);
-    Framer::new().feed(&packet(1, &hr), |p| {
-        t.on_client_packet(&p);
-    });
-    Framer::new().feed(&packet(2, &[0, 0, 0, 2, 0, 0, 0]), |p| {
-        t.on_server_packet(&p);
-    });
-    t
+    Tracker::logged_in(c, 0, 2)
 }
 
 fn framer(c: &mut Criterion) {

@@ -63,8 +63,6 @@ struct Pending {
 /// What a client packet was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// The login handshake response (or an SSL request).
-    HandshakeResponse { ssl_request: bool },
     /// A command that expects a reply.
     Command(u8),
     /// A command the server never answers (COM_QUIT, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA).
@@ -93,33 +91,18 @@ pub struct Tracker {
     /// Capabilities both sides agreed on (server's forwarded & client's).
     caps: u32,
     mariadb_caps: u32,
-    awaiting_handshake_response: bool,
     pending: VecDeque<Pending>,
     status: u16,
     quit: bool,
 }
 
 impl Tracker {
-    /// A tracker for a new connection whose (forwarded) greeting advertised
-    /// `server_caps` / `server_mariadb_caps`.
-    pub fn new(server_caps: u32, server_mariadb_caps: u32) -> Self {
-        Tracker {
-            caps: server_caps,
-            mariadb_caps: server_mariadb_caps,
-            awaiting_handshake_response: true,
-            pending: VecDeque::new(),
-            status: status::AUTOCOMMIT,
-            quit: false,
-        }
-    }
-
     /// A tracker for a session whose login already succeeded (the login
     /// exchange is handled packet by packet before the relay starts).
     pub fn logged_in(caps: u32, mariadb_caps: u32, status: u16) -> Self {
         Tracker {
             caps,
             mariadb_caps,
-            awaiting_handshake_response: false,
             pending: VecDeque::new(),
             status,
             quit: false,
@@ -145,12 +128,9 @@ impl Tracker {
     pub fn quit_sent(&self) -> bool {
         self.quit
     }
-    /// Logged in, nothing outstanding, no transaction, no open cursor.
+    /// Nothing outstanding, no transaction, no open cursor.
     pub fn at_rest(&self) -> bool {
-        !self.awaiting_handshake_response
-            && self.pending.is_empty()
-            && self.status & status::IN_TRANS == 0
-            && !self.cursor_open()
+        self.pending.is_empty() && self.status & status::IN_TRANS == 0 && !self.cursor_open()
     }
     fn cursor_open(&self) -> bool {
         self.status & status::CURSOR_EXISTS != 0 && self.status & status::LAST_ROW_SENT == 0
@@ -163,9 +143,6 @@ impl Tracker {
     pub fn on_client_packet(&mut self, p: &PacketInfo<'_>) -> ClientEvent {
         if p.continuation {
             return ClientEvent::Data;
-        }
-        if self.awaiting_handshake_response {
-            return self.handshake_response(p);
         }
         if let Some(head) = self.pending.front_mut() {
             if head.step == Step::InfileData {
@@ -202,31 +179,6 @@ impl Tracker {
         };
         self.pending.push_back(Pending { expect, step });
         ClientEvent::Command(cmd)
-    }
-
-    fn handshake_response(&mut self, p: &PacketInfo<'_>) -> ClientEvent {
-        let pre = p.prefix;
-        let client_caps = pre
-            .get(..4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .unwrap_or(0);
-        let client_mariadb = match pre.get(28..32) {
-            Some(b) if client_caps & caps::CLIENT_MYSQL == 0 => {
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-            }
-            _ => 0,
-        };
-        let ssl_request = client_caps & caps::CLIENT_SSL != 0 && p.len == 32;
-        self.caps &= client_caps;
-        self.mariadb_caps &= client_mariadb;
-        self.awaiting_handshake_response = false;
-        if !ssl_request {
-            self.pending.push_back(Pending {
-                expect: Expect::Auth,
-                step: Step::First,
-            });
-        }
-        ClientEvent::HandshakeResponse { ssl_request }
     }
 
     /// Account for one server packet.

@@ -211,6 +211,35 @@ fn auth_switch(record: &mut LoginRecord, payload: &[u8]) {
 mod tests {
     use super::*;
 
+    fn greeting() -> Greeting {
+        Greeting {
+            server_version: "10.11".into(),
+            connection_id: 1,
+            caps: 0,
+            mariadb_caps: 0,
+            auth_plugin: Some("mysql_native_password".into()),
+            scramble: vec![3; 20],
+        }
+    }
+
+    #[test]
+    fn ssl_request_is_recognised_and_not_parsed_as_a_login() {
+        let flags = caps::CLIENT_PROTOCOL_41 | caps::CLIENT_SSL | caps::CLIENT_PLUGIN_AUTH;
+        let mut payload = flags.to_le_bytes().to_vec();
+        payload.resize(32, 0);
+        let p = Packet { seq: 1, payload };
+        assert!(matches!(parse_response(&p, &greeting()), Ok(None)));
+    }
+
+    #[test]
+    fn pre_41_clients_are_refused() {
+        let p = Packet {
+            seq: 1,
+            payload: vec![0; 40],
+        };
+        assert!(parse_response(&p, &greeting()).is_err());
+    }
+
     #[test]
     fn auth_switch_records_plugin_and_scramble() {
         let mut r = LoginRecord {

@@ -60,8 +60,7 @@ impl CarriedState {
                 self.pending.push_back(effect);
             }
             ClientEvent::NoReply(command::STMT_CLOSE) | ClientEvent::NoReply(command::QUIT) => {}
-            ClientEvent::NoReply(_) | ClientEvent::Data | ClientEvent::HandshakeResponse { .. } => {
-            }
+            ClientEvent::NoReply(_) | ClientEvent::Data => {}
         }
     }
 

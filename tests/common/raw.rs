@@ -67,20 +67,13 @@ impl RawConn {
         hr.push(0);
         hr.extend_from_slice(b"mysql_native_password\0");
         stream.write_all(&frame(1, &hr)).await?;
-        let mut tracker = Tracker::new(caps, 0);
-        let mut f = Framer::new();
-        f.feed(&frame(1, &hr), |p| {
-            tracker.on_client_packet(&p);
-        });
         let (_, reply) = read_packet(&mut stream).await?;
         anyhow::ensure!(
             reply.first() == Some(&0),
             "login failed: {}",
             String::from_utf8_lossy(&reply)
         );
-        f.feed(&frame(2, &reply), |p| {
-            tracker.on_server_packet(&p);
-        });
+        let tracker = Tracker::logged_in(caps, 0, mysql_zk_proxy::protocol::ok_status(&reply));
         Ok(RawConn {
             stream,
             tracker,
