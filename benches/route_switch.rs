@@ -57,6 +57,14 @@ fn report(name: &str, mut v: Vec<Duration>) {
     );
 }
 
+/// `SELECT @@port` on `c` (None on any error).
+async fn port_of(c: &mut Conn) -> Option<u16> {
+    c.query_first::<u16, _>("SELECT @@port")
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Poll with `probe` until it answers `port`; time since `t0`.
 async fn until_port(
     t0: Instant,
@@ -103,38 +111,19 @@ async fn main() {
         mysql_zk_proxy::sandbox::zkclient::write_with(&writer, &path, record.as_bytes())
             .await
             .expect("publish");
-        if i % 2 == 0 || i >= n * 2 {
-            let d = until_port(t0, target, async || {
-                session
-                    .query_first::<u16, _>("SELECT @@port")
-                    .await
-                    .ok()
-                    .flatten()
-            })
-            .await;
-            migrated.push(d);
+        if i % 2 == 0 {
+            migrated.push(until_port(t0, target, async || port_of(&mut session).await).await);
         } else {
             let d = until_port(t0, target, async || {
                 let mut c = Conn::new(opts(pport)).await.ok()?;
-                let p = c
-                    .query_first::<u16, _>("SELECT @@port")
-                    .await
-                    .ok()
-                    .flatten();
+                let p = port_of(&mut c).await;
                 let _ = c.disconnect().await;
                 p
             })
             .await;
             fresh.push(d);
             // keep the polling session in step with the record for the next round
-            until_port(Instant::now(), target, async || {
-                session
-                    .query_first::<u16, _>("SELECT @@port")
-                    .await
-                    .ok()
-                    .flatten()
-            })
-            .await;
+            until_port(Instant::now(), target, async || port_of(&mut session).await).await;
         }
     }
     println!("route switch latency, record write issued -> first statement answered by the new primary ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
