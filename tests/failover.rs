@@ -38,6 +38,25 @@ fn server_error(e: mysql_async::Error) -> mysql_async::ServerError {
     }
 }
 
+/// Record-only move to the replica (epoch 2; the servers keep their roles),
+/// once the proxy routes there. Returns the replica's port.
+async fn move_record_to_replica(env: &common::Env) -> u16 {
+    let port = env.cluster.replica().expect("replica").port();
+    env.cluster.publish_json(port, 2).await.unwrap();
+    env.wait_for_primary_port(port).await;
+    port
+}
+
+/// A direct connection to the primary, with an empty table `app.t`.
+async fn direct_with_table(env: &common::Env) -> Conn {
+    let mut admin = Conn::new(env.direct()).await.unwrap();
+    admin
+        .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    admin
+}
+
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() {
@@ -102,9 +121,7 @@ async fn unknown_user_is_closed_at_its_next_command() {
     let env = common::start(true).await; // no [[users]]
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
-    let new_port = env.cluster.replica().unwrap().port();
-    env.cluster.publish_json(new_port, 2).await.unwrap();
-    env.wait_for_primary_port(new_port).await;
+    move_record_to_replica(&env).await;
     let e = server_error(c.query_drop("SELECT 1").await.unwrap_err());
     assert_eq!((e.code, e.state.as_str()), (9005, "08S01"));
     assert!(
@@ -126,9 +143,7 @@ async fn temporary_table_makes_a_session_unmigratable() {
     c.query_drop("CREATE TEMPORARY TABLE tmp (a INT)")
         .await
         .unwrap();
-    let new_port = env.cluster.replica().unwrap().port();
-    env.cluster.publish_json(new_port, 2).await.unwrap();
-    env.wait_for_primary_port(new_port).await;
+    move_record_to_replica(&env).await;
     let e = server_error(c.query_drop("SELECT * FROM tmp").await.unwrap_err());
     assert_eq!(e.code, 9005);
     assert!(e.message.contains("temporary table"), "{}", e.message);
@@ -146,9 +161,7 @@ async fn wrong_stored_hash_closes_instead_of_migrating() {
     .await;
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
-    let new_port = env.cluster.replica().unwrap().port();
-    env.cluster.publish_json(new_port, 2).await.unwrap();
-    env.wait_for_primary_port(new_port).await;
+    move_record_to_replica(&env).await;
     let e = server_error(c.query_drop("SELECT 1").await.unwrap_err());
     assert_eq!(e.code, 9005);
     assert!(e.message.contains("does not match"), "{}", e.message);
@@ -158,19 +171,13 @@ async fn wrong_stored_hash_closes_instead_of_migrating() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_transaction_finishes_on_the_old_primary_then_moves() {
     let env = common::start_with(true, with_app_user).await;
-    let mut admin = Conn::new(env.direct()).await.unwrap();
-    admin
-        .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
+    let mut admin = direct_with_table(&env).await;
     let old_port = env.cluster.primary().port();
-    let new_port = env.cluster.replica().unwrap().port();
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     c.query_drop("BEGIN").await.unwrap();
     c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
     // record-only change: the old primary stays writable, as during a drain
-    env.cluster.publish_json(new_port, 2).await.unwrap();
-    env.wait_for_primary_port(new_port).await;
+    let new_port = move_record_to_replica(&env).await;
     let p: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
     assert_eq!(p, old_port, "inside the transaction: still the old primary");
     c.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
@@ -191,18 +198,11 @@ async fn open_transaction_finishes_on_the_old_primary_then_moves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_past_the_drain_timeout_is_aborted() {
     let env = common::start_with(true, with_app_user).await;
-    let mut admin = Conn::new(env.direct()).await.unwrap();
-    admin
-        .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
+    let mut admin = direct_with_table(&env).await;
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     c.query_drop("BEGIN").await.unwrap();
     c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
-    env.cluster
-        .publish_json(env.cluster.replica().unwrap().port(), 2)
-        .await
-        .unwrap();
+    move_record_to_replica(&env).await;
     let stats = env.proxy.stats().clone();
     wait_until("the transaction to be aborted", || {
         stats
