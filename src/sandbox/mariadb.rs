@@ -3,6 +3,7 @@
 //! socket through the `mariadb` CLI.
 
 use super::instance::InstanceDir;
+use super::process;
 use super::process::{file_len, log_contains_since, log_tail, poll_until};
 use super::process::{server_command, PortChoice, ServerProc};
 use super::template::{copy_dir, template_datadir, INNODB_LOG_FILE_SIZE, MARIADBD};
@@ -115,18 +116,12 @@ impl MariaDb {
 
     /// SIGTERM, wait (SIGKILL after 30 s).
     pub fn stop(&mut self) -> Result<()> {
-        match self.proc.take() {
-            Some(mut p) => p.terminate(STOP_GRACE),
-            None => Ok(()),
-        }
+        process::terminate_slot(&mut self.proc, STOP_GRACE)
     }
 
     /// SIGKILL and reap: an unplanned crash.
     pub fn kill(&mut self) -> Result<()> {
-        match self.proc.take() {
-            Some(mut p) => p.kill(),
-            None => Ok(()),
-        }
+        process::kill_slot(&mut self.proc)
     }
 
     /// Start again on the same port and datadir (stops it first if running).

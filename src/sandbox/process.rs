@@ -357,3 +357,13 @@ impl Drop for ServerProc {
         }
     }
 }
+
+/// Stop the server held in `slot`, if any (SIGTERM, SIGKILL after `grace`); the slot is emptied.
+pub fn terminate_slot(slot: &mut Option<ServerProc>, grace: Duration) -> Result<()> {
+    slot.take().map_or(Ok(()), |mut p| p.terminate(grace))
+}
+
+/// SIGKILL and reap the server held in `slot`, if any; the slot is emptied.
+pub fn kill_slot(slot: &mut Option<ServerProc>) -> Result<()> {
+    slot.take().map_or(Ok(()), |mut p| p.kill())
+}

@@ -2,6 +2,7 @@
 //! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s).
 
 use super::instance::InstanceDir;
+use super::process;
 use super::process::{file_len, log_contains_since, log_tail, poll_until};
 use super::process::{server_command, PortChoice, ServerProc};
 use super::{Result, SandboxError};
@@ -93,18 +94,12 @@ impl ZkServer {
 
     /// SIGTERM, wait for exit (SIGKILL after 10 s).
     pub fn stop(&mut self) -> Result<()> {
-        match self.proc.take() {
-            Some(mut p) => p.terminate(STOP_GRACE),
-            None => Ok(()),
-        }
+        process::terminate_slot(&mut self.proc, STOP_GRACE)
     }
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) -> Result<()> {
-        match self.proc.take() {
-            Some(mut p) => p.kill(),
-            None => Ok(()),
-        }
+        process::kill_slot(&mut self.proc)
     }
 
     /// Start again on the same port and data dir (stops it first if running).
