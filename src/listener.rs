@@ -41,6 +41,8 @@ pub struct Context {
     pub slots: Arc<Slots>,
     /// Live sessions with their client addresses (for `/status`).
     pub registry: Arc<Registry>,
+    /// Connection ids clients know, for translating KILL after migrations.
+    pub kills: Arc<crate::session::kill::KillMap>,
 }
 
 /// Accept until cancelled; each connection becomes a tracked task.

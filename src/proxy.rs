@@ -136,6 +136,7 @@ impl Proxy {
             sessions: sessions.clone(),
             slots: Default::default(),
             registry: registry.clone(),
+            kills: Default::default(),
         });
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 

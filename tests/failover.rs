@@ -8,28 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::with_app_user;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::config::Config;
-use mysql_zk_proxy::failover::config::UserConfig;
-use mysql_zk_proxy::failover::native::StoredHash;
-
-fn app_user() -> UserConfig {
-    let hex: String = StoredHash::of_password(b"app")
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    toml::from_str(&format!(
-        "name = \"app\"\nmysql_native_password = \"*{hex}\"\n"
-    ))
-    .unwrap()
-}
-
-fn with_app_user(c: &mut Config) {
-    c.users = vec![app_user()];
-    c.failover.drain_timeout = Duration::from_secs(2);
-}
 
 fn server_error(e: mysql_async::Error) -> mysql_async::ServerError {
     match e {

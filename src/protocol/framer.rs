@@ -33,6 +33,25 @@ impl PacketInfo<'_> {
     }
 }
 
+/// The head of a packet: its header and first `min(len, PREFIX_LEN)`
+/// payload bytes, reported as soon as they have all been fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head<'a> {
+    /// Offset, in the slice being fed, just past the head's last byte; the
+    /// head starts `4 + prefix.len()` bytes earlier (possibly in an earlier feed).
+    pub end: usize,
+    pub len: usize,
+    pub prefix: &'a [u8],
+    pub continuation: bool,
+}
+
+/// What [`Framer::feed_with_heads`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    Head(Head<'a>),
+    Packet(PacketInfo<'a>),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Framer {
     header: [u8; 4],
@@ -85,9 +104,42 @@ impl Framer {
         self.at_boundary() && !self.prev_was_max
     }
 
+    /// Bytes at the end of what was fed that belong to a packet whose head
+    /// (header plus its first `min(len, PREFIX_LEN)` payload bytes) is not
+    /// complete yet. A relay that may rewrite heads keeps these unsent.
+    pub fn partial_head(&self) -> usize {
+        let have = self.header_have as usize;
+        if have < 4 {
+            have
+        } else if (self.prefix_have as usize) < self.len.min(PREFIX_LEN) {
+            4 + self.prefix_have as usize
+        } else {
+            0
+        }
+    }
+
     /// Feed bytes; `on_packet` runs once per packet completed inside `data`.
     /// Returns the number of packets completed.
-    pub fn feed(&mut self, mut data: &[u8], mut on_packet: impl FnMut(PacketInfo<'_>)) -> usize {
+    pub fn feed(&mut self, data: &[u8], mut on_packet: impl FnMut(PacketInfo<'_>)) -> usize {
+        self.feed_inner::<false>(data, |f| {
+            if let Frame::Packet(p) = f {
+                on_packet(p)
+            }
+        })
+    }
+
+    /// Like [`Framer::feed`], and also reports each packet's head as soon as
+    /// it is complete ([`Frame::Head`], before that packet's [`Frame::Packet`]).
+    pub fn feed_with_heads(&mut self, data: &[u8], on_frame: impl FnMut(Frame<'_>)) -> usize {
+        self.feed_inner::<true>(data, on_frame)
+    }
+
+    fn feed_inner<const HEADS: bool>(
+        &mut self,
+        mut data: &[u8],
+        mut on_frame: impl FnMut(Frame<'_>),
+    ) -> usize {
+        let total = data.len();
         let mut done = 0;
         while !data.is_empty() {
             if self.header_have < 4 {
@@ -102,11 +154,20 @@ impl Framer {
                 self.start_payload();
             }
             let want = self.len.min(PREFIX_LEN) - self.prefix_have as usize;
+            let fresh_head = HEADS && (want > 0 || self.len == 0) && want <= data.len();
             if want > 0 {
                 let take = want.min(data.len());
                 let at = self.prefix_have as usize;
                 self.prefix[at..at + take].copy_from_slice(&data[..take]);
                 self.prefix_have += take as u8;
+            }
+            if fresh_head {
+                on_frame(Frame::Head(Head {
+                    end: total - data.len() + want,
+                    len: self.len,
+                    prefix: &self.prefix[..self.prefix_have as usize],
+                    continuation: self.continuation,
+                }));
             }
             let take = self.remaining.min(data.len());
             if self.capturing || self.start_capture() {
@@ -120,7 +181,7 @@ impl Framer {
             self.remaining -= take;
             data = &data[take..];
             if self.remaining == 0 {
-                self.finish(&mut on_packet);
+                self.finish(&mut on_frame);
                 done += 1;
             }
         }
@@ -151,7 +212,7 @@ impl Framer {
         self.capturing
     }
 
-    fn finish(&mut self, on_packet: &mut impl FnMut(PacketInfo<'_>)) {
+    fn finish(&mut self, on_frame: &mut impl FnMut(Frame<'_>)) {
         let payload =
             (self.capturing && self.captured.len() == self.len).then_some(&self.captured[..]);
         let info = PacketInfo {
@@ -161,7 +222,7 @@ impl Framer {
             continuation: self.continuation,
             payload,
         };
-        on_packet(info);
+        on_frame(Frame::Packet(info));
         self.prev_was_max = self.len == MAX_PAYLOAD;
         self.header_have = 0;
         self.capturing = false;
@@ -249,6 +310,41 @@ mod tests {
         assert_eq!((got[0].0, got[0].3), (MAX_PAYLOAD, false));
         assert_eq!((got[1].0, got[1].3), (0, true));
         assert_eq!((got[2].2.clone(), got[2].3), (vec![0x0e], false));
+    }
+
+    #[test]
+    fn heads_point_at_their_bytes_however_the_stream_is_split() {
+        let mut data = packet(0, &[0x17, 9, 0, 0, 0, 0, 1, 0, 0, 0]);
+        data.extend(packet(1, &[]));
+        data.extend(packet(2, &[b'y'; 70]));
+        for chunk in 1..data.len() {
+            let mut f = Framer::new();
+            let (mut heads, mut packets, mut at) = (Vec::new(), 0, 0);
+            for piece in data.chunks(chunk) {
+                f.feed_with_heads(piece, |fr| match fr {
+                    Frame::Head(h) => {
+                        let start = at + h.end - h.prefix.len() - 4;
+                        let head = &data[start..start + 4 + h.prefix.len()];
+                        assert_eq!(&head[4..], h.prefix, "chunk {chunk}");
+                        assert_eq!(head[..3], (h.len as u32).to_le_bytes()[..3]);
+                        heads.push(h.len);
+                    }
+                    Frame::Packet(_) => packets += 1,
+                });
+                at += piece.len();
+            }
+            assert_eq!(heads, vec![10, 0, 70], "chunk {chunk}");
+            assert_eq!(packets, 3);
+            assert_eq!(f.partial_head(), 0);
+        }
+        // bytes of an unfinished head left at the end of what was fed:
+        // part of a header, a header and part of its prefix, none once the
+        // head is whole (first packet: 14 bytes; third: 4 + 70, prefix 32)
+        for (fed, left) in [(3, 3), (8, 8), (14, 0), (16, 2), (18, 0), (30, 12), (54, 0)] {
+            let mut f = Framer::new();
+            f.feed(&data[..fed], |_| {});
+            assert_eq!(f.partial_head(), left, "after {fed} bytes");
+        }
     }
 
     #[test]

@@ -132,6 +132,18 @@ impl Tracker {
     pub fn at_rest(&self) -> bool {
         self.pending.is_empty() && self.status & status::IN_TRANS == 0 && !self.cursor_open()
     }
+    /// The next server packet is the first of a reply to COM_STMT_PREPARE.
+    pub fn awaiting_prepare_ok(&self) -> bool {
+        self.pending
+            .front()
+            .is_some_and(|p| p.expect == Expect::Prepare && p.step == Step::First)
+    }
+    /// The next client packet starts a command (not auth or LOCAL INFILE data).
+    pub fn expects_command(&self) -> bool {
+        self.pending
+            .front()
+            .is_none_or(|p| p.expect != Expect::Auth && p.step != Step::InfileData)
+    }
     fn cursor_open(&self) -> bool {
         self.status & status::CURSOR_EXISTS != 0 && self.status & status::LAST_ROW_SENT == 0
     }

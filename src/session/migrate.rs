@@ -1,7 +1,8 @@
 //! Moving an idle session to a new primary: a new backend login as the
 //! client's own user, answered with the credential derived from its
 //! mysql_native_password exchange (no plaintext), then the session's schema
-//! and SET statements replayed. The client sees none of it.
+//! and SET statements replayed, its prepared statements prepared again. The
+//! client sees none of it.
 
 use std::io;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::failover::native::{respond, DerivedPassword};
 use crate::protocol::caps;
 use crate::protocol::handshake::{adjust_greeting, Greeting};
 use crate::protocol::packet_io::{frame, PacketReader};
+use crate::protocol::{PacketInfo, ServerEvent, Tracker, PREFIX_LEN};
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::state::CarriedState;
@@ -32,6 +34,8 @@ pub enum MigrateError {
     Plugin(String),
     #[error("replaying {stmt:?} failed: {error}")]
     Replay { stmt: String, error: String },
+    #[error("preparing statement {id} again: {error}")]
+    Prepare { id: u32, error: String },
     #[error("talking to the new primary: {0}")]
     Io(#[from] io::Error),
     #[error("credential: {0}")]
@@ -44,6 +48,8 @@ pub struct Migrated {
     pub greeting: Greeting,
     /// Status flags after the login and replay.
     pub status: u16,
+    /// Prepared statements: (client id, id on the new backend).
+    pub statements: Vec<(u32, u32)>,
 }
 
 /// Log in on `primary` as `record.user` and replay `state`.
@@ -72,10 +78,24 @@ pub async fn migrate(
     for stmt in &state.sets {
         status = run_simple(&mut be.stream, &mut reader, stmt).await?;
     }
+    let caps = greeting.caps & record.client_caps;
+    let mariadb = greeting.mariadb_caps & record.client_mariadb_caps;
+    let mut tracker = Tracker::logged_in(caps, mariadb, status);
+    let mut statements = Vec::new();
+    for st in state.stmts.to_prepare() {
+        let id = prepare(&mut be.stream, &mut reader, &mut tracker, st.sql, st.params)
+            .await
+            .map_err(|error| MigrateError::Prepare {
+                id: st.client_id,
+                error,
+            })?;
+        statements.push((st.client_id, id));
+    }
     Ok(Migrated {
         stream: be.stream,
         greeting,
-        status,
+        status: tracker.status(),
+        statements,
     })
 }
 
@@ -134,6 +154,53 @@ async fn run_simple(
             stmt: stmt.to_string(),
             error: err_text(&p.payload),
         }),
+    }
+}
+
+/// COM_STMT_PREPARE `sql` and read the whole reply; the new statement id.
+/// `Err` carries the server's error or what did not match.
+async fn prepare(
+    s: &mut TcpStream,
+    reader: &mut PacketReader,
+    tracker: &mut Tracker,
+    sql: &[u8],
+    params: u16,
+) -> Result<u32, String> {
+    let mut payload = vec![crate::protocol::command::STMT_PREPARE];
+    payload.extend_from_slice(sql);
+    s.write_all(&frame(0, &payload))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracker.on_client_packet(&info(&payload, 0));
+    let mut answer = None;
+    loop {
+        let p = reader.read(s).await.map_err(|e| e.to_string())?;
+        if answer.is_none() {
+            answer = Some(match p.payload.first() {
+                Some(0x00) if p.payload.len() >= 9 => {
+                    let b = &p.payload;
+                    let got = u16::from_le_bytes([b[7], b[8]]);
+                    if got != params {
+                        return Err(format!("{got} parameters, the client's had {params}"));
+                    }
+                    Ok(u32::from_le_bytes([b[1], b[2], b[3], b[4]]))
+                }
+                _ => Err(err_text(&p.payload)),
+            });
+        }
+        if tracker.on_server_packet(&info(&p.payload, p.seq)) == ServerEvent::ResponseDone {
+            return answer.expect("set at the first packet");
+        }
+    }
+}
+
+fn info(payload: &[u8], seq: u8) -> PacketInfo<'_> {
+    PacketInfo {
+        len: payload.len(),
+        seq,
+        prefix: &payload[..payload.len().min(PREFIX_LEN)],
+        continuation: false,
+        payload: None,
     }
 }
 

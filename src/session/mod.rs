@@ -2,10 +2,13 @@
 //! its greeting, then relay. Every session runs in its own tracing span and
 //! ends with exactly one counted outcome.
 
+pub mod kill;
 pub mod login;
 pub mod migrate;
 pub mod relay;
+pub mod rewrite;
 pub mod state;
+pub mod stmts;
 pub mod switch;
 pub mod timers;
 
@@ -28,7 +31,7 @@ use crate::protocol::packet_io::frame;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
 use login::{LoginOutcome, LoginRecord};
-use relay::{Relay, RelayEnd, StopPoint, StopSignals};
+use relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
 use state::CarriedState;
 use timers::{Expired, SessionTimers};
 
@@ -196,6 +199,9 @@ async fn connect_and_relay(
         state: CarriedState::new(record.db.clone()),
         early: (client_early.to_vec(), backend_early.to_vec()),
         timers: Some(timers),
+        kill: ctx
+            .kills
+            .register(greeting.connection_id, &primary.address()),
     };
     loop {
         let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
@@ -207,7 +213,7 @@ async fn connect_and_relay(
 }
 
 /// A session's current backend and what the protocol tracker knows of it.
-struct Live {
+struct Live<'a> {
     backend: TcpStream,
     primary: Primary,
     tracker: Tracker,
@@ -216,6 +222,8 @@ struct Live {
     early: (Vec<u8>, Vec<u8>),
     /// Idle timeout (and the handshake latency sample), across relays.
     timers: Option<SessionTimers>,
+    /// The connection id the client knows, and where it runs now (KILL).
+    kill: kill::Registered<'a>,
 }
 
 /// Relay until the session ends, or until the route moved away from its
@@ -223,10 +231,23 @@ struct Live {
 /// at least no reply outstanding).
 async fn relay_until_moved(
     client: &mut TcpStream,
-    live: &mut Live,
+    live: &mut Live<'_>,
     ctx: &Context,
     gauge: &mut SessionGauge,
 ) -> RelayEnd {
+    let wait = ctx.config.load().failover.drain_timeout;
+    let backend = live.primary.address();
+    let rewritten = rewrite::held_command(
+        client,
+        &mut live.early.0,
+        &live.state,
+        &backend,
+        &ctx.kills,
+        wait,
+    );
+    if let Err(e) = rewritten.await {
+        return RelayEnd::ClientError(e);
+    }
     let stop = StopSignals {
         at_rest: ctx.drain.at_rest.child_token(),
         when_idle: ctx.drain.when_idle.child_token(),
@@ -238,9 +259,19 @@ async fn relay_until_moved(
     // For the failover timeline: the first statement answered on this backend.
     let answered = || ctx.timeline.answered(current.epoch);
     // Before a command leaves rest: has the route moved since we last looked?
-    let fence = |/* per command at rest */| {
-        let g = ctx.table.generation();
-        g != seen.swap(g, Relaxed) && switch::moved(ctx, &current)
+    // And does a KILL name a session that moved?
+    let fence = |bytes: &[u8], at_rest: bool| {
+        let moved = at_rest && {
+            let g = ctx.table.generation();
+            g != seen.swap(g, Relaxed) && switch::moved(ctx, &current)
+        };
+        if moved {
+            Some(Hold::Moved)
+        } else if ctx.kills.any_moved() && kill::is_kill(bytes) {
+            Some(Hold::Rewrite)
+        } else {
+            None
+        }
     };
     let mut relay = Relay::new(
         client,
@@ -294,12 +325,13 @@ enum Next {
 async fn after_relay(
     end: RelayEnd,
     client: &mut TcpStream,
-    live: &mut Live,
+    live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Context,
 ) -> Next {
     let draining = ctx.drain.at_rest.is_cancelled();
     match end {
+        RelayEnd::Held => Next::Relay, // rewritten before the next relay sends it
         RelayEnd::Stopped(point) if !draining => failover(point, client, live, record, ctx).await,
         // The backend died while the session was at rest: its primary may be gone.
         RelayEnd::BackendClosed | RelayEnd::BackendError(_)
@@ -317,7 +349,7 @@ async fn after_relay(
 async fn failover(
     point: StopPoint,
     client: &mut TcpStream,
-    live: &mut Live,
+    live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Context,
 ) -> Next {
@@ -388,6 +420,11 @@ async fn failover(
             ctx.stats.sessions_migrated.fetch_add(1, Relaxed);
             live.backend = m.stream;
             live.tracker = Tracker::logged_in(caps, mariadb, m.status);
+            live.state.stmts.moved();
+            for (client_id, backend_id) in m.statements {
+                live.state.stmts.reprepared(client_id, backend_id);
+            }
+            live.kill.moved(&next.address(), m.greeting.connection_id);
             live.primary = next;
             held_for(ctx, held_since);
             Next::Relay
@@ -408,7 +445,7 @@ fn held_for(ctx: &Context, since: Option<Instant>) {
 
 async fn close_by_failover(
     client: &mut TcpStream,
-    live: &mut Live,
+    live: &mut Live<'_>,
     msg: &str,
     ctx: &Context,
 ) -> ConnOutcome {
@@ -500,6 +537,7 @@ async fn outcome_of(end: RelayEnd, quit: bool, client: &mut TcpStream) -> ConnOu
             tracing::info!("no login within listen.handshake_timeout; closing");
             ConnOutcome::HandshakeTimeout
         }
+        RelayEnd::Held => unreachable!("a held command is rewritten and relayed"),
         RelayEnd::TimedOut(Expired::Idle) => {
             tracing::info!("idle longer than listen.idle_timeout; closing");
             let _ = client.shutdown().await;

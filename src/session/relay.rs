@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
-use crate::protocol::{Framer, ServerEvent, Tracker};
+use crate::protocol::{Frame, Framer, ServerEvent, Tracker};
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
+use crate::session::stmts;
 use crate::session::timers::{Expired, SessionTimers};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
@@ -39,7 +40,23 @@ pub enum RelayEnd {
     Stopped(StopPoint),
     /// A session deadline passed (no login in time, idle too long at rest).
     TimedOut(Expired),
+    /// A command was held, unsent, for the session to rewrite
+    /// ([`Hold::Rewrite`]); no reply is outstanding.
+    Held,
 }
+
+/// Why the fence holds a new command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The route moved: the command goes to the next backend.
+    Moved,
+    /// The session rewrites the command first (statement types, KILL ids).
+    Rewrite,
+}
+
+/// Asked before a new command leaves with no reply outstanding: its first
+/// bytes, and whether the session is at rest (a move may hold only then).
+pub type Fence<'a> = &'a (dyn Fn(&[u8], bool) -> Option<Hold> + Send + Sync);
 
 /// Where a stopped relay hands the session back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +85,9 @@ struct Pipe {
     end: usize,
     eof: bool,
     framer: Framer,
+    /// Keep a packet's incomplete head unsent (its statement id may be
+    /// rewritten in place once it is whole).
+    hold_heads: bool,
 }
 
 impl Pipe {
@@ -78,15 +98,31 @@ impl Pipe {
             end: 0,
             eof: false,
             framer: Framer::new(),
+            hold_heads: false,
         }
     }
     fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
-    /// Append bytes read elsewhere (as much as fits); returns their range.
+    /// End of what may be written now.
+    fn sendable(&self) -> usize {
+        if self.hold_heads && !self.eof {
+            self.end - self.framer.partial_head()
+        } else {
+            self.end
+        }
+    }
+
+    /// Append bytes read elsewhere; returns their range. The buffer grows
+    /// to take them all (a rewritten command can be longer than it was).
     fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        let n = bytes.len().min(self.buf.len() - self.end);
+        if bytes.len() > self.buf.len() - self.end {
+            let mut bigger = vec![0u8; self.end + bytes.len()].into_boxed_slice();
+            bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
+            self.buf = bigger;
+        }
+        let n = bytes.len();
         self.buf[self.end..self.end + n].copy_from_slice(&bytes[..n]);
         self.end += n;
         self.end - n..self.end
@@ -95,8 +131,9 @@ impl Pipe {
     /// Write what is buffered. Ok(true) if anything was written.
     fn flush(&mut self, cx: &mut Context<'_>, dst: &mut TcpStream) -> io::Result<bool> {
         let mut wrote = false;
-        while !self.is_empty() {
-            match Pin::new(&mut *dst).poll_write(cx, &self.buf[self.start..self.end]) {
+        while self.start < self.sendable() {
+            let to = self.sendable();
+            match Pin::new(&mut *dst).poll_write(cx, &self.buf[self.start..to]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.start += n;
@@ -120,6 +157,12 @@ impl Pipe {
         cx: &mut Context<'_>,
         src: &mut TcpStream,
     ) -> io::Result<Option<std::ops::Range<usize>>> {
+        if self.hold_heads && self.end == self.buf.len() && self.start > 0 {
+            // a held head sits at the very end: move it to the front
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
         if self.eof || self.end == self.buf.len() {
             return Ok(None);
         }
@@ -148,11 +191,10 @@ pub struct Relay<'a> {
     state: &'a mut CarriedState,
     stats: &'a Stats,
     gauge: &'a mut SessionGauge,
-    /// Asked before a new command is forwarded from rest: true = the route
-    /// moved, hold the command (it goes to the next backend instead).
-    fence: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
+    /// Asked before a new command is forwarded with no reply outstanding.
+    fence: Option<Fence<'a>>,
     /// A command was held by the fence: client bytes in `up` stay unsent.
-    fenced: bool,
+    fenced: Option<Hold>,
     /// Called once, when the first reply through this relay completes.
     first_reply: Option<&'a (dyn Fn() + Send + Sync)>,
     timers: Option<SessionTimers>,
@@ -174,17 +216,21 @@ impl<'a> Relay<'a> {
     ) -> Self {
         let mut up = Pipe::new(UP_BUF);
         up.framer.capture(CAPTURED_COMMANDS, MAX_CAPTURE);
+        let mut down = Pipe::new(DOWN_BUF);
+        // statement ids are rewritten in packet heads once they differ
+        up.hold_heads = state.stmts.translating();
+        down.hold_heads = state.stmts.translating();
         Relay {
             client,
             backend,
             up,
-            down: Pipe::new(DOWN_BUF),
+            down,
             tracker,
             state,
             stats,
             gauge,
             fence: None,
-            fenced: false,
+            fenced: None,
             first_reply: None,
             timers: None,
             client_reads: 0,
@@ -202,10 +248,12 @@ impl<'a> Relay<'a> {
         self.timers.take()
     }
 
-    /// Check `moved` before forwarding a command that starts at rest; when it
-    /// says the route moved, stop (as [`StopPoint::AtRest`]) without sending it.
-    pub fn with_fence(mut self, moved: &'a (dyn Fn() -> bool + Send + Sync)) -> Self {
-        self.fence = Some(moved);
+    /// Ask `fence` before forwarding a command that starts with no reply
+    /// outstanding. [`Hold::Moved`] (only at rest) stops the relay as
+    /// [`StopPoint::AtRest`], [`Hold::Rewrite`] as [`RelayEnd::Held`]; the
+    /// command stays unsent ([`Relay::unsent_client_bytes`]).
+    pub fn with_fence(mut self, fence: Fence<'a>) -> Self {
+        self.fence = Some(fence);
         self
     }
 
@@ -281,11 +329,14 @@ impl<'a> Relay<'a> {
             if let Some(point) = stop.filter(|p| self.reached(*p)) {
                 return Poll::Ready(RelayEnd::Stopped(point));
             }
-            if self.fenced && self.down.is_empty() {
-                return Poll::Ready(RelayEnd::Stopped(StopPoint::AtRest));
+            if let Some(hold) = self.fenced.filter(|_| self.down.is_empty()) {
+                return Poll::Ready(match hold {
+                    Hold::Moved => RelayEnd::Stopped(StopPoint::AtRest),
+                    Hold::Rewrite => RelayEnd::Held,
+                });
             }
             let mut progress = false;
-            if !self.fenced {
+            if self.fenced.is_none() {
                 match self.up.flush(cx, self.backend) {
                     Ok(p) => progress |= p,
                     Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
@@ -295,19 +346,18 @@ impl<'a> Relay<'a> {
                 Ok(p) => progress |= p,
                 Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
             }
-            if self.fenced {
+            if self.fenced.is_some() {
                 // hold everything the client sends until the session moves
             } else {
                 match self.up.fill(cx, self.client) {
-                    Ok(Some(r)) if self.hold_for_fence(&r) => {
-                        self.fenced = true;
-                        progress = true;
-                        self.client_reads += 1;
-                    }
                     Ok(Some(r)) => {
                         progress = true;
                         self.client_reads += 1;
-                        self.scan_client(r);
+                        // asked once per read: the fence remembers what it saw
+                        self.fenced = self.hold_for(&r);
+                        if self.fenced.is_none() {
+                            self.scan_client(r);
+                        }
                     }
                     Ok(None) => {}
                     Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
@@ -321,7 +371,7 @@ impl<'a> Relay<'a> {
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
             }
-            if self.up.eof && self.up.is_empty() && !self.fenced {
+            if self.up.eof && self.up.is_empty() && self.fenced.is_none() {
                 return Poll::Ready(RelayEnd::ClientClosed);
             }
             if self.down.eof && self.down.is_empty() {
@@ -333,13 +383,26 @@ impl<'a> Relay<'a> {
         }
     }
 
-    /// A new command starts at rest (nothing else unsent) and the route moved.
-    fn hold_for_fence(&self, r: &std::ops::Range<usize>) -> bool {
-        !r.is_empty()
-            && r.start == self.up.start
-            && self.tracker.at_rest()
-            && self.up.framer.at_logical_boundary()
-            && self.fence.is_some_and(|moved| moved())
+    /// A new command starts with nothing else unsent and no reply
+    /// outstanding: does the fence (or a statement needing its types) hold it?
+    fn hold_for(&self, r: &std::ops::Range<usize>) -> Option<Hold> {
+        if r.is_empty()
+            || r.start != self.up.start
+            || self.tracker.outstanding() != 0
+            || !self.up.framer.at_logical_boundary()
+        {
+            return None;
+        }
+        let bytes = &self.up.buf[r.clone()];
+        let hold = self.fence.and_then(|f| f(bytes, self.tracker.at_rest()));
+        hold.or_else(|| self.needs_types(bytes).then_some(Hold::Rewrite))
+    }
+
+    /// An EXECUTE of a statement re-prepared by a migration, which the
+    /// new backend has no parameter types for yet.
+    fn needs_types(&self, packet: &[u8]) -> bool {
+        packet.get(4) == Some(&crate::protocol::command::STMT_EXECUTE)
+            && stmts::id_at(&packet[4..]).is_some_and(|id| self.state.stmts.needs_types(id))
     }
 
     fn scan_client(&mut self, r: std::ops::Range<usize>) {
@@ -349,15 +412,39 @@ impl<'a> Relay<'a> {
     }
 
     fn scan_client_range(&mut self, r: std::ops::Range<usize>) {
-        let Pipe { buf, framer, .. } = &mut self.up;
+        let Pipe {
+            buf,
+            framer,
+            hold_heads,
+            ..
+        } = &mut self.up;
         let (tracker, state, stats) = (&mut *self.tracker, &mut *self.state, self.stats);
-        framer.feed(&buf[r], |p| {
-            let ev = tracker.on_client_packet(&p);
-            if let ClientEvent::Command(c) | ClientEvent::NoReply(c) = ev {
-                stats.ops.count_command(c);
+        let base = r.start;
+        let mut rewrites = Vec::new();
+        let mut on_frame = |f: Frame<'_>| match f {
+            Frame::Packet(p) => {
+                let ev = tracker.on_client_packet(&p);
+                if let ClientEvent::Command(c) | ClientEvent::NoReply(c) = ev {
+                    stats.ops.count_command(c);
+                }
+                state.on_client(ev, &p);
             }
-            state.on_client(ev, &p);
-        });
+            Frame::Head(h) => {
+                if !h.continuation && names_statement(&h) && tracker.expects_command() {
+                    let id = stmts::id_at(h.prefix).unwrap_or(stmts::UNKNOWN_ID);
+                    let to = state.stmts.to_backend(id);
+                    if to != id {
+                        rewrites.push((base + h.end - h.prefix.len() + 1, to));
+                    }
+                }
+            }
+        };
+        if *hold_heads {
+            framer.feed_with_heads(&buf[r], on_frame);
+            apply_rewrites(buf, &rewrites);
+        } else {
+            framer.feed(&buf[r], |p| on_frame(Frame::Packet(p)));
+        }
     }
 
     fn scan_server(&mut self, r: std::ops::Range<usize>) {
@@ -367,14 +454,39 @@ impl<'a> Relay<'a> {
     }
 
     fn scan_server_range(&mut self, r: std::ops::Range<usize>) {
-        let Pipe { buf, framer, .. } = &mut self.down;
+        let Pipe {
+            buf,
+            framer,
+            hold_heads,
+            ..
+        } = &mut self.down;
         let (tracker, state) = (&mut *self.tracker, &mut *self.state);
+        let base = r.start;
         let mut replied = false;
-        framer.feed(&buf[r], |p| {
-            let ev = tracker.on_server_packet(&p);
-            replied |= ev == ServerEvent::ResponseDone;
-            state.on_server(ev, &p);
-        });
+        let mut rewrites = Vec::new();
+        let mut on_frame = |f: Frame<'_>| match f {
+            Frame::Packet(p) => {
+                let ev = tracker.on_server_packet(&p);
+                replied |= ev == ServerEvent::ResponseDone;
+                state.on_server(ev, &p);
+            }
+            Frame::Head(h) => {
+                if !h.continuation && h.prefix.first() == Some(&0) && tracker.awaiting_prepare_ok()
+                {
+                    let backend_id = stmts::id_at(h.prefix);
+                    let client_id = state.on_prepare_ok_head(h.prefix);
+                    if let Some(id) = client_id.filter(|&c| Some(c) != backend_id) {
+                        rewrites.push((base + h.end - h.prefix.len() + 1, id));
+                    }
+                }
+            }
+        };
+        if *hold_heads {
+            framer.feed_with_heads(&buf[r], &mut on_frame);
+            apply_rewrites(buf, &rewrites);
+        } else {
+            framer.feed(&buf[r], |p| on_frame(Frame::Packet(p)));
+        }
         if replied {
             if let Some(f) = self.first_reply.take() {
                 f();
@@ -389,6 +501,18 @@ impl<'a> Relay<'a> {
             SessionState::Busy
         };
         self.gauge.set(state);
+    }
+}
+
+/// The head of a client packet that names a prepared statement.
+fn names_statement(h: &crate::protocol::Head<'_>) -> bool {
+    h.prefix.len() >= 5 && stmts::names_statement(h.prefix[0])
+}
+
+/// Write statement ids in place: `(offset of the id in buf, new id)`.
+fn apply_rewrites(buf: &mut [u8], rewrites: &[(usize, u32)]) {
+    for &(at, id) in rewrites {
+        buf[at..at + 4].copy_from_slice(&id.to_le_bytes());
     }
 }
 

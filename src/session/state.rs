@@ -1,6 +1,7 @@
 //! What a session changed on its backend that a migration must carry (the
 //! current schema, SET statements) and what makes it unmigratable (temporary
-//! tables, user locks, LOCK TABLES, prepared statements, COM_CHANGE_USER).
+//! tables, user locks, LOCK TABLES, SQL PREPARE, COM_CHANGE_USER), plus the
+//! session's server-side prepared statements (`stmts.rs`).
 //! Fed with every packet the relay sees; effects apply only when the server
 //! answered OK.
 
@@ -9,22 +10,31 @@ use std::collections::VecDeque;
 use crate::protocol::command;
 use crate::protocol::tracker::{ClientEvent, ServerEvent};
 use crate::protocol::PacketInfo;
+use crate::session::stmts::{self, Statements};
 
 /// SET statements kept for replay at most; more makes the session unmigratable.
 const MAX_SETS: usize = 64;
 /// Longest statement text captured for replay (and the framer's capture limit).
 pub const MAX_CAPTURE: usize = 16 * 1024;
 /// Commands whose whole payload the state tracker reads.
-pub const CAPTURED_COMMANDS: &[u8] = &[command::QUERY, command::INIT_DB];
+pub const CAPTURED_COMMANDS: &[u8] = &[
+    command::QUERY,
+    command::INIT_DB,
+    command::STMT_PREPARE,
+    command::STMT_EXECUTE,
+];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 enum Effect {
+    #[default]
     None,
     Schema(String),
     Set(String),
     Block(&'static str),
     Unblock(&'static str),
     Reset,
+    /// A COM_STMT_PREPARE (its text when captured), registered at its OK.
+    Prepare(Option<Vec<u8>>),
 }
 
 #[derive(Debug, Default)]
@@ -33,8 +43,10 @@ pub struct CarriedState {
     pub schema: Option<String>,
     /// SET statements that succeeded, in order.
     pub sets: Vec<String>,
-    /// Why the session cannot be migrated, if it cannot.
+    /// Why the session cannot be migrated, if it cannot (see also `stmts`).
     pub blocker: Option<&'static str>,
+    /// Server-side prepared statements and their id translation.
+    pub stmts: Statements,
     /// Effects waiting for their reply, aligned with outstanding replies.
     pending: VecDeque<Effect>,
     head_answered: bool,
@@ -49,18 +61,40 @@ impl CarriedState {
     }
 
     pub fn migratable(&self) -> bool {
-        self.blocker.is_none()
+        self.why_not_migratable().is_none()
+    }
+
+    /// Why the session cannot be moved to another backend, if it cannot.
+    pub fn why_not_migratable(&self) -> Option<&'static str> {
+        self.blocker.or_else(|| self.stmts.blocker())
+    }
+
+    /// The head of a server packet that answers a COM_STMT_PREPARE with OK,
+    /// while ids are translated: registers the statement now and returns the
+    /// id the client must see in place of the backend's.
+    pub fn on_prepare_ok_head(&mut self, prefix: &[u8]) -> Option<u32> {
+        let backend_id = stmts::id_at(prefix)?;
+        let params = prefix.get(7..9).map(|b| u16::from_le_bytes([b[0], b[1]]))?;
+        let Some(Effect::Prepare(sql)) = self.pending.front_mut() else {
+            return None;
+        };
+        let sql = sql.take();
+        *self.pending.front_mut()? = Effect::None;
+        Some(self.stmts.prepared(backend_id, params, sql))
     }
 
     /// A client packet, after the protocol tracker classified it.
     pub fn on_client(&mut self, ev: ClientEvent, p: &PacketInfo<'_>) {
         match ev {
             ClientEvent::Command(cmd) => {
+                if stmts::names_statement(cmd) {
+                    self.stmts.on_command(cmd, p.prefix, p.payload);
+                }
                 let effect = self.effect_of(cmd, p);
                 self.pending.push_back(effect);
             }
-            ClientEvent::NoReply(command::STMT_CLOSE) | ClientEvent::NoReply(command::QUIT) => {}
-            ClientEvent::NoReply(_) | ClientEvent::Data => {}
+            ClientEvent::NoReply(cmd) => self.stmts.on_command(cmd, p.prefix, p.payload),
+            ClientEvent::Data => {}
         }
     }
 
@@ -72,8 +106,8 @@ impl CarriedState {
         if !self.head_answered {
             self.head_answered = true;
             if p.first() == Some(0x00) {
-                if let Some(effect) = self.pending.front().cloned() {
-                    self.apply(effect);
+                if let Some(effect) = self.pending.front_mut().map(std::mem::take) {
+                    self.apply(effect, p.prefix);
                 }
             }
         }
@@ -86,8 +120,15 @@ impl CarriedState {
         }
     }
 
-    fn apply(&mut self, effect: Effect) {
+    fn apply(&mut self, effect: Effect, reply: &[u8]) {
         match effect {
+            Effect::Prepare(sql) => {
+                let backend_id = stmts::id_at(reply);
+                let params = reply.get(7..9).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                if let (Some(id), Some(params)) = (backend_id, params) {
+                    self.stmts.prepared(id, params, sql);
+                }
+            }
             Effect::None => {}
             Effect::Schema(s) => self.schema = Some(s),
             Effect::Set(s) if self.sets.len() < MAX_SETS => self.sets.push(s),
@@ -100,6 +141,7 @@ impl CarriedState {
             }
             Effect::Reset => {
                 self.sets.clear();
+                self.stmts.clear();
                 if self.blocker != Some("COM_CHANGE_USER") {
                     self.blocker = None;
                 }
@@ -128,7 +170,8 @@ impl CarriedState {
                 }
                 None => Effect::None,
             },
-            command::STMT_PREPARE => Effect::Block("prepared statements"),
+            command::STMT_PREPARE => Effect::Prepare(p.payload.map(|b| b[1..].to_vec())),
+            command::STMT_BULK_EXECUTE => Effect::Block("COM_STMT_BULK_EXECUTE"),
             command::CHANGE_USER => Effect::Block("COM_CHANGE_USER"),
             command::RESET_CONNECTION => Effect::Reset,
             _ => Effect::None,
@@ -248,8 +291,8 @@ mod tests {
         run(&mut s, &query("LOCK TABLES t READ"), 0x00);
         run(&mut s, &query("UNLOCK TABLES"), 0x00);
         assert!(s.migratable());
-        run(&mut s, b"\x16SELECT ?", 0x00);
-        assert_eq!(s.blocker, Some("prepared statements"));
+        run(&mut s, &query("PREPARE s FROM 'SELECT 1'"), 0x00);
+        assert_eq!(s.blocker, Some("SQL PREPARE"));
         run(&mut s, b"\x1f", 0x00);
         assert!(
             s.migratable(),

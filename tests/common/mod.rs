@@ -152,3 +152,23 @@ pub async fn rows_once_app_sessions_ended(direct: &mut mysql_async::Conn, table:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The sandbox's app user as a `[[users]]` entry (its sessions can migrate).
+pub fn app_user() -> mysql_zk_proxy::failover::config::UserConfig {
+    let hex: String =
+        mysql_zk_proxy::failover::native::StoredHash::of_password(APP_PASS.as_bytes())
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+    toml::from_str(&format!(
+        "name = \"{APP_USER}\"\nmysql_native_password = \"*{hex}\"\n"
+    ))
+    .unwrap()
+}
+
+/// Config tweak: the app user is migratable; a short drain timeout.
+pub fn with_app_user(c: &mut Config) {
+    c.users = vec![app_user()];
+    c.failover.drain_timeout = Duration::from_secs(2);
+}
