@@ -4,7 +4,7 @@
 //! failover did to sessions. Fed off the data path: a task watching the route
 //! table records the control-plane phases; a session marks the first answer.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -46,6 +46,9 @@ pub struct Timeline {
     current: Mutex<Option<Current>>,
     /// Epoch whose first answer is still awaited (0: none).
     awaiting: AtomicU64,
+    /// Highest epoch any session got an answer on (a session can answer
+    /// before the route watcher records the swap).
+    answered_epoch: AtomicU64,
     stats: Arc<Stats>,
 }
 
@@ -54,6 +57,7 @@ impl Timeline {
         Arc::new(Timeline {
             current: Mutex::new(None),
             awaiting: AtomicU64::new(0),
+            answered_epoch: AtomicU64::new(0),
             stats,
         })
     }
@@ -105,13 +109,26 @@ impl Timeline {
         };
         let ms = c.seen.elapsed().as_secs_f64() * 1000.0;
         c.view.swapped_after_ms = Some(ms);
-        self.awaiting.store(to.epoch.max(1), Relaxed);
         tracing::info!(phase = "swapped", to = %to, after_ms = ms, "failover: new primary in the route");
+        // SeqCst here and in `answered`: one of the two sees the other
+        if self.answered_epoch.load(SeqCst) >= to.epoch.max(1) {
+            // a session was quicker than this watcher: answered by now
+            c.view.first_statement_after_ms = Some(ms);
+            tracing::info!(
+                phase = "first_statement",
+                epoch = to.epoch,
+                after_ms = ms,
+                "failover: first statement answered by the new primary"
+            );
+        } else {
+            self.awaiting.store(to.epoch.max(1), SeqCst);
+        }
     }
 
     /// A session's first reply from a backend on `epoch` completed.
     pub fn answered(&self, epoch: u64) {
-        if self.awaiting.load(Relaxed) != epoch.max(1)
+        self.answered_epoch.fetch_max(epoch.max(1), SeqCst);
+        if self.awaiting.load(SeqCst) != epoch.max(1)
             || self
                 .awaiting
                 .compare_exchange(epoch.max(1), 0, Relaxed, Relaxed)
@@ -178,5 +195,47 @@ pub async fn watch_routes(
             }
             last_primary = Some(p.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn primary(port: u16, epoch: u64) -> Primary {
+        Primary {
+            host: "127.0.0.1".into(),
+            port,
+            epoch,
+            server_id: None,
+            server_uuid: None,
+        }
+    }
+
+    #[test]
+    fn an_answer_before_the_swap_is_recorded_counts() {
+        let t = Timeline::new(Stats::new());
+        let (old, new) = (primary(1, 1), primary(2, 2));
+        t.record_seen(Some(&old), &new);
+        t.answered(2); // a session on the new primary, quicker than the watcher
+        t.swapped(Some(&old), &new);
+        let v = t.last().expect("timeline");
+        assert_eq!(v.first_statement_after_ms, v.swapped_after_ms);
+        assert!(v.first_statement_after_ms.is_some());
+    }
+
+    #[test]
+    fn an_answer_after_the_swap_is_recorded_once() {
+        let t = Timeline::new(Stats::new());
+        let (old, new) = (primary(1, 1), primary(2, 2));
+        t.swapped(Some(&old), &new);
+        assert_eq!(t.last().unwrap().first_statement_after_ms, None);
+        t.answered(1); // an old session: not the new primary
+        assert_eq!(t.last().unwrap().first_statement_after_ms, None);
+        t.answered(2);
+        let first = t.last().unwrap().first_statement_after_ms;
+        assert!(first.is_some());
+        t.answered(2);
+        assert_eq!(t.last().unwrap().first_statement_after_ms, first);
     }
 }
