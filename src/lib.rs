@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod failover;
 pub mod listener;
 pub mod metrics;
+pub mod ops;
 pub mod protocol;
 pub mod proxy;
 pub mod reload;
