@@ -42,12 +42,12 @@ pub struct Phases {
     /// Target: stop replicating, writable.
     #[serde(serialize_with = "ms")]
     pub promote: Option<Duration>,
-    /// Old primary: replicate from the target.
-    #[serde(serialize_with = "ms")]
-    pub repoint: Option<Duration>,
     /// The serving record for the target (compare-and-set).
     #[serde(serialize_with = "ms")]
     pub publish: Option<Duration>,
+    /// Old primary: replicate from the target (after the publish).
+    #[serde(serialize_with = "ms")]
+    pub repoint: Option<Duration>,
     /// Old primary writable again, record serving on it again.
     #[serde(serialize_with = "ms")]
     pub rollback: Option<Duration>,
@@ -121,8 +121,8 @@ impl fmt::Display for Report {
             ("fence", p.fence),
             ("catch-up", p.catch_up),
             ("promote", p.promote),
-            ("repoint", p.repoint),
             ("publish", p.publish),
+            ("repoint", p.repoint),
             ("rollback", p.rollback),
         ] {
             if let Some(d) = d {
