@@ -48,23 +48,15 @@ pub enum Refusal {
 }
 
 /// The published record must exist, parse and be serving.
-pub fn serving_record(path: &str, current: Option<&Current>) -> Result<Record, Refusal> {
+pub fn serving_record(path: &str, current: Option<Current>) -> Result<Record, Refusal> {
     let current = current.ok_or_else(|| Refusal::NoRecord(path.to_owned()))?;
-    let record = match &current.record {
-        Ok(r) => r.clone(),
-        Err(e) => return Err(Refusal::Unparseable(clone_err(e, &current.data))),
-    };
+    let record = current.record.map_err(Refusal::Unparseable)?;
     if record.state == RecordState::Draining {
         return Err(Refusal::Draining {
             epoch: record.epoch,
         });
     }
     Ok(record)
-}
-
-/// The parse error again (RecordError is not Clone).
-fn clone_err(_e: &RecordError, data: &[u8]) -> RecordError {
-    crate::discovery::record::parse_record(data).expect_err("parsed before")
 }
 
 /// Old primary writable; the target a different server replicating from it
@@ -174,15 +166,15 @@ mod tests {
             version: 3,
             record: crate::discovery::record::parse_record(data),
         };
-        let r = serving_record("/p", Some(&cur(br#"{"host":"a","port":1,"epoch":4}"#))).unwrap();
+        let r = serving_record("/p", Some(cur(br#"{"host":"a","port":1,"epoch":4}"#))).unwrap();
         assert_eq!(r.epoch, Some(4));
         let draining = cur(br#"{"host":"a","port":1,"epoch":4,"state":"draining"}"#);
         assert!(matches!(
-            serving_record("/p", Some(&draining)),
+            serving_record("/p", Some(draining)),
             Err(Refusal::Draining { .. })
         ));
         assert!(matches!(
-            serving_record("/p", Some(&cur(b"junk"))),
+            serving_record("/p", Some(cur(b"junk"))),
             Err(Refusal::Unparseable(_))
         ));
         assert!(matches!(

@@ -68,19 +68,15 @@ pub struct SwitchoverArgs {
     /// MySQL user for both servers (SUPER or READ_ONLY ADMIN + REPLICATION privileges).
     #[arg(long)]
     pub user: String,
-    #[arg(
-        long,
-        env = "MYSQL_ZK_PROXY_PASSWORD",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    pub password: String,
+    /// Password of --user; better from the environment (kept off `ps`).
+    #[arg(long, env = "MYSQL_ZK_PROXY_PASSWORD", hide_env_values = true, default_value = "", value_parser = secret)]
+    pub password: Secret,
     /// Replication user the old primary uses to follow the target (default: --user).
     #[arg(long)]
     pub repl_user: Option<String>,
     /// Its password (default: --password).
-    #[arg(long, env = "MYSQL_ZK_PROXY_REPL_PASSWORD", hide_env_values = true)]
-    pub repl_password: Option<String>,
+    #[arg(long, env = "MYSQL_ZK_PROXY_REPL_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub repl_password: Option<Secret>,
     /// Bound on waiting for every registered proxy's drain acknowledgement.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -96,19 +92,23 @@ pub struct SwitchoverArgs {
     pub force: bool,
 }
 
+/// A password argument: redacted in Debug output.
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
+}
+
 impl SwitchoverArgs {
     pub fn plan(&self) -> Plan {
         let login = Login {
             user: self.user.clone(),
-            password: Secret::new(self.password.clone()),
+            password: self.password.clone(),
         };
         let repl = Login {
             user: self.repl_user.clone().unwrap_or_else(|| self.user.clone()),
-            password: Secret::new(
-                self.repl_password
-                    .clone()
-                    .unwrap_or_else(|| self.password.clone()),
-            ),
+            password: self
+                .repl_password
+                .clone()
+                .unwrap_or_else(|| self.password.clone()),
         };
         Plan {
             primary_path: self.zk.primary_path.clone(),
@@ -195,4 +195,86 @@ pub async fn run_switchover(args: SwitchoverArgs) -> u8 {
         println!("{report}");
     }
     report.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use std::time::Duration;
+
+    fn switchover(extra: &[&str]) -> Result<super::SwitchoverArgs, clap::Error> {
+        let mut args = vec![
+            "mysql-zk-proxy",
+            "switchover",
+            "--zk",
+            "z:1",
+            "--primary-path",
+            "/p",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Switchover(a) => Ok(a),
+            other => panic!("not switchover: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn switchover_defaults_and_replication_login() {
+        let a = switchover(&["--to", "10.0.0.6:3306", "--user", "op", "--password", "pw"]).unwrap();
+        let plan = a.plan();
+        assert_eq!(
+            (plan.target.host.as_str(), plan.target.port),
+            ("10.0.0.6", 3306)
+        );
+        assert_eq!(
+            (plan.drain_timeout, plan.catch_up_timeout),
+            (Duration::from_secs(10), Duration::from_secs(10))
+        );
+        assert!(!plan.force && !a.zk.json);
+        assert_eq!(
+            (plan.repl.user.as_str(), plan.repl.password.expose()),
+            ("op", "pw")
+        );
+        let a = switchover(&[
+            "--to",
+            "db2:3306",
+            "--user",
+            "op",
+            "--repl-user",
+            "repl",
+            "--repl-password",
+            "r",
+            "--drain-timeout",
+            "250ms",
+            "--catch-up-timeout",
+            "2s",
+            "--force",
+            "--json",
+        ])
+        .unwrap();
+        let plan = a.plan();
+        assert_eq!(
+            (plan.repl.user.as_str(), plan.repl.password.expose()),
+            ("repl", "r")
+        );
+        assert_eq!(plan.drain_timeout, Duration::from_millis(250));
+        assert!(plan.force && a.zk.json);
+        assert!(
+            !format!("{plan:?}").contains("\"r\""),
+            "secrets are not in Debug output"
+        );
+    }
+
+    #[test]
+    fn bad_switchover_arguments_are_rejected() {
+        for extra in [
+            &["--to", "db2", "--user", "op"][..],
+            &["--to", "db2:0", "--user", "op"],
+            &["--user", "op"],
+            &["--to", "db2:1", "--user", "op", "--drain-timeout", "ten"],
+        ] {
+            assert!(switchover(extra).is_err(), "{extra:?}");
+        }
+    }
 }

@@ -151,8 +151,8 @@ impl<'a> Run<'a> {
     async fn check(&mut self, zk: &Client) -> Result<(), SwitchoverError> {
         let plan = self.plan;
         let current = read(zk, &plan.primary_path).await?;
-        let mut record = checks::serving_record(&plan.primary_path, current.as_ref())?;
-        self.version = current.map_or(0, |c| c.version);
+        self.version = current.as_ref().map_or(0, |c| c.version);
+        let mut record = checks::serving_record(&plan.primary_path, current)?;
         let from = Endpoint::of(&record);
         self.report.from = Some(from.clone());
         self.report.epochs.before = record.epoch;
@@ -195,11 +195,13 @@ impl<'a> Run<'a> {
             state: RecordState::Draining,
             ..self.record().clone()
         };
+        // Another error (a lost connection) leaves it unknown whether the
+        // write happened: the roll-back's compare-and-set tells.
+        self.drained = true;
         self.write(zk, &draining).await.map_err(|e| match e {
             ZkOpError::Conflict { .. } => Refusal::RecordChanged(e).into(),
             e => SwitchoverError::Zk(e),
         })?;
-        self.drained = true;
         self.report.epochs.draining = Some(epoch);
         let timeout = self.plan.drain_timeout;
         let acks = wait_for_acks(zk, &self.plan.primary_path, epoch, timeout).await?;
@@ -293,7 +295,6 @@ impl<'a> Run<'a> {
         let r = self.write(zk, &serving).await;
         self.report.phases.publish = Some(t.elapsed());
         self.report.write_blocked = self.fenced_at.map(|f| f.elapsed());
-        self.drained = false;
         r.map_err(|e| match e {
             ZkOpError::Conflict { .. } => SwitchoverError::RecordChanged(e),
             e => SwitchoverError::Zk(e),
@@ -310,6 +311,10 @@ impl Run<'_> {
             Ok(()) => Outcome::Switched,
             Err(SwitchoverError::Refused(r)) => {
                 self.report.error = Some(r.to_string());
+                Outcome::Refused
+            }
+            Err(e) if !self.drained && !self.fenced => {
+                self.report.error = Some(format!("{e}; nothing was changed"));
                 Outcome::Refused
             }
             Err(e) if self.promoted => {
