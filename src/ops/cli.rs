@@ -123,10 +123,11 @@ impl SwitchoverArgs {
     }
 }
 
-/// Print a failure before anything ran (no ZooKeeper session) and return 1.
-fn unreached(json: bool, e: &ZkOpError) -> u8 {
+/// Print a failure before anything ran (no ZooKeeper session) as
+/// `outcome` and return 1.
+fn unreached(json: bool, outcome: &str, e: &ZkOpError) -> u8 {
     if json {
-        println!("{}", json!({"outcome": "failed", "error": e.to_string()}));
+        println!("{}", json!({"outcome": outcome, "error": e.to_string()}));
     } else {
         eprintln!("mysql-zk-proxy: {e}");
     }
@@ -137,7 +138,7 @@ fn unreached(json: bool, e: &ZkOpError) -> u8 {
 pub async fn run_publish(args: PublishArgs) -> u8 {
     let client = match zk::connect(&args.zk.zk, args.zk.zk_timeout).await {
         Ok(c) => c,
-        Err(e) => return unreached(args.zk.json, &e),
+        Err(e) => return unreached(args.zk.json, "failed", &e),
     };
     let req = PublishRequest {
         primary: Endpoint::new(args.host.clone(), args.port),
@@ -186,7 +187,7 @@ fn refused_or_failed(e: &PublishError) -> &'static str {
 pub async fn run_switchover(args: SwitchoverArgs) -> u8 {
     let client = match zk::connect(&args.zk.zk, args.zk.zk_timeout).await {
         Ok(c) => c,
-        Err(e) => return unreached(args.zk.json, &e),
+        Err(e) => return unreached(args.zk.json, "refused", &e),
     };
     let report = switchover::run(&client, &args.plan()).await;
     if args.zk.json {
