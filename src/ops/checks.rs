@@ -73,6 +73,8 @@ pub async fn servers(old: &mut Server, target: &mut Server) -> Result<(u64, u64)
     if !old.writable().await? {
         return Err(Refusal::PrimaryReadOnly(old.addr.clone()));
     }
+    // MariaDB GTID: fails here, before anything changes, on a server without it.
+    old.gtid_binlog_pos().await?;
     let status = target.slave_status().await?;
     replica_of(&target.addr, status, &old.addr).await?;
     Ok((old_id, new_id))
