@@ -55,7 +55,7 @@ echo "    $before"
 echo "==> /status says:"
 admin_get /status | grep -E '^ *"(address|epoch|state)"' | sed 's/^ */    /'
 
-echo "==> planned switchover (primary -> replica, epoch + 1 in ZooKeeper)"
+echo "==> planned switchover (primary -> replica: draining epoch + 1, then the replica serving with epoch + 2)"
 "$BIN" sandbox switchover --dir "$SANDBOX_DIR"
 # new connections follow the record as soon as the proxy's watch fires
 for _ in $(seq 1 100); do

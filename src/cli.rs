@@ -1,4 +1,5 @@
-//! Command line: `run`, `check-config` and `sandbox` (clap derive), and the
+//! Command line: `run`, `check-config`, `sandbox`, `publish` and
+//! `switchover` (clap derive), and the
 //! log filter the binary installs (config `log.level`, RUST_LOG wins).
 
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Overrides;
+use crate::ops::cli::{PublishArgs, SwitchoverArgs};
 use crate::sandbox::cli::SandboxCommand;
 
 /// Exit code of a bad configuration (unreadable file, TOML error, unknown
@@ -32,6 +34,13 @@ pub enum Command {
     /// Local ZooKeeper + MariaDB cluster for trying the proxy and for tests.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Write the primary record with compare-and-set, epoch = previous + 1
+    /// (never backwards). Exits 0 when written, 1 when not.
+    Publish(PublishArgs),
+    /// Planned switchover to a GTID replica: drain the proxies, fence,
+    /// catch up, promote, repoint, publish. Exits 0 when switched, 1 when
+    /// refused, rolled back or failed.
+    Switchover(SwitchoverArgs),
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,9 @@
 //!                                          or answer the next command with 9005 / 9006
 //!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery, metrics, timeline.
 //!   reload (SIGHUP) swaps the live config; limits and credentials apply at once.
+//!   ops (`publish`, `switchover` commands) write the record with compare-and-set and
+//!   drive a planned switchover: draining → every proxies/<id> acknowledges → fence,
+//!   GTID catch-up, promote → serving record for the new primary.
 //! ```
 //!
 //! Every long-lived task hangs off one `CancellationToken` + `TaskTracker`
@@ -34,6 +37,7 @@ pub mod discovery;
 pub mod failover;
 pub mod listener;
 pub mod metrics;
+pub mod ops;
 pub mod protocol;
 pub mod proxy;
 pub mod reload;

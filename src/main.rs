@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use mysql_zk_proxy::cli::{self, Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
 use mysql_zk_proxy::config::{Config, LogConfig, LogFormat, Overrides};
+use mysql_zk_proxy::ops;
 use mysql_zk_proxy::proxy::Proxy;
 use mysql_zk_proxy::sandbox;
 
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::CheckConfig(args) => check_config(&args.config, args.overrides),
         Command::Sandbox(cmd) => sandbox(cmd),
+        Command::Publish(args) => operator(ops::cli::run_publish(args)),
+        Command::Switchover(args) => operator(ops::cli::run_switchover(args)),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -145,6 +148,16 @@ fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
         .block_on(sandbox::cli::run(cmd))
         .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An operator command (`publish`, `switchover`): it prints its own outcome
+/// and returns its exit code.
+fn operator(cmd: impl std::future::Future<Output = u8>) -> Result<ExitCode, ExitCode> {
+    init_logging(&LogConfig {
+        level: "warn".into(),
+        ..LogConfig::default()
+    })?;
+    Ok(ExitCode::from(runtime()?.block_on(cmd)))
 }
 
 /// The multi-thread tokio runtime (a worker per core, IO and timers on).

@@ -229,33 +229,39 @@ async fn planned_switchover_draining_costs_latency_not_errors() {
     let old_port = env.cluster.primary().port();
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     c.query_drop("SET @x = 7").await.unwrap();
-    let draining =
-        format!(r#"{{"host":"127.0.0.1","port":{old_port},"epoch":2,"state":"draining"}}"#);
-    env.cluster.publish_raw(draining.as_bytes()).await.unwrap();
+    // a transaction open through the proxy holds the drain (and so the
+    // switchover) until it commits
+    let mut tx = Conn::new(env.via_proxy()).await.unwrap();
+    tx.query_drop("BEGIN").await.unwrap();
+    tx.query_drop("SELECT 1").await.unwrap();
     let table = env.proxy.route_table().clone();
-    wait_until("the draining record", || !table.current().serving()).await;
-    // issued while draining: held at the rest point, so it can only be
-    // answered by the primary published afterwards
-    let held = tokio::spawn(async move {
-        let r: Option<(u16, i64)> = c.query_first("SELECT @@port, @x").await.unwrap();
-        r
-    });
     let opts = env.via_proxy();
-    let newcomer = tokio::spawn(async move {
-        let mut n = Conn::new(opts).await.unwrap();
-        let p: Option<u16> = n.query_first("SELECT @@port").await.unwrap();
-        p
-    });
-    let report = env.cluster.switchover().await.unwrap();
+    let clients = async move {
+        wait_until("the draining record", || !table.current().serving()).await;
+        // issued while draining: held at the rest point, so it can only be
+        // answered by the primary published afterwards
+        let held = tokio::spawn(async move {
+            let r: Option<(u16, i64)> = c.query_first("SELECT @@port, @x").await.unwrap();
+            r
+        });
+        let newcomer = tokio::spawn(async move {
+            let mut n = Conn::new(opts).await.unwrap();
+            let p: Option<u16> = n.query_first("SELECT @@port").await.unwrap();
+            p
+        });
+        tx.query_drop("COMMIT").await.unwrap();
+        (held.await.unwrap(), newcomer.await.unwrap())
+    };
+    let (report, (held, newcomer)) = tokio::join!(env.cluster.switchover(), clients);
+    let report = report.unwrap();
     assert_eq!(report.old_port, old_port);
-    let got = held.await.unwrap().unwrap();
     assert_eq!(
-        got,
+        held.unwrap(),
         (report.new_port, 7),
         "held statement ran on the new primary with its session state"
     );
     assert_eq!(
-        newcomer.await.unwrap(),
+        newcomer,
         Some(report.new_port),
         "new connection held, then served by the new primary"
     );

@@ -154,19 +154,19 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
         "one"
     );
 
-    // Planned switchover: roles swap, epoch + 1, new primary writable, old one replicates.
+    // Planned switchover: roles swap, draining epoch 2, serving epoch 3, new primary writable, old one replicates.
     let (old_port, new_port) = (c.primary().port(), replica.port());
     let report = c.switchover().await.unwrap();
     eprintln!("{report}");
     assert_eq!(
         (report.old_port, report.new_port, report.new_epoch),
-        (old_port, new_port, 2)
+        (old_port, new_port, 3)
     );
     assert_eq!(c.primary().port(), new_port);
     let rec = published(&c).await;
     assert_eq!(
         (rec["port"].as_u64(), rec["epoch"].as_u64()),
-        (Some(new_port.into()), Some(2))
+        (Some(new_port.into()), Some(3))
     );
     assert!(!c.primary().read_only().await.unwrap());
     let demoted = c.replica().unwrap();
@@ -179,12 +179,12 @@ async fn cluster_replicates_switches_over_and_cleans_up() {
     let pos = c.primary().gtid_binlog_pos().await.unwrap();
     assert!(demoted.wait_gtid(&pos, 10).await.unwrap());
 
-    // Unplanned: kill the primary, promote the replica, publish epoch 3.
+    // Unplanned: kill the primary, promote the replica, publish epoch 4.
     c.primary_mut().kill().unwrap();
     let port = c.promote_replica_after_crash().await.unwrap();
     assert_eq!(port, old_port);
-    c.publish_json(port, 3).await.unwrap();
-    assert_eq!(c.published_epoch().await.unwrap(), Some(3));
+    c.publish_json(port, 4).await.unwrap();
+    assert_eq!(c.published_epoch().await.unwrap(), Some(4));
     q(
         c.primary(),
         "INSERT INTO app.kv (k, v) VALUES ('t3', 'three')",
@@ -344,7 +344,7 @@ async fn persistent_sandbox_cli_lifecycle() {
     let rec = znode_json(&st).await;
     assert_eq!(
         (rec["port"].as_u64(), rec["epoch"].as_u64()),
-        (Some(st.db("db2").unwrap().port.into()), Some(2))
+        (Some(st.db("db2").unwrap().port.into()), Some(3))
     );
     sandbox_cli(&["status", "--dir", d]).await;
     sandbox_cli(&["status", "--json", "--dir", d]).await;

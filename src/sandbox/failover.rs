@@ -1,20 +1,30 @@
-//! Role changes of a sandbox `Cluster`: the planned switchover of
-//! devenv/failover.sh (fence, catch up, promote, repoint, version-checked
-//! publish with epoch + 1) and the promotion after a primary crash.
+//! Role changes of a sandbox `Cluster`: the planned switchover (the real
+//! `mysql-zk-proxy switchover`, [`crate::ops::switchover`], with the
+//! sandbox's addresses and credentials) and the promotion after a primary crash.
 
-use super::cluster::{change_master_sql, json_u64, primary_json, Cluster};
-use super::{zk_set_versioned, zk_write, Result, SandboxError};
+use super::cluster::{Cluster, ADMIN_PASS, ADMIN_USER, REPL_PASS, REPL_USER};
+use super::{Result, SandboxError};
+use crate::failover::config::Secret;
+use crate::ops::report::{Outcome, Report};
+use crate::ops::server::Login;
+use crate::ops::switchover::{self, Plan};
+use crate::ops::{zk, Endpoint};
 use std::time::{Duration, Instant};
 
-/// Catch-up timeout of a switchover, in seconds (`MASTER_GTID_WAIT`).
-const CATCH_UP_TIMEOUT_S: u32 = 30;
+/// Catch-up bound of a sandbox switchover (`MASTER_GTID_WAIT`).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the registered proxies' drain acknowledgements.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Phase timings of a planned switchover.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SwitchoverReport {
     pub old_port: u16,
     pub new_port: u16,
+    /// Epoch of the serving record for the new primary (draining was one less).
     pub new_epoch: u64,
+    /// Publish `draining`, wait for the registered proxies' acknowledgements.
+    pub drain: Duration,
     /// read_only=1 on the old primary until the replica applied its GTID position.
     pub catch_up: Duration,
     /// Promote the replica and repoint the old primary at it.
@@ -26,16 +36,35 @@ pub struct SwitchoverReport {
     pub total: Duration,
 }
 
+impl SwitchoverReport {
+    fn from_ops(r: &Report, old_port: u16, new_port: u16) -> SwitchoverReport {
+        let p = &r.phases;
+        let d = |d: Option<Duration>| d.unwrap_or_default();
+        SwitchoverReport {
+            old_port,
+            new_port,
+            new_epoch: r.epochs.serving.unwrap_or_default(),
+            drain: d(p.drain),
+            catch_up: d(p.fence) + d(p.catch_up),
+            promote: d(p.promote) + d(p.repoint),
+            publish: d(p.publish),
+            write_blocked: d(r.write_blocked),
+            total: r.total,
+        }
+    }
+}
+
 impl std::fmt::Display for SwitchoverReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         write!(
             f,
-            "switchover 127.0.0.1:{} -> 127.0.0.1:{} epoch {}: catch-up {:.0} ms, \
+            "switchover 127.0.0.1:{} -> 127.0.0.1:{} epoch {}: drain {:.0} ms, catch-up {:.0} ms, \
              promote+repoint {:.0} ms, znode set {:.0} ms, write-blocked {:.0} ms, total {:.0} ms",
             self.old_port,
             self.new_port,
             self.new_epoch,
+            ms(self.drain),
             ms(self.catch_up),
             ms(self.promote),
             ms(self.publish),
@@ -46,81 +75,55 @@ impl std::fmt::Display for SwitchoverReport {
 }
 
 impl Cluster {
-    /// Planned switchover primary -> replica, like devenv/failover.sh; the
-    /// roles swap in `self`. The znode gets epoch + 1 via a version-checked
-    /// set (it fails on a concurrent change); an absent znode is created.
-    pub async fn switchover(&mut self) -> Result<SwitchoverReport> {
-        let t0 = Instant::now();
-        let Some(new) = self.replica.as_ref() else {
-            return Err(SandboxError::State("switchover needs a replica".into()));
+    /// The [`Plan`] of a switchover to the replica (admin login, repl user).
+    pub fn switchover_plan(&self) -> Result<Plan> {
+        let new = self.replica_or_err()?;
+        let login = |user: &str, pass: &str| Login {
+            user: user.to_owned(),
+            password: Secret::new(pass),
         };
-        let (old_port, new_port) = (self.primary.port(), new.port());
-        let record = self.published().await?;
-        let (epoch, version) = match &record {
-            Some((data, ver)) => (json_u64(data, "epoch").unwrap_or(0), Some(*ver)),
-            None => (0, None),
-        };
-        if let Some(p) = record.as_ref().and_then(|(d, _)| json_u64(d, "port")) {
-            if p != u64::from(old_port) {
-                return Err(SandboxError::State(format!(
-                    "znode says port {p} but the primary is on {old_port}"
-                )));
-            }
-        }
-        let t1 = Instant::now();
-        self.fence_and_catch_up().await?;
-        let t2 = Instant::now();
-        self.promote_and_repoint().await?;
-        let t3 = Instant::now();
-        let json = primary_json(new_port, epoch + 1);
-        match version {
-            Some(v) => zk_set_versioned(&self.zk_connect(), &self.primary_path, json.as_bytes(), v)
-                .await
-                .map(drop)?,
-            None => zk_write(&self.zk_connect(), &self.primary_path, json.as_bytes()).await?,
-        }
-        let t4 = Instant::now();
-        self.wait_demoted_io_thread().await;
-        Ok(SwitchoverReport {
-            old_port,
-            new_port,
-            new_epoch: epoch + 1,
-            catch_up: t2 - t1,
-            promote: t3 - t2,
-            publish: t4 - t3,
-            write_blocked: t4 - t1,
-            total: t0.elapsed(),
+        Ok(Plan {
+            primary_path: self.primary_path.clone(),
+            target: Endpoint::new("127.0.0.1", new.port()),
+            login: login(ADMIN_USER, ADMIN_PASS),
+            repl: login(REPL_USER, REPL_PASS),
+            drain_timeout: DRAIN_TIMEOUT,
+            catch_up_timeout: CATCH_UP_TIMEOUT,
+            sql_timeout: Duration::from_secs(10),
+            force: false,
         })
     }
 
-    /// Old primary read_only=1, then wait until the replica applied its
-    /// binlog position; on timeout make the old primary writable again.
-    async fn fence_and_catch_up(&self) -> Result<()> {
-        let (old, new) = (&self.primary, self.replica_or_err()?);
-        old.sql_async("SET GLOBAL read_only = 1").await?;
-        let pos = old.gtid_binlog_pos().await?;
-        if new.wait_gtid(&pos, CATCH_UP_TIMEOUT_S).await? {
-            return Ok(());
+    /// Planned switchover primary -> replica with `mysql-zk-proxy
+    /// switchover` (draining, fence, catch-up, promote, repoint, serving
+    /// record with compare-and-set); the roles swap in `self`.
+    pub async fn switchover(&mut self) -> Result<SwitchoverReport> {
+        let plan = self.switchover_plan()?;
+        let (old_port, new_port) = (self.primary.port(), plan.target.port);
+        let report = self.switchover_with(&plan).await?;
+        if report.outcome != Outcome::Switched {
+            return Err(SandboxError::State(format!(
+                "switchover {:?}: {}",
+                report.outcome,
+                report.error.as_deref().unwrap_or("no reason given")
+            )));
         }
-        old.sql_async("SET GLOBAL read_only = 0").await?;
-        Err(SandboxError::State(format!(
-            "replica {} did not reach {pos} in {CATCH_UP_TIMEOUT_S} s; old primary made writable again",
-            new.name()
-        )))
+        Ok(SwitchoverReport::from_ops(&report, old_port, new_port))
     }
 
-    /// Promote the replica, make the old primary its replica, swap roles.
-    async fn promote_and_repoint(&mut self) -> Result<()> {
-        let new = self.replica_or_err()?;
-        new.sql_async("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0")
-            .await?;
-        let repoint = format!(
-            "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos; {}; START SLAVE",
-            change_master_sql(new.port())
-        );
-        self.primary.sql_async(&repoint).await?;
-        self.swap_roles();
-        Ok(())
+    /// Run `plan` (e.g. [`Cluster::switchover_plan`] with other bounds)
+    /// against this cluster's ZooKeeper; the roles in `self` swap only when
+    /// the report says switched.
+    pub async fn switchover_with(&mut self, plan: &Plan) -> Result<Report> {
+        let client = zk::connect(&self.zk_connect(), Duration::from_secs(10))
+            .await
+            .map_err(|e| SandboxError::Other(e.to_string()))?;
+        let report = switchover::run(&client, plan).await;
+        if report.outcome == Outcome::Switched {
+            self.swap_roles();
+            self.wait_demoted_io_thread().await;
+        }
+        Ok(report)
     }
 
     fn swap_roles(&mut self) {
