@@ -40,7 +40,7 @@ pub enum ProxyError {
     Fencing(#[source] crate::config::ConfigError),
     #[error("[[users]]: {0}")]
     Credentials(#[source] crate::failover::credentials::CredentialError),
-    #[error("TLS: {0}")]
+    #[error("invalid `{key}`: {0}", key = .0.key())]
     Tls(#[source] crate::tls::TlsError),
 }
 

@@ -12,30 +12,31 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::{BackendTlsConfig, Config, ConfigError, ListenTlsConfig};
 
-/// A TLS file or setting that cannot be used; `key` is the config key.
+/// A TLS file or setting that cannot be used; [`TlsError::key`] names the config key.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("`{key}` = {path:?}: {source}")]
+    #[error("{path:?}: {source}")]
     Pem {
         key: &'static str,
         path: String,
         #[source]
         source: rustls::pki_types::pem::Error,
     },
-    #[error("`{key}` = {path:?}: no certificate in the file")]
+    #[error("{path:?}: no certificate in the file")]
     Empty { key: &'static str, path: String },
-    #[error("`{key}`: {source}")]
+    #[error("{source}")]
     Rustls {
         key: &'static str,
         #[source]
         source: rustls::Error,
     },
-    #[error("`backend.tls.server_name` = {0:?} is not a DNS name or IP address")]
+    #[error("{0:?} is not a DNS name or IP address")]
     ServerName(String),
 }
 
 impl TlsError {
-    fn key(&self) -> &'static str {
+    /// The config key whose value failed.
+    pub fn key(&self) -> &'static str {
         match self {
             TlsError::Pem { key, .. }
             | TlsError::Empty { key, .. }

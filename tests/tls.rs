@@ -6,9 +6,11 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use common::binary::Running;
 use common::pki::{self, s, Pki};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, ServerError, SslOpts};
@@ -244,23 +246,48 @@ async fn idle_session_migrates_with_tls_on_both_legs() {
     assert_eq!(migrated, 1);
 }
 
+/// Poll /status until `last_reload` differs from `before`; return it.
+async fn next_reload(admin: SocketAddr, before: &serde_json::Value) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = common::http::status(admin).await["last_reload"].clone();
+        if !r.is_null() && r != *before {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no reload recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
+async fn sighup_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
     let (dir, db, one) = pkis();
     let cluster = cluster(false, &db, &[]).await;
-    let p = proxy(&cluster, |c| listen_tls(c, &one)).await;
-    let port = p.listen_addr().port();
+    let mut cfg = common::test_config(&cluster);
+    listen_tls(&mut cfg, &one);
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let run = Running::start(&["run", "--config", path.to_str().unwrap()]);
+    let admin = run.admin_addr(Instant::now() + Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let st = common::http::status(admin).await;
+    let listen: SocketAddr = st["listen_address"].as_str().unwrap().parse().unwrap();
+    let port = listen.port();
     connect(tls_client(port, &one.ca))
         .await
         .expect("first certificate");
 
-    // a new certificate from another CA, written over the same files
+    // a certificate from another CA written over the same files, then SIGHUP
     let two = pki::issue(dir.path(), "two", &["127.0.0.1"]);
     std::fs::copy(&two.cert, &one.cert).unwrap();
     std::fs::copy(&two.key, &one.key).unwrap();
-    let cfg = (*p.config()).clone();
-    let r = p.reload(cfg.validate().map(|_| cfg.clone()));
-    assert!(r.ok, "{r:?}");
+    run.signal(libc::SIGHUP);
+    let r = next_reload(admin, &serde_json::Value::Null).await;
+    assert_eq!(r["ok"], true, "{r}");
     connect(tls_client(port, &two.ca))
         .await
         .expect("new certificate served");
@@ -271,10 +298,11 @@ async fn a_reload_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
 
     // a broken file is rejected, naming the key; the running one stays
     std::fs::write(&one.cert, "not a certificate").unwrap();
-    let r = p.reload(cfg.validate().map(|_| cfg.clone()));
-    assert!(!r.ok);
-    let err = r.error.unwrap_or_default();
-    assert!(err.contains("listen.tls.cert"), "{err}");
+    run.signal(libc::SIGHUP);
+    let bad = next_reload(admin, &r).await;
+    assert_eq!(bad["ok"], false, "{bad}");
+    let err = bad["error"].as_str().unwrap_or_default();
+    assert!(err.contains("listen.tls.cert"), "{bad}");
     connect(tls_client(port, &two.ca))
         .await
         .expect("still served");

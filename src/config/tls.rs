@@ -91,3 +91,44 @@ impl BackendTlsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(r: Result<(), ConfigError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn incomplete_settings_name_the_key() {
+        let l = ListenTlsConfig {
+            cert: "c.pem".into(),
+            ..Default::default()
+        };
+        assert!(problem(l.validate()).contains("listen.tls.key"));
+        let l = ListenTlsConfig {
+            require: true,
+            ..Default::default()
+        };
+        assert!(problem(l.validate()).contains("listen.tls.require"));
+        let b = BackendTlsConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        assert!(problem(b.validate()).contains("backend.tls.ca"));
+        let b = BackendTlsConfig {
+            enabled: true,
+            ca: "/nonexistent/ca.pem".into(),
+            ..Default::default()
+        };
+        let p = problem(b.validate());
+        assert!(
+            p.contains("backend.tls.ca") && p.contains("/nonexistent/ca.pem"),
+            "{p}"
+        );
+        // off by default: nothing is read
+        ListenTlsConfig::default().validate().unwrap();
+        BackendTlsConfig::default().validate().unwrap();
+    }
+}
