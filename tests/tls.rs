@@ -171,6 +171,30 @@ async fn tls_on_the_client_leg_the_backend_leg_or_both() {
     let e = server_error(connect(common::app_opts(port)).await);
     assert_eq!(e.code, 9008, "{e:?}");
     assert!(e.message.contains("requires TLS"), "{}", e.message);
+    // the mariadb command-line client (OpenSSL) verifying the proxy
+    let out = mariadb_cli(port, &px.ca, "SELECT CONCAT('sum=', 20+22)").await;
+    assert!(out.contains("sum=42"), "{out}");
+}
+
+/// Run `sql` with the mariadb CLI over TLS, verifying the server against `ca`.
+async fn mariadb_cli(port: u16, ca: &Path, sql: &str) -> String {
+    let mut cmd = tokio::process::Command::new("mariadb");
+    cmd.args(["--no-defaults", "-h127.0.0.1", "-uapp", "-papp", "--batch"])
+        .arg(format!("-P{port}"))
+        .args(["--ssl", "--ssl-verify-server-cert"])
+        .arg(format!("--ssl-ca={}", ca.display()))
+        .args(["-e", sql]);
+    let out = tokio::time::timeout(Duration::from_secs(15), cmd.output())
+        .await
+        .expect("the CLI ends in time")
+        .expect("the mariadb CLI runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

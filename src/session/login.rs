@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakeResponse;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
@@ -89,6 +90,8 @@ pub struct LoginTls {
     pub require: bool,
     /// Start TLS towards the backend at `host`.
     pub backend: Option<(Arc<BackendTls>, String)>,
+    /// Bound on the backend's TLS handshake (`backend.connect_timeout`).
+    pub backend_timeout: Duration,
 }
 
 /// Who speaks next in the exchange.
@@ -130,7 +133,14 @@ pub async fn login(
         let to_client = first.seq.wrapping_add(1);
         let request = secure::ssl_request(&first.payload);
         let started = secure::start_backend_tls(backend, greeting, b, host, request, backend_first);
-        if let Err(msg) = started.await {
+        let started = tokio::time::timeout(tls.backend_timeout, started).await;
+        let started = started.unwrap_or_else(|_| {
+            Err(format!(
+                "no TLS handshake with primary {host} within {:?} (backend.connect_timeout)",
+                tls.backend_timeout
+            ))
+        });
+        if let Err(msg) = started {
             return refused(ProxyErrorCode::BackendUnreachable, to_client, msg);
         }
     }

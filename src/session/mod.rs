@@ -180,6 +180,7 @@ async fn connect_and_relay(
         acceptor,
         require: cfg.listen.tls.require,
         backend: ctx.tls.backend().map(|b| (b, primary.host.clone())),
+        backend_timeout: cfg.backend.connect_timeout,
     };
     let mut client = Stream::Plain(client);
     let mut backend = Stream::Plain(be.stream);
