@@ -20,7 +20,7 @@ use crate::protocol::caps;
 use crate::protocol::errors::ProxyErrorCode;
 use crate::protocol::handshake::Greeting;
 use crate::protocol::packet_io::{frame, Packet, PacketReader};
-use crate::session::secure::{self, plugin_needs_tls};
+use crate::session::secure::{self, is_ssl_request, plugin_needs_tls};
 use crate::session::stream::Stream;
 use crate::tls::BackendTls;
 
@@ -270,14 +270,6 @@ async fn read_one(from: &mut Stream) -> io::Result<Packet> {
         seq: header[3],
         payload,
     })
-}
-
-/// An SSLRequest: 32 bytes, protocol 4.1, CLIENT_SSL.
-fn is_ssl_request(b: &[u8]) -> bool {
-    let flags = b
-        .get(..4)
-        .map_or(0, |x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
-    b.len() == 32 && flags & caps::CLIENT_SSL != 0
 }
 
 /// Ok(None) for an SSL request.

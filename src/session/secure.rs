@@ -55,6 +55,14 @@ pub async fn start_backend_tls(
         .map_err(|e| format!("TLS handshake with primary {host} failed: {e}"))
 }
 
+/// An SSLRequest: 32 bytes, protocol 4.1, CLIENT_SSL.
+pub fn is_ssl_request(b: &[u8]) -> bool {
+    let flags = b
+        .get(..4)
+        .map_or(0, |x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+    b.len() == 32 && flags & caps::CLIENT_SSL != 0
+}
+
 /// Set or clear CLIENT_SSL in a handshake response (its first 4 bytes).
 pub fn set_ssl_flag(response: &mut [u8], on: bool) {
     if response.len() < 4 {
