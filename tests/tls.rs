@@ -241,6 +241,15 @@ async fn backend_tls_verifies_the_ca_and_the_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_without_tls_is_refused_when_backend_tls_is_on() {
+    let (_dir, db, _) = pkis();
+    let env = common::start_with(false, |c| backend_tls(c, &db)).await;
+    let e = server_error(connect(env.via_proxy()).await);
+    assert_eq!(e.code, 9002, "{e:?}");
+    assert!(e.message.contains("does not offer TLS"), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_session_migrates_with_tls_on_both_legs() {
     let (_dir, db, px) = pkis();
     let mut cluster = cluster(true, &db, &[]).await;
