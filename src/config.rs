@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
 mod listen;
+mod tls;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
+pub use tls::{BackendTlsConfig, ListenTlsConfig};
 
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,8 @@ pub struct BackendConfig {
     /// TCP keepalive idle time on backend connections; "0s" turns it off.
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
+    /// `[backend.tls]`: TLS to primaries.
+    pub tls: BackendTlsConfig,
 }
 
 impl Default for BackendConfig {
@@ -111,6 +115,7 @@ impl Default for BackendConfig {
         BackendConfig {
             connect_timeout: Duration::from_secs(3),
             keepalive: Duration::from_secs(60),
+            tls: BackendTlsConfig::default(),
         }
     }
 }
@@ -247,6 +252,7 @@ impl Config {
         positive("zookeeper.session_timeout", self.zookeeper.session_timeout)?;
         positive("zookeeper.connect_timeout", self.zookeeper.connect_timeout)?;
         positive("backend.connect_timeout", self.backend.connect_timeout)?;
+        self.backend.tls.validate()?;
         self.validate_failover()?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));

@@ -19,7 +19,8 @@
 //!                                          with the derived credential + replayed state),
 //!                                          or answer the next command with 9005 / 9006
 //!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery, metrics, timeline.
-//!   reload (SIGHUP) swaps the live config; limits and credentials apply at once.
+//!   reload (SIGHUP) swaps the live config; limits and credentials apply at once,
+//!   TLS certificates are read again (tls: acceptor for clients, connector for backends).
 //!   ops (`publish`, `switchover` commands) write the record with compare-and-set and
 //!   drive a planned switchover: draining → every proxies/<id> acknowledges → fence,
 //!   GTID catch-up, promote → serving record for the new primary.
@@ -44,3 +45,4 @@ pub mod reload;
 pub mod routing;
 pub mod sandbox;
 pub mod session;
+pub mod tls;

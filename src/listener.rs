@@ -25,6 +25,8 @@ use admission::{Registry, Slots};
 pub struct Context {
     /// The running config; live settings change at a reload.
     pub config: Arc<LiveConfig>,
+    /// TLS acceptor (clients) and connector (backends) in force.
+    pub tls: Arc<crate::tls::TlsState>,
     pub table: Arc<RouteTable>,
     pub stats: Arc<Stats>,
     pub discovery: DiscoveryHandle,

@@ -40,11 +40,15 @@ pub enum ProxyError {
     Fencing(#[source] crate::config::ConfigError),
     #[error("[[users]]: {0}")]
     Credentials(#[source] crate::failover::credentials::CredentialError),
+    #[error("invalid `{key}`: {0}", key = .0.key())]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
 pub struct Proxy {
     config: Arc<LiveConfig>,
+    /// TLS material, read again at a reload.
+    tls: Arc<crate::tls::TlsState>,
     /// Set for `/ready` when admin HTTP is enabled.
     admin: Option<Arc<AdminState>>,
     table: Arc<RouteTable>,
@@ -124,7 +128,9 @@ impl Proxy {
             timeline.clone(),
             cancel.child_token(),
         ));
+        let tls = Arc::new(crate::tls::TlsState::from_config(&config).map_err(ProxyError::Tls)?);
         let ctx = Arc::new(listener::Context {
+            tls: tls.clone(),
             credentials: credentials.clone(),
             timeline: timeline.clone(),
             config: live.clone(),
@@ -162,6 +168,7 @@ impl Proxy {
             primary_path = %config.zookeeper.primary_path, "proxy started");
         Ok(Proxy {
             config: live,
+            tls,
             admin,
             table,
             stats,
@@ -214,7 +221,13 @@ impl Proxy {
     /// that failed: live settings change for new sessions and checks at
     /// once, settings needing a restart are reported and keep their value.
     pub fn reload(&self, loaded: Result<Config, ConfigError>) -> ReloadRecord {
-        let record = self.config.reload(loaded);
+        let mut record = self.config.reload(loaded);
+        if record.ok {
+            // the files may have changed even if the config did not
+            if let Err(e) = self.tls.reload(&self.config.get()) {
+                record = self.config.record_failure(e.to_string());
+            }
+        }
         self.stats.ops.count_reload(record.ok);
         match (&record.error, record.restart_required.is_empty()) {
             (Some(e), _) => {

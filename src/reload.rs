@@ -75,6 +75,19 @@ impl LiveConfig {
         record
     }
 
+    /// Record a reload that failed after the config was applied (TLS files
+    /// that changed between validation and loading): the old material stays.
+    pub fn record_failure(&self, error: String) -> ReloadRecord {
+        let record = ReloadRecord {
+            ok: false,
+            error: Some(error),
+            restart_required: Vec::new(),
+            at: SystemTime::now(),
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(record.clone());
+        record
+    }
+
     pub fn last_reload(&self) -> Option<ReloadRecord> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -1,5 +1,5 @@
 //! `[listen]` (client side: address, limits, timeouts, keepalive, PROXY
-//! protocol) and `[shutdown]` (the phases of a graceful stop).
+//! protocol, `[listen.tls]`) and `[shutdown]` (the phases of a graceful stop).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, positive, ConfigError};
+use super::{invalid, positive, ConfigError, ListenTlsConfig};
 
 /// Whether clients may be behind a load balancer speaking the PROXY protocol.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -44,6 +44,8 @@ pub struct ListenConfig {
     pub proxy_protocol: ProxyProtocol,
     /// Sources (CIDR, e.g. "10.0.0.0/8", or a bare IP) allowed to send a PROXY header.
     pub trusted_proxies: Vec<String>,
+    /// `[listen.tls]`: TLS for clients.
+    pub tls: ListenTlsConfig,
 }
 
 impl Default for ListenConfig {
@@ -56,6 +58,7 @@ impl Default for ListenConfig {
             keepalive: Duration::from_secs(60),
             proxy_protocol: ProxyProtocol::Off,
             trusted_proxies: Vec::new(),
+            tls: ListenTlsConfig::default(),
         }
     }
 }
@@ -63,6 +66,7 @@ impl Default for ListenConfig {
 impl ListenConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         positive("listen.handshake_timeout", self.handshake_timeout)?;
+        self.tls.validate()?;
         for v in &self.trusted_proxies {
             parse_net(v).ok_or_else(|| {
                 invalid(

@@ -11,7 +11,7 @@ pub enum ProxyErrorCode {
     NoPrimary,
     /// The primary could not be reached. Reconnect (maybe after a back-off).
     BackendUnreachable,
-    /// The client asked for TLS, which this proxy does not terminate.
+    /// The client asked for TLS, which this proxy does not offer (no `[listen.tls]`).
     TlsUnsupported,
     /// The proxy is shutting down. Reconnect (another proxy of the pool answers).
     ShuttingDown,
@@ -24,10 +24,16 @@ pub enum ProxyErrorCode {
     TransactionAborted,
     /// `listen.max_connections` reached: MySQL's own 1040 "Too many connections".
     TooManyConnections,
+    /// The server asked for an authentication step that sends the password
+    /// readable (mysql_clear_password, sha256_password, caching_sha2_password
+    /// full authentication) and a leg of the connection is not TLS.
+    InsecureAuth,
+    /// `listen.tls.require`: the client did not start TLS.
+    TlsRequired,
 }
 
 impl ProxyErrorCode {
-    pub const ALL: [ProxyErrorCode; 7] = [
+    pub const ALL: [ProxyErrorCode; 9] = [
         ProxyErrorCode::NoPrimary,
         ProxyErrorCode::BackendUnreachable,
         ProxyErrorCode::TlsUnsupported,
@@ -35,6 +41,8 @@ impl ProxyErrorCode {
         ProxyErrorCode::FailoverClosed,
         ProxyErrorCode::TransactionAborted,
         ProxyErrorCode::TooManyConnections,
+        ProxyErrorCode::InsecureAuth,
+        ProxyErrorCode::TlsRequired,
     ];
 
     /// The code as a metric label ("9001", ..., "1040").
@@ -47,6 +55,8 @@ impl ProxyErrorCode {
             ProxyErrorCode::FailoverClosed => "9005",
             ProxyErrorCode::TransactionAborted => "9006",
             ProxyErrorCode::TooManyConnections => "1040",
+            ProxyErrorCode::InsecureAuth => "9007",
+            ProxyErrorCode::TlsRequired => "9008",
         }
     }
 
@@ -59,6 +69,8 @@ impl ProxyErrorCode {
             ProxyErrorCode::FailoverClosed => 9005,
             ProxyErrorCode::TransactionAborted => 9006,
             ProxyErrorCode::TooManyConnections => 1040,
+            ProxyErrorCode::InsecureAuth => 9007,
+            ProxyErrorCode::TlsRequired => 9008,
         }
     }
 
@@ -66,7 +78,9 @@ impl ProxyErrorCode {
         match self {
             ProxyErrorCode::NoPrimary
             | ProxyErrorCode::TlsUnsupported
-            | ProxyErrorCode::TooManyConnections => *b"08004",
+            | ProxyErrorCode::TooManyConnections
+            | ProxyErrorCode::TlsRequired => *b"08004",
+            ProxyErrorCode::InsecureAuth => *b"28000",
             ProxyErrorCode::BackendUnreachable
             | ProxyErrorCode::ShuttingDown
             | ProxyErrorCode::FailoverClosed => *b"08S01",

@@ -8,8 +8,8 @@ use mysql_common::packets::HandshakePacket;
 use super::caps;
 
 /// Capabilities removed from the forwarded greeting, and why.
-/// - CLIENT_SSL: this proxy does not terminate TLS (yet); a client starting
-///   TLS would leave the proxy blind to the protocol.
+/// - CLIENT_SSL: the backend's TLS is not the client's; the proxy offers its
+///   own ([`offer_ssl`]) when `[listen.tls]` is configured.
 /// - CLIENT_COMPRESS / ZSTD: compressed framing would hide packet boundaries.
 /// - CLIENT_OPTIONAL_RESULTSET_METADATA (MySQL 8): changes the column-count
 ///   packet in ways the tracker does not model.
@@ -47,6 +47,8 @@ pub struct Greeting {
     pub auth_plugin: Option<String>,
     /// The 20-byte challenge (both scramble parts).
     pub scramble: Vec<u8>,
+    /// The backend offered TLS (CLIENT_SSL, before clearing).
+    pub backend_ssl: bool,
 }
 
 /// Clear [`CLEARED_CAPS`] (and unknown MariaDB capabilities) in `payload`, a
@@ -89,7 +91,15 @@ pub fn adjust_greeting(payload: &mut [u8]) -> Result<Greeting, HandshakeError> {
         mariadb_caps,
         auth_plugin,
         scramble,
+        backend_ssl: server_caps & caps::CLIENT_SSL != 0,
     })
+}
+
+/// Advertise the proxy's own TLS in an adjusted greeting `payload`.
+pub fn offer_ssl(payload: &mut [u8], greeting: &mut Greeting) {
+    let cap_lo = 1 + greeting.server_version.len() + 1 + 4 + 8 + 1;
+    greeting.caps |= caps::CLIENT_SSL;
+    payload[cap_lo..cap_lo + 2].copy_from_slice(&(greeting.caps as u16).to_le_bytes());
 }
 
 #[cfg(test)]
@@ -125,6 +135,7 @@ mod tests {
         assert_eq!(g.caps & (caps::CLIENT_SSL | caps::CLIENT_COMPRESS), 0);
         assert_ne!(g.caps & caps::CLIENT_PROTOCOL_41, 0);
         assert_eq!(g.mariadb_caps, 0x0d);
+        assert!(g.backend_ssl);
         // same length, and only the capability bytes differ
         assert_eq!(p.len(), original.len());
         let diff: Vec<usize> = (0..p.len()).filter(|&i| p[i] != original[i]).collect();
@@ -145,7 +156,14 @@ mod tests {
         assert!(diff.contains(&ext), "CACHE_METADATA cleared");
         // parsing the adjusted greeting again agrees
         let again = adjust_greeting(&mut p.clone()).unwrap();
-        assert_eq!(again, g);
+        assert_eq!(again.caps, g.caps);
+        assert!(!again.backend_ssl);
+        // offering the proxy's own TLS sets exactly that bit again
+        let mut offered = g.clone();
+        offer_ssl(&mut p, &mut offered);
+        let parsed = adjust_greeting(&mut p.clone()).unwrap();
+        assert!(parsed.backend_ssl);
+        assert_eq!(offered.caps, g.caps | caps::CLIENT_SSL);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct ClusterBuilder {
     replica: bool,
     primary_path: String,
     publish: bool,
+    server_args: Vec<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -30,6 +31,7 @@ impl Default for ClusterBuilder {
             replica: true,
             primary_path: DEFAULT_PRIMARY_PATH.to_owned(),
             publish: true,
+            server_args: Vec::new(),
         }
     }
 }
@@ -51,11 +53,18 @@ impl ClusterBuilder {
         self
     }
 
+    /// More mariadbd options for both servers (e.g. `mariadb::tls_args`).
+    pub fn server_args(mut self, args: Vec<String>) -> Self {
+        self.server_args.extend(args);
+        self
+    }
+
     /// Start everything in temp dirs (killed and removed on drop).
     pub async fn start(self) -> Result<Cluster> {
         let zk = blocking(ZkServer::start);
-        let db1 = blocking(|| MariaDb::start("db1", 1, false));
-        let db2 = blocking(|| MariaDb::start("db2", 2, true));
+        let (a1, a2) = (self.server_args.clone(), self.server_args.clone());
+        let db1 = blocking(|| MariaDb::start_with("db1", 1, false, a1));
+        let db2 = blocking(|| MariaDb::start_with("db2", 2, true, a2));
         let (zk, primary, replica) = if self.replica {
             let (zk, p, r) = tokio::join!(zk, db1, db2);
             (zk?, p?, Some(r?))

@@ -17,6 +17,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: u32 = 5;
 
+/// mariadbd options serving TLS with PEM `cert` and `key` (`ca` verifies
+/// client certificates, which are not required).
+pub fn tls_args(cert: &Path, key: &Path, ca: &Path) -> Vec<String> {
+    vec![
+        format!("--ssl-cert={}", cert.display()),
+        format!("--ssl-key={}", key.display()),
+        format!("--ssl-ca={}", ca.display()),
+    ]
+}
+
 /// Identity of one server: `name` (e.g. `db1`) names its binlogs.
 #[derive(Debug, Clone)]
 pub struct DbSpec {
@@ -33,23 +43,36 @@ pub struct MariaDb {
     port: u16,
     detached: bool,
     dir: InstanceDir,
+    /// More mariadbd options (TLS files, plugins), on every start.
+    extra_args: Vec<String>,
 }
 
 impl MariaDb {
     /// A fresh server on a free port in a new temp dir.
     pub fn start(name: &str, server_id: u32, read_only: bool) -> Result<MariaDb> {
+        Self::start_with(name, server_id, read_only, Vec::new())
+    }
+
+    /// [`MariaDb::start`] with more mariadbd options, e.g. [`tls_args`].
+    pub fn start_with(
+        name: &str,
+        server_id: u32,
+        read_only: bool,
+        extra_args: Vec<String>,
+    ) -> Result<MariaDb> {
         let spec = DbSpec {
             name: name.to_owned(),
             server_id,
             read_only,
         };
-        Self::launch(InstanceDir::temp(name)?, spec, PortChoice::Any, false)
+        let dir = InstanceDir::temp(name)?;
+        Self::launch(dir, spec, PortChoice::Any, false, extra_args)
     }
 
     /// Start in a kept `dir` (fresh copy if it has no data yet), detached
     /// from this process (`sandbox up`).
     pub fn start_persistent(dir: &Path, spec: DbSpec, port: PortChoice) -> Result<MariaDb> {
-        Self::launch(InstanceDir::persistent(dir)?, spec, port, true)
+        Self::launch(InstanceDir::persistent(dir)?, spec, port, true, Vec::new())
     }
 
     /// Re-attach to a persistent server (the PID is checked against the dir).
@@ -62,16 +85,24 @@ impl MariaDb {
             port,
             detached: true,
             dir,
+            extra_args: Vec::new(),
         })
     }
 
-    fn launch(dir: InstanceDir, spec: DbSpec, port: PortChoice, detached: bool) -> Result<Self> {
+    fn launch(
+        dir: InstanceDir,
+        spec: DbSpec,
+        port: PortChoice,
+        detached: bool,
+        extra_args: Vec<String>,
+    ) -> Result<Self> {
         let mut db = MariaDb {
             proc: None,
             spec,
             port: 0,
             detached,
             dir,
+            extra_args,
         };
         db.prepare_dir()?;
         for attempt in 1..=PORT_ATTEMPTS {
@@ -209,7 +240,8 @@ impl MariaDb {
                 INNODB_LOG_FILE_SIZE,
                 "--innodb-flush-log-at-trx-commit=2",
                 "--sync-binlog=0",
-            ]);
+            ])
+            .args(&self.extra_args);
         Ok(cmd)
     }
 

@@ -1,6 +1,8 @@
-//! The login exchange, packet by packet: every packet is forwarded unchanged
-//! (the backend stays the authority for every auth plugin) and the parts a
-//! later re-login on another primary needs are recorded.
+//! The login exchange, packet by packet: TLS started on either leg as
+//! configured, then every packet forwarded unchanged but for its sequence id
+//! (the backend stays the authority for every auth plugin; steps that would
+//! carry a readable password need TLS on both legs) and the parts a later
+//! re-login on another primary needs are recorded.
 
 use std::collections::HashMap;
 use std::io;
@@ -8,12 +10,19 @@ use std::io;
 use bytes::BytesMut;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakeResponse;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
 
 use crate::protocol::caps;
+use crate::protocol::errors::ProxyErrorCode;
 use crate::protocol::handshake::Greeting;
 use crate::protocol::packet_io::{frame, Packet, PacketReader};
+use crate::session::secure::{self, is_ssl_request, plugin_needs_tls};
+use crate::session::stream::Stream;
+use crate::tls::BackendTls;
 
 /// Largest packet accepted during login (handshake responses with connect
 /// attributes are a few hundred bytes).
@@ -60,10 +69,29 @@ pub enum LoginOutcome {
     Failed,
     /// The client asked for TLS, which the greeting did not offer.
     SslRequested,
+    /// The proxy refuses the login: send `code` with sequence id `seq`.
+    Refused {
+        code: ProxyErrorCode,
+        seq: u8,
+        msg: String,
+    },
     ClientGone(io::Error),
     BackendGone(io::Error),
     /// The client's handshake response could not be parsed (it was not forwarded).
     Malformed(String),
+}
+
+/// TLS for the two legs of one login.
+#[derive(Default)]
+pub struct LoginTls {
+    /// Set when the greeting offered TLS to the client.
+    pub acceptor: Option<Arc<TlsAcceptor>>,
+    /// Refuse a client that does not start TLS.
+    pub require: bool,
+    /// Start TLS towards the backend at `host`.
+    pub backend: Option<(Arc<BackendTls>, String)>,
+    /// Bound on the backend's TLS handshake (`backend.connect_timeout`).
+    pub backend_timeout: Duration,
 }
 
 /// Who speaks next in the exchange.
@@ -77,26 +105,94 @@ enum Step {
     Either,
 }
 
-/// Run the exchange after the greeting was forwarded.
+fn refused(code: ProxyErrorCode, seq: u8, msg: String) -> LoginOutcome {
+    LoginOutcome::Refused { code, seq, msg }
+}
+
+/// Run the exchange after the greeting was forwarded. With TLS on one leg
+/// only, sequence ids differ by one between the legs (the SSLRequest took
+/// one): packets are renumbered as they pass.
 pub async fn login(
-    client: &mut TcpStream,
-    backend: &mut TcpStream,
+    client: &mut Stream,
+    backend: &mut Stream,
     greeting: &Greeting,
+    tls: &LoginTls,
 ) -> LoginOutcome {
-    let mut from_client = PacketReader::new(MAX_LOGIN_PACKET);
-    let mut from_backend = PacketReader::new(MAX_LOGIN_PACKET);
-    let first = match from_client.read(client).await {
+    let mut first = match client_response(client, tls).await {
         Ok(p) => p,
-        Err(e) => return LoginOutcome::ClientGone(e),
+        Err(outcome) => return outcome,
     };
     let mut record = match parse_response(&first, greeting) {
         Ok(Some(r)) => r,
-        Ok(None) => return LoginOutcome::SslRequested,
+        Ok(None) => return LoginOutcome::Malformed("a second SSL request".into()),
         Err(e) => return LoginOutcome::Malformed(e),
     };
+    // the backend's greeting had the id the client answered (less its SSLRequest)
+    let backend_first = first.seq.wrapping_sub(client.is_tls() as u8);
+    if let Some((b, host)) = &tls.backend {
+        let to_client = first.seq.wrapping_add(1);
+        let request = secure::ssl_request(&first.payload);
+        let started = secure::start_backend_tls(backend, greeting, b, host, request, backend_first);
+        let started = tokio::time::timeout(tls.backend_timeout, started).await;
+        let started = started.unwrap_or_else(|_| {
+            Err(format!(
+                "no TLS handshake with primary {host} within {:?} (backend.connect_timeout)",
+                tls.backend_timeout
+            ))
+        });
+        if let Err(msg) = started {
+            return refused(ProxyErrorCode::BackendUnreachable, to_client, msg);
+        }
+    }
+    let backend_seq = backend_first.wrapping_add(backend.is_tls() as u8);
+    let delta = backend_seq.wrapping_sub(first.seq);
+    let legs = (client.is_tls(), backend.is_tls());
+    if plugin_needs_tls(&record.plugin) && legs != (true, true) {
+        let msg = secure::refusal(&record.plugin, legs.0, legs.1);
+        return refused(ProxyErrorCode::InsecureAuth, first.seq.wrapping_add(1), msg);
+    }
+    secure::set_ssl_flag(&mut first.payload, backend.is_tls());
+    first.seq = backend_seq;
     if let Err(e) = send(backend, &first).await {
         return LoginOutcome::BackendGone(e);
     }
+    exchange(client, backend, &mut record, delta).await
+}
+
+/// The client's handshake response, after TLS if it asked for it.
+async fn client_response(client: &mut Stream, tls: &LoginTls) -> Result<Packet, LoginOutcome> {
+    let first = read_one(client).await.map_err(LoginOutcome::ClientGone)?;
+    if !is_ssl_request(&first.payload) {
+        if tls.require {
+            let msg = "this proxy requires TLS (listen.tls.require); connect with TLS".into();
+            return Err(refused(
+                ProxyErrorCode::TlsRequired,
+                first.seq.wrapping_add(1),
+                msg,
+            ));
+        }
+        return Ok(first);
+    }
+    let Some(acceptor) = &tls.acceptor else {
+        return Err(LoginOutcome::SslRequested);
+    };
+    client
+        .accept_tls(acceptor)
+        .await
+        .map_err(LoginOutcome::ClientGone)?;
+    read_one(client).await.map_err(LoginOutcome::ClientGone)
+}
+
+/// Packets both ways until OK or ERR; client ids shift by `delta` going up.
+async fn exchange(
+    client: &mut Stream,
+    backend: &mut Stream,
+    record: &mut LoginRecord,
+    delta: u8,
+) -> LoginOutcome {
+    let secure = client.is_tls() && backend.is_tls();
+    let mut from_client = PacketReader::new(MAX_LOGIN_PACKET);
+    let mut from_backend = PacketReader::new(MAX_LOGIN_PACKET);
     let mut step = Step::Server;
     loop {
         let (from_server, p) = match step {
@@ -107,7 +203,7 @@ pub async fn login(
                 p = from_client.read(client) => (false, p),
             },
         };
-        let p = match (from_server, p) {
+        let mut p = match (from_server, p) {
             (_, Ok(p)) => p,
             (true, Err(e)) => return LoginOutcome::BackendGone(e),
             (false, Err(e)) => return LoginOutcome::ClientGone(e),
@@ -116,11 +212,19 @@ pub async fn login(
             if step == Step::ClientAuthData {
                 record.auth_response = p.payload.clone();
             }
+            p.seq = p.seq.wrapping_add(delta);
             if let Err(e) = send(backend, &p).await {
                 return LoginOutcome::BackendGone(e);
             }
             step = Step::Server;
             continue;
+        }
+        p.seq = p.seq.wrapping_sub(delta);
+        if !secure {
+            if let Some(what) = secure::cleartext_step(&p.payload, &record.plugin) {
+                let msg = secure::refusal(&what, client.is_tls(), backend.is_tls());
+                return refused(ProxyErrorCode::InsecureAuth, p.seq, msg);
+            }
         }
         if let Err(e) = send(client, &p).await {
             return LoginOutcome::ClientGone(e);
@@ -129,14 +233,14 @@ pub async fn login(
             Some(0x00) => {
                 record.status = crate::protocol::ok_status(&p.payload);
                 return LoginOutcome::LoggedIn {
-                    record: Box::new(record),
+                    record: Box::new(record.clone()),
                     client_leftover: from_client.into_leftover(),
                     backend_leftover: from_backend.into_leftover(),
                 };
             }
             Some(0xff) => return LoginOutcome::Failed,
             Some(0xfe) => {
-                auth_switch(&mut record, &p.payload);
+                auth_switch(record, &p.payload);
                 step = Step::ClientAuthData;
             }
             _ => step = Step::Either,
@@ -144,8 +248,28 @@ pub async fn login(
     }
 }
 
-async fn send(to: &mut TcpStream, p: &Packet) -> io::Result<()> {
-    to.write_all(&frame(p.seq, &p.payload)).await
+async fn send(to: &mut Stream, p: &Packet) -> io::Result<()> {
+    to.write_all(&frame(p.seq, &p.payload)).await?;
+    to.flush().await
+}
+
+/// One packet, read exactly (the bytes after an SSLRequest are TLS).
+async fn read_one(from: &mut Stream) -> io::Result<Packet> {
+    let mut header = [0u8; 4];
+    from.read_exact(&mut header).await?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    if len > MAX_LOGIN_PACKET {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("login packet of {len} bytes"),
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    from.read_exact(&mut payload).await?;
+    Ok(Packet {
+        seq: header[3],
+        payload,
+    })
 }
 
 /// Ok(None) for an SSL request.
@@ -158,7 +282,7 @@ fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRecord>
     if flags & caps::CLIENT_PROTOCOL_41 == 0 {
         return Err("client does not speak protocol 4.1".into());
     }
-    if flags & caps::CLIENT_SSL != 0 && b.len() == 32 {
+    if is_ssl_request(b) {
         return Ok(None);
     }
     let hr: HandshakeResponse<'_> = ParseBuf(b)
@@ -219,6 +343,7 @@ mod tests {
             mariadb_caps: 0,
             auth_plugin: Some("mysql_native_password".into()),
             scramble: vec![3; 20],
+            backend_ssl: false,
         }
     }
 

@@ -8,7 +8,6 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::backend::{self, BackendError};
 use crate::failover::native::{respond, DerivedPassword};
@@ -18,7 +17,10 @@ use crate::protocol::packet_io::{frame, PacketReader};
 use crate::protocol::{PacketInfo, ServerEvent, Tracker, PREFIX_LEN};
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
+use crate::session::secure;
 use crate::session::state::CarriedState;
+use crate::session::stream::Stream;
+use crate::tls::BackendTls;
 
 const NATIVE: &str = "mysql_native_password";
 
@@ -40,11 +42,13 @@ pub enum MigrateError {
     Io(#[from] io::Error),
     #[error("credential: {0}")]
     Credential(String),
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A backend the session was moved to.
 pub struct Migrated {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub greeting: Greeting,
     /// Status flags after the login and replay.
     pub status: u16,
@@ -59,6 +63,7 @@ pub async fn migrate(
     state: &CarriedState,
     password: &DerivedPassword,
     timeout: Duration,
+    tls: Option<&BackendTls>,
 ) -> Result<Migrated, MigrateError> {
     let mut be = backend::connect(primary, timeout).await?;
     if be.refused() {
@@ -70,20 +75,32 @@ pub async fn migrate(
         adjust_greeting(&mut be.greeting).map_err(|e| MigrateError::Greeting(e.to_string()))?;
     let mut reader = PacketReader::new(64 * 1024);
     let auth = respond(password, &scramble20(&greeting.scramble)?);
-    let response = handshake_response(record, state, &greeting, &auth);
-    be.stream
-        .write_all(&frame(be.greeting_seq.wrapping_add(1), &response))
-        .await?;
-    let mut status = login_reply(&mut be.stream, &mut reader, password).await?;
+    let mut response = handshake_response(record, state, &greeting, &auth);
+    let mut stream = Stream::Plain(be.stream);
+    let mut seq = be.greeting_seq.wrapping_add(1);
+    if let Some(b) = tls {
+        let request = secure::ssl_request(&response);
+        let started =
+            secure::start_backend_tls(&mut stream, &greeting, b, &primary.host, request, seq);
+        tokio::time::timeout(timeout, started)
+            .await
+            .map_err(|_| MigrateError::Tls(format!("no TLS handshake within {timeout:?}")))?
+            .map_err(MigrateError::Tls)?;
+        secure::set_ssl_flag(&mut response, true);
+        seq = seq.wrapping_add(1);
+    }
+    stream.write_all(&frame(seq, &response)).await?;
+    stream.flush().await?;
+    let mut status = login_reply(&mut stream, &mut reader, password).await?;
     for stmt in &state.sets {
-        status = run_simple(&mut be.stream, &mut reader, stmt).await?;
+        status = run_simple(&mut stream, &mut reader, stmt).await?;
     }
     let caps = greeting.caps & record.client_caps;
     let mariadb = greeting.mariadb_caps & record.client_mariadb_caps;
     let mut tracker = Tracker::logged_in(caps, mariadb, status);
     let mut statements = Vec::new();
     for st in state.stmts.to_prepare() {
-        let id = prepare(&mut be.stream, &mut reader, &mut tracker, st.sql, st.params)
+        let id = prepare(&mut stream, &mut reader, &mut tracker, st.sql, st.params)
             .await
             .map_err(|error| MigrateError::Prepare {
                 id: st.client_id,
@@ -92,7 +109,7 @@ pub async fn migrate(
         statements.push((st.client_id, id));
     }
     Ok(Migrated {
-        stream: be.stream,
+        stream,
         greeting,
         status: tracker.status(),
         statements,
@@ -101,7 +118,7 @@ pub async fn migrate(
 
 /// Read the login reply, answering an auth switch to mysql_native_password.
 async fn login_reply(
-    s: &mut TcpStream,
+    s: &mut Stream,
     reader: &mut PacketReader,
     password: &DerivedPassword,
 ) -> Result<u16, MigrateError> {
@@ -121,6 +138,7 @@ async fn login_reply(
                 let scramble = data.strip_suffix(&[0]).unwrap_or(data);
                 let auth = respond(password, &scramble20(scramble)?);
                 s.write_all(&frame(p.seq.wrapping_add(1), &auth)).await?;
+                s.flush().await?;
             }
             _ => {
                 return Err(MigrateError::Refused(
@@ -140,13 +158,14 @@ fn scramble20(s: &[u8]) -> Result<[u8; 20], MigrateError> {
 
 /// Send one COM_QUERY whose reply is a single OK/ERR; its status flags.
 async fn run_simple(
-    s: &mut TcpStream,
+    s: &mut Stream,
     reader: &mut PacketReader,
     stmt: &str,
 ) -> Result<u16, MigrateError> {
     let mut payload = vec![crate::protocol::command::QUERY];
     payload.extend_from_slice(stmt.as_bytes());
     s.write_all(&frame(0, &payload)).await?;
+    s.flush().await?;
     let p = reader.read(s).await?;
     match p.payload.first() {
         Some(0x00) => Ok(crate::protocol::ok_status(&p.payload)),
@@ -160,7 +179,7 @@ async fn run_simple(
 /// COM_STMT_PREPARE `sql` and read the whole reply; the new statement id.
 /// `Err` carries the server's error or what did not match.
 async fn prepare(
-    s: &mut TcpStream,
+    s: &mut Stream,
     reader: &mut PacketReader,
     tracker: &mut Tracker,
     sql: &[u8],
@@ -171,6 +190,7 @@ async fn prepare(
     s.write_all(&frame(0, &payload))
         .await
         .map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())?;
     tracker.on_client_packet(&info(&payload, 0));
     let mut answer = None;
     loop {

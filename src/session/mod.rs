@@ -7,8 +7,10 @@ pub mod login;
 pub mod migrate;
 pub mod relay;
 pub mod rewrite;
+pub mod secure;
 pub mod state;
 pub mod stmts;
+pub mod stream;
 pub mod switch;
 pub mod timers;
 
@@ -17,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{field, Instrument};
@@ -26,13 +28,14 @@ use crate::backend;
 use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState, Stats};
 use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
-use crate::protocol::handshake::adjust_greeting;
+use crate::protocol::handshake::{adjust_greeting, offer_ssl};
 use crate::protocol::packet_io::frame;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
-use login::{LoginOutcome, LoginRecord};
+use login::{LoginOutcome, LoginRecord, LoginTls};
 use relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
 use state::CarriedState;
+use stream::Stream;
 use timers::{Expired, SessionTimers};
 
 /// Serve one accepted client until it ends or the proxy shuts down. `peer`
@@ -151,7 +154,7 @@ async fn connect_and_relay(
             .await;
         return ConnOutcome::BackendUnreachable;
     }
-    let greeting = match adjust_greeting(&mut be.greeting) {
+    let mut greeting = match adjust_greeting(&mut be.greeting) {
         Ok(g) => g,
         Err(e) => {
             let msg = format!("primary {primary} sent an unusable greeting: {e}");
@@ -159,6 +162,10 @@ async fn connect_and_relay(
         }
     };
     tracing::Span::current().record("backend_thread", greeting.connection_id);
+    let acceptor = ctx.tls.acceptor();
+    if acceptor.is_some() {
+        offer_ssl(&mut be.greeting, &mut greeting);
+    }
     if let Err(e) = client
         .write_all(&frame(be.greeting_seq, &be.greeting))
         .await
@@ -169,7 +176,15 @@ async fn connect_and_relay(
     if crate::listener::proxy_protocol::stray_header(&client, &cfg.listen).await {
         return ConnOutcome::ProxyProtocol;
     }
-    let login = login::login(&mut client, &mut be.stream, &greeting);
+    let tls = LoginTls {
+        acceptor,
+        require: cfg.listen.tls.require,
+        backend: ctx.tls.backend().map(|b| (b, primary.host.clone())),
+        backend_timeout: cfg.backend.connect_timeout,
+    };
+    let mut client = Stream::Plain(client);
+    let mut backend = Stream::Plain(be.stream);
+    let login = login::login(&mut client, &mut backend, &greeting, &tls);
     let (record, client_early, backend_early) =
         match tokio::time::timeout(cfg.listen.handshake_timeout, login).await {
             Err(_) => {
@@ -193,7 +208,7 @@ async fn connect_and_relay(
         cfg.listen.idle_timeout(),
     );
     let mut live = Live {
-        backend: be.stream,
+        backend,
         primary: primary.clone(),
         tracker: Tracker::logged_in(caps, mariadb_caps, record.status),
         state: CarriedState::new(record.db.clone()),
@@ -214,7 +229,7 @@ async fn connect_and_relay(
 
 /// A session's current backend and what the protocol tracker knows of it.
 struct Live<'a> {
-    backend: TcpStream,
+    backend: Stream,
     primary: Primary,
     tracker: Tracker,
     state: CarriedState,
@@ -230,7 +245,7 @@ struct Live<'a> {
 /// primary and the session reached a rest point (or, past the drain timeout,
 /// at least no reply outstanding).
 async fn relay_until_moved(
-    client: &mut TcpStream,
+    client: &mut Stream,
     live: &mut Live<'_>,
     ctx: &Context,
     gauge: &mut SessionGauge,
@@ -324,7 +339,7 @@ enum Next {
 /// What follows a relay that ended.
 async fn after_relay(
     end: RelayEnd,
-    client: &mut TcpStream,
+    client: &mut Stream,
     live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Context,
@@ -348,7 +363,7 @@ async fn after_relay(
 /// migrate it, or close it with the documented error.
 async fn failover(
     point: StopPoint,
-    client: &mut TcpStream,
+    client: &mut Stream,
     live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Context,
@@ -412,7 +427,17 @@ async fn failover(
         }
     };
     let timeout = ctx.config.load().backend.connect_timeout;
-    match migrate::migrate(&next, record, &live.state, &password, timeout).await {
+    let tls = ctx.tls.backend();
+    match migrate::migrate(
+        &next,
+        record,
+        &live.state,
+        &password,
+        timeout,
+        tls.as_deref(),
+    )
+    .await
+    {
         Ok(m) => {
             let caps = m.greeting.caps & record.client_caps;
             let mariadb = m.greeting.mariadb_caps & record.client_mariadb_caps;
@@ -444,7 +469,7 @@ fn held_for(ctx: &Context, since: Option<Instant>) {
 }
 
 async fn close_by_failover(
-    client: &mut TcpStream,
+    client: &mut Stream,
     live: &mut Live<'_>,
     msg: &str,
     ctx: &Context,
@@ -466,18 +491,18 @@ async fn close_by_failover(
 }
 
 /// Error 9002 in place of the greeting.
-async fn unreachable(client: &mut TcpStream, stats: &Stats, msg: &str) -> ConnOutcome {
+async fn unreachable<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    stats: &Stats,
+    msg: &str,
+) -> ConnOutcome {
     tracing::warn!("{msg}");
     let code = ProxyErrorCode::BackendUnreachable;
     send_error(client, stats, 0, code, Phase::BeforeGreeting, msg).await;
     ConnOutcome::BackendUnreachable
 }
 
-async fn login_failure(
-    outcome: LoginOutcome,
-    client: &mut TcpStream,
-    stats: &Stats,
-) -> ConnOutcome {
+async fn login_failure(outcome: LoginOutcome, client: &mut Stream, stats: &Stats) -> ConnOutcome {
     match outcome {
         LoginOutcome::LoggedIn { .. } => unreachable!("handled by the caller"),
         LoginOutcome::Failed => ConnOutcome::AuthFailed,
@@ -494,6 +519,14 @@ async fn login_failure(
             .await;
             ConnOutcome::ClientError
         }
+        LoginOutcome::Refused { code, seq, msg } => {
+            tracing::warn!("login refused: {msg}");
+            send_error(client, stats, seq, code, Phase::AfterGreeting, &msg).await;
+            match code {
+                ProxyErrorCode::BackendUnreachable => ConnOutcome::BackendUnreachable,
+                _ => ConnOutcome::ClientError,
+            }
+        }
         LoginOutcome::ClientGone(e) => {
             tracing::debug!(error = %e, "client left during login");
             ConnOutcome::ClientError
@@ -509,7 +542,7 @@ async fn login_failure(
     }
 }
 
-async fn outcome_of(end: RelayEnd, quit: bool, client: &mut TcpStream) -> ConnOutcome {
+async fn outcome_of(end: RelayEnd, quit: bool, client: &mut Stream) -> ConnOutcome {
     match end {
         RelayEnd::ClientClosed => ConnOutcome::Closed,
         RelayEnd::BackendClosed if quit => ConnOutcome::Closed,
@@ -547,8 +580,8 @@ async fn outcome_of(end: RelayEnd, quit: bool, client: &mut TcpStream) -> ConnOu
 }
 
 /// Send one of the proxy's own errors (counted by code) and close.
-pub(crate) async fn send_error(
-    client: &mut TcpStream,
+pub(crate) async fn send_error<S: AsyncWrite + Unpin>(
+    client: &mut S,
     stats: &Stats,
     seq: u8,
     code: ProxyErrorCode,
@@ -557,7 +590,11 @@ pub(crate) async fn send_error(
 ) {
     stats.ops.count_error(code);
     let packet = err_packet(seq, code, phase, msg);
-    if let Err(e) = client.write_all(&packet).await {
+    let sent = async {
+        client.write_all(&packet).await?;
+        client.flush().await
+    };
+    if let Err(e) = sent.await {
         tracing::debug!(error = %e, "could not send the error to the client");
     }
     let _ = client.shutdown().await;

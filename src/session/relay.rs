@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
@@ -19,6 +18,7 @@ use crate::protocol::tracker::ClientEvent;
 use crate::protocol::{Frame, Framer, ServerEvent, Tracker};
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 use crate::session::stmts;
+use crate::session::stream::Stream;
 use crate::session::timers::{Expired, SessionTimers};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
@@ -129,7 +129,7 @@ impl Pipe {
     }
 
     /// Write what is buffered. Ok(true) if anything was written.
-    fn flush(&mut self, cx: &mut Context<'_>, dst: &mut TcpStream) -> io::Result<bool> {
+    fn flush(&mut self, cx: &mut Context<'_>, dst: &mut Stream) -> io::Result<bool> {
         let mut wrote = false;
         while self.start < self.sendable() {
             let to = self.sendable();
@@ -143,6 +143,10 @@ impl Pipe {
                 Poll::Pending => break,
             }
         }
+        // TLS keeps records the socket did not take; push them (a no-op on TCP)
+        if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
+            return Err(e);
+        }
         if self.is_empty() {
             self.start = 0;
             self.end = 0;
@@ -155,7 +159,7 @@ impl Pipe {
     fn fill(
         &mut self,
         cx: &mut Context<'_>,
-        src: &mut TcpStream,
+        src: &mut Stream,
     ) -> io::Result<Option<std::ops::Range<usize>>> {
         if self.hold_heads && self.end == self.buf.len() && self.start > 0 {
             // a held head sits at the very end: move it to the front
@@ -183,8 +187,8 @@ impl Pipe {
 
 /// The relay between one client and its backend.
 pub struct Relay<'a> {
-    client: &'a mut TcpStream,
-    backend: &'a mut TcpStream,
+    client: &'a mut Stream,
+    backend: &'a mut Stream,
     up: Pipe,
     down: Pipe,
     tracker: &'a mut Tracker,
@@ -207,8 +211,8 @@ impl<'a> Relay<'a> {
     /// session's own and outlive the relay (a session runs one relay per
     /// backend). Bytes already read go in with [`Relay::preload`].
     pub fn new(
-        client: &'a mut TcpStream,
-        backend: &'a mut TcpStream,
+        client: &'a mut Stream,
+        backend: &'a mut Stream,
         tracker: &'a mut Tracker,
         state: &'a mut CarriedState,
         stats: &'a Stats,

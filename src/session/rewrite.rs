@@ -6,12 +6,12 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 use crate::protocol::command;
 use crate::session::kill::{self, KillMap};
 use crate::session::state::CarriedState;
 use crate::session::stmts;
+use crate::session::stream::Stream;
 
 /// Longest KILL statement read whole for a rewrite.
 const MAX_KILL: usize = 1024;
@@ -19,7 +19,7 @@ const MAX_KILL: usize = 1024;
 /// Rewrite the command at the start of `held` if it needs it, reading more
 /// of it from the client first when only part of it has arrived.
 pub async fn held_command(
-    client: &mut TcpStream,
+    client: &mut Stream,
     held: &mut Vec<u8>,
     state: &CarriedState,
     backend: &str,
@@ -64,7 +64,7 @@ pub async fn held_command(
 
 /// Read from the client until `held` has `n` bytes.
 async fn fill_to(
-    client: &mut TcpStream,
+    client: &mut Stream,
     held: &mut Vec<u8>,
     n: usize,
     wait: Duration,

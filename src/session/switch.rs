@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::failover::native::{derive, DerivedPassword};
 use crate::listener::Context;
@@ -17,6 +16,7 @@ use crate::protocol::packet_io::PacketReader;
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::state::CarriedState;
+use crate::session::stream::Stream;
 
 /// The route moved away from `current`: no primary, another address, or the
 /// record says `draining` (a planned switchover: hold new work at rest).
@@ -67,7 +67,7 @@ pub fn blocker(state: &CarriedState) -> Option<String> {
 /// Answer the client's next command (possibly already read: `held`) with
 /// `code` and close; a client that stays silent for `wait` is closed without a word.
 pub async fn close_at_next_command(
-    client: &mut TcpStream,
+    client: &mut Stream,
     stats: &Stats,
     held: &[u8],
     code: ProxyErrorCode,
@@ -80,7 +80,9 @@ pub async fn close_at_next_command(
         if p.payload.first() != Some(&command::QUIT) {
             stats.ops.count_error(code);
             let packet = err_packet(p.seq.wrapping_add(1), code, Phase::AfterGreeting, msg);
-            let _ = client.write_all(&packet).await;
+            if client.write_all(&packet).await.is_ok() {
+                let _ = client.flush().await;
+            }
         }
     }
     let _ = client.shutdown().await;

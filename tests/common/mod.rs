@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod http;
+pub mod pki;
 pub mod raw;
 
 use std::time::Duration;

@@ -1,0 +1,125 @@
+//! One leg of a session, plain TCP or TLS (the proxy as TLS server towards a
+//! client, as TLS client towards a backend); reads and writes delegate with
+//! one enum match per poll, so the plain path costs what TcpStream does.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
+
+use rustls::pki_types::ServerName;
+
+pub enum Stream {
+    Plain(TcpStream),
+    ServerTls(Box<server::TlsStream<TcpStream>>),
+    ClientTls(Box<client::TlsStream<TcpStream>>),
+    /// Only while a TLS handshake owns the socket (or after one failed).
+    Closed,
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::ServerTls(_) | Stream::ClientTls(_))
+    }
+
+    /// The TCP socket under any TLS.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::ServerTls(s) => Some(s.get_ref().0),
+            Stream::ClientTls(s) => Some(s.get_ref().0),
+            Stream::Closed => None,
+        }
+    }
+
+    fn take_plain(&mut self) -> io::Result<TcpStream> {
+        match std::mem::replace(self, Stream::Closed) {
+            Stream::Plain(s) => Ok(s),
+            other => {
+                *self = other;
+                Err(io::Error::other("TLS requested twice on one connection"))
+            }
+        }
+    }
+
+    /// Answer a client's TLS handshake (after its SSLRequest).
+    pub async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        let tcp = self.take_plain()?;
+        *self = Stream::ServerTls(Box::new(acceptor.accept(tcp).await?));
+        Ok(())
+    }
+
+    /// Start TLS towards a backend (after sending it an SSLRequest).
+    pub async fn connect_tls(
+        &mut self,
+        connector: &TlsConnector,
+        name: ServerName<'static>,
+    ) -> io::Result<()> {
+        let tcp = self.take_plain()?;
+        *self = Stream::ClientTls(Box::new(connector.connect(name, tcp).await?));
+        Ok(())
+    }
+
+    /// Wait until the client sent something (or closed).
+    pub async fn readable(&self) -> io::Result<()> {
+        match self.tcp() {
+            Some(s) => s.readable().await,
+            None => Ok(()),
+        }
+    }
+}
+
+fn closed() -> io::Error {
+    io::ErrorKind::NotConnected.into()
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
