@@ -1,4 +1,4 @@
-//! Command line: `run`, `check-config` and `sandbox` (clap derive), and the
+//! Command line: `run`, `check-config`, `sandbox` and `drill` (clap derive), and the
 //! log filter the binary installs (config `log.level`, RUST_LOG wins).
 
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ pub enum Command {
     /// Local ZooKeeper + MariaDB cluster for trying the proxy and for tests.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Drive a mixed load through a proxy while switching the primary N
+    /// times; report what clients saw (summary, JSON, HTML). docs/drill.md.
+    Drill(Box<crate::drill::DrillArgs>),
 }
 
 #[derive(Debug, Args)]

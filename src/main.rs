@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::CheckConfig(args) => check_config(&args.config, args.overrides),
         Command::Sandbox(cmd) => sandbox(cmd),
+        Command::Drill(args) => drill(*args),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -145,6 +146,20 @@ fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
         .block_on(sandbox::cli::run(cmd))
         .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn drill(args: mysql_zk_proxy::drill::DrillArgs) -> Result<ExitCode, ExitCode> {
+    init_logging(&LogConfig {
+        level: "warn".into(),
+        ..LogConfig::default()
+    })?;
+    let pass = runtime()?
+        .block_on(mysql_zk_proxy::drill::cli(args))
+        .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
+    Ok(match pass {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(mysql_zk_proxy::drill::EXIT_DRILL_FAILED),
+    })
 }
 
 /// The multi-thread tokio runtime (a worker per core, IO and timers on).
