@@ -3,7 +3,7 @@
 //! HTTP/1.0 GET.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,12 +74,28 @@ pub struct LastFailover {
     pub from: Option<String>,
     pub to: String,
     pub epoch: u64,
+    /// When the proxy saw the record (RFC 3339, the proxy's clock).
+    #[serde(default)]
+    pub record_seen: Option<String>,
     pub swapped_after_ms: Option<f64>,
     pub first_statement_after_ms: Option<f64>,
     pub sessions_migrated: u64,
     pub sessions_closed: u64,
     pub transactions_aborted: u64,
     pub statements_held: u64,
+}
+
+impl LastFailover {
+    /// Milliseconds from `written` (the record's mtime in ZooKeeper) to
+    /// `after_ms` past the proxy seeing it (compares two clocks).
+    pub fn since_written(&self, written: SystemTime, after_ms: Option<f64>) -> Option<f64> {
+        let seen = humantime::parse_rfc3339_weak(self.record_seen.as_deref()?).ok()?;
+        let gap = match seen.duration_since(written) {
+            Ok(d) => d.as_secs_f64() * 1000.0,
+            Err(e) => -e.duration().as_secs_f64() * 1000.0,
+        };
+        Some(gap + after_ms?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,5 +149,22 @@ mod tests {
         let d = delta(&before, &after);
         assert_eq!(d.len(), 2, "{d:?}");
         assert_eq!((d["a"], d["d"]), (3.0, 1.0));
+    }
+
+    #[test]
+    fn since_written_adds_the_proxy_phase_to_the_clock_gap() {
+        let f = LastFailover {
+            record_seen: Some("2026-01-01T00:00:00.250Z".into()),
+            ..LastFailover::default()
+        };
+        let written = humantime::parse_rfc3339("2026-01-01T00:00:00.240Z").unwrap();
+        assert_eq!(f.since_written(written, Some(1.5)), Some(11.5));
+        let later = humantime::parse_rfc3339("2026-01-01T00:00:00.255Z").unwrap();
+        assert_eq!(f.since_written(later, Some(1.0)), Some(-4.0));
+        assert_eq!(f.since_written(written, None), None);
+        assert_eq!(
+            LastFailover::default().since_written(written, Some(1.0)),
+            None
+        );
     }
 }

@@ -113,10 +113,13 @@ fn summary_table(r: &Report) -> String {
         ("added latency", &s.added_latency_ms),
         ("write-unavailable window", &s.write_unavailable_ms),
         (
-            "route switch (record seen &rarr; swapped)",
+            "route switch (record written &rarr; in the proxy's route)",
             &s.route_switch_ms,
         ),
-        ("record seen &rarr; first statement", &s.first_statement_ms),
+        (
+            "record written &rarr; first statement answered",
+            &s.first_statement_ms,
+        ),
     ] {
         let [a, b, c] = fmt_spread(v);
         let _ = write!(
@@ -309,7 +312,7 @@ fn switchover_table(r: &Report) -> String {
         let p = s.proxy.as_ref();
         let _ = write!(o, "<tr><td>{}</td><td>{:.2}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><pre>{}</pre></td></tr>",
             s.index, s.start_s, s.wall_ms, esc(&s.status), s.errors, s.added_latency_ms, s.write_unavailable_ms,
-            opt(p.and_then(|f| f.swapped_after_ms)), opt(p.and_then(|f| f.first_statement_after_ms)),
+            opt(s.route_switch_ms), opt(s.first_statement_ms),
             p.map_or("-".into(), |f| f.sessions_migrated.to_string()), p.map_or("-".into(), |f| f.sessions_closed.to_string()),
             esc(&s.output));
     }

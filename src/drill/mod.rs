@@ -76,6 +76,8 @@ pub struct Switched {
     pub run: SwitchRun,
     /// The proxy's `last_failover` for it (admin only).
     pub failover: Option<LastFailover>,
+    /// When the last record of the switchover was written in ZooKeeper.
+    pub record_written: Option<SystemTime>,
 }
 
 /// What a drill collected, before the numbers are worked out.
@@ -240,12 +242,17 @@ async fn switch_loop(
             (Some(a), true) => admin::wait_failover(a, epoch, Duration::from_secs(10)).await,
             _ => None,
         };
+        let record_written = match (&o.verify, run.ok) {
+            (Some(t), true) => verify::record_written(&t.zk, &t.primary_path).await.ok(),
+            _ => None,
+        };
         let ok = run.ok;
         done.push(Switched {
             start,
             end,
             run,
             failover,
+            record_written,
         });
         if !ok {
             break;

@@ -204,6 +204,45 @@ impl DrillArgs {
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<(DrillOptions, Switcher), DrillError> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([&["mysql-zk-proxy", "drill"], args].concat())
+            .map_err(|e| DrillError::Options(e.to_string()))?;
+        match cli.command {
+            crate::cli::Command::Drill(a) => a.resolve(),
+            other => panic!("not drill: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_resolve_with_sandbox_defaults() {
+        let (o, sw) = parse(&["--switch-cmd", "true", "--interval", "2s", "--idle", "0"]).unwrap();
+        assert_eq!(o.proxy, ("127.0.0.1".into(), 6033));
+        assert_eq!(o.admin.as_deref(), Some("127.0.0.1:9104"));
+        assert_eq!(
+            (o.switchovers, o.interval, o.warmup),
+            (20, Duration::from_secs(2), Duration::from_secs(2))
+        );
+        assert_eq!(o.workers[&OpKind::Idle], 0);
+        assert!(matches!(sw, Switcher::Command(c) if c == "true"));
+        let (o, sw) = parse(&["--admin", "", "--warmup", "1s"]).unwrap();
+        assert_eq!((o.admin, o.warmup), (None, Duration::from_secs(1)));
+        assert!(matches!(sw, Switcher::Sandbox { .. }));
+        let none = [
+            "--readers",
+            "0",
+            "--writers",
+            "0",
+            "--transactions",
+            "0",
+            "--prepared",
+            "0",
+            "--idle",
+            "0",
+        ];
+        assert!(parse(&none).is_err());
+    }
+
     #[test]
     fn host_port_splits_and_rejects() {
         assert_eq!(

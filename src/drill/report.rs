@@ -96,6 +96,11 @@ pub struct SwitchoverReport {
     pub errors: u64,
     pub added_latency_ms: f64,
     pub write_unavailable_ms: f64,
+    /// Record written in ZooKeeper (its mtime) -> new primary in the
+    /// proxy's route (admin and ZooKeeper only; compares their clocks).
+    pub route_switch_ms: Option<f64>,
+    /// Record written -> first statement answered by the new primary.
+    pub first_statement_ms: Option<f64>,
     /// The proxy's `last_failover` for this switchover (admin only).
     pub proxy: Option<LastFailover>,
 }
@@ -106,9 +111,9 @@ pub struct Summary {
     pub switchovers_failed: u32,
     pub added_latency_ms: Option<Spread>,
     pub write_unavailable_ms: Option<Spread>,
-    /// Record seen by the proxy -> new primary in its route.
+    /// Record written in ZooKeeper -> new primary in the proxy's route.
     pub route_switch_ms: Option<Spread>,
-    /// Record seen -> first statement answered by the new primary.
+    /// Record written -> first statement answered by the new primary.
     pub first_statement_ms: Option<Spread>,
     pub sessions_migrated: u64,
     pub sessions_closed: u64,
@@ -163,6 +168,8 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
             errors: analyze::errors_in(&ops, w),
             added_latency_ms: analyze::added_latency(&ops, w, &base),
             write_unavailable_ms: analyze::write_gap(&writes, w, c.duration),
+            route_switch_ms: since_written(s, |f| f.swapped_after_ms),
+            first_statement_ms: since_written(s, |f| f.first_statement_after_ms),
             proxy: s.failover.clone(),
         })
         .collect();
@@ -209,6 +216,11 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
     };
     r.verdict = verdict(&r);
     r
+}
+
+fn since_written(s: &super::Switched, after: fn(&LastFailover) -> Option<f64>) -> Option<f64> {
+    let f = s.failover.as_ref()?;
+    f.since_written(s.record_written?, after(f))
 }
 
 fn operations(ops: &[Op]) -> Operations {
@@ -275,21 +287,14 @@ fn counter(delta: &BTreeMap<String, f64>, name: &str) -> u64 {
 
 fn summary_of(sw: &[SwitchoverReport], delta: &BTreeMap<String, f64>) -> Summary {
     let done: Vec<&SwitchoverReport> = sw.iter().filter(|s| s.ok).collect();
-    let proxied = |f: fn(&LastFailover) -> Option<f64>| {
-        spread(
-            done.iter()
-                .filter_map(|s| s.proxy.as_ref().and_then(f))
-                .collect(),
-        )
-    };
     let errors_prefix = "mysql_zk_proxy_proxy_errors_total{code=\"";
     Summary {
         switchovers_done: done.len() as u32,
         switchovers_failed: (sw.len() - done.len()) as u32,
         added_latency_ms: spread(done.iter().map(|s| s.added_latency_ms).collect()),
         write_unavailable_ms: spread(done.iter().map(|s| s.write_unavailable_ms).collect()),
-        route_switch_ms: proxied(|f| f.swapped_after_ms),
-        first_statement_ms: proxied(|f| f.first_statement_after_ms),
+        route_switch_ms: spread(done.iter().filter_map(|s| s.route_switch_ms).collect()),
+        first_statement_ms: spread(done.iter().filter_map(|s| s.first_statement_ms).collect()),
         sessions_migrated: counter(delta, "mysql_zk_proxy_sessions_migrated_total"),
         sessions_closed: counter(delta, "mysql_zk_proxy_sessions_closed_by_failover_total"),
         transactions_aborted: counter(

@@ -50,10 +50,14 @@ pub fn summary(r: &Report) -> String {
         "  write unavailable  {}",
         fmt_spread(&s.write_unavailable_ms)
     );
-    let _ = writeln!(o, "  route switch       {}", fmt_spread(&s.route_switch_ms));
     let _ = writeln!(
         o,
-        "  first statement    {}",
+        "  route switch       {} (record written -> proxy route)",
+        fmt_spread(&s.route_switch_ms)
+    );
+    let _ = writeln!(
+        o,
+        "  first statement    {} (record written -> answered)",
         fmt_spread(&s.first_statement_ms)
     );
     let _ = writeln!(

@@ -3,6 +3,7 @@
 //! acknowledged is there with the value it committed.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
@@ -52,6 +53,21 @@ pub async fn final_primary(zk: &str, path: &str) -> Result<(String, u16), DrillE
         .0;
     let rec = parse_record(&data).map_err(|e| bad(format!("{path}: {e}")))?;
     Ok((rec.host, rec.port))
+}
+
+/// When the current primary record was written (the znode's mtime, the
+/// ZooKeeper server's clock, ms precision).
+pub async fn record_written(zk: &str, path: &str) -> Result<SystemTime, DrillError> {
+    let bad = |reason: String| DrillError::Verify { reason };
+    let client = crate::sandbox::zk_connect(zk)
+        .await
+        .map_err(|e| bad(format!("cannot connect to {zk}: {e}")))?;
+    let (_, stat) = client
+        .get_data(path)
+        .await
+        .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+    let ms = u64::try_from(stat.mtime).map_err(|_| bad(format!("{path}: mtime {}", stat.mtime)))?;
+    Ok(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Compare the rows of `run` on `primary` with `acked`.
