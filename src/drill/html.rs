@@ -282,7 +282,7 @@ fn y_axis(scale: Scale, lo: f64, hi: f64, y: &dyn Fn(f64) -> f64) -> String {
     for v in ticks {
         let yy = y(v);
         let label = if v >= 1000.0 {
-            format!("{:.0}k", v / 1000.0)
+            format!("{}k", (v / 100.0).round() / 10.0)
         } else if v >= 1.0 || v == 0.0 {
             format!("{v:.0}")
         } else {

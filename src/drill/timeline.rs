@@ -85,13 +85,19 @@ pub fn buckets(ops: &[Op], until: Duration) -> Vec<Bucket> {
                 t_s: (i as f64) * BUCKET.as_secs_f64(),
                 ok: ok[i],
                 errors: err[i],
-                ops_per_s: ok[i] as f64 / BUCKET.as_secs_f64(),
+                ops_per_s: ok[i] as f64 / width(i, until),
                 p50_ms: s.map(|s| s.p50),
                 p99_ms: s.map(|s| s.p99),
                 max_ms: s.map(|s| s.max),
             }
         })
         .collect()
+}
+
+/// Seconds bucket `i` covers (the last one may be cut short by `until`).
+fn width(i: usize, until: Duration) -> f64 {
+    let start = BUCKET.as_secs_f64() * i as f64;
+    (until.as_secs_f64() - start).clamp(0.001, BUCKET.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -133,5 +139,7 @@ mod tests {
         assert_eq!((b[1].ok, b[1].errors, b[1].max_ms), (1, 1, Some(100.0)));
         assert_eq!(b[1].ops_per_s, 10.0);
         assert_eq!((b[2].ok, b[2].p99_ms), (0, None));
+        let b = buckets(&ops[..1], Duration::from_millis(40));
+        assert_eq!(b[0].ops_per_s, 25.0, "the last bucket is 40 ms wide");
     }
 }
