@@ -141,8 +141,8 @@ pub struct WorkerResult {
     pub acked: Vec<Acked>,
     /// Connections lost (by an error or a proxy error that closes them).
     pub dropped: u64,
-    /// The first message seen for each error kind.
-    pub samples: BTreeMap<ErrKind, String>,
+    /// The first message seen for each error kind, with when it started.
+    pub samples: BTreeMap<ErrKind, (Duration, String)>,
 }
 
 /// Classify a client error: its kind and whether the connection is gone.
@@ -181,7 +181,9 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
             Ok(Ok(ack)) => (None, false, ack),
             Ok(Err(e)) => {
                 let (k, lost) = classify(&e);
-                res.samples.entry(k).or_insert_with(|| e.to_string());
+                res.samples
+                    .entry(k)
+                    .or_insert_with(|| (start, e.to_string()));
                 (Some(k), lost, None)
             }
             Err(_) => (Some(ErrKind::Timeout), true, None),
@@ -273,7 +275,9 @@ async fn connect(ctx: &LoadCtx, kind: OpKind, res: &mut WorkerResult) -> Option<
         Ok(Ok(l)) => (Some(l), None),
         Ok(Err(e)) => {
             let k = classify(&e).0;
-            res.samples.entry(k).or_insert_with(|| e.to_string());
+            res.samples
+                .entry(k)
+                .or_insert_with(|| (start, e.to_string()));
             (None, Some(k))
         }
         Err(_) => (None, Some(ErrKind::Timeout)),

@@ -254,13 +254,16 @@ fn operations(ops: &[Op]) -> Operations {
 
 fn errors(c: &Collected) -> Errors {
     let mut counts: BTreeMap<ErrKind, u64> = BTreeMap::new();
-    let mut samples: BTreeMap<ErrKind, String> = BTreeMap::new();
+    let mut samples: BTreeMap<ErrKind, (std::time::Duration, String)> = BTreeMap::new();
     for w in &c.workers {
         for k in w.ops.iter().filter_map(|o| o.error) {
             *counts.entry(k).or_default() += 1;
         }
         for (k, m) in &w.samples {
-            samples.entry(*k).or_insert_with(|| m.clone());
+            let first = samples.entry(*k).or_insert_with(|| m.clone());
+            if m.0 < first.0 {
+                *first = m.clone();
+            }
         }
     }
     Errors {
@@ -270,7 +273,7 @@ fn errors(c: &Collected) -> Errors {
             .map(|(k, count)| ErrorCount {
                 kind: k.label(),
                 count,
-                first_message: samples.get(&k).cloned().unwrap_or_default(),
+                first_message: samples.remove(&k).map(|(_, m)| m).unwrap_or_default(),
             })
             .collect(),
     }
