@@ -1,5 +1,5 @@
-//! Command line: `run`, `check-config`, `sandbox`, `publish` and
-//! `switchover` (clap derive), and the
+//! Command line: `run`, `check-config`, `sandbox`, `publish`, `switchover`
+//! and `drill` (clap derive), and the
 //! log filter the binary installs (config `log.level`, RUST_LOG wins).
 
 use std::path::PathBuf;
@@ -41,6 +41,9 @@ pub enum Command {
     /// catch up, promote, repoint, publish. Exits 0 when switched, 1 when
     /// refused, rolled back or failed.
     Switchover(SwitchoverArgs),
+    /// Drive a mixed load through a proxy while switching the primary N
+    /// times; report what clients saw (summary, JSON, HTML). docs/drill.md.
+    Drill(Box<crate::drill::DrillArgs>),
 }
 
 #[derive(Debug, Args)]

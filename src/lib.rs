@@ -35,6 +35,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod drill;
 pub mod failover;
 pub mod listener;
 pub mod metrics;

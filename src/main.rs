@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Sandbox(cmd) => sandbox(cmd),
         Command::Publish(args) => operator(ops::cli::run_publish(args)),
         Command::Switchover(args) => operator(ops::cli::run_switchover(args)),
+        Command::Drill(args) => drill(*args),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -153,11 +154,27 @@ fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
 /// An operator command (`publish`, `switchover`): it prints its own outcome
 /// and returns its exit code.
 fn operator(cmd: impl std::future::Future<Output = u8>) -> Result<ExitCode, ExitCode> {
+    quiet_logging()?;
+    Ok(ExitCode::from(runtime()?.block_on(cmd)))
+}
+
+fn drill(args: mysql_zk_proxy::drill::DrillArgs) -> Result<ExitCode, ExitCode> {
+    quiet_logging()?;
+    let pass = runtime()?
+        .block_on(mysql_zk_proxy::drill::cli(args))
+        .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
+    Ok(match pass {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(mysql_zk_proxy::drill::EXIT_DRILL_FAILED),
+    })
+}
+
+/// Warnings only: the tools print their own output.
+fn quiet_logging() -> Result<(), ExitCode> {
     init_logging(&LogConfig {
         level: "warn".into(),
         ..LogConfig::default()
-    })?;
-    Ok(ExitCode::from(runtime()?.block_on(cmd)))
+    })
 }
 
 /// The multi-thread tokio runtime (a worker per core, IO and timers on).

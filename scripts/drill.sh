@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Failover drill on the sandbox (docs/drill.md): install what is missing,
+# build, start the sandbox cluster (unless it is already up) and a proxy
+# whose credential store holds the app user (so idle sessions are migrated),
+# run `mysql-zk-proxy drill` (default 20 planned switchovers under load) and
+# write drill-report.json and drill-report.html into OUT_DIR (default: .).
+# Extra arguments go to `drill` (e.g. --switchovers 5 --interval 2s).
+# Stops only what it started; KEEP=1 leaves them running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+bash scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+echo "==> building (release)"
+cargo build --release --locked --quiet
+BIN="$ROOT/target/release/mysql-zk-proxy"
+export SANDBOX_DIR="${SANDBOX_DIR:-${TMPDIR:-/tmp}/mysql-zk-proxy-sandbox}"
+OUT_DIR="${OUT_DIR:-$ROOT}"
+PROXY_PORT="${PROXY_PORT:-6033}" ADMIN_PORT="${ADMIN_PORT:-9104}"
+
+# GET http://127.0.0.1:$ADMIN_PORT$1 with bash alone; fails unless 200.
+admin_ok() {
+  local resp
+  exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
+  resp="$(cat <&3)"; exec 3<&-
+  [[ "$resp" == "HTTP/1."?" 200"* ]]
+}
+
+PROXY_PID="" STARTED_SANDBOX=0
+cleanup() {
+  [[ "${KEEP:-0}" == 1 ]] && return
+  if [[ -n "$PROXY_PID" ]] && kill -0 "$PROXY_PID" 2>/dev/null; then
+    kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+  fi
+  if [[ "$STARTED_SANDBOX" == 1 ]]; then "$BIN" sandbox down --dir "$SANDBOX_DIR" >/dev/null || true; fi
+}
+trap cleanup EXIT
+
+echo "==> sandbox in $SANDBOX_DIR"
+up="$("$BIN" sandbox up --dir "$SANDBOX_DIR")"
+echo "$up"
+[[ "$up" == *"already up"* ]] || STARTED_SANDBOX=1
+eval "$("$BIN" sandbox env --dir "$SANDBOX_DIR")"
+
+# The app user's mysql_native_password hash (*HEX) from mysql.user.
+HASH="$(mariadb --no-defaults -h127.0.0.1 -P"$PRIMARY_PORT" -u"$ADMIN_USER" -p"$ADMIN_PASS" -N -B \
+  -e "SELECT authentication_string FROM mysql.user WHERE user = '$APP_USER' AND host = '%'")"
+[[ "$HASH" == \** ]] || { echo "no mysql_native_password hash for $APP_USER: '$HASH'"; exit 1; }
+CONFIG="$SANDBOX_DIR/drill-proxy.toml"
+cat >"$CONFIG" <<EOF
+# written by scripts/drill.sh: the sandbox's app user in the credential store
+[[users]]
+name = "$APP_USER"
+mysql_native_password = "$HASH"
+EOF
+
+if admin_ok /live 2>/dev/null; then
+  echo "something already serves 127.0.0.1:$ADMIN_PORT; set ADMIN_PORT/PROXY_PORT"; exit 1
+fi
+echo "==> starting mysql-zk-proxy on 127.0.0.1:$PROXY_PORT (admin 127.0.0.1:$ADMIN_PORT)"
+"$BIN" run --config "$CONFIG" --listen "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
+  --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" >"$SANDBOX_DIR/drill-proxy.log" 2>&1 &
+PROXY_PID=$!
+for _ in $(seq 1 200); do
+  admin_ok /ready 2>/dev/null && break
+  kill -0 "$PROXY_PID" 2>/dev/null || { cat "$SANDBOX_DIR/drill-proxy.log"; exit 1; }
+  sleep 0.05
+done
+admin_ok /ready || { echo "proxy not ready"; cat "$SANDBOX_DIR/drill-proxy.log"; exit 1; }
+
+echo "==> drill (proxy log: $SANDBOX_DIR/drill-proxy.log)"
+status=0
+"$BIN" drill --proxy "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
+  --sandbox-dir "$SANDBOX_DIR" --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" \
+  --json "$OUT_DIR/drill-report.json" --html "$OUT_DIR/drill-report.html" "$@" || status=$?
+if [[ "$status" == 3 ]]; then echo "==> the drill ran; its verdict is FAIL (see the reports)"; fi
+exit "$status"

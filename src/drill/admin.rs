@@ -1,0 +1,170 @@
+//! The proxy's admin HTTP as the drill reads it: `/metrics` (counters before
+//! and after, by series) and `/status` (`last_failover`), over a minimal
+//! HTTP/1.0 GET.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::DrillError;
+
+/// Bound on one admin request.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `GET path` on `addr`: the body of a 200 answer.
+pub async fn get(addr: &str, path: &str) -> Result<String, DrillError> {
+    let err = |reason: String| DrillError::Admin {
+        addr: addr.to_owned(),
+        path: path.to_owned(),
+        reason,
+    };
+    let fetch = async {
+        let mut s = TcpStream::connect(addr).await?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&out).into_owned())
+    };
+    let text = tokio::time::timeout(TIMEOUT, fetch)
+        .await
+        .map_err(|_| err(format!("no answer in {TIMEOUT:?}")))?
+        .map_err(|e| err(e.to_string()))?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    match head.split_whitespace().nth(1) {
+        Some("200") => Ok(body.to_owned()),
+        other => Err(err(format!("answered {}", other.unwrap_or("garbage")))),
+    }
+}
+
+/// Every sample of a Prometheus text exposition: `name{labels}` -> value.
+pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.trim().to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// `after - before` for every series that changed (absent before = 0).
+pub fn delta(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d != 0.0)
+        .collect()
+}
+
+/// `GET /metrics`, parsed.
+pub async fn metrics(addr: &str) -> Result<BTreeMap<String, f64>, DrillError> {
+    Ok(parse_metrics(&get(addr, "/metrics").await?))
+}
+
+/// The `last_failover` part of `/status` (see docs/metrics.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LastFailover {
+    pub from: Option<String>,
+    pub to: String,
+    pub epoch: u64,
+    /// When the proxy saw the record (RFC 3339, the proxy's clock).
+    #[serde(default)]
+    pub record_seen: Option<String>,
+    pub swapped_after_ms: Option<f64>,
+    pub first_statement_after_ms: Option<f64>,
+    pub sessions_migrated: u64,
+    pub sessions_closed: u64,
+    pub transactions_aborted: u64,
+    pub statements_held: u64,
+}
+
+impl LastFailover {
+    /// Milliseconds from `written` (the record's mtime in ZooKeeper) to
+    /// `after_ms` past the proxy seeing it (compares two clocks).
+    pub fn since_written(&self, written: SystemTime, after_ms: Option<f64>) -> Option<f64> {
+        let seen = humantime::parse_rfc3339_weak(self.record_seen.as_deref()?).ok()?;
+        let gap = match seen.duration_since(written) {
+            Ok(d) => d.as_secs_f64() * 1000.0,
+            Err(e) => -e.duration().as_secs_f64() * 1000.0,
+        };
+        Some(gap + after_ms?)
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusDoc {
+    last_failover: Option<LastFailover>,
+}
+
+/// `GET /status`: its `last_failover`.
+pub async fn last_failover(addr: &str) -> Result<Option<LastFailover>, DrillError> {
+    let body = get(addr, "/status").await?;
+    let doc: StatusDoc = serde_json::from_str(&body).map_err(|e| DrillError::Admin {
+        addr: addr.to_owned(),
+        path: "/status".into(),
+        reason: format!("not the expected JSON: {e}"),
+    })?;
+    Ok(doc.last_failover)
+}
+
+/// Wait (bounded by `within`) until `/status` shows a failover to an epoch
+/// above `after_epoch` whose first statement was answered; the last view
+/// seen otherwise.
+pub async fn wait_failover(addr: &str, after_epoch: u64, within: Duration) -> Option<LastFailover> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = None;
+    loop {
+        if let Ok(Some(f)) = last_failover(addr).await {
+            if f.epoch > after_epoch {
+                let done = f.first_statement_after_ms.is_some();
+                seen = Some(f);
+                if done {
+                    return seen;
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_samples_and_deltas() {
+        let before = parse_metrics("# HELP x y\n# TYPE a counter\na 1\nb{code=\"9005\"} 2\nc 7\n");
+        assert_eq!(before.get("b{code=\"9005\"}"), Some(&2.0));
+        let after = parse_metrics("a 4\nb{code=\"9005\"} 2\nc 7\nd 1\n");
+        let d = delta(&before, &after);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!((d["a"], d["d"]), (3.0, 1.0));
+    }
+
+    #[test]
+    fn since_written_adds_the_proxy_phase_to_the_clock_gap() {
+        let f = LastFailover {
+            record_seen: Some("2026-01-01T00:00:00.250Z".into()),
+            ..LastFailover::default()
+        };
+        let written = humantime::parse_rfc3339("2026-01-01T00:00:00.240Z").unwrap();
+        assert_eq!(f.since_written(written, Some(1.5)), Some(11.5));
+        let later = humantime::parse_rfc3339("2026-01-01T00:00:00.255Z").unwrap();
+        assert_eq!(f.since_written(later, Some(1.0)), Some(-4.0));
+        assert_eq!(f.since_written(written, None), None);
+        assert_eq!(
+            LastFailover::default().since_written(written, Some(1.0)),
+            None
+        );
+    }
+}

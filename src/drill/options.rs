@@ -1,0 +1,257 @@
+//! `mysql-zk-proxy drill` flags (clap) and the options they resolve to,
+//! with the sandbox's defaults (proxy on 127.0.0.1:6033, admin on
+//! 127.0.0.1:9104, the app user, ZooKeeper and the switchover of the
+//! persistent sandbox).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::load::OpKind;
+use super::switcher::Switcher;
+use super::verify::VerifyTarget;
+use super::DrillError;
+use crate::sandbox::cluster::{APP_DB, APP_PASS, APP_USER};
+use crate::sandbox::state::{default_dir, SandboxState};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrillArgs {
+    /// The proxy clients connect to.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6033")]
+    pub proxy: String,
+    /// The proxy's admin HTTP address ("" = do not read /metrics and /status).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9104")]
+    pub admin: String,
+    #[arg(long, default_value = APP_USER)]
+    pub user: String,
+    #[arg(long, default_value = APP_PASS)]
+    pub password: String,
+    /// Database holding the drill's table `drill_writes`.
+    #[arg(long, default_value = APP_DB)]
+    pub database: String,
+    /// Number of switchovers.
+    #[arg(long, default_value_t = 20)]
+    pub switchovers: u32,
+    /// Time from the end of one switchover to the start of the next.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Load before the first switchover (the latency baseline) [default: --interval].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Added to the end of each switchover's window (see docs/drill.md).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Switchover command run with `sh -c` (exit 0 = done) instead of
+    /// `mysql-zk-proxy sandbox switchover`.
+    #[arg(long, value_name = "CMD")]
+    pub switch_cmd: Option<String>,
+    /// State dir of the sandbox (its switchover and its ZooKeeper).
+    #[arg(long, value_name = "DIR", env = "MYSQL_ZK_PROXY_SANDBOX_DIR")]
+    pub sandbox_dir: Option<PathBuf>,
+    /// ZooKeeper connect string to read the final primary from [default: the sandbox's].
+    #[arg(long, value_name = "CONNECT")]
+    pub zk: Option<String>,
+    /// Znode of the primary record [default: the sandbox's].
+    #[arg(long, value_name = "PATH")]
+    pub primary_path: Option<String>,
+    /// Workers running autocommit point SELECTs.
+    #[arg(long, default_value_t = 2)]
+    pub readers: u32,
+    /// Workers running autocommit INSERTs.
+    #[arg(long, default_value_t = 2)]
+    pub writers: u32,
+    /// Workers running BEGIN; INSERT; UPDATE; COMMIT.
+    #[arg(long, default_value_t = 2)]
+    pub transactions: u32,
+    /// Workers running server-side prepared statements.
+    #[arg(long, default_value_t = 1)]
+    pub prepared: u32,
+    /// Idle connections held open (one `SELECT 1` per --idle-every).
+    #[arg(long, default_value_t = 4)]
+    pub idle: u32,
+    /// Pause of a busy worker between two operations.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub think: Duration,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub idle_every: Duration,
+    /// An operation without an answer this long counts as a timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub op_timeout: Duration,
+    /// JSON report ("" = none).
+    #[arg(long, value_name = "FILE", default_value = "drill-report.json")]
+    pub json: PathBuf,
+    /// HTML report ("" = none).
+    #[arg(long, value_name = "FILE", default_value = "drill-report.html")]
+    pub html: PathBuf,
+}
+
+/// Everything [`super::run`] needs.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub proxy: (String, u16),
+    pub admin: Option<String>,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    pub switchovers: u32,
+    pub interval: Duration,
+    pub warmup: Duration,
+    pub settle: Duration,
+    pub workers: BTreeMap<OpKind, u32>,
+    pub think: Duration,
+    pub idle_every: Duration,
+    pub op_timeout: Duration,
+    /// `None`: acknowledged writes are not checked (the verdict fails).
+    pub verify: Option<VerifyTarget>,
+    /// The run id the rows are written with [default: now in ms since 1970].
+    pub run: Option<u64>,
+}
+
+impl DrillOptions {
+    /// Options for `proxy` with the defaults of `mysql-zk-proxy drill`, no
+    /// admin and no verification.
+    pub fn new(proxy: (String, u16)) -> DrillOptions {
+        let workers = [
+            (OpKind::Read, 2),
+            (OpKind::Write, 2),
+            (OpKind::Transaction, 2),
+        ];
+        let workers = workers
+            .into_iter()
+            .chain([(OpKind::Prepared, 1), (OpKind::Idle, 4)]);
+        DrillOptions {
+            proxy,
+            admin: None,
+            user: APP_USER.into(),
+            password: APP_PASS.into(),
+            database: APP_DB.into(),
+            switchovers: 20,
+            interval: Duration::from_secs(3),
+            warmup: Duration::from_secs(3),
+            settle: Duration::from_millis(500),
+            workers: workers.collect(),
+            think: Duration::from_millis(5),
+            idle_every: Duration::from_secs(2),
+            op_timeout: Duration::from_secs(30),
+            verify: None,
+            run: None,
+        }
+    }
+}
+
+/// `HOST:PORT` split.
+pub fn host_port(s: &str) -> Result<(String, u16), DrillError> {
+    s.rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| DrillError::Options(format!("expected HOST:PORT, got {s:?}")))
+}
+
+impl DrillArgs {
+    /// The options, the switcher, and the output files.
+    pub fn resolve(self) -> Result<(DrillOptions, Switcher), DrillError> {
+        let sandbox = SandboxState::load(&self.sandbox_dir.clone().unwrap_or_else(default_dir))
+            .ok()
+            .flatten();
+        let zk = self
+            .zk
+            .clone()
+            .or(sandbox.as_ref().map(|s| s.zk_connect.clone()));
+        let path = self
+            .primary_path
+            .clone()
+            .or(sandbox.as_ref().map(|s| s.primary_path.clone()));
+        let mut o = DrillOptions::new(host_port(&self.proxy)?);
+        o.admin = Some(self.admin.clone()).filter(|a| !a.is_empty());
+        o.verify = zk.zip(path).map(|(zk, primary_path)| VerifyTarget {
+            zk,
+            primary_path,
+            user: self.user.clone(),
+            password: self.password.clone(),
+            database: self.database.clone(),
+        });
+        (o.user, o.password, o.database) = (self.user, self.password, self.database);
+        (o.switchovers, o.interval, o.settle) = (self.switchovers, self.interval, self.settle);
+        o.warmup = self.warmup.unwrap_or(self.interval);
+        o.workers = [
+            (OpKind::Read, self.readers),
+            (OpKind::Write, self.writers),
+            (OpKind::Transaction, self.transactions),
+            (OpKind::Prepared, self.prepared),
+            (OpKind::Idle, self.idle),
+        ]
+        .into_iter()
+        .collect();
+        (o.think, o.idle_every, o.op_timeout) = (self.think, self.idle_every, self.op_timeout);
+        if o.workers.values().sum::<u32>() == 0 {
+            return Err(DrillError::Options(
+                "no workers: nothing would load the proxy".into(),
+            ));
+        }
+        let switcher = match self.switch_cmd {
+            Some(cmd) => Switcher::Command(cmd),
+            None => Switcher::Sandbox {
+                exe: std::env::current_exe()
+                    .map_err(|e| DrillError::Options(format!("cannot find this binary: {e}")))?,
+                dir: self.sandbox_dir,
+            },
+        };
+        Ok((o, switcher))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(DrillOptions, Switcher), DrillError> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([&["mysql-zk-proxy", "drill"], args].concat())
+            .map_err(|e| DrillError::Options(e.to_string()))?;
+        match cli.command {
+            crate::cli::Command::Drill(a) => a.resolve(),
+            other => panic!("not drill: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_resolve_with_sandbox_defaults() {
+        let (o, sw) = parse(&["--switch-cmd", "true", "--interval", "2s", "--idle", "0"]).unwrap();
+        assert_eq!(o.proxy, ("127.0.0.1".into(), 6033));
+        assert_eq!(o.admin.as_deref(), Some("127.0.0.1:9104"));
+        assert_eq!(
+            (o.switchovers, o.interval, o.warmup),
+            (20, Duration::from_secs(2), Duration::from_secs(2))
+        );
+        assert_eq!(o.workers[&OpKind::Idle], 0);
+        assert!(matches!(sw, Switcher::Command(c) if c == "true"));
+        let (o, sw) = parse(&["--admin", "", "--warmup", "1s"]).unwrap();
+        assert_eq!((o.admin, o.warmup), (None, Duration::from_secs(1)));
+        assert!(matches!(sw, Switcher::Sandbox { .. }));
+        let none = [
+            "--readers",
+            "0",
+            "--writers",
+            "0",
+            "--transactions",
+            "0",
+            "--prepared",
+            "0",
+            "--idle",
+            "0",
+        ];
+        assert!(parse(&none).is_err());
+    }
+
+    #[test]
+    fn host_port_splits_and_rejects() {
+        assert_eq!(
+            host_port("127.0.0.1:6033").unwrap(),
+            ("127.0.0.1".into(), 6033)
+        );
+        assert_eq!(host_port("[::1]:6033").unwrap(), ("::1".into(), 6033));
+        assert!(host_port("6033").is_err());
+        assert!(host_port(":6033").is_err());
+        assert!(host_port("h:99999").is_err());
+    }
+}
