@@ -148,8 +148,9 @@ async fn send(to: &mut TcpStream, p: &Packet) -> io::Result<()> {
     to.write_all(&frame(p.seq, &p.payload)).await
 }
 
+/// Parse a client's handshake response (public for the fuzz target);
 /// Ok(None) for an SSL request.
-fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRecord>, String> {
+pub fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRecord>, String> {
     let b = &p.payload;
     let flags = b
         .get(..4)
