@@ -306,9 +306,29 @@ async fn after_relay(
             if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
         {
             tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
+            if !route_changes(ctx, &live.primary).await {
+                let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
+                let msg = format!("connection closed: backend {} closed the connection and no new primary was published within {hold}; reconnect", live.primary);
+                return Next::Done(close_by_failover(client, live, &msg, ctx).await);
+            }
             failover(StopPoint::AtRest, client, live, record, ctx).await
         }
         other => Next::Done(outcome_of(other, live.tracker.quit_sent(), client).await),
+    }
+}
+
+/// The backend died but the route may still name it: wait (bounded by
+/// `hold_timeout`) until the route moved or changed at all, rather than
+/// relaying again on a dead socket in a loop. False on timeout or drain.
+async fn route_changes(ctx: &Context, from: &Primary) -> bool {
+    let mut changes = ctx.table.subscribe();
+    if switch::moved(ctx, from) {
+        return true;
+    }
+    let hold = ctx.config.load().failover.hold_timeout;
+    tokio::select! {
+        r = tokio::time::timeout(hold, changes.changed()) => matches!(r, Ok(Ok(()))),
+        _ = ctx.drain.at_rest.cancelled() => false,
     }
 }
 
