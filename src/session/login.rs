@@ -242,6 +242,22 @@ mod tests {
     }
 
     #[test]
+    fn a_length_announcing_a_gibibyte_is_an_error_not_an_allocation() {
+        // PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH_LENENC_CLIENT_DATA:
+        // the auth response is a lenenc string, here claiming 1 GiB.
+        let flags = caps::CLIENT_PROTOCOL_41 | caps::CLIENT_SECURE_CONNECTION | 0x0020_0000;
+        let mut payload = flags.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0, 0, 0, 1, 45]);
+        payload.extend_from_slice(&[0; 23]);
+        payload.extend_from_slice(b"u\0");
+        payload.push(0xfe);
+        payload.extend_from_slice(&(1u64 << 30).to_le_bytes());
+        payload.extend_from_slice(b"short");
+        let p = Packet { seq: 1, payload };
+        assert!(parse_response(&p, &greeting()).is_err());
+    }
+
+    #[test]
     fn auth_switch_records_plugin_and_scramble() {
         let mut r = LoginRecord {
             user: "u".into(),
