@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, mut rest)) = data.split_first() else {
         return;
     };
-    let caps = if mode & 1 == 1 { 0x0100_0000 | 0x0200 } else { 0x0200 };
+    let caps = if mode & 1 == 1 {
+        0x0100_0000 | 0x0200
+    } else {
+        0x0200
+    };
     let mut tracker = Tracker::logged_in(caps, (mode >> 1) as u32 & 0x3f, 0x0002);
     let mut client = Framer::new();
     let mut server = Framer::new();
