@@ -1,5 +1,6 @@
 //! The built `mysql-zk-proxy` binary as a child process for tests: its
-//! stderr lines on a channel (stdout and stderr also kept for scanning), signals, and kill + reap on drop.
+//! stderr lines on a channel (stdout and stderr also kept for scanning),
+//! signals, and kill + reap on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
