@@ -11,6 +11,8 @@ pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
 mod listen;
 mod tls;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
+pub mod secrets;
+pub use secrets::ZkAuth;
 pub use tls::{BackendTlsConfig, ListenTlsConfig};
 
 /// A configuration problem; the message names the key.
@@ -80,6 +82,9 @@ pub struct ZookeeperConfig {
     /// This proxy's id under `<cluster>/proxies/` (its registration znode, where
     /// it acknowledges planned-switchover drains); default `<hostname>-<listen port>`.
     pub proxy_id: Option<String>,
+    /// `[zookeeper.auth]`: digest credentials for the session; none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ZkAuth>,
 }
 
 impl Default for ZookeeperConfig {
@@ -93,6 +98,7 @@ impl Default for ZookeeperConfig {
             users_path: None,
             fail_closed_after: None,
             proxy_id: None,
+            auth: None,
         }
     }
 }
@@ -148,13 +154,33 @@ impl Default for FailoverConfig {
 pub struct AdminConfig {
     /// Address of the admin HTTP server (/live /ready /status /metrics); "" disables it.
     pub address: String,
+    /// When set, /status requires `Authorization: Bearer <token>` (see
+    /// `token_file` / `token_env`; at most one of the three).
+    pub token: Secret,
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             address: "127.0.0.1:9104".into(),
+            token: Secret::default(),
+            token_file: None,
+            token_env: None,
         }
+    }
+}
+
+impl AdminConfig {
+    /// The /status bearer token, if one is configured (files and variables
+    /// are read on each call, so a rotated token applies at once).
+    pub fn resolve_token(&self) -> Result<Option<Secret>, ConfigError> {
+        secrets::admin_token(
+            &self.token,
+            self.token_file.as_ref(),
+            self.token_env.as_deref(),
+        )
     }
 }
 
@@ -240,6 +266,10 @@ impl Config {
         self.shutdown.validate()?;
         if !self.admin.address.is_empty() {
             parse_addr("admin.address", &self.admin.address)?;
+        }
+        self.admin.resolve_token()?;
+        if let Some(a) = &self.zookeeper.auth {
+            a.validate()?;
         }
         validate_connect(&self.zookeeper.connect)?;
         let p = &self.zookeeper.primary_path;

@@ -1,6 +1,7 @@
 //! Admin HTTP server: /live, /ready, /status (JSON), /metrics (Prometheus).
 //! HTTP/1.1 on hyper, one task per connection, everything stops on cancel.
 
+mod auth;
 mod status;
 
 use std::convert::Infallible;
@@ -70,11 +71,15 @@ impl AdminState {
     }
 }
 
-type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// Serve admin HTTP on `listener` until `cancel` fires, then close every
 /// connection (in-flight responses get [`CLOSE_GRACE`]) and return.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, cancel: CancellationToken) {
+    let open = listener.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+    if open && matches!(state.config.load().admin.resolve_token(), Ok(None)) {
+        tracing::warn!("admin HTTP listens beyond loopback without admin.token: /status is readable by anyone who can reach it");
+    }
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -102,7 +107,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, cancel: Cancel
 
 async fn connection(stream: TcpStream, state: Arc<AdminState>, cancel: CancellationToken) {
     let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-        let res = respond(&state, req.method(), req.uri().path());
+        let bearer = req.headers().get(hyper::header::AUTHORIZATION);
+        let res = match auth::check(&state, req.uri().path(), bearer) {
+            Some(refused) => refused,
+            None => respond(&state, req.method(), req.uri().path()),
+        };
         async move { Ok::<_, Infallible>(res) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -149,7 +158,7 @@ pub fn respond(state: &AdminState, method: &Method, path: &str) -> Response<Body
 }
 
 /// A one-line plain-text response.
-fn text(code: StatusCode, line: &str) -> Response<Body> {
+pub(crate) fn text(code: StatusCode, line: &str) -> Response<Body> {
     with_type(code, "text/plain; charset=utf-8", format!("{line}\n"))
 }
 

@@ -52,12 +52,40 @@ pub enum DiscoveryError {
         connect: String,
         after: std::time::Duration,
     },
+    #[error("ZooKeeper credentials: {0}")]
+    Credentials(#[source] crate::config::ConfigError),
+    /// The znode's ACL refuses this session (no or wrong `zookeeper.auth`).
+    #[error("ZooKeeper ACL denies {op} of {path}: {source}; set zookeeper.auth to a digest user the ACL allows (or check its password)")]
+    Denied {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: zookeeper_client::Error,
+    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
         #[source]
         source: zookeeper_client::Error,
     },
+}
+
+impl DiscoveryError {
+    /// `source` as a `Denied` error when it is an ACL refusal (NoAuth).
+    pub(crate) fn denied(
+        op: &'static str,
+        path: &str,
+        source: zookeeper_client::Error,
+    ) -> Option<DiscoveryError> {
+        if source != zookeeper_client::Error::NoAuth {
+            return None;
+        }
+        Some(DiscoveryError::Denied {
+            op,
+            path: path.to_owned(),
+            source,
+        })
+    }
 }
 
 /// The ZooKeeper session as the proxy sees it.

@@ -81,7 +81,14 @@ struct Task {
 impl Task {
     async fn run(self) {
         if let Err(e) = self.register().await {
-            tracing::warn!(path = %self.reg.path, error = %e, "cannot register this proxy in ZooKeeper");
+            match super::DiscoveryError::denied("create", &self.reg.path, e.clone()) {
+                Some(denied) => {
+                    tracing::warn!(error = %denied, "cannot register this proxy in ZooKeeper")
+                }
+                None => {
+                    tracing::warn!(path = %self.reg.path, error = %e, "cannot register this proxy in ZooKeeper")
+                }
+            }
             return;
         }
         tracing::info!(path = %self.reg.path, "proxy registered");

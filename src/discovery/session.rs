@@ -158,9 +158,15 @@ impl Discovery {
     /// One attempt, bounded by `connect_timeout`.
     async fn try_connect(&self) -> Result<Live, DiscoveryError> {
         let cfg = &self.cfg;
-        let connector = Client::connector()
+        let mut connector = Client::connector()
             .with_session_timeout(cfg.session_timeout)
             .with_fail_eagerly();
+        if let Some(auth) = &cfg.auth {
+            let credentials = auth
+                .digest_credentials()
+                .map_err(DiscoveryError::Credentials)?;
+            connector = connector.with_auth("digest", credentials.expose().as_bytes());
+        }
         let client = match tokio::time::timeout(
             cfg.connect_timeout,
             connector.connect(&cfg.connect),
@@ -245,12 +251,19 @@ impl Discovery {
             E::AuthFailed => Step::Ended(live, SessionState::AuthFailed),
             E::ClientClosed => Step::Ended(live, SessionState::Closed),
             source => {
-                let e = DiscoveryError::Read {
-                    path: self.cfg.primary_path.clone(),
-                    source,
-                };
-                tracing::warn!(error = %e, retry_in = ?self.cfg.retry_backoff, "cannot read the primary record");
-                self.out.status.set_zk_error(e.to_string());
+                let path = &self.cfg.primary_path;
+                let e = DiscoveryError::denied("read", path, source.clone()).unwrap_or(
+                    DiscoveryError::Read {
+                        path: path.clone(),
+                        source,
+                    },
+                );
+                // Logged when it changes; the route is kept and the read retried.
+                if self.out.status.set_zk_error(e.to_string()) {
+                    tracing::warn!(error = %e, retry_in = ?self.cfg.retry_backoff, "cannot read the primary record; keeping the current route");
+                } else {
+                    tracing::debug!(error = %e, "cannot read the primary record");
+                }
                 match self.backoff().await {
                     true => Step::Read(live),
                     false => Step::Stop(Some(live)),

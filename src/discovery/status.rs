@@ -38,9 +38,14 @@ impl StatusTx {
         });
     }
 
-    /// The last ZooKeeper-side failure (connect, read), shown until the next success.
-    pub(crate) fn set_zk_error(&self, error: String) {
-        self.tx.send_modify(|s| s.zk_error = Some(error));
+    /// The last ZooKeeper-side failure (connect, read), shown until the next
+    /// success. True when it differs from the one shown before.
+    pub(crate) fn set_zk_error(&self, error: String) -> bool {
+        self.tx.send_if_modified(|s| {
+            let changed = s.zk_error.as_ref() != Some(&error);
+            s.zk_error = Some(error);
+            changed
+        })
     }
 
     /// The outcome of reading the record: the raw bytes (None = znode absent)

@@ -99,9 +99,14 @@ impl UsersTask {
                     return Phase::Wait(w);
                 }
             }
-            _ => {
-                tracing::warn!(path = %self.path, error = %e, retry_in = ?self.retry, "cannot {what} the users znode")
-            }
+            _ => match super::DiscoveryError::denied("read", &self.path, e.clone()) {
+                Some(denied) => {
+                    tracing::warn!(error = %denied, retry_in = ?self.retry, "cannot {what} the users znode")
+                }
+                None => {
+                    tracing::warn!(path = %self.path, error = %e, retry_in = ?self.retry, "cannot {what} the users znode")
+                }
+            },
         }
         match self.or_cancel(tokio::time::sleep(self.retry)).await {
             Some(()) => then,

@@ -272,8 +272,9 @@ async fn read_one(from: &mut Stream) -> io::Result<Packet> {
     })
 }
 
+/// Parse a client's handshake response (public for the fuzz target);
 /// Ok(None) for an SSL request.
-fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRecord>, String> {
+pub fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRecord>, String> {
     let b = &p.payload;
     let flags = b
         .get(..4)
@@ -362,6 +363,22 @@ mod tests {
             seq: 1,
             payload: vec![0; 40],
         };
+        assert!(parse_response(&p, &greeting()).is_err());
+    }
+
+    #[test]
+    fn a_length_announcing_a_gibibyte_is_an_error_not_an_allocation() {
+        // PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH_LENENC_CLIENT_DATA:
+        // the auth response is a lenenc string, here claiming 1 GiB.
+        let flags = caps::CLIENT_PROTOCOL_41 | caps::CLIENT_SECURE_CONNECTION | 0x0020_0000;
+        let mut payload = flags.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0, 0, 0, 1, 45]);
+        payload.extend_from_slice(&[0; 23]);
+        payload.extend_from_slice(b"u\0");
+        payload.push(0xfe);
+        payload.extend_from_slice(&(1u64 << 30).to_le_bytes());
+        payload.extend_from_slice(b"short");
+        let p = Packet { seq: 1, payload };
         assert!(parse_response(&p, &greeting()).is_err());
     }
 

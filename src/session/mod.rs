@@ -353,9 +353,51 @@ async fn after_relay(
             if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
         {
             tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
-            failover(StopPoint::AtRest, client, live, record, ctx).await
+            let spoke = !live.early.0.is_empty();
+            match route_changes(ctx, &live.primary, client, spoke).await {
+                AfterLoss::Moved => failover(StopPoint::AtRest, client, live, record, ctx).await,
+                // Its next command cannot run on the dead backend: close.
+                AfterLoss::ClientSpoke => Next::Done(outcome_of(end, false, client).await),
+                AfterLoss::TimedOut => {
+                    let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
+                    let msg = format!("connection closed: backend {} closed the connection and no new primary was published within {hold}; reconnect", live.primary);
+                    Next::Done(close_by_failover(client, live, &msg, ctx).await)
+                }
+            }
         }
         other => Next::Done(outcome_of(other, live.tracker.quit_sent(), client).await),
+    }
+}
+
+/// What ended the wait after an idle session lost its backend.
+enum AfterLoss {
+    /// The route moved or changed: fail over.
+    Moved,
+    /// The client sent its next command (or left) first.
+    ClientSpoke,
+    /// `hold_timeout` passed, or the proxy is draining.
+    TimedOut,
+}
+
+/// The backend died but the route may still name it: wait (bounded by
+/// `hold_timeout`) until the route changes or the client speaks, rather
+/// than relaying again on a dead socket in a loop.
+async fn route_changes(ctx: &Context, from: &Primary, client: &Stream, spoke: bool) -> AfterLoss {
+    let mut changes = ctx.table.subscribe();
+    if switch::moved(ctx, from) {
+        return AfterLoss::Moved;
+    }
+    if spoke {
+        return AfterLoss::ClientSpoke;
+    }
+    let hold = ctx.config.load().failover.hold_timeout;
+    tokio::select! {
+        r = tokio::time::timeout(hold, changes.changed()) => match r {
+            Ok(Ok(())) => AfterLoss::Moved,
+            _ => AfterLoss::TimedOut,
+        },
+        _ = client.readable() => AfterLoss::ClientSpoke,
+        _ = ctx.drain.at_rest.cancelled() => AfterLoss::TimedOut,
     }
 }
 

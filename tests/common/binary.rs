@@ -1,10 +1,11 @@
 //! The built `mysql-zk-proxy` binary as a child process for tests: its
-//! stderr lines on a channel, signals, and kill + reap on drop.
+//! stderr lines on a channel (stdout and stderr also kept for scanning),
+//! signals, and kill + reap on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
@@ -12,6 +13,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
 pub struct Running {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every stderr line so far (also those consumed from `lines`).
+    all: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Running {
@@ -26,22 +29,60 @@ impl Drop for Running {
 impl Running {
     /// Run the binary with `args` (RUST_LOG=info, stderr captured).
     pub fn start(args: &[&str]) -> Running {
+        Self::start_with_env(args, &[("RUST_LOG", "info")])
+    }
+
+    /// Run the binary with `args` and extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
         let (tx, lines) = mpsc::channel();
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let kept = all.clone();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let out_kept = all.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                out_kept.lock().unwrap().push(line);
+            }
+        });
         let stderr = BufReader::new(child.stderr.take().unwrap());
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
         });
-        Running { child, lines }
+        Running { child, lines, all }
+    }
+
+    /// Everything the child wrote to stderr so far.
+    pub fn log_so_far(&self) -> String {
+        self.all.lock().unwrap().join("\n")
+    }
+
+    /// Wait until a stderr line contains every one of `parts`.
+    pub fn wait_for_line(&self, parts: &[&str], deadline: Instant) -> String {
+        while Instant::now() < deadline {
+            let found = self
+                .all
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no line with {parts:?}; stderr:\n{}", self.log_so_far());
     }
 
     /// The admin address from the "proxy started" log line (`admin=IP:PORT`).

@@ -29,3 +29,26 @@ pub async fn status(addr: SocketAddr) -> serde_json::Value {
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).expect("/status is JSON")
 }
+
+/// `GET path` with extra request header lines (`"Name: value"`).
+pub async fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[&str],
+) -> anyhow::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    let code = out
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {out:?}"))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((code, body))
+}

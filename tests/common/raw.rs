@@ -122,3 +122,10 @@ async fn read_packet(s: &mut TcpStream) -> anyhow::Result<(u8, Vec<u8>)> {
     s.read_exact(&mut p).await?;
     Ok((h[3], p))
 }
+
+impl RawConn {
+    /// The socket, for tests that go on with raw bytes after the login.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+}

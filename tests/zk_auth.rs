@@ -1,0 +1,160 @@
+//! ZooKeeper digest auth against a real ZooKeeper: a record protected by an
+//! ACL is read with `zookeeper.auth`; without it (or with a wrong password)
+//! the denial is explained in the status, the route is kept and the read is
+//! retried at the backoff pace, not in a loop.
+
+#[path = "discovery/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use mysql_zk_proxy::config::{Secret, ZkAuth};
+use mysql_zk_proxy::sandbox::ZkServer;
+use support::*;
+use tokio::time::Instant;
+use zookeeper_client::{Acls, Client, CreateMode};
+
+const USER: &str = "proxy";
+const PASSWORD: &str = "zk-Secret-4711";
+
+fn auth(password: &str) -> ZkAuth {
+    ZkAuth {
+        scheme: "digest".into(),
+        user: USER.into(),
+        password: Secret::new(password),
+        password_file: None,
+        password_env: None,
+    }
+}
+
+/// A session authenticated as `proxy` (the ACL owner).
+async fn owner(connect: &str) -> Client {
+    Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .with_auth("digest", format!("{USER}:{PASSWORD}").as_bytes())
+        .connect(connect)
+        .await
+        .expect("owner session")
+}
+
+/// Create `path` (parents open) with the creator-only ACL of `client`, or
+/// open to anyone when `open`.
+async fn create(client: &Client, path: &str, data: &[u8], open: bool) {
+    let parent = &path[..path.rfind('/').unwrap()];
+    let anyone = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.mkdir(parent, &anyone).await.expect("mkdir");
+    let acls = if open {
+        Acls::anyone_all()
+    } else {
+        Acls::creator_all()
+    };
+    let opts = CreateMode::Persistent.with_acls(acls);
+    client.create(path, data, &opts).await.expect("create");
+}
+
+/// ZooKeeper's received-packet counter (`mntr`).
+async fn packets_received(zk: &ZkServer) -> u64 {
+    let mntr = zk.four_letter("mntr").expect("mntr");
+    mntr.lines()
+        .find_map(|l| l.strip_prefix("zk_packets_received\t"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("zk_packets_received in mntr")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_auth_reads_a_record_only_its_owner_may_read() {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/acl/ok/primary";
+    create(
+        &owner(&connect).await,
+        path,
+        &json("10.0.0.5", 3306, 7),
+        false,
+    )
+    .await;
+
+    let mut c = cfg(&connect, path, Duration::from_secs(4));
+    c.auth = Some(auth(PASSWORD));
+    let d = Disco::start(c);
+    let r = d.route("protected record", |r| r.primary.is_some()).await;
+    assert_eq!(port_of(&r), Some(3306));
+    assert!(d.status.borrow().zk_error.is_none());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_denial_is_explained_keeps_the_route_and_does_not_spin() {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/acl/denied/primary";
+    let owner = owner(&connect).await;
+    create(&owner, path, &json("10.0.0.5", 3306, 7), true).await;
+
+    // Wrong password: digest auth itself succeeds in ZooKeeper, the ACL then refuses.
+    let mut c = cfg(&connect, path, Duration::from_secs(4));
+    c.auth = Some(auth("wrong-password"));
+    let d = Disco::start(c);
+    d.route("open record", |r| port_of(r) == Some(3306)).await;
+
+    // Lock the znode to its owner and move the primary (ZooKeeper does not
+    // notify a watcher that may no longer read), then make the proxy re-read:
+    // a stalled server costs it the connection.
+    owner
+        .set_acl(path, &Acls::creator_all(), None)
+        .await
+        .expect("set_acl");
+    owner
+        .set_data(path, &json("10.0.0.6", 3307, 8), None)
+        .await
+        .expect("set_data");
+    drop(owner);
+    zk.pause_for(Duration::from_secs(3))
+        .await
+        .expect("pause zookeeper");
+    let s = d
+        .status("ACL denial shown", |s| {
+            s.zk_error
+                .as_deref()
+                .is_some_and(|e| e.contains("ACL denies"))
+        })
+        .await;
+    let e = s.zk_error.unwrap();
+    assert!(e.contains(&format!("read of {path}")), "{e}");
+    assert!(e.contains("zookeeper.auth"), "{e}");
+    assert!(!e.contains("wrong-password"), "secret in the error: {e}");
+    assert_eq!(port_of(&d.table.current()), Some(3306), "route kept");
+
+    // Retried at `retry_backoff` (100 ms here): a handful of requests a
+    // second, not thousands.
+    let before = packets_received(&zk).await;
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = packets_received(&zk).await - before;
+    let per_sec = sent as f64 / window.elapsed().as_secs_f64();
+    assert!(per_sec < 60.0, "{sent} packets in {:?}", window.elapsed());
+    assert_eq!(port_of(&d.table.current()), Some(3306), "route still kept");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_at_all_names_the_missing_setting() {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    let path = "/acl/none/primary";
+    create(
+        &owner(&connect).await,
+        path,
+        &json("10.0.0.5", 3306, 7),
+        false,
+    )
+    .await;
+
+    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
+    let s = d.status("ACL denial shown", |s| s.zk_error.is_some()).await;
+    let e = s.zk_error.unwrap();
+    assert!(e.contains("ACL denies read of /acl/none/primary"), "{e}");
+    assert!(e.contains("set zookeeper.auth"), "{e}");
+    assert!(d.table.current().primary.is_none());
+    d.stop().await;
+}
