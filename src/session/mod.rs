@@ -2,9 +2,13 @@
 //! its greeting, then relay. Every session runs in its own tracing span and
 //! ends with exactly one counted outcome.
 
+mod ending;
 pub mod kill;
+mod live;
 pub mod login;
 pub mod migrate;
+mod moved;
+mod pipe;
 pub mod relay;
 pub mod rewrite;
 pub mod secure;
@@ -15,28 +19,28 @@ pub mod switch;
 pub mod timers;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{field, Instrument};
 
 use crate::backend;
 use crate::listener::Context;
-use crate::metrics::{ConnOutcome, SessionGauge, SessionState, Stats};
-use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
+use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
+use crate::protocol::errors::{Phase, ProxyErrorCode};
 use crate::protocol::handshake::{adjust_greeting, offer_ssl};
 use crate::protocol::packet_io::frame;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
-use login::{LoginOutcome, LoginRecord, LoginTls};
-use relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
+pub(crate) use ending::send_error;
+use ending::{login_failure, unreachable};
+use live::{after_relay, relay_until_moved, Live, Next};
+use login::{LoginOutcome, LoginTls};
 use state::CarriedState;
 use stream::Stream;
-use timers::{Expired, SessionTimers};
+use timers::SessionTimers;
 
 /// Serve one accepted client until it ends or the proxy shuts down. `peer`
 /// is the client's address (from the PROXY header when `via`, the load
@@ -225,419 +229,4 @@ async fn connect_and_relay(
             Next::Done(outcome) => return outcome,
         }
     }
-}
-
-/// A session's current backend and what the protocol tracker knows of it.
-struct Live<'a> {
-    backend: Stream,
-    primary: Primary,
-    tracker: Tracker,
-    state: CarriedState,
-    /// Bytes read past the login (or held by the fence), relayed first.
-    early: (Vec<u8>, Vec<u8>),
-    /// Idle timeout (and the handshake latency sample), across relays.
-    timers: Option<SessionTimers>,
-    /// The connection id the client knows, and where it runs now (KILL).
-    kill: kill::Registered<'a>,
-}
-
-/// Relay until the session ends, or until the route moved away from its
-/// primary and the session reached a rest point (or, past the drain timeout,
-/// at least no reply outstanding).
-async fn relay_until_moved(
-    client: &mut Stream,
-    live: &mut Live<'_>,
-    ctx: &Context,
-    gauge: &mut SessionGauge,
-) -> RelayEnd {
-    let wait = ctx.config.load().failover.drain_timeout;
-    let backend = live.primary.address();
-    let rewritten = rewrite::held_command(
-        client,
-        &mut live.early.0,
-        &live.state,
-        &backend,
-        &ctx.kills,
-        wait,
-    );
-    if let Err(e) = rewritten.await {
-        return RelayEnd::ClientError(e);
-    }
-    let stop = StopSignals {
-        at_rest: ctx.drain.at_rest.child_token(),
-        when_idle: ctx.drain.when_idle.child_token(),
-    };
-    let mut routes = ctx.table.subscribe();
-    let (up, down) = std::mem::take(&mut live.early);
-    let current = live.primary.clone();
-    let seen = std::sync::atomic::AtomicU64::new(ctx.table.generation());
-    // For the failover timeline: the first statement answered on this backend.
-    let answered = || ctx.timeline.answered(current.epoch);
-    // Before a command leaves rest: has the route moved since we last looked?
-    // And does a KILL name a session that moved?
-    let fence = |bytes: &[u8], at_rest: bool| {
-        let moved = at_rest && {
-            let g = ctx.table.generation();
-            g != seen.swap(g, Relaxed) && switch::moved(ctx, &current)
-        };
-        if moved {
-            Some(Hold::Moved)
-        } else if ctx.kills.any_moved() && kill::is_kill(bytes) {
-            Some(Hold::Rewrite)
-        } else {
-            None
-        }
-    };
-    let mut relay = Relay::new(
-        client,
-        &mut live.backend,
-        &mut live.tracker,
-        &mut live.state,
-        &ctx.stats,
-        gauge,
-    )
-    .with_fence(&fence)
-    .with_timers(live.timers.take())
-    .on_first_reply(&answered);
-    relay.preload(&up, &down);
-    let drain_deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
-    tokio::pin!(drain_deadline);
-    let mut moving = false;
-    let end = {
-        let run = relay.run(&stop);
-        tokio::pin!(run);
-        loop {
-            if !moving && switch::moved(ctx, &current) {
-                moving = true;
-                stop.at_rest.cancel();
-                let at = tokio::time::Instant::now() + ctx.config.load().failover.drain_timeout;
-                drain_deadline.as_mut().reset(at);
-            }
-            tokio::select! {
-                end = &mut run => break end,
-                r = routes.changed(), if !moving => {
-                    if r.is_err() {
-                        stop.at_rest.cancel();
-                    }
-                }
-                _ = &mut drain_deadline, if moving => stop.when_idle.cancel(),
-            }
-        }
-    };
-    live.early.0 = relay.unsent_client_bytes();
-    live.timers = relay.take_timers();
-    end
-}
-
-/// What follows a relay that ended.
-enum Next {
-    /// Relay again: the session moved to the new primary (or kept its backend).
-    Relay,
-    Done(ConnOutcome),
-}
-
-/// What follows a relay that ended.
-async fn after_relay(
-    end: RelayEnd,
-    client: &mut Stream,
-    live: &mut Live<'_>,
-    record: &LoginRecord,
-    ctx: &Context,
-) -> Next {
-    let draining = ctx.drain.at_rest.is_cancelled();
-    match end {
-        RelayEnd::Held => Next::Relay, // rewritten before the next relay sends it
-        RelayEnd::Stopped(point) if !draining => failover(point, client, live, record, ctx).await,
-        // The backend died while the session was at rest: its primary may be gone.
-        RelayEnd::BackendClosed | RelayEnd::BackendError(_)
-            if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
-        {
-            tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
-            let spoke = !live.early.0.is_empty();
-            match route_changes(ctx, &live.primary, client, spoke).await {
-                AfterLoss::Moved => failover(StopPoint::AtRest, client, live, record, ctx).await,
-                // Its next command cannot run on the dead backend: close.
-                AfterLoss::ClientSpoke => Next::Done(outcome_of(end, false, client).await),
-                AfterLoss::TimedOut => {
-                    let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
-                    let msg = format!("connection closed: backend {} closed the connection and no new primary was published within {hold}; reconnect", live.primary);
-                    Next::Done(close_by_failover(client, live, &msg, ctx).await)
-                }
-            }
-        }
-        other => Next::Done(outcome_of(other, live.tracker.quit_sent(), client).await),
-    }
-}
-
-/// What ended the wait after an idle session lost its backend.
-enum AfterLoss {
-    /// The route moved or changed: fail over.
-    Moved,
-    /// The client sent its next command (or left) first.
-    ClientSpoke,
-    /// `hold_timeout` passed, or the proxy is draining.
-    TimedOut,
-}
-
-/// The backend died but the route may still name it: wait (bounded by
-/// `hold_timeout`) until the route changes or the client speaks, rather
-/// than relaying again on a dead socket in a loop.
-async fn route_changes(ctx: &Context, from: &Primary, client: &Stream, spoke: bool) -> AfterLoss {
-    let mut changes = ctx.table.subscribe();
-    if switch::moved(ctx, from) {
-        return AfterLoss::Moved;
-    }
-    if spoke {
-        return AfterLoss::ClientSpoke;
-    }
-    let hold = ctx.config.load().failover.hold_timeout;
-    tokio::select! {
-        r = tokio::time::timeout(hold, changes.changed()) => match r {
-            Ok(Ok(())) => AfterLoss::Moved,
-            _ => AfterLoss::TimedOut,
-        },
-        _ = client.readable() => AfterLoss::ClientSpoke,
-        _ = ctx.drain.at_rest.cancelled() => AfterLoss::TimedOut,
-    }
-}
-
-/// The session reached `point` because the route moved (or its backend died):
-/// migrate it, or close it with the documented error.
-async fn failover(
-    point: StopPoint,
-    client: &mut Stream,
-    live: &mut Live<'_>,
-    record: &LoginRecord,
-    ctx: &Context,
-) -> Next {
-    let wait = ctx.config.load().failover.drain_timeout;
-    let stopped = Instant::now();
-    if point == StopPoint::Idle && live.tracker.in_transaction() {
-        ctx.stats.transactions_aborted.fetch_add(1, Relaxed);
-        let msg = format!(
-            "transaction aborted by failover: primary {} changed and the transaction did not end within {}; it was rolled back, retry it",
-            live.primary,
-            humantime::format_duration(wait)
-        );
-        tracing::warn!("{msg}");
-        let held = std::mem::take(&mut live.early.0);
-        switch::close_at_next_command(
-            client,
-            &ctx.stats,
-            &held,
-            ProxyErrorCode::TransactionAborted,
-            &msg,
-            wait,
-        )
-        .await;
-        return Next::Done(ConnOutcome::FailoverClosed);
-    }
-    // A statement is held from when it arrives: already read by the fence,
-    // or arriving while we wait for the new primary.
-    let mut held_since = (!live.early.0.is_empty()).then_some(stopped);
-    let next = if held_since.is_some() {
-        switch::next_primary(ctx).await
-    } else {
-        tokio::select! {
-            n = switch::next_primary(ctx) => n,
-            _ = client.readable() => {
-                held_since = Some(Instant::now());
-                switch::next_primary(ctx).await
-            }
-        }
-    };
-    let Some(next) = next else {
-        let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
-        let msg =
-            format!("connection closed by failover: no primary known after {hold}; reconnect");
-        return Next::Done(close_by_failover(client, live, &msg, ctx).await);
-    };
-    if next.address() == live.primary.address() {
-        live.primary = next; // same server (e.g. an epoch bump): keep the backend
-        held_for(ctx, held_since);
-        return Next::Relay;
-    }
-    let from = live.primary.clone();
-    let password = match switch::blocker(&live.state)
-        .map_or_else(|| switch::credential(ctx, record), Err)
-    {
-        Ok(p) => p,
-        Err(why) => {
-            let msg =
-                format!("connection closed by failover from {from} to {next}: {why}; reconnect");
-            return Next::Done(close_by_failover(client, live, &msg, ctx).await);
-        }
-    };
-    let timeout = ctx.config.load().backend.connect_timeout;
-    let tls = ctx.tls.backend();
-    match migrate::migrate(
-        &next,
-        record,
-        &live.state,
-        &password,
-        timeout,
-        tls.as_deref(),
-    )
-    .await
-    {
-        Ok(m) => {
-            let caps = m.greeting.caps & record.client_caps;
-            let mariadb = m.greeting.mariadb_caps & record.client_mariadb_caps;
-            tracing::info!(%from, to = %next, backend_thread = m.greeting.connection_id, "session migrated");
-            ctx.stats.sessions_migrated.fetch_add(1, Relaxed);
-            live.backend = m.stream;
-            live.tracker = Tracker::logged_in(caps, mariadb, m.status);
-            live.state.stmts.moved();
-            for (client_id, backend_id) in m.statements {
-                live.state.stmts.reprepared(client_id, backend_id);
-            }
-            live.kill.moved(&next.address(), m.greeting.connection_id);
-            live.primary = next;
-            held_for(ctx, held_since);
-            Next::Relay
-        }
-        Err(e) => {
-            let msg = format!("connection closed by failover from {from} to {next}: migration failed: {e}; reconnect");
-            Next::Done(close_by_failover(client, live, &msg, ctx).await)
-        }
-    }
-}
-
-/// A held statement goes out now: record how long it waited.
-fn held_for(ctx: &Context, since: Option<Instant>) {
-    if let Some(since) = since {
-        ctx.stats.ops.statement_hold.observe(since.elapsed());
-    }
-}
-
-async fn close_by_failover(
-    client: &mut Stream,
-    live: &mut Live<'_>,
-    msg: &str,
-    ctx: &Context,
-) -> ConnOutcome {
-    tracing::warn!(backend = %live.primary, "{msg}");
-    ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
-    let wait = ctx.config.load().failover.drain_timeout;
-    let held = std::mem::take(&mut live.early.0);
-    switch::close_at_next_command(
-        client,
-        &ctx.stats,
-        &held,
-        ProxyErrorCode::FailoverClosed,
-        msg,
-        wait,
-    )
-    .await;
-    ConnOutcome::FailoverClosed
-}
-
-/// Error 9002 in place of the greeting.
-async fn unreachable<S: AsyncWrite + Unpin>(
-    client: &mut S,
-    stats: &Stats,
-    msg: &str,
-) -> ConnOutcome {
-    tracing::warn!("{msg}");
-    let code = ProxyErrorCode::BackendUnreachable;
-    send_error(client, stats, 0, code, Phase::BeforeGreeting, msg).await;
-    ConnOutcome::BackendUnreachable
-}
-
-async fn login_failure(outcome: LoginOutcome, client: &mut Stream, stats: &Stats) -> ConnOutcome {
-    match outcome {
-        LoginOutcome::LoggedIn { .. } => unreachable!("handled by the caller"),
-        LoginOutcome::Failed => ConnOutcome::AuthFailed,
-        LoginOutcome::SslRequested => {
-            let msg = "TLS is not enabled on this proxy; connect without TLS";
-            send_error(
-                client,
-                stats,
-                2,
-                ProxyErrorCode::TlsUnsupported,
-                Phase::AfterGreeting,
-                msg,
-            )
-            .await;
-            ConnOutcome::ClientError
-        }
-        LoginOutcome::Refused { code, seq, msg } => {
-            tracing::warn!("login refused: {msg}");
-            send_error(client, stats, seq, code, Phase::AfterGreeting, &msg).await;
-            match code {
-                ProxyErrorCode::BackendUnreachable => ConnOutcome::BackendUnreachable,
-                _ => ConnOutcome::ClientError,
-            }
-        }
-        LoginOutcome::ClientGone(e) => {
-            tracing::debug!(error = %e, "client left during login");
-            ConnOutcome::ClientError
-        }
-        LoginOutcome::BackendGone(e) => {
-            tracing::info!(error = %e, "backend failed during login");
-            ConnOutcome::BackendLost
-        }
-        LoginOutcome::Malformed(why) => {
-            tracing::info!(%why, "unusable handshake response");
-            ConnOutcome::ClientError
-        }
-    }
-}
-
-async fn outcome_of(end: RelayEnd, quit: bool, client: &mut Stream) -> ConnOutcome {
-    match end {
-        RelayEnd::ClientClosed => ConnOutcome::Closed,
-        RelayEnd::BackendClosed if quit => ConnOutcome::Closed,
-        RelayEnd::BackendClosed => {
-            tracing::info!("backend closed the connection");
-            ConnOutcome::BackendLost
-        }
-        RelayEnd::BackendError(e) => {
-            tracing::info!(error = %e, "backend connection failed");
-            ConnOutcome::BackendLost
-        }
-        RelayEnd::ClientError(e) => {
-            tracing::debug!(error = %e, "client connection failed");
-            ConnOutcome::ClientError
-        }
-        RelayEnd::Stopped(point) => {
-            tracing::info!(
-                ?point,
-                "closing the session at a safe point (proxy draining)"
-            );
-            let _ = client.shutdown().await;
-            ConnOutcome::Shutdown
-        }
-        RelayEnd::TimedOut(Expired::Handshake) => {
-            tracing::info!("no login within listen.handshake_timeout; closing");
-            ConnOutcome::HandshakeTimeout
-        }
-        RelayEnd::Held => unreachable!("a held command is rewritten and relayed"),
-        RelayEnd::TimedOut(Expired::Idle) => {
-            tracing::info!("idle longer than listen.idle_timeout; closing");
-            let _ = client.shutdown().await;
-            ConnOutcome::IdleTimeout
-        }
-    }
-}
-
-/// Send one of the proxy's own errors (counted by code) and close.
-pub(crate) async fn send_error<S: AsyncWrite + Unpin>(
-    client: &mut S,
-    stats: &Stats,
-    seq: u8,
-    code: ProxyErrorCode,
-    phase: Phase,
-    msg: &str,
-) {
-    stats.ops.count_error(code);
-    let packet = err_packet(seq, code, phase, msg);
-    let sent = async {
-        client.write_all(&packet).await?;
-        client.flush().await
-    };
-    if let Err(e) = sent.await {
-        tracing::debug!(error = %e, "could not send the error to the client");
-    }
-    let _ = client.shutdown().await;
 }

@@ -6,16 +6,15 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
-use crate::protocol::{Frame, Framer, ServerEvent, Tracker};
+use crate::protocol::{Frame, ServerEvent, Tracker};
+use crate::session::pipe::Pipe;
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 use crate::session::stmts;
 use crate::session::stream::Stream;
@@ -76,113 +75,6 @@ pub struct StopSignals {
     /// Stop as soon as no reply is outstanding, even inside a transaction
     /// (drain deadline passed).
     pub when_idle: CancellationToken,
-}
-
-/// One direction's buffer: bytes in `buf[start..end]` are read but not yet written.
-struct Pipe {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    eof: bool,
-    framer: Framer,
-    /// Keep a packet's incomplete head unsent (its statement id may be
-    /// rewritten in place once it is whole).
-    hold_heads: bool,
-}
-
-impl Pipe {
-    fn new(size: usize) -> Self {
-        Pipe {
-            buf: vec![0u8; size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            eof: false,
-            framer: Framer::new(),
-            hold_heads: false,
-        }
-    }
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    /// End of what may be written now.
-    fn sendable(&self) -> usize {
-        if self.hold_heads && !self.eof {
-            self.end - self.framer.partial_head()
-        } else {
-            self.end
-        }
-    }
-
-    /// Append bytes read elsewhere; returns their range. The buffer grows
-    /// to take them all (a rewritten command can be longer than it was).
-    fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        if bytes.len() > self.buf.len() - self.end {
-            let mut bigger = vec![0u8; self.end + bytes.len()].into_boxed_slice();
-            bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
-            self.buf = bigger;
-        }
-        let n = bytes.len();
-        self.buf[self.end..self.end + n].copy_from_slice(&bytes[..n]);
-        self.end += n;
-        self.end - n..self.end
-    }
-
-    /// Write what is buffered. Ok(true) if anything was written.
-    fn flush(&mut self, cx: &mut Context<'_>, dst: &mut Stream) -> io::Result<bool> {
-        let mut wrote = false;
-        while self.start < self.sendable() {
-            let to = self.sendable();
-            match Pin::new(&mut *dst).poll_write(cx, &self.buf[self.start..to]) {
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    self.start += n;
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => break,
-            }
-        }
-        // TLS keeps records the socket did not take; push them (a no-op on TCP)
-        if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
-            return Err(e);
-        }
-        if self.is_empty() {
-            self.start = 0;
-            self.end = 0;
-        }
-        Ok(wrote)
-    }
-
-    /// Read into the free space. Ok(Some(range)) when bytes (or EOF: empty
-    /// range) arrived, Ok(None) when nothing is ready or there is no room.
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        src: &mut Stream,
-    ) -> io::Result<Option<std::ops::Range<usize>>> {
-        if self.hold_heads && self.end == self.buf.len() && self.start > 0 {
-            // a held head sits at the very end: move it to the front
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.eof || self.end == self.buf.len() {
-            return Ok(None);
-        }
-        let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
-        match Pin::new(&mut *src).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                let range = self.end..self.end + n;
-                self.end += n;
-                self.eof = n == 0;
-                Ok(Some(range))
-            }
-            Poll::Ready(Err(e)) => Err(e),
-            Poll::Pending => Ok(None),
-        }
-    }
 }
 
 /// The relay between one client and its backend.

@@ -1,0 +1,197 @@
+//! A logged-in session's backend and the loop around its relay: relay until
+//! the route moves (or the session ends), then decide what follows.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::ending::outcome_of;
+use super::login::LoginRecord;
+use super::moved::{close_by_failover, failover};
+use super::relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
+use super::state::CarriedState;
+use super::stream::Stream;
+use super::timers::SessionTimers;
+use super::{kill, rewrite, switch};
+use crate::listener::Context;
+use crate::metrics::{ConnOutcome, SessionGauge};
+use crate::protocol::Tracker;
+use crate::routing::Primary;
+
+/// A session's current backend and what the protocol tracker knows of it.
+pub(super) struct Live<'a> {
+    pub(super) backend: Stream,
+    pub(super) primary: Primary,
+    pub(super) tracker: Tracker,
+    pub(super) state: CarriedState,
+    /// Bytes read past the login (or held by the fence), relayed first.
+    pub(super) early: (Vec<u8>, Vec<u8>),
+    /// Idle timeout (and the handshake latency sample), across relays.
+    pub(super) timers: Option<SessionTimers>,
+    /// The connection id the client knows, and where it runs now (KILL).
+    pub(super) kill: kill::Registered<'a>,
+}
+
+/// Relay until the session ends, or until the route moved away from its
+/// primary and the session reached a rest point (or, past the drain timeout,
+/// at least no reply outstanding).
+pub(super) async fn relay_until_moved(
+    client: &mut Stream,
+    live: &mut Live<'_>,
+    ctx: &Context,
+    gauge: &mut SessionGauge,
+) -> RelayEnd {
+    let wait = ctx.config.load().failover.drain_timeout;
+    let backend = live.primary.address();
+    let rewritten = rewrite::held_command(
+        client,
+        &mut live.early.0,
+        &live.state,
+        &backend,
+        &ctx.kills,
+        wait,
+    );
+    if let Err(e) = rewritten.await {
+        return RelayEnd::ClientError(e);
+    }
+    let stop = StopSignals {
+        at_rest: ctx.drain.at_rest.child_token(),
+        when_idle: ctx.drain.when_idle.child_token(),
+    };
+    let mut routes = ctx.table.subscribe();
+    let (up, down) = std::mem::take(&mut live.early);
+    let current = live.primary.clone();
+    let seen = std::sync::atomic::AtomicU64::new(ctx.table.generation());
+    // For the failover timeline: the first statement answered on this backend.
+    let answered = || ctx.timeline.answered(current.epoch);
+    // Before a command leaves rest: has the route moved since we last looked?
+    // And does a KILL name a session that moved?
+    let fence = |bytes: &[u8], at_rest: bool| {
+        let moved = at_rest && {
+            let g = ctx.table.generation();
+            g != seen.swap(g, Relaxed) && switch::moved(ctx, &current)
+        };
+        if moved {
+            Some(Hold::Moved)
+        } else if ctx.kills.any_moved() && kill::is_kill(bytes) {
+            Some(Hold::Rewrite)
+        } else {
+            None
+        }
+    };
+    let mut relay = Relay::new(
+        client,
+        &mut live.backend,
+        &mut live.tracker,
+        &mut live.state,
+        &ctx.stats,
+        gauge,
+    )
+    .with_fence(&fence)
+    .with_timers(live.timers.take())
+    .on_first_reply(&answered);
+    relay.preload(&up, &down);
+    let drain_deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
+    tokio::pin!(drain_deadline);
+    let mut moving = false;
+    let end = {
+        let run = relay.run(&stop);
+        tokio::pin!(run);
+        loop {
+            if !moving && switch::moved(ctx, &current) {
+                moving = true;
+                stop.at_rest.cancel();
+                let at = tokio::time::Instant::now() + ctx.config.load().failover.drain_timeout;
+                drain_deadline.as_mut().reset(at);
+            }
+            tokio::select! {
+                end = &mut run => break end,
+                r = routes.changed(), if !moving => {
+                    if r.is_err() {
+                        stop.at_rest.cancel();
+                    }
+                }
+                _ = &mut drain_deadline, if moving => stop.when_idle.cancel(),
+            }
+        }
+    };
+    live.early.0 = relay.unsent_client_bytes();
+    live.timers = relay.take_timers();
+    end
+}
+
+/// What follows a relay that ended.
+pub(super) enum Next {
+    /// Relay again: the session moved to the new primary (or kept its backend).
+    Relay,
+    Done(ConnOutcome),
+}
+
+/// What follows a relay that ended.
+pub(super) async fn after_relay(
+    end: RelayEnd,
+    client: &mut Stream,
+    live: &mut Live<'_>,
+    record: &LoginRecord,
+    ctx: &Context,
+) -> Next {
+    let draining = ctx.drain.at_rest.is_cancelled();
+    match end {
+        RelayEnd::Held => Next::Relay, // rewritten before the next relay sends it
+        RelayEnd::Stopped(point) if !draining => failover(point, client, live, record, ctx).await,
+        // The backend died while the session was at rest: its primary may be gone.
+        RelayEnd::BackendClosed | RelayEnd::BackendError(_)
+            if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
+        {
+            tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
+            let spoke = !live.early.0.is_empty();
+            match route_changes(ctx, &live.primary, client, spoke).await {
+                AfterLoss::Moved => failover(StopPoint::AtRest, client, live, record, ctx).await,
+                // Its next command cannot run on the dead backend: close.
+                AfterLoss::ClientSpoke => Next::Done(outcome_of(end, false, client).await),
+                AfterLoss::TimedOut => {
+                    let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
+                    let msg = format!("connection closed: backend {} closed the connection and no new primary was published within {hold}; reconnect", live.primary);
+                    Next::Done(close_by_failover(client, live, &msg, ctx).await)
+                }
+            }
+        }
+        other => Next::Done(outcome_of(other, live.tracker.quit_sent(), client).await),
+    }
+}
+
+/// What ended the wait after an idle session lost its backend.
+pub(super) enum AfterLoss {
+    /// The route moved or changed: fail over.
+    Moved,
+    /// The client sent its next command (or left) first.
+    ClientSpoke,
+    /// `hold_timeout` passed, or the proxy is draining.
+    TimedOut,
+}
+
+/// The backend died but the route may still name it: wait (bounded by
+/// `hold_timeout`) until the route changes or the client speaks, rather
+/// than relaying again on a dead socket in a loop.
+pub(super) async fn route_changes(
+    ctx: &Context,
+    from: &Primary,
+    client: &Stream,
+    spoke: bool,
+) -> AfterLoss {
+    let mut changes = ctx.table.subscribe();
+    if switch::moved(ctx, from) {
+        return AfterLoss::Moved;
+    }
+    if spoke {
+        return AfterLoss::ClientSpoke;
+    }
+    let hold = ctx.config.load().failover.hold_timeout;
+    tokio::select! {
+        r = tokio::time::timeout(hold, changes.changed()) => match r {
+            Ok(Ok(())) => AfterLoss::Moved,
+            _ => AfterLoss::TimedOut,
+        },
+        _ = client.readable() => AfterLoss::ClientSpoke,
+        _ = ctx.drain.at_rest.cancelled() => AfterLoss::TimedOut,
+    }
+}
