@@ -331,3 +331,32 @@ async fn draining_is_acknowledged_once_transactions_finish() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
+    let mut env = common::start_with(true, with_app_user).await;
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    c.query_drop("SET @survivor = 'yes'").await.unwrap();
+    env.cluster.primary_mut().kill().unwrap();
+    // the client speaks before anyone has published the new primary
+    let asked = tokio::spawn(async move {
+        let row: Option<(u16, String)> = c.query_first("SELECT @@port, @survivor").await.unwrap();
+        row
+    });
+    let new_port = env.cluster.promote_replica_after_crash().await.unwrap();
+    assert!(!asked.is_finished(), "held, not answered with an error");
+    env.cluster.publish_json(new_port, 2).await.unwrap();
+    let row = tokio::time::timeout(Duration::from_secs(20), asked)
+        .await
+        .expect("nothing hangs")
+        .unwrap();
+    assert_eq!(row, Some((new_port, "yes".into())));
+    let stats = env.proxy.stats();
+    assert_eq!(stats.ops.statement_hold.count(), 1, "one statement held");
+    assert_eq!(
+        stats
+            .sessions_migrated
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

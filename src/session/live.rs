@@ -12,6 +12,8 @@ use super::state::CarriedState;
 use super::stream::Stream;
 use super::timers::SessionTimers;
 use super::{kill, rewrite, switch};
+use tokio::time::Instant;
+
 use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge};
 use crate::protocol::Tracker;
@@ -27,6 +29,9 @@ pub(super) struct Live<'a> {
     pub(super) early: (Vec<u8>, Vec<u8>),
     /// Idle timeout (and the handshake latency sample), across relays.
     pub(super) timers: Option<SessionTimers>,
+    /// Since when the client's next command waits, when it arrived while
+    /// the session had no usable backend (a statement-hold sample).
+    pub(super) held_since: Option<Instant>,
     /// The connection id the client knows, and where it runs now (KILL).
     pub(super) kill: kill::Registered<'a>,
 }
@@ -145,7 +150,10 @@ pub(super) async fn after_relay(
             tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
             let spoke = !live.early.0.is_empty();
             match route_changes(ctx, &live.primary, client, spoke).await {
-                AfterLoss::Moved => failover(StopPoint::AtRest, client, live, record, ctx).await,
+                AfterLoss::Moved(spoke_at) => {
+                    live.held_since = spoke_at;
+                    failover(StopPoint::AtRest, client, live, record, ctx).await
+                }
                 // Its next command cannot run on the dead backend: close.
                 AfterLoss::ClientSpoke => Next::Done(outcome_of(end, false, client).await),
                 AfterLoss::TimedOut => {
@@ -161,9 +169,11 @@ pub(super) async fn after_relay(
 
 /// What ended the wait after an idle session lost its backend.
 pub(super) enum AfterLoss {
-    /// The route moved or changed: fail over.
-    Moved,
-    /// The client sent its next command (or left) first.
+    /// The route moved or changed: fail over (with when the client's
+    /// next command arrived, if it did while waiting).
+    Moved(Option<Instant>),
+    /// The client sent its next command (or left) while its server still
+    /// answers: the connection was killed, not the server; close, as direct.
     ClientSpoke,
     /// `hold_timeout` passed, or the proxy is draining.
     TimedOut,
@@ -171,7 +181,9 @@ pub(super) enum AfterLoss {
 
 /// The backend died but the route may still name it: wait (bounded by
 /// `hold_timeout`) until the route changes or the client speaks, rather
-/// than relaying again on a dead socket in a loop.
+/// than relaying again on a dead socket in a loop. A command that arrives
+/// while the server is down (a crash: an unplanned failover under way) is
+/// held until the record moves, so it runs on the new primary.
 pub(super) async fn route_changes(
     ctx: &Context,
     from: &Primary,
@@ -179,19 +191,41 @@ pub(super) async fn route_changes(
     spoke: bool,
 ) -> AfterLoss {
     let mut changes = ctx.table.subscribe();
-    if switch::moved(ctx, from) {
-        return AfterLoss::Moved;
+    let deadline = tokio::time::Instant::now() + ctx.config.load().failover.hold_timeout;
+    if !spoke && !switch::moved(ctx, from) {
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout_at(deadline, changes.changed()) => {
+                return match r {
+                    Ok(Ok(())) => AfterLoss::Moved(None),
+                    _ => AfterLoss::TimedOut,
+                };
+            }
+            _ = ctx.drain.at_rest.cancelled() => return AfterLoss::TimedOut,
+            _ = client.readable() => {}
+        }
     }
-    if spoke {
+    let spoke_at = Some(Instant::now());
+    if switch::moved(ctx, from) {
+        return AfterLoss::Moved(spoke_at);
+    }
+    let timeout = ctx.config.load().backend.connect_timeout;
+    if server_answers(from, timeout).await {
         return AfterLoss::ClientSpoke;
     }
-    let hold = ctx.config.load().failover.hold_timeout;
-    tokio::select! {
-        r = tokio::time::timeout(hold, changes.changed()) => match r {
-            Ok(Ok(())) => AfterLoss::Moved,
-            _ => AfterLoss::TimedOut,
-        },
-        _ = client.readable() => AfterLoss::ClientSpoke,
-        _ = ctx.drain.at_rest.cancelled() => AfterLoss::TimedOut,
+    loop {
+        if switch::moved(ctx, from) {
+            return AfterLoss::Moved(spoke_at);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return AfterLoss::TimedOut,
+        }
     }
+}
+
+/// Does the server at `p` still accept TCP connections?
+async fn server_answers(p: &Primary, timeout: Duration) -> bool {
+    let connect = tokio::net::TcpStream::connect((p.host.as_str(), p.port));
+    matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
 }

@@ -218,6 +218,7 @@ async fn connect_and_relay(
         state: CarriedState::new(record.db.clone()),
         early: (client_early.to_vec(), backend_early.to_vec()),
         timers: Some(timers),
+        held_since: None,
         kill: ctx
             .kills
             .register(greeting.connection_id, &primary.address()),

@@ -48,7 +48,10 @@ pub(super) async fn failover(
     }
     // A statement is held from when it arrives: already read by the fence,
     // or arriving while we wait for the new primary.
-    let mut held_since = (!live.early.0.is_empty()).then_some(stopped);
+    let mut held_since = live
+        .held_since
+        .take()
+        .or((!live.early.0.is_empty()).then_some(stopped));
     let next = if held_since.is_some() {
         switch::next_primary(ctx).await
     } else {
