@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
 mod listen;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
+mod runtime;
+pub use runtime::{RuntimeConfig, RuntimeMode};
 
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
     pub shutdown: ShutdownConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -233,6 +236,7 @@ impl Config {
         parse_addr("listen.address", &self.listen.address)?;
         self.listen.validate()?;
         self.shutdown.validate()?;
+        self.runtime.validate()?;
         if !self.admin.address.is_empty() {
             parse_addr("admin.address", &self.admin.address)?;
         }

@@ -40,3 +40,4 @@ pub mod reload;
 pub mod routing;
 pub mod sandbox;
 pub mod session;
+pub mod workers;

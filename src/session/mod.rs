@@ -4,6 +4,7 @@
 
 pub mod login;
 pub mod migrate;
+mod pipe;
 pub mod relay;
 pub mod state;
 pub mod switch;

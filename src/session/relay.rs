@@ -6,17 +6,16 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
-use crate::protocol::{Framer, ServerEvent, Tracker};
+use crate::protocol::{ServerEvent, Tracker};
+use crate::session::pipe::Pipe;
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 use crate::session::timers::{Expired, SessionTimers};
 
@@ -59,83 +58,6 @@ pub struct StopSignals {
     /// Stop as soon as no reply is outstanding, even inside a transaction
     /// (drain deadline passed).
     pub when_idle: CancellationToken,
-}
-
-/// One direction's buffer: bytes in `buf[start..end]` are read but not yet written.
-struct Pipe {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    eof: bool,
-    framer: Framer,
-}
-
-impl Pipe {
-    fn new(size: usize) -> Self {
-        Pipe {
-            buf: vec![0u8; size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            eof: false,
-            framer: Framer::new(),
-        }
-    }
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    /// Append bytes read elsewhere (as much as fits); returns their range.
-    fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        let n = bytes.len().min(self.buf.len() - self.end);
-        self.buf[self.end..self.end + n].copy_from_slice(&bytes[..n]);
-        self.end += n;
-        self.end - n..self.end
-    }
-
-    /// Write what is buffered. Ok(true) if anything was written.
-    fn flush(&mut self, cx: &mut Context<'_>, dst: &mut TcpStream) -> io::Result<bool> {
-        let mut wrote = false;
-        while !self.is_empty() {
-            match Pin::new(&mut *dst).poll_write(cx, &self.buf[self.start..self.end]) {
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    self.start += n;
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => break,
-            }
-        }
-        if self.is_empty() {
-            self.start = 0;
-            self.end = 0;
-        }
-        Ok(wrote)
-    }
-
-    /// Read into the free space. Ok(Some(range)) when bytes (or EOF: empty
-    /// range) arrived, Ok(None) when nothing is ready or there is no room.
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        src: &mut TcpStream,
-    ) -> io::Result<Option<std::ops::Range<usize>>> {
-        if self.eof || self.end == self.buf.len() {
-            return Ok(None);
-        }
-        let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
-        match Pin::new(&mut *src).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                let range = self.end..self.end + n;
-                self.end += n;
-                self.eof = n == 0;
-                Ok(Some(range))
-            }
-            Poll::Ready(Err(e)) => Err(e),
-            Poll::Pending => Ok(None),
-        }
-    }
 }
 
 /// The relay between one client and its backend.
