@@ -8,7 +8,8 @@
 //! NB_CLIENTS (8) parallel connecting clients; NB_STREAM_MIB (1024);
 //! NB_IDLE (5000) idle connections; NB_PROXY_CONFIG (TOML text appended to
 //! the proxy's config, e.g. `[runtime]\nmode = "shared"`); NB_ONLY
-//! ("conn stream idle"): which measurements.
+//! ("conn stream idle"): which measurements; NB_PROXY_BIN: another proxy
+//! binary to measure (default target/release/mysql-zk-proxy).
 
 mod measure;
 mod procs;
@@ -98,7 +99,8 @@ async fn main() {
         streams(&targets, rounds, mib).await;
     }
     if only.contains("idle") {
-        idle_rss(&targets[1..], idle).await;
+        // the proxy only: HAProxy's maxconn (benches/haproxy.cfg) is 4096
+        idle_rss(&targets[2..], idle).await;
     }
     drop((proxy, hap));
 }

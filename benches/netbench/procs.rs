@@ -49,10 +49,13 @@ pub fn haproxy(primary_port: u16, threads: u32, log: &Path) -> Owned {
     Owned { child, port }
 }
 
-/// target/release/mysql-zk-proxy with `config` (a TOML text) routing via
+/// target/release/mysql-zk-proxy (or NB_PROXY_BIN, e.g. an older build to
+/// compare with) with `config` (a TOML text) routing via
 /// ZooKeeper at `zk` / `path`.
 pub fn proxy(zk: &str, path: &str, config: &str, dir: &Path) -> Owned {
-    let bin = root().join("target/release/mysql-zk-proxy");
+    let bin = std::env::var_os("NB_PROXY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/mysql-zk-proxy"));
     assert!(
         bin.exists(),
         "{} missing: cargo build --release",
