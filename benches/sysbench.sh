@@ -33,7 +33,8 @@
 #                            (other work on a shared machine skews the ratios)
 #   HAPROXY_THREADS (1)      HAProxy nbthread (1 as in the reference: 2 cores here)
 #   BENCH_PROXY_CONFIG ("")  config file for the proxy target (default config when unset);
-#                            target proxy_shared is a second proxy with [runtime] mode = "shared"
+#   BENCH_PROXY2_TOML        config text of target proxy2, a second proxy ('\n' for newlines;
+#                            default '[runtime]\nmode = "shared"')
 #   RUST_LOG                 passed to the proxy (its default level is info)
 # All traffic goes to 127.0.0.1; every wait has a deadline and every sysbench
 # run is bounded by `timeout`.
@@ -76,7 +77,7 @@ has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 [[ "$BENCH_IDLE_PCT" =~ ^[0-9]+$ ]] || die "BENCH_IDLE_PCT must be an integer, not '$BENCH_IDLE_PCT'"
 for t in "${THREADS[@]}"; do [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "bad thread count '$t' in BENCH_THREADS"; done
 for t in "${TARGETS[@]}"; do
-  case "$t" in direct | haproxy | proxy | proxy_shared) ;; *) die "unknown target '$t' (direct haproxy proxy proxy_shared)" ;; esac
+  case "$t" in direct | haproxy | proxy | proxy2) ;; *) die "unknown target '$t' (direct haproxy proxy proxy2)" ;; esac
 done
 ((${#WORKLOADS[@]} > 0 && ${#TARGETS[@]} > 0 && ${#THREADS[@]} > 0)) || die "nothing to run"
 for cmd in sysbench curl awk getconf timeout; do
@@ -119,7 +120,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$RUN_PID" "sysbench (timeout)"
   stop_pid "$PROXY_PID" "mysql-zk-proxy"
-  stop_pid "$PROXY2_PID" "mysql-zk-proxy (shared runtime)"
+  stop_pid "$PROXY2_PID" "mysql-zk-proxy (proxy2)"
   stop_pid "$HAPID" "haproxy"
   if [[ -n "$OWN_SANDBOX" ]]; then
     timeout 120 "$BIN" sandbox down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
@@ -296,13 +297,14 @@ start_proxy() {
   log "mysql-zk-proxy ($t) pid $pid on $HOST:$port (admin $admin) -> ZooKeeper $PRIMARY_PATH"
 }
 # proxy: the default config ([runtime] mode = "per_core"), or BENCH_PROXY_CONFIG;
-# proxy_shared: [runtime] mode = "shared" (tokio's multi-thread runtime).
+# proxy2: a second proxy configured by BENCH_PROXY2_TOML (default: tokio's
+# multi-thread runtime), to compare two settings in one run.
 PROXY_ARGS=()
 [[ -n "${BENCH_PROXY_CONFIG:-}" ]] && PROXY_ARGS=(--config "$BENCH_PROXY_CONFIG")
 has_target proxy && start_proxy proxy "${PROXY_ARGS[@]}"
-if has_target proxy_shared; then
-  printf '[runtime]\nmode = "shared"\n' >"$OUT/proxy_shared.toml"
-  start_proxy proxy_shared --config "$OUT/proxy_shared.toml"
+if has_target proxy2; then
+  printf '%b\n' "${BENCH_PROXY2_TOML:-[runtime]\nmode = \"shared\"}" >"$OUT/proxy2.toml"
+  start_proxy proxy2 --config "$OUT/proxy2.toml"
 fi
 
 # ---- metadata
