@@ -2,13 +2,13 @@
 # qps against sysbench threads, one line per target (direct, haproxy, proxy,
 # ...), from a benches/sysbench.sh results.tsv: mean over rounds, as an SVG
 # drawn with awk alone (no plotting package needed).
-# Usage: benches/plot.sh RESULTS.tsv WORKLOAD OUT.svg [TITLE]
+# Usage: [PLOT_LABELS="proxy=text;proxy2=text"] benches/plot.sh RESULTS.tsv WORKLOAD OUT.svg [TITLE]
 set -euo pipefail
 [[ $# -ge 3 ]] || { echo "usage: $0 RESULTS.tsv WORKLOAD OUT.svg [TITLE]" >&2; exit 2; }
 RES="$1" WORKLOAD="$2" OUT="$3" TITLE="${4:-$2: qps against sysbench threads}"
 [[ -r "$RES" ]] || { echo "$RES: not readable" >&2; exit 1; }
 
-awk -F'\t' -v wl="$WORKLOAD" -v title="$TITLE" '
+awk -F'\t' -v wl="$WORKLOAD" -v title="$TITLE" -v labels="${PLOT_LABELS:-}" '
   NR == 1 { next }
   $2 == wl && $5 == "ok" {
     k = $4 SUBSEP $3; sum[k] += $7; n[k]++
@@ -22,8 +22,9 @@ awk -F'\t' -v wl="$WORKLOAD" -v title="$TITLE" '
     ymax = 0
     for (k in sum) { v = sum[k] / n[k]; if (v > ymax) ymax = v }
     step = 10 ^ int(log(ymax) / log(10)); ytop = step * (int(ymax / step) + 1)
-    W = 720; H = 440; L = 80; R = 150; T = 50; B = 60; pw = W - L - R; ph = H - T - B
-    color["direct"] = "#1f77b4"; color["haproxy"] = "#d62728"; color["proxy"] = "#2ca02c"; color["proxy_shared"] = "#9467bd"
+    W = 820; H = 440; L = 80; R = 250; T = 50; B = 60; pw = W - L - R; ph = H - T - B
+    nl = split(labels, lp, ";"); for (i = 1; i <= nl; i++) { eq = index(lp[i], "="); if (eq) label[substr(lp[i], 1, eq - 1)] = substr(lp[i], eq + 1) }
+    color["direct"] = "#1f77b4"; color["haproxy"] = "#d62728"; color["proxy"] = "#2ca02c"; color["proxy2"] = "#9467bd"
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
     printf "<text x=\"%d\" y=\"25\" font-size=\"15\">%s</text>\n", L, title
@@ -51,7 +52,7 @@ awk -F'\t' -v wl="$WORKLOAD" -v title="$TITLE" '
       printf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n", pts, c
       ly = T + 10 + 20 * j
       printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", L + pw + 15, ly, L + pw + 40, ly, c
-      printf "<text x=\"%d\" y=\"%d\">%s</text>\n", L + pw + 46, ly + 4, tg[j]
+      printf "<text x=\"%d\" y=\"%d\">%s</text>\n", L + pw + 46, ly + 4, (tg[j] in label) ? label[tg[j]] : tg[j]
     }
     print "</svg>"
   }' "$RES" >"$OUT"
