@@ -122,7 +122,10 @@ pub async fn open_idle(port: u16, n: usize) -> Vec<Conn> {
             tokio::spawn(async move {
                 let _permit = sem.acquire().await.expect("semaphore");
                 let connect = tokio::time::timeout(Duration::from_secs(60), Conn::new(opts(port)));
-                let mut c = connect.await.expect("idle connect timed out").expect("idle connect");
+                let mut c = connect
+                    .await
+                    .expect("idle connect timed out")
+                    .expect("idle connect");
                 let one: Option<u8> = c.query_first("SELECT 1").await.expect("SELECT 1");
                 assert_eq!(one, Some(1));
                 c
