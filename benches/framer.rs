@@ -94,6 +94,26 @@ fn routing(c: &mut Criterion) {
     c.bench_function("routing/current_under_concurrent_swaps", |b| {
         b.iter(|| table.current().primary.as_ref().map(|p| p.port))
     });
+    // the same read while other threads read too (sessions on every core)
+    for readers in [1usize, 3] {
+        let done = Arc::new(AtomicBool::new(false));
+        let others: Vec<_> = (0..readers)
+            .map(|_| {
+                let (table, stop) = (table.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::black_box(table.current().primary.as_ref().map(|p| p.port));
+                    }
+                })
+            })
+            .collect();
+        let name = format!("routing/current_under_swaps_with_{readers}_other_readers");
+        c.bench_function(&name, |b| {
+            b.iter(|| table.current().primary.as_ref().map(|p| p.port))
+        });
+        done.store(true, Ordering::Relaxed);
+        others.into_iter().for_each(|t| t.join().unwrap());
+    }
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
 }

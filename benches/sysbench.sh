@@ -32,6 +32,9 @@
 #                            1 s sample in which the machine is < BENCH_IDLE_PCT (20) % busy
 #                            (other work on a shared machine skews the ratios)
 #   HAPROXY_THREADS (1)      HAProxy nbthread (1 as in the reference: 2 cores here)
+#   BENCH_PROXY_CONFIG ("")  config file for the proxy target (default config when unset);
+#   BENCH_PROXY2_TOML        config text of target proxy2, a second proxy ('\n' for newlines;
+#                            default '[runtime]\nmode = "shared"')
 #   RUST_LOG                 passed to the proxy (its default level is info)
 # All traffic goes to 127.0.0.1; every wait has a deadline and every sysbench
 # run is bounded by `timeout`.
@@ -74,7 +77,7 @@ has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 [[ "$BENCH_IDLE_PCT" =~ ^[0-9]+$ ]] || die "BENCH_IDLE_PCT must be an integer, not '$BENCH_IDLE_PCT'"
 for t in "${THREADS[@]}"; do [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "bad thread count '$t' in BENCH_THREADS"; done
 for t in "${TARGETS[@]}"; do
-  case "$t" in direct | haproxy | proxy) ;; *) die "unknown target '$t' (direct haproxy proxy)" ;; esac
+  case "$t" in direct | haproxy | proxy | proxy2) ;; *) die "unknown target '$t' (direct haproxy proxy proxy2)" ;; esac
 done
 ((${#WORKLOADS[@]} > 0 && ${#TARGETS[@]} > 0 && ${#THREADS[@]} > 0)) || die "nothing to run"
 for cmd in sysbench curl awk getconf timeout; do
@@ -88,7 +91,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 NPROC="$(nproc)"
 
 # ---- processes: everything we start is recorded here and only that is stopped
-HAPID="" PROXY_PID="" RUN_PID="" OWN_SANDBOX="" SANDBOX_DIR=""
+HAPID="" PROXY_PID="" PROXY2_PID="" RUN_PID="" OWN_SANDBOX="" SANDBOX_DIR=""
 
 # alive PID: exists and is not a zombie (a killed child lingers until reaped).
 alive() {
@@ -117,6 +120,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$RUN_PID" "sysbench (timeout)"
   stop_pid "$PROXY_PID" "mysql-zk-proxy"
+  stop_pid "$PROXY2_PID" "mysql-zk-proxy (proxy2)"
   stop_pid "$HAPID" "haproxy"
   if [[ -n "$OWN_SANDBOX" ]]; then
     timeout 120 "$BIN" sandbox down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
@@ -169,7 +173,7 @@ busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc
 # ours_ticks: CPU ticks of the sandbox servers, HAProxy and the proxy (sysbench is counted apart)
 ours_ticks() {
   local pid sum=0 t
-  for pid in "${SBX_PIDS[@]}" $HAPID $PROXY_PID; do
+  for pid in "${SBX_PIDS[@]}" $HAPID $PROXY_PID $PROXY2_PID; do
     t="$(cpu_ticks "$pid")"
     sum=$((sum + ${t:-0}))
   done
@@ -276,17 +280,31 @@ if has_target haproxy; then
   PORT[haproxy]="$HAPROXY_PORT" MIDPID[haproxy]="$HAPID"
   log "haproxy pid $HAPID on $HOST:$HAPROXY_PORT -> $PRIMARY_PORT (TCP mode, nbthread $HAPROXY_THREADS)"
 fi
-if has_target proxy; then
-  free_port PROXY_PORT
-  free_port ADMIN_PORT
-  "$BIN" run --listen "$HOST:$PROXY_PORT" --admin "$HOST:$ADMIN_PORT" \
-    --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" </dev/null >"$OUT/proxy.log" 2>&1 &
-  PROXY_PID=$!
-  proxy_up() { alive "$PROXY_PID" && ready "$ADMIN_PORT"; }
-  wait_until 30 "the proxy's /ready on port $ADMIN_PORT" proxy_up ||
-    die "proxy not ready: $(tail -20 "$OUT/proxy.log")"
-  PORT[proxy]="$PROXY_PORT" MIDPID[proxy]="$PROXY_PID"
-  log "mysql-zk-proxy pid $PROXY_PID on $HOST:$PROXY_PORT (admin $ADMIN_PORT) -> ZooKeeper $PRIMARY_PATH"
+# start_proxy TARGET [run args]: a proxy for TARGET; sets PORT/MIDPID[TARGET], prints its PID var.
+start_proxy() {
+  local t="$1" port admin pid
+  shift
+  free_port port
+  free_port admin
+  "$BIN" run --listen "$HOST:$port" --admin "$HOST:$admin" \
+    --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" "$@" </dev/null >"$OUT/$t.log" 2>&1 &
+  pid=$!
+  if [[ "$t" == proxy ]]; then PROXY_PID=$pid; else PROXY2_PID=$pid; fi
+  proxy_up() { alive "$pid" && ready "$admin"; }
+  wait_until 30 "the proxy's /ready on port $admin" proxy_up ||
+    die "proxy ($t) not ready: $(tail -20 "$OUT/$t.log")"
+  PORT[$t]="$port" MIDPID[$t]="$pid"
+  log "mysql-zk-proxy ($t) pid $pid on $HOST:$port (admin $admin) -> ZooKeeper $PRIMARY_PATH"
+}
+# proxy: the default config ([runtime] mode = "per_core"), or BENCH_PROXY_CONFIG;
+# proxy2: a second proxy configured by BENCH_PROXY2_TOML (default: tokio's
+# multi-thread runtime), to compare two settings in one run.
+PROXY_ARGS=()
+[[ -n "${BENCH_PROXY_CONFIG:-}" ]] && PROXY_ARGS=(--config "$BENCH_PROXY_CONFIG")
+has_target proxy && start_proxy proxy "${PROXY_ARGS[@]}"
+if has_target proxy2; then
+  printf '%b\n' "${BENCH_PROXY2_TOML:-[runtime]\nmode = \"shared\"}" >"$OUT/proxy2.toml"
+  start_proxy proxy2 --config "$OUT/proxy2.toml"
 fi
 
 # ---- metadata

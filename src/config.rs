@@ -11,6 +11,8 @@ pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
 mod listen;
 mod tls;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
+mod runtime;
+pub use runtime::{RuntimeConfig, RuntimeMode};
 pub mod secrets;
 pub use secrets::ZkAuth;
 pub use tls::{BackendTlsConfig, ListenTlsConfig};
@@ -55,6 +57,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
     pub shutdown: ShutdownConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -264,6 +267,7 @@ impl Config {
         parse_addr("listen.address", &self.listen.address)?;
         self.listen.validate()?;
         self.shutdown.validate()?;
+        self.runtime.validate()?;
         if !self.admin.address.is_empty() {
             parse_addr("admin.address", &self.admin.address)?;
         }

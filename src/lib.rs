@@ -47,3 +47,4 @@ pub mod routing;
 pub mod sandbox;
 pub mod session;
 pub mod tls;
+pub mod workers;

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -19,7 +21,8 @@ use crate::metrics::Stats;
 use crate::reload::LiveConfig;
 use crate::routing::RouteTable;
 use crate::session::relay::StopSignals;
-use admission::{Registry, Slots};
+use crate::workers::Workers;
+use admission::{Registry, Slot, Slots};
 
 /// Everything a session needs, shared by all sessions of one proxy.
 pub struct Context {
@@ -45,6 +48,9 @@ pub struct Context {
     pub registry: Arc<Registry>,
     /// Connection ids clients know, for translating KILL after migrations.
     pub kills: Arc<crate::session::kill::KillMap>,
+    /// Per-core workers sessions are handed to (`runtime.mode = "per_core"`);
+    /// None: sessions run on the acceptor's runtime.
+    pub workers: Option<Arc<Workers>>,
 }
 
 /// Accept until cancelled; each connection becomes a tracked task.
@@ -67,15 +73,16 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
                 };
                 admission::set_keepalive(&sock, keepalive);
                 match ctx.slots.try_acquire(max) {
-                    Some(slot) => {
-                        ctx.sessions
-                            .spawn(admission::admit(sock, peer, next_id, slot, ctx.clone()))
-                    }
+                    Some(slot) => spawn_session(sock, peer, next_id, slot, &ctx),
                     None => {
-                        ctx.sessions
-                            .spawn(admission::refuse_too_many(sock, peer, max, ctx.clone()))
+                        ctx.sessions.spawn(admission::refuse_too_many(
+                            sock,
+                            peer,
+                            max,
+                            ctx.clone(),
+                        ));
                     }
-                };
+                }
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning.
@@ -85,4 +92,31 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
         }
     }
     tracing::debug!("accept loop stopped");
+}
+
+/// Run an admitted session: on the next per-core worker (the socket moves to
+/// that worker's reactor), or on this runtime when there are no workers.
+fn spawn_session(sock: TcpStream, peer: SocketAddr, id: u64, slot: Slot, ctx: &Arc<Context>) {
+    let Some(workers) = &ctx.workers else {
+        ctx.sessions
+            .spawn(admission::admit(sock, peer, id, slot, ctx.clone()));
+        return;
+    };
+    let sock = match sock.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(client = %peer, error = %e, "cannot hand the connection to a worker");
+            return;
+        }
+    };
+    let ctx2 = ctx.clone();
+    let session = async move {
+        match TcpStream::from_std(sock) {
+            Ok(sock) => admission::admit(sock, peer, id, slot, ctx2).await,
+            Err(e) => {
+                tracing::warn!(client = %peer, error = %e, "worker cannot take the connection")
+            }
+        }
+    };
+    ctx.sessions.spawn_on(session, workers.next());
 }

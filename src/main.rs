@@ -12,7 +12,7 @@ use clap::Parser;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use mysql_zk_proxy::cli::{self, Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
-use mysql_zk_proxy::config::{Config, LogConfig, LogFormat, Overrides};
+use mysql_zk_proxy::config::{Config, LogConfig, LogFormat, Overrides, RuntimeConfig, RuntimeMode};
 use mysql_zk_proxy::ops;
 use mysql_zk_proxy::proxy::Proxy;
 use mysql_zk_proxy::sandbox;
@@ -63,7 +63,7 @@ fn run(args: RunArgs) -> Result<ExitCode, ExitCode> {
     let config = Config::load(args.config.as_deref(), &overrides)
         .map_err(|e| fail(EXIT_BAD_CONFIG, &e.into()))?;
     init_logging(&config.log)?;
-    let runtime = runtime()?;
+    let runtime = proxy_runtime(&config.runtime)?;
     let source = ConfigSource {
         path: args.config,
         overrides,
@@ -180,6 +180,24 @@ fn quiet_logging() -> Result<(), ExitCode> {
 /// The multi-thread tokio runtime (a worker per core, IO and timers on).
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(|e| fail(EXIT_FATAL, &e))
+}
+
+/// The proxy's main runtime. `per_core`: one thread for accepting, discovery
+/// and admin (sessions run on the proxy's own per-core workers); `shared`:
+/// the multi-thread runtime with `runtime.threads` workers for everything.
+fn proxy_runtime(rt: &RuntimeConfig) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let built = match rt.mode {
+        RuntimeMode::PerCore => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        RuntimeMode::Shared => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(rt.worker_threads())
+            .enable_all()
+            .build(),
+    };
+    built
         .context("cannot start the async runtime")
         .map_err(|e| fail(EXIT_FATAL, &e))
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RuntimeConfig, RuntimeMode};
 use crate::discovery::{self, DiscoveryHandle};
 use crate::failover::credentials::CredentialStore;
 use crate::failover::timeline::{self, Timeline};
@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, Stats};
 use crate::reload::{LiveConfig, ReloadRecord};
 use crate::routing::RouteTable;
 use crate::session::relay::StopSignals;
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -38,6 +39,8 @@ pub enum ProxyError {
     },
     #[error("fencing: {0}")]
     Fencing(#[source] crate::config::ConfigError),
+    #[error("cannot start the per-core worker threads: {0}")]
+    Workers(#[source] std::io::Error),
     #[error("[[users]]: {0}")]
     Credentials(#[source] crate::failover::credentials::CredentialError),
     #[error("invalid `{key}`: {0}", key = .0.key())]
@@ -143,6 +146,7 @@ impl Proxy {
             slots: Default::default(),
             registry: registry.clone(),
             kills: Default::default(),
+            workers: start_workers(&config.runtime)?,
         });
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 
@@ -287,6 +291,19 @@ impl Proxy {
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.tracker.wait()).await;
         clean
+    }
+}
+
+/// The per-core session workers, in `per_core` mode.
+fn start_workers(rt: &RuntimeConfig) -> Result<Option<Arc<Workers>>, ProxyError> {
+    match rt.mode {
+        RuntimeMode::Shared => Ok(None),
+        RuntimeMode::PerCore => {
+            let n = rt.worker_threads();
+            let workers = Workers::start(n).map_err(ProxyError::Workers)?;
+            tracing::debug!(threads = n, "per-core session workers started");
+            Ok(Some(Arc::new(workers)))
+        }
     }
 }
 

@@ -110,6 +110,7 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
         "admin.address" => admin.address;
         "zookeeper" => zookeeper;
         "log" => log;
+        "runtime" => runtime;
     }
     changed
 }

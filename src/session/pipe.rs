@@ -1,5 +1,6 @@
-//! One direction of the relay: a bounded buffer of bytes read and not yet
-//! written, the framer that sees them, and the hold-back of an incomplete
+//! One direction of the relay: a bounded buffer whose memory is taken only
+//! while bytes are in flight (an idle session holds no relay buffers), the
+//! framer that sees every packet in it, and the hold-back of an incomplete
 //! packet head while statement ids are rewritten in place.
 
 use std::io;
@@ -11,11 +12,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::protocol::Framer;
 use crate::session::stream::Stream;
 
-/// One direction's buffer: bytes in `buf[start..end]` are read but not yet written.
+/// One direction's buffer: bytes in `buf[start..end]` (`end == buf.len()`)
+/// are read but not yet written. Its memory is taken when the source has
+/// data and freed once all is written.
 pub(super) struct Pipe {
-    pub(super) buf: Box<[u8]>,
+    pub(super) buf: Vec<u8>,
     pub(super) start: usize,
     pub(super) end: usize,
+    /// Bytes read from the source at most before they are written.
+    size: usize,
     pub(super) eof: bool,
     pub(super) framer: Framer,
     /// Keep a packet's incomplete head unsent (its statement id may be
@@ -26,9 +31,10 @@ pub(super) struct Pipe {
 impl Pipe {
     pub(super) fn new(size: usize) -> Self {
         Pipe {
-            buf: vec![0u8; size].into_boxed_slice(),
+            buf: Vec::new(),
             start: 0,
             end: 0,
+            size,
             eof: false,
             framer: Framer::new(),
             hold_heads: false,
@@ -47,18 +53,14 @@ impl Pipe {
         }
     }
 
-    /// Append bytes read elsewhere; returns their range. The buffer grows
-    /// to take them all (a rewritten command can be longer than it was).
+    /// Append bytes read elsewhere, all of them (a rewritten command can be
+    /// longer than the buffer); returns their range.
     pub(super) fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        if bytes.len() > self.buf.len() - self.end {
-            let mut bigger = vec![0u8; self.end + bytes.len()].into_boxed_slice();
-            bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
-            self.buf = bigger;
-        }
-        let n = bytes.len();
-        self.buf[self.end..self.end + n].copy_from_slice(&bytes[..n]);
-        self.end += n;
-        self.end - n..self.end
+        self.buf
+            .reserve_exact(self.size.saturating_sub(self.end).max(bytes.len()));
+        self.buf.extend_from_slice(bytes);
+        self.end += bytes.len();
+        self.end - bytes.len()..self.end
     }
 
     /// Write what is buffered. Ok(true) if anything was written.
@@ -83,6 +85,7 @@ impl Pipe {
         if self.is_empty() {
             self.start = 0;
             self.end = 0;
+            self.buf = Vec::new();
         }
         Ok(wrote)
     }
@@ -94,19 +97,30 @@ impl Pipe {
         cx: &mut Context<'_>,
         src: &mut Stream,
     ) -> io::Result<Option<std::ops::Range<usize>>> {
-        if self.hold_heads && self.end == self.buf.len() && self.start > 0 {
+        if self.hold_heads && self.end >= self.size && self.start > 0 {
             // a held head sits at the very end: move it to the front
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            self.buf.truncate(self.end);
         }
-        if self.eof || self.end == self.buf.len() {
+        if self.eof || self.end >= self.size {
             return Ok(None);
         }
-        let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
+        if self.buf.capacity() == 0 {
+            match src.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => self.buf.reserve_exact(self.size),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(None),
+            }
+        }
+        let room = (self.size - self.end).min(self.buf.capacity() - self.end);
+        let mut rb = ReadBuf::uninit(&mut self.buf.spare_capacity_mut()[..room]);
         match Pin::new(&mut *src).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
+                // SAFETY: poll_read initialised the first n spare bytes (ReadBuf's contract).
+                unsafe { self.buf.set_len(self.end + n) };
                 let range = self.end..self.end + n;
                 self.end += n;
                 self.eof = n == 0;

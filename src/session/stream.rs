@@ -63,6 +63,16 @@ impl Stream {
         Ok(())
     }
 
+    /// Ready when a read may return data without waiting: the TCP socket's
+    /// readiness for a plain stream; always for TLS, whose session may hold
+    /// decrypted bytes the socket no longer shows.
+    pub fn poll_read_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Plain(s) => s.poll_read_ready(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
     /// Wait until the client sent something (or closed).
     pub async fn readable(&self) -> io::Result<()> {
         match self.tcp() {
