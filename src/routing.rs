@@ -21,6 +21,18 @@ pub struct Primary {
 }
 
 impl Primary {
+    /// A primary on 127.0.0.1 (unit tests).
+    #[cfg(test)]
+    pub(crate) fn local(port: u16, epoch: u64) -> Primary {
+        Primary {
+            host: "127.0.0.1".into(),
+            port,
+            epoch,
+            server_id: None,
+            server_uuid: None,
+        }
+    }
+
     /// `host:port`, bracketing IPv6 literals.
     pub fn address(&self) -> String {
         if self.host.contains(':') {
@@ -183,13 +195,7 @@ mod tests {
     use super::*;
 
     fn primary(port: u16, epoch: u64) -> Primary {
-        Primary {
-            host: "127.0.0.1".into(),
-            port,
-            epoch,
-            server_id: None,
-            server_uuid: None,
-        }
+        Primary::local(port, epoch)
     }
 
     #[test]

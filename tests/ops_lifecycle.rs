@@ -125,19 +125,6 @@ fn write_config(path: &std::path::Path, cfg: &mysql_zk_proxy::config::Config, ex
         .unwrap();
 }
 
-/// Poll /status until `last_reload.at` differs from `before`; return it.
-async fn next_reload(admin: SocketAddr, before: &serde_json::Value) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = common::http::status(admin).await["last_reload"].clone();
-        if !r.is_null() && r != *before {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "no reload recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
     let cluster = Cluster::builder().without_replica().start().await.unwrap();
@@ -164,7 +151,7 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
     cfg.listen.address = "127.0.0.1:1".into();
     write_config(&path, &cfg, "");
     run.signal(libc::SIGHUP);
-    let r = next_reload(admin, &serde_json::Value::Null).await;
+    let r = common::http::next_reload(admin, &serde_json::Value::Null).await;
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["restart_required"][0], "listen.address", "{r}");
     let e = Conn::new(opts()).await.unwrap_err().to_string();
@@ -174,7 +161,7 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
     // bad: rejected, the running config (limit 2) is kept, /status says why
     write_config(&path, &cfg, "[bogus]\nkey = 1\n");
     run.signal(libc::SIGHUP);
-    let bad = next_reload(admin, &r).await;
+    let bad = common::http::next_reload(admin, &r).await;
     assert_eq!(bad["ok"], false, "{bad}");
     assert!(bad["error"].as_str().unwrap().contains("bogus"), "{bad}");
     let e = Conn::new(opts()).await.unwrap_err().to_string();

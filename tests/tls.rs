@@ -279,19 +279,6 @@ async fn idle_session_migrates_with_tls_on_both_legs() {
     assert_eq!(migrated, 1);
 }
 
-/// Poll /status until `last_reload` differs from `before`; return it.
-async fn next_reload(admin: SocketAddr, before: &serde_json::Value) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = common::http::status(admin).await["last_reload"].clone();
-        if !r.is_null() && r != *before {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "no reload recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
     let (dir, db, one) = pkis();
@@ -319,7 +306,7 @@ async fn sighup_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
     std::fs::copy(&two.cert, &one.cert).unwrap();
     std::fs::copy(&two.key, &one.key).unwrap();
     run.signal(libc::SIGHUP);
-    let r = next_reload(admin, &serde_json::Value::Null).await;
+    let r = common::http::next_reload(admin, &serde_json::Value::Null).await;
     assert_eq!(r["ok"], true, "{r}");
     connect(tls_client(port, &two.ca))
         .await
@@ -332,7 +319,7 @@ async fn sighup_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
     // a broken file is rejected, naming the key; the running one stays
     std::fs::write(&one.cert, "not a certificate").unwrap();
     run.signal(libc::SIGHUP);
-    let bad = next_reload(admin, &r).await;
+    let bad = common::http::next_reload(admin, &r).await;
     assert_eq!(bad["ok"], false, "{bad}");
     let err = bad["error"].as_str().unwrap_or_default();
     assert!(err.contains("listen.tls.cert"), "{bad}");

@@ -203,13 +203,7 @@ mod tests {
     use super::*;
 
     fn primary(port: u16, epoch: u64) -> Primary {
-        Primary {
-            host: "127.0.0.1".into(),
-            port,
-            epoch,
-            server_id: None,
-            server_uuid: None,
-        }
+        Primary::local(port, epoch)
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ending::outcome_of;
 use super::login::LoginRecord;
-use super::moved::{close_by_failover, failover};
+use super::moved::{close_after_loss, failover};
 use super::relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
 use super::state::CarriedState;
 use super::stream::Stream;
@@ -159,7 +159,7 @@ pub(super) async fn after_relay(
                 AfterLoss::TimedOut => {
                     let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
                     let msg = format!("connection closed: backend {} closed the connection and no new primary was published within {hold}; reconnect", live.primary);
-                    Next::Done(close_by_failover(client, live, &msg, ctx).await)
+                    Next::Done(close_after_loss(client, live, &msg, ctx).await)
                 }
             }
         }

@@ -133,8 +133,26 @@ pub(super) async fn close_by_failover(
     msg: &str,
     ctx: &Context,
 ) -> ConnOutcome {
-    tracing::warn!(backend = %live.primary, "{msg}");
     ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
+    close_with_9005(client, live, msg, ctx).await;
+    ConnOutcome::FailoverClosed
+}
+
+/// An idle session's backend died and no new primary was published within
+/// `hold_timeout`: error 9005 at its next command, counted as a lost
+/// backend (no failover happened).
+pub(super) async fn close_after_loss(
+    client: &mut Stream,
+    live: &mut Live<'_>,
+    msg: &str,
+    ctx: &Context,
+) -> ConnOutcome {
+    close_with_9005(client, live, msg, ctx).await;
+    ConnOutcome::BackendLost
+}
+
+async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Context) {
+    tracing::warn!(backend = %live.primary, "{msg}");
     let wait = ctx.config.load().failover.drain_timeout;
     let held = std::mem::take(&mut live.early.0);
     switch::close_at_next_command(
@@ -146,5 +164,4 @@ pub(super) async fn close_by_failover(
         wait,
     )
     .await;
-    ConnOutcome::FailoverClosed
 }

@@ -7,20 +7,7 @@ use tokio::net::TcpStream;
 
 /// `GET path`: (status code, body).
 pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    let code = out
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {out:?}"))?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((code, body))
+    get_with(addr, path, &[]).await
 }
 
 /// `GET /status` as JSON.
@@ -51,4 +38,17 @@ pub async fn get_with(
         .map_or("", |(_, b)| b)
         .to_string();
     Ok((code, body))
+}
+
+/// Poll /status until `last_reload` differs from `before`; return it.
+pub async fn next_reload(addr: SocketAddr, before: &serde_json::Value) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = status(addr).await["last_reload"].clone();
+        if !r.is_null() && r != *before {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reload recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
