@@ -1,5 +1,6 @@
-//! Backend connections: TCP to the primary (bounded by a timeout, NODELAY)
-//! and the greeting read as one framed packet.
+//! Backend connections: TCP to the primary (bounded by a timeout, NODELAY,
+//! keepalive), the greeting read as one framed packet and adjusted to what
+//! the proxy can relay.
 
 use std::io;
 use std::time::Duration;
@@ -7,6 +8,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::config::BackendConfig;
+use crate::listener::admission::set_keepalive;
+use crate::protocol::handshake::{adjust_greeting, Greeting, HandshakeError};
 use crate::routing::Primary;
 
 /// Largest greeting we accept (real ones are ~100 bytes).
@@ -50,6 +54,52 @@ impl Backend {
     /// The server sent an ERR instead of a greeting.
     pub fn refused(&self) -> bool {
         self.greeting.first() == Some(&0xff)
+    }
+}
+
+/// A backend ready for a login: connected, its greeting parsed and adjusted
+/// (capabilities the proxy cannot relay cleared in `backend.greeting`).
+#[derive(Debug)]
+pub struct Opened {
+    pub backend: Backend,
+    pub greeting: Greeting,
+}
+
+/// Why a backend could not be opened for a login.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Connect(#[from] BackendError),
+    /// An ERR instead of the greeting (e.g. 1040 Too many connections); the
+    /// backend keeps it, so a client can be given the server's own words.
+    #[error("{} refused the connection: {}", .0.addr, refusal(&.0.greeting))]
+    Refused(Box<Backend>),
+    #[error("{addr} sent an unusable greeting: {source}")]
+    Greeting {
+        addr: String,
+        #[source]
+        source: HandshakeError,
+    },
+}
+
+/// The message of an ERR payload sent before the greeting (no SQLSTATE).
+fn refusal(err: &[u8]) -> String {
+    String::from_utf8_lossy(err.get(3..).unwrap_or_default()).into_owned()
+}
+
+/// Connect to `primary` for a login: [`connect`], keepalive, the greeting adjusted.
+pub async fn open(primary: &Primary, cfg: &BackendConfig) -> Result<Opened, OpenError> {
+    let mut backend = connect(primary, cfg.connect_timeout).await?;
+    if backend.refused() {
+        return Err(OpenError::Refused(Box::new(backend)));
+    }
+    set_keepalive(&backend.stream, cfg.keepalive);
+    match adjust_greeting(&mut backend.greeting) {
+        Ok(greeting) => Ok(Opened { backend, greeting }),
+        Err(source) => Err(OpenError::Greeting {
+            addr: backend.addr,
+            source,
+        }),
     }
 }
 

@@ -5,14 +5,14 @@
 //! client sees none of it.
 
 use std::io;
-use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::backend::{self, BackendError};
+use crate::backend::{self, OpenError};
+use crate::config::BackendConfig;
 use crate::failover::native::{respond, DerivedPassword};
 use crate::protocol::caps;
-use crate::protocol::handshake::{adjust_greeting, Greeting};
+use crate::protocol::handshake::Greeting;
 use crate::protocol::packet_io::{frame, PacketReader};
 use crate::protocol::{PacketInfo, ServerEvent, Tracker, PREFIX_LEN};
 use crate::routing::Primary;
@@ -26,10 +26,8 @@ const NATIVE: &str = "mysql_native_password";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error(transparent)]
-    Connect(#[from] BackendError),
-    #[error("new primary sent an unusable greeting: {0}")]
-    Greeting(String),
+    #[error("new primary: {0}")]
+    Open(#[from] OpenError),
     #[error("new primary refused the login: {0}")]
     Refused(String),
     #[error("new primary asked for auth plugin {0}, only mysql_native_password can be replayed")]
@@ -62,17 +60,14 @@ pub async fn migrate(
     record: &LoginRecord,
     state: &CarriedState,
     password: &DerivedPassword,
-    timeout: Duration,
+    cfg: &BackendConfig,
     tls: Option<&BackendTls>,
 ) -> Result<Migrated, MigrateError> {
-    let mut be = backend::connect(primary, timeout).await?;
-    if be.refused() {
-        return Err(MigrateError::Refused(
-            String::from_utf8_lossy(&be.greeting[3..]).into_owned(),
-        ));
-    }
-    let greeting =
-        adjust_greeting(&mut be.greeting).map_err(|e| MigrateError::Greeting(e.to_string()))?;
+    let timeout = cfg.connect_timeout;
+    let backend::Opened {
+        backend: be,
+        greeting,
+    } = backend::open(primary, cfg).await?;
     let mut reader = PacketReader::new(64 * 1024);
     let auth = respond(password, &scramble20(&greeting.scramble)?);
     let mut response = handshake_response(record, state, &greeting, &auth);

@@ -26,11 +26,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{field, Instrument};
 
-use crate::backend;
+use crate::backend::{self, OpenError};
 use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
 use crate::protocol::errors::{Phase, ProxyErrorCode};
-use crate::protocol::handshake::{adjust_greeting, offer_ssl};
+use crate::protocol::handshake::offer_ssl;
 use crate::protocol::packet_io::frame;
 use crate::protocol::Tracker;
 use crate::routing::{Primary, Route};
@@ -140,28 +140,25 @@ async fn connect_and_relay(
 ) -> ConnOutcome {
     let cfg = ctx.config.get();
     let t0 = Instant::now();
-    let mut be = match backend::connect(primary, cfg.backend.connect_timeout).await {
-        Ok(be) => {
-            ctx.stats.ops.backend_connect.observe(t0.elapsed());
-            crate::listener::admission::set_keepalive(&be.stream, cfg.backend.keepalive);
-            be
+    let opened = backend::open(primary, &cfg.backend).await;
+    if !matches!(opened, Err(OpenError::Connect(_))) {
+        ctx.stats.ops.backend_connect.observe(t0.elapsed());
+    }
+    let (mut be, mut greeting) = match opened {
+        Ok(o) => (o.backend, o.greeting),
+        Err(OpenError::Refused(be)) => {
+            // The server's own refusal (e.g. 1040 Too many connections), as it is.
+            let _ = client
+                .write_all(&frame(be.greeting_seq, &be.greeting))
+                .await;
+            return ConnOutcome::BackendUnreachable;
         }
-        Err(e) => {
+        Err(OpenError::Connect(e)) => {
             let msg = format!("cannot connect to primary {primary}: {e}");
             return unreachable(&mut client, &ctx.stats, &msg).await;
         }
-    };
-    if be.refused() {
-        // The server's own refusal (e.g. 1040 Too many connections), as it is.
-        let _ = client
-            .write_all(&frame(be.greeting_seq, &be.greeting))
-            .await;
-        return ConnOutcome::BackendUnreachable;
-    }
-    let mut greeting = match adjust_greeting(&mut be.greeting) {
-        Ok(g) => g,
-        Err(e) => {
-            let msg = format!("primary {primary} sent an unusable greeting: {e}");
+        Err(OpenError::Greeting { source, .. }) => {
+            let msg = format!("primary {primary} sent an unusable greeting: {source}");
             return unreachable(&mut client, &ctx.stats, &msg).await;
         }
     };

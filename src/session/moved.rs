@@ -85,14 +85,14 @@ pub(super) async fn failover(
             return Next::Done(close_by_failover(client, live, &msg, ctx).await);
         }
     };
-    let timeout = ctx.config.load().backend.connect_timeout;
+    let cfg = ctx.config.get();
     let tls = ctx.tls.backend();
     match migrate::migrate(
         &next,
         record,
         &live.state,
         &password,
-        timeout,
+        &cfg.backend,
         tls.as_deref(),
     )
     .await
