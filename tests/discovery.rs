@@ -310,7 +310,8 @@ async fn dead_server_listed_first_and_chroot() {
     write(&live, "/proxy-a/mysql/primary", &json("10.0.0.5", 3306, 8)).await;
     write(&live, "/mysql/primary", &json("10.9.9.9", 9999, 99)).await;
 
-    let connect = format!("127.0.0.1:{},{live}/proxy-a", dead_port());
+    let dead = dead_port();
+    let connect = format!("127.0.0.1:{},{live}/proxy-a", dead.port());
     let d = Disco::start(cfg(&connect, "/mysql/primary", Duration::from_secs(4)));
     let r = d
         .route("primary under the chroot", |r| r.primary.is_some())

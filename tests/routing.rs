@@ -74,7 +74,8 @@ async fn held_connection_proceeds_when_a_primary_is_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_primary_is_a_clear_error_not_a_hang() {
     let env = common::start(false).await;
-    let dead = mysql_zk_proxy::sandbox::process::free_port().unwrap();
+    let refused = mysql_zk_proxy::sandbox::process::RefusedPort::new().unwrap();
+    let dead = refused.port();
     env.cluster.publish_json(dead, 5).await.unwrap();
     env.wait_for_primary_port(dead).await;
     let t0 = Instant::now();

@@ -25,6 +25,46 @@ pub fn free_port() -> Result<u16> {
     Ok(port)
 }
 
+/// A loopback port that refuses connections for as long as this value lives:
+/// a socket bound to it that never listens, so no other process (or test
+/// server) can take the port meanwhile. For "the primary is down" tests.
+pub struct RefusedPort {
+    _socket: socket2::Socket,
+    port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> Result<RefusedPort> {
+        use socket2::{Domain, Socket, Type};
+        let err = |what| move |e| SandboxError::io(what, e);
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+            .map_err(err("socket for a refused port"))?;
+        let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        socket
+            .bind(&any.into())
+            .map_err(err("bind 127.0.0.1:0 for a refused port"))?;
+        let port = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .ok_or_else(|| {
+                SandboxError::io(
+                    "local_addr of a refused port",
+                    std::io::Error::other("not an inet address"),
+                )
+            })?;
+        Ok(RefusedPort {
+            _socket: socket,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// How a server picks its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortChoice {

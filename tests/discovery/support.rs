@@ -155,8 +155,7 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
-/// A loopback port nothing listens on (connections are refused).
-pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback port nothing listens on while the value lives (connections are refused).
+pub fn dead_port() -> mysql_zk_proxy::sandbox::process::RefusedPort {
+    mysql_zk_proxy::sandbox::process::RefusedPort::new().unwrap()
 }
