@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
@@ -135,13 +134,7 @@ async fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
     write_config(&path, &cfg, "");
     let run = Running::start(&["run", "--config", path.to_str().unwrap()]);
     let admin = run.admin_addr(Instant::now() + Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let st = common::http::status(admin).await;
-    let port: SocketAddr = st["listen_address"].as_str().unwrap().parse().unwrap();
+    let port = common::http::ready_listen_addr(admin).await;
     let opts = || common::app_opts(port.port());
     let mut a = Conn::new(opts()).await.unwrap();
     let mut b = Conn::new(opts()).await.unwrap();

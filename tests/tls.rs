@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -289,14 +288,7 @@ async fn sighup_reads_the_certificate_again_and_keeps_it_on_a_bad_file() {
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
     let run = Running::start(&["run", "--config", path.to_str().unwrap()]);
     let admin = run.admin_addr(Instant::now() + Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::http::get(admin, "/ready").await.map_or(0, |r| r.0) != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let st = common::http::status(admin).await;
-    let listen: SocketAddr = st["listen_address"].as_str().unwrap().parse().unwrap();
-    let port = listen.port();
+    let port = common::http::ready_listen_addr(admin).await.port();
     connect(tls_client(port, &one.ca))
         .await
         .expect("first certificate");

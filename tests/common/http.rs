@@ -52,3 +52,18 @@ pub async fn next_reload(addr: SocketAddr, before: &serde_json::Value) -> serde_
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Poll /ready until it answers 200; then the proxy's listen address from /status.
+pub async fn ready_listen_addr(admin: SocketAddr) -> SocketAddr {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(admin, "/ready").await.map_or(0, |r| r.0) != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let st = status(admin).await;
+    st["listen_address"]
+        .as_str()
+        .expect("listen_address in /status")
+        .parse()
+        .expect("listen_address is host:port")
+}
