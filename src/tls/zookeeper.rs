@@ -1,0 +1,110 @@
+//! TLS towards ZooKeeper (`[zookeeper.tls]`): the CA, the optional client
+//! identity and the hostname rule as zookeeper-client options that stay
+//! current across a reload (its dynamic certificates), and the same trust as
+//! a rustls config (ring) that discovery uses to explain a failed handshake.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::ClientConfig;
+use zookeeper_client::{TlsCa, TlsCerts, TlsDynamicCerts, TlsIdentity, TlsOptions};
+
+use super::{client_config_with, parse_certs, parse_key, read_pem, ClientKeys, TlsError};
+use crate::config::ZkTlsConfig;
+
+const CA: &str = "zookeeper.tls.ca";
+const CERT: &str = "zookeeper.tls.cert";
+const KEY: &str = "zookeeper.tls.key";
+
+/// The ZooKeeper TLS material in force. Sessions take it at each connection
+/// (also a reconnect within a session); a reload swaps it whole.
+pub struct ZkTls {
+    certs: TlsDynamicCerts,
+    verify_hostname: bool,
+    /// The same CA, identity and hostname rule, for the diagnosis handshake.
+    diagnosis: ArcSwap<ClientConfig>,
+}
+
+/// The files as read once, in both forms.
+pub(super) struct ZkMaterial {
+    certs: TlsCerts,
+    diagnosis: Arc<ClientConfig>,
+}
+
+impl ZkMaterial {
+    /// Read and check `ca`, `cert` and `key`; the error names the key.
+    pub(super) fn read(cfg: &ZkTlsConfig) -> Result<ZkMaterial, TlsError> {
+        let ca_pem = read_pem(CA, &cfg.ca)?;
+        let roots = parse_certs(CA, &cfg.ca, &ca_pem)?;
+        let ca = TlsCa::from_pem(&ca_pem).map_err(zk_error(CA, &cfg.ca))?;
+        let mut certs = TlsCerts::builder().with_ca(ca);
+        let mut identity = None;
+        if !cfg.cert.is_empty() {
+            let cert_pem = read_pem(CERT, &cfg.cert)?;
+            let key_pem = read_pem(KEY, &cfg.key)?;
+            let chain = parse_certs(CERT, &cfg.cert, &cert_pem)?;
+            let key = parse_key(KEY, &cfg.key, &key_pem)?;
+            let zk_identity =
+                TlsIdentity::from_pem(&cert_pem, &key_pem).map_err(zk_error(KEY, &cfg.key))?;
+            certs = certs.with_identity(zk_identity);
+            identity = Some((chain, key));
+        }
+        let keys = ClientKeys { ca: CA, key: KEY };
+        let diagnosis = client_config_with(keys, roots, identity, !cfg.verify_hostname)?;
+        let certs = certs.build().map_err(zk_error(CA, &cfg.ca))?;
+        Ok(ZkMaterial { certs, diagnosis })
+    }
+}
+
+fn zk_error<'a>(
+    key: &'static str,
+    path: &'a str,
+) -> impl FnOnce(zookeeper_client::Error) -> TlsError + 'a {
+    move |source| TlsError::Zookeeper {
+        key,
+        path: path.into(),
+        source,
+    }
+}
+
+impl ZkTls {
+    /// Read the files named by `[zookeeper.tls]` (which must be enabled).
+    pub fn from_config(cfg: &ZkTlsConfig) -> Result<ZkTls, TlsError> {
+        let m = ZkMaterial::read(cfg)?;
+        Ok(ZkTls {
+            certs: TlsDynamicCerts::new(m.certs),
+            verify_hostname: cfg.verify_hostname,
+            diagnosis: ArcSwap::new(m.diagnosis),
+        })
+    }
+
+    /// Put material read by [`ZkMaterial::read`] in force: connections
+    /// made from now on use it, open ones keep theirs.
+    pub(super) fn apply(&self, m: ZkMaterial) {
+        self.certs.update(m.certs);
+        self.diagnosis.store(m.diagnosis);
+    }
+
+    /// Options for `Connector::with_tls`: the dynamic certificates, so a
+    /// reload reaches sessions already created.
+    pub fn options(&self) -> TlsOptions {
+        let options = TlsOptions::new().with_certs(self.certs.clone());
+        if self.verify_hostname {
+            return options;
+        }
+        // SAFETY: no memory-safety contract; zookeeper-client marks this
+        // `unsafe` as a warning that any name is accepted. The chain is
+        // still verified against zookeeper.tls.ca, as configured.
+        unsafe { options.with_no_hostname_verification() }
+    }
+
+    /// The rustls config equivalent to [`ZkTls::options`] (ring provider).
+    pub fn diagnosis_config(&self) -> Arc<ClientConfig> {
+        self.diagnosis.load_full()
+    }
+
+    /// Whether the server's certificate must carry the host it is reached by.
+    pub fn verify_hostname(&self) -> bool {
+        self.verify_hostname
+    }
+}
