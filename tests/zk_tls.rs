@@ -215,3 +215,53 @@ async fn mutual_tls_needs_the_client_certificate() {
     untrusted.tls.key = s(&stranger.key);
     refused(untrusted, &["client certificate"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_reach_zookeeper_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = pki::issue(dir.path(), "zk", &["127.0.0.1"]);
+    let operator = pki::issue(dir.path(), "operator", &["operator.example"]);
+    let spec =
+        ZkTlsSpec::new(&server.cert, &server.key).client_auth(ClientAuth::Need, &operator.ca);
+    let zk = zk_tls(spec).await;
+    let secure = zk.secure_connect_string().unwrap();
+    let publish = |tls: Vec<String>| {
+        tokio::process::Command::new(common::binary::BIN)
+            .args(["publish", "--json", "--zk", &secure, "--primary-path", PATH])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "3309",
+                "--zk-timeout",
+                "5s",
+            ])
+            .args(tls)
+            .output()
+    };
+    let ca = vec!["--zk-tls-ca".to_owned(), s(&server.ca)];
+    let identity = vec![
+        "--zk-tls-cert".to_owned(),
+        s(&operator.cert),
+        "--zk-tls-key".to_owned(),
+        s(&operator.key),
+    ];
+    let out = publish([ca.clone(), identity].concat()).await.unwrap();
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{doc}");
+    assert!(doc.contains("\"published\""), "{doc}");
+    let (data, _) = mysql_zk_proxy::sandbox::zk_read(&zk.connect_string(), PATH)
+        .await
+        .unwrap()
+        .expect("record written over TLS");
+    assert!(String::from_utf8_lossy(&data).contains("3309"));
+
+    // Without the client certificate: refused, and the reason is given.
+    let out = publish(ca).await.unwrap();
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert!(
+        doc.contains("over TLS") && doc.contains("client certificate"),
+        "{doc}"
+    );
+}

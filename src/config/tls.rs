@@ -126,7 +126,7 @@ impl Default for ZkTlsConfig {
 impl ZkTlsConfig {
     /// Check the settings, the files and the servers of `connect` (already
     /// checked to be `host:port` each).
-    pub(super) fn validate(&self, connect: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, connect: &str) -> Result<(), ConfigError> {
         let files = [
             ("zookeeper.tls.ca", &self.ca),
             ("zookeeper.tls.cert", &self.cert),

@@ -186,7 +186,7 @@ async fn probe(
         Ok(Ok(tcp)) => tcp,
     };
     let mut stream = match tokio::time::timeout(bound, tls.connect(name, tcp)).await {
-        Err(_) => return failure(Stage::Handshake, Hint::NotTls, timed_out(bound)),
+        Err(_) => return failure(Stage::Handshake, Hint::None, timed_out(bound)),
         Ok(Err(e)) => return failure(Stage::Handshake, hint_for(&e), e),
         Ok(Ok(stream)) => stream,
     };

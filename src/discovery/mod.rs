@@ -32,7 +32,7 @@ use crate::metrics::Stats;
 use crate::routing::RouteTable;
 
 mod apply;
-mod connect;
+pub(crate) mod connect;
 pub mod diagnose;
 mod fence;
 mod loss;

@@ -102,9 +102,4 @@ impl ZkTls {
     pub fn diagnosis_config(&self) -> Arc<ClientConfig> {
         self.diagnosis.load_full()
     }
-
-    /// Whether the server's certificate must carry the host it is reached by.
-    pub fn verify_hostname(&self) -> bool {
-        self.verify_hostname
-    }
 }
