@@ -7,12 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::{Result, SandboxError};
 
-/// Jars the Netty connection factory needs for TLS that zookeeper.jar's
+/// The jar the Netty connection factory needs for TLS that zookeeper.jar's
 /// manifest does not list (Debian's libnetty-java, a zookeeper dependency).
-pub(super) const TLS_JARS: [&str; 2] = [
-    "/usr/share/java/netty-codec.jar",
-    "/usr/share/java/netty-resolver.jar",
-];
+pub(super) const TLS_JARS: [&str; 1] = ["/usr/share/java/netty-codec.jar"];
 
 /// `ssl.clientAuth`: whether clients must present a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -225,6 +225,11 @@ impl ZkServer {
         }
         if self.tls.is_some() {
             for jar in TLS_JARS {
+                if !Path::new(jar).exists() {
+                    let reason =
+                        format!("{jar} missing (libnetty-java): run scripts/install-deps.sh");
+                    return Err(self.start_error(reason));
+                }
                 cp = format!("{cp}:{jar}");
             }
         }

@@ -103,3 +103,65 @@ impl ZkTls {
         self.diagnosis.load_full()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::tls::TlsState;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    /// `<dir>/ca.pem` and a leaf `cert.pem` + `key.pem` it issued, plus an
+    /// unrelated `other-key.pem`.
+    fn files(dir: &std::path::Path) -> ZkTlsConfig {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["proxy.example".into()]).unwrap();
+        let cert = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        write(
+            "other-key.pem",
+            KeyPair::generate().unwrap().serialize_pem(),
+        );
+        ZkTlsConfig {
+            enabled: true,
+            ca: write("ca.pem", ca.pem()),
+            verify_hostname: true,
+            cert: write("cert.pem", cert.pem()),
+            key: write("key.pem", key.serialize_pem()),
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = files(dir.path());
+        ZkTls::from_config(&cfg).unwrap();
+        cfg.key = dir.path().join("other-key.pem").display().to_string();
+        let e = ZkTls::from_config(&cfg).err().expect("mismatch refused");
+        assert_eq!(e.key(), KEY, "{e}");
+    }
+
+    #[test]
+    fn a_reload_with_a_broken_ca_is_refused_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.zookeeper.tls = files(dir.path());
+        let state = TlsState::from_config(&cfg).unwrap();
+        assert!(state.zookeeper().is_some());
+        state.reload(&cfg).unwrap();
+        std::fs::write(&cfg.zookeeper.tls.ca, "not a certificate").unwrap();
+        let e = state.reload(&cfg).unwrap_err();
+        assert_eq!(e.key(), CA, "{e}");
+        // off: nothing is read, nothing is kept
+        let off = TlsState::from_config(&Config::default()).unwrap();
+        assert!(off.zookeeper().is_none());
+    }
+}
