@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use rustls::client::{VerifierBuilderError, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -113,6 +113,21 @@ fn parse_certs(
     Ok(certs)
 }
 
+/// The revocation lists in `pem` (the text of `path`); maybe none.
+fn parse_crls(
+    key: &'static str,
+    path: &str,
+    pem: &str,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem {
+            key,
+            path: path.into(),
+            source,
+        })
+}
+
 fn certs(key: &'static str, path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     parse_certs(key, path, &read_pem(key, path)?)
 }
@@ -173,34 +188,40 @@ struct ClientKeys {
 /// A client certificate chain and its key.
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
-/// A client config (ring) trusting `roots`, presenting `identity` if any;
+/// What a client trusts: CA certificates, and revocation lists for them.
+struct Trust {
+    roots: Vec<CertificateDer<'static>>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+}
+
+/// A client config (ring) trusting `trust`, presenting `identity` if any;
 /// `any_name` accepts a certificate for any name (its chain is verified).
 fn client_config_with(
     keys: ClientKeys,
-    roots: Vec<CertificateDer<'static>>,
+    trust: Trust,
     identity: Option<Identity>,
     any_name: bool,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let rustls = |key| move |source| TlsError::Rustls { key, source };
     let mut store = RootCertStore::empty();
-    for ca in roots {
+    for ca in trust.roots {
         store.add(ca).map_err(rustls(keys.ca))?;
     }
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+        .with_crls(trust.crls)
+        .build()
+        .map_err(|source| TlsError::Verifier {
+            key: keys.ca,
+            source,
+        })?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(rustls(keys.ca))?;
-    let builder = if any_name {
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
-            .build()
-            .map_err(|source| TlsError::Verifier {
-                key: keys.ca,
-                source,
-            })?;
-        builder
+    let builder = match any_name {
+        true => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(any_name::AnyName(webpki)))
-    } else {
-        builder.with_root_certificates(store)
+            .with_custom_certificate_verifier(Arc::new(any_name::AnyName(webpki))),
+        false => builder.with_webpki_verifier(webpki),
     };
     let config = match identity {
         None => builder.with_no_client_auth(),
@@ -213,7 +234,10 @@ fn client_config_with(
 
 /// The client side of backend TLS, from `[backend.tls]`.
 pub fn client_config(cfg: &BackendTlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
-    let roots = certs("backend.tls.ca", &cfg.ca)?;
+    let trust = Trust {
+        roots: certs("backend.tls.ca", &cfg.ca)?,
+        crls: Vec::new(),
+    };
     if !cfg.server_name.is_empty() {
         ServerName::try_from(cfg.server_name.clone())
             .map_err(|_| TlsError::ServerName(cfg.server_name.clone()))?;
@@ -229,7 +253,7 @@ pub fn client_config(cfg: &BackendTlsConfig) -> Result<Arc<ClientConfig>, TlsErr
         ca: "backend.tls.ca",
         key: "backend.tls.key",
     };
-    client_config_with(keys, roots, identity, false)
+    client_config_with(keys, trust, identity, false)
 }
 
 /// How sessions connect to primaries with TLS.

@@ -1,7 +1,8 @@
 //! `[zookeeper.tls]` against a real ZooKeeper serving a TLS client port:
 //! discovery and a route change over TLS with clients reaching the primary;
 //! a wrong CA, a wrong name or a plain port explained in the status (no
-//! route, retried, a fixed CA file picked up at SIGHUP); mutual TLS with
+//! route, retried, a fixed CA file picked up at SIGHUP), a certificate
+//! revoked by a CRL in the CA file; mutual TLS with
 //! `ssl.clientAuth=need` served with a client certificate, refused without.
 
 mod common;
@@ -189,6 +190,16 @@ async fn a_wrong_name_or_a_plain_port_is_explained() {
     plain.connect = zk.connect_string();
     let e = refused(plain, &["TLS handshake failed"]).await;
     assert!(e.contains("secureClientPort"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_certificate_revoked_by_a_crl_in_the_ca_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let revoked = pki::issue_revoked(dir.path(), "zk", &["127.0.0.1"]);
+    let zk = zk_tls(ZkTlsSpec::new(&revoked.cert, &revoked.key)).await;
+    publish(&zk, 3310, 1).await;
+    let e = refused(tls_cfg(&zk, &revoked.ca), &["Revoked"]).await;
+    assert!(e.contains("revoked by a CRL in zookeeper.tls.ca"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,7 @@ enum Hint {
     UnknownCa,
     WrongName,
     Validity,
+    Revoked,
     NotTls,
     ClientCertRefused,
 }
@@ -83,6 +84,7 @@ impl fmt::Display for Hint {
                  name it carries, or set zookeeper.tls.verify_hostname = false"
             }
             Hint::Validity => "a certificate is expired or not yet valid (check the clocks too)",
+            Hint::Revoked => "the server's certificate is revoked by a CRL in zookeeper.tls.ca",
             Hint::NotTls => {
                 "not a TLS port? zookeeper.connect must name ZooKeeper's secureClientPort"
             }
@@ -107,6 +109,7 @@ fn hint_for(e: &io::Error) -> Hint {
             | C::ExpiredContext { .. }
             | C::NotValidYet
             | C::NotValidYetContext { .. } => Hint::Validity,
+            C::Revoked => Hint::Revoked,
             _ => Hint::None,
         },
         Some(rustls::Error::AlertReceived(

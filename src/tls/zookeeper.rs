@@ -9,7 +9,9 @@ use arc_swap::ArcSwap;
 use rustls::ClientConfig;
 use zookeeper_client::{TlsCa, TlsCerts, TlsDynamicCerts, TlsIdentity, TlsOptions};
 
-use super::{client_config_with, parse_certs, parse_key, read_pem, ClientKeys, TlsError};
+use super::{
+    client_config_with, parse_certs, parse_crls, parse_key, read_pem, ClientKeys, TlsError, Trust,
+};
 use crate::config::ZkTlsConfig;
 
 const CA: &str = "zookeeper.tls.ca";
@@ -35,7 +37,11 @@ impl ZkMaterial {
     /// Read and check `ca`, `cert` and `key`; the error names the key.
     pub(super) fn read(cfg: &ZkTlsConfig) -> Result<ZkMaterial, TlsError> {
         let ca_pem = read_pem(CA, &cfg.ca)?;
-        let roots = parse_certs(CA, &cfg.ca, &ca_pem)?;
+        // CA certificates and CRLs, as zookeeper-client reads the file.
+        let trust = Trust {
+            roots: parse_certs(CA, &cfg.ca, &ca_pem)?,
+            crls: parse_crls(CA, &cfg.ca, &ca_pem)?,
+        };
         let ca = TlsCa::from_pem(&ca_pem).map_err(zk_error(CA, &cfg.ca))?;
         let mut certs = TlsCerts::builder().with_ca(ca);
         let mut identity = None;
@@ -50,7 +56,7 @@ impl ZkMaterial {
             identity = Some((chain, key));
         }
         let keys = ClientKeys { ca: CA, key: KEY };
-        let diagnosis = client_config_with(keys, roots, identity, !cfg.verify_hostname)?;
+        let diagnosis = client_config_with(keys, trust, identity, !cfg.verify_hostname)?;
         let certs = certs.build().map_err(zk_error(CA, &cfg.ca))?;
         Ok(ZkMaterial { certs, diagnosis })
     }
