@@ -143,6 +143,11 @@ async fn wrong_ca_is_shown_in_status_and_a_fixed_file_applies_at_sighup() {
     assert!(e.contains("over TLS") && e.contains("UnknownIssuer"), "{e}");
     assert!(st["primary"].is_null(), "no route: {st}");
     assert_eq!(common::http::get(admin, "/ready").await.unwrap().0, 503);
+    let logged = run.log_so_far();
+    assert!(
+        logged.contains("no ZooKeeper session") && logged.contains("UnknownIssuer"),
+        "{logged}"
+    );
 
     // The right CA over the same file, then SIGHUP: the next attempt uses it.
     std::fs::copy(&right.ca, &ca).unwrap();
