@@ -15,7 +15,9 @@ mod runtime;
 pub use runtime::{RuntimeConfig, RuntimeMode};
 pub mod secrets;
 pub use secrets::ZkAuth;
-pub use tls::{BackendTlsConfig, ListenTlsConfig};
+pub use tls::{BackendTlsConfig, ListenTlsConfig, ZkTlsConfig};
+mod zookeeper;
+pub use zookeeper::ZookeeperConfig;
 
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -58,52 +60,6 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     pub shutdown: ShutdownConfig,
     pub runtime: RuntimeConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ZookeeperConfig {
-    /// Connect string: `host:port[,host:port...][/chroot]`.
-    pub connect: String,
-    /// Znode holding the primary record (relative to the chroot, if any).
-    pub primary_path: String,
-    /// ZooKeeper session timeout negotiated with the server.
-    #[serde(with = "humantime_serde")]
-    pub session_timeout: Duration,
-    /// How long one attempt to establish a session may take before retrying.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Pause between attempts to establish a new session after a failure.
-    #[serde(with = "humantime_serde")]
-    pub retry_backoff: Duration,
-    /// Znode whose children are users (`{"mysql_native_password":"*HEX"}`); none by default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub users_path: Option<String>,
-    /// Stop routing after this long without a usable session; absent = never.
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub fail_closed_after: Option<Duration>,
-    /// This proxy's id under `<cluster>/proxies/` (its registration znode, where
-    /// it acknowledges planned-switchover drains); default `<hostname>-<listen port>`.
-    pub proxy_id: Option<String>,
-    /// `[zookeeper.auth]`: digest credentials for the session; none by default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<ZkAuth>,
-}
-
-impl Default for ZookeeperConfig {
-    fn default() -> Self {
-        ZookeeperConfig {
-            connect: "127.0.0.1:2181".into(),
-            primary_path: "/mysql/clusters/main/primary".into(),
-            session_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
-            retry_backoff: Duration::from_millis(500),
-            users_path: None,
-            fail_closed_after: None,
-            proxy_id: None,
-            auth: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -272,19 +228,7 @@ impl Config {
             parse_addr("admin.address", &self.admin.address)?;
         }
         self.admin.resolve_token()?;
-        if let Some(a) = &self.zookeeper.auth {
-            a.validate()?;
-        }
-        validate_connect(&self.zookeeper.connect)?;
-        let p = &self.zookeeper.primary_path;
-        if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') || p.contains("//") {
-            return Err(invalid(
-                "zookeeper.primary_path",
-                format!("{p:?} is not an absolute znode path like /mysql/clusters/main/primary"),
-            ));
-        }
-        positive("zookeeper.session_timeout", self.zookeeper.session_timeout)?;
-        positive("zookeeper.connect_timeout", self.zookeeper.connect_timeout)?;
+        self.zookeeper.validate()?;
         positive("backend.connect_timeout", self.backend.connect_timeout)?;
         self.backend.tls.validate()?;
         self.validate_failover()?;
@@ -296,25 +240,10 @@ impl Config {
         Ok(())
     }
 
-    /// `[fencing]`, `[[users]]`, `zookeeper.users_path` / `fail_closed_after`.
+    /// `[fencing]` and `[[users]]`.
     fn validate_failover(&self) -> Result<(), ConfigError> {
-        use crate::failover::config as f;
-        if let Some(p) = &self.zookeeper.users_path {
-            f::validate_znode_path("zookeeper.users_path", p)?;
-        }
-        if let Some(id) = &self.zookeeper.proxy_id {
-            if id.is_empty() || id.contains('/') {
-                return Err(invalid(
-                    "zookeeper.proxy_id",
-                    format!("{id:?} must be a non-empty znode name without '/'"),
-                ));
-            }
-        }
-        if let Some(d) = self.zookeeper.fail_closed_after {
-            positive("zookeeper.fail_closed_after", d)?;
-        }
         self.fencing.validate()?;
-        f::validate_users(&self.users)
+        crate::failover::config::validate_users(&self.users)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -335,38 +264,9 @@ fn parse_addr(key: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
+pub(crate) fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(invalid(key, "must be greater than 0"));
-    }
-    Ok(())
-}
-
-fn validate_connect(connect: &str) -> Result<(), ConfigError> {
-    let key = "zookeeper.connect";
-    let (hosts, chroot) = match connect.find('/') {
-        Some(i) => (&connect[..i], Some(&connect[i..])),
-        None => (connect, None),
-    };
-    if hosts.is_empty() {
-        return Err(invalid(
-            key,
-            "no server listed (expected host:port[,host:port][/chroot])",
-        ));
-    }
-    for h in hosts.split(',') {
-        let ok = h
-            .rsplit_once(':')
-            .map(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-            .unwrap_or(false);
-        if !ok {
-            return Err(invalid(key, format!("{h:?} is not host:port")));
-        }
-    }
-    if let Some(c) = chroot {
-        if c.len() > 1 && c.ends_with('/') {
-            return Err(invalid(key, format!("chroot {c:?} must not end with '/'")));
-        }
     }
     Ok(())
 }
@@ -409,6 +309,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("zookeeper.connect"));
+        let mut c = Config::default();
+        c.zookeeper.connect = "tcp+tls://127.0.0.1:2281".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("zookeeper.connect") && e.contains("zookeeper.tls.enabled"),
+            "{e}"
+        );
         let mut c = Config::default();
         c.listen.address = "nope".into();
         assert!(c

@@ -21,6 +21,8 @@ use mysql_zk_proxy::sandbox;
 const EXIT_FATAL: u8 = 1;
 
 fn main() -> ExitCode {
+    // Before any TLS: zookeeper-client and mysql_async use the process default.
+    mysql_zk_proxy::tls::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),

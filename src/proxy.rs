@@ -101,6 +101,8 @@ impl Proxy {
 
         let credentials =
             Arc::new(CredentialStore::from_config(&config.users).map_err(ProxyError::Credentials)?);
+        crate::tls::install_default_provider();
+        let tls = Arc::new(crate::tls::TlsState::from_config(&config).map_err(ProxyError::Tls)?);
         let extras = discovery::Extras {
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
@@ -114,6 +116,7 @@ impl Proxy {
                 stats: stats.clone(),
                 drain_timeout: config.failover.drain_timeout,
             }),
+            zk_tls: tls.zookeeper(),
         };
         let discovery = discovery::spawn_with(
             config.zookeeper.clone(),
@@ -131,7 +134,6 @@ impl Proxy {
             timeline.clone(),
             cancel.child_token(),
         ));
-        let tls = Arc::new(crate::tls::TlsState::from_config(&config).map_err(ProxyError::Tls)?);
         let ctx = Arc::new(listener::Context {
             tls: tls.clone(),
             credentials: credentials.clone(),

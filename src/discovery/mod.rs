@@ -5,6 +5,8 @@
 //! - `apply`: fencing by epoch / mzxid, publishing routes, counters, status.
 //! - `session`: the ZooKeeper session state machine (connect, read + watch,
 //!   connection loss, session expiry, cancel).
+//! - `connect`: one session attempt (`[zookeeper.auth]`, `[zookeeper.tls]`);
+//!   `diagnose`: why a TLS connection to ZooKeeper failed.
 //! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
 //! - `fence`: turns a verified pending primary into the route (`[fencing]`).
 //! - `loss`: the `zookeeper.fail_closed_after` clock.
@@ -30,6 +32,8 @@ use crate::metrics::Stats;
 use crate::routing::RouteTable;
 
 mod apply;
+pub(crate) mod connect;
+pub mod diagnose;
 mod fence;
 mod loss;
 pub mod record;
@@ -52,8 +56,17 @@ pub enum DiscoveryError {
         connect: String,
         after: std::time::Duration,
     },
+    /// With `[zookeeper.tls]`: what the handshake with each server said.
+    #[error("cannot establish a ZooKeeper session with {connect:?} over TLS: {diagnosis}")]
+    Tls {
+        connect: String,
+        #[source]
+        diagnosis: diagnose::Diagnosis,
+    },
     #[error("ZooKeeper credentials: {0}")]
     Credentials(#[source] crate::config::ConfigError),
+    #[error("invalid `{key}`: {0}", key = .0.key())]
+    TlsFiles(#[source] crate::tls::TlsError),
     /// The znode's ACL refuses this session (no or wrong `zookeeper.auth`).
     #[error("ZooKeeper ACL denies {op} of {path}: {source}; set zookeeper.auth to a digest user the ACL allows (or check its password)")]
     Denied {
@@ -162,6 +175,9 @@ pub struct Extras {
     pub credentials: Option<Arc<CredentialStore>>,
     /// Register this proxy (`<cluster>/proxies/<id>`) and acknowledge drains.
     pub registration: Option<RegistrationInfo>,
+    /// The `[zookeeper.tls]` material, kept current by the proxy's reloads.
+    /// `None` with TLS enabled: read from the files at each session attempt.
+    pub zk_tls: Option<Arc<crate::tls::ZkTls>>,
 }
 
 /// Who this proxy is, for its registration znode.
@@ -224,6 +240,7 @@ pub fn spawn_with(
     });
     let discovery = session::Discovery {
         registration,
+        tls: extras.zk_tls,
         loss: loss::LossClock::new(cfg.fail_closed_after),
         users,
         cfg,

@@ -69,6 +69,8 @@ pub(crate) struct Discovery {
     pub(crate) users: Option<UsersSync>,
     /// Registers this proxy and acknowledges drains on each session.
     pub(crate) registration: Option<Registration>,
+    /// `[zookeeper.tls]` material shared with the proxy's reloads.
+    pub(crate) tls: Option<std::sync::Arc<crate::tls::ZkTls>>,
 }
 
 impl Discovery {
@@ -157,36 +159,7 @@ impl Discovery {
 
     /// One attempt, bounded by `connect_timeout`.
     async fn try_connect(&self) -> Result<Live, DiscoveryError> {
-        let cfg = &self.cfg;
-        let mut connector = Client::connector()
-            .with_session_timeout(cfg.session_timeout)
-            .with_fail_eagerly();
-        if let Some(auth) = &cfg.auth {
-            let credentials = auth
-                .digest_credentials()
-                .map_err(DiscoveryError::Credentials)?;
-            connector = connector.with_auth("digest", credentials.expose().as_bytes());
-        }
-        let client = match tokio::time::timeout(
-            cfg.connect_timeout,
-            connector.connect(&cfg.connect),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(DiscoveryError::ConnectTimeout {
-                    connect: cfg.connect.clone(),
-                    after: cfg.connect_timeout,
-                })
-            }
-            Ok(Err(source)) => {
-                return Err(DiscoveryError::Connect {
-                    connect: cfg.connect.clone(),
-                    source,
-                })
-            }
-            Ok(Ok(client)) => client,
-        };
+        let client = super::connect::open(&self.cfg, self.tls.as_ref()).await?;
         let states = client.state_watcher();
         let id = client.session_id().to_string();
         Ok(Live {

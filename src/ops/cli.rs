@@ -14,6 +14,7 @@ use super::server::Login;
 use super::switchover::{self, Plan};
 use super::zk::{self, ZkOpError};
 use super::Endpoint;
+use crate::config::ZkTlsConfig;
 use crate::failover::config::Secret;
 
 /// Where the record lives.
@@ -31,6 +32,39 @@ pub struct ZkArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Connect to every server with TLS (ZooKeeper's secureClientPort),
+    /// trusting the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub zk_tls_ca: Option<String>,
+    /// Client certificate (PEM) for servers with ssl.clientAuth=need.
+    #[arg(long, value_name = "FILE", requires_all = ["zk_tls_ca", "zk_tls_key"])]
+    pub zk_tls_cert: Option<String>,
+    /// Private key (PEM) of --zk-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "zk_tls_cert")]
+    pub zk_tls_key: Option<String>,
+    /// Accept a server certificate for any name (its chain is still verified
+    /// against --zk-tls-ca), as zookeeper.tls.verify_hostname = false.
+    #[arg(long, requires = "zk_tls_ca")]
+    pub zk_tls_any_name: bool,
+}
+
+impl ZkArgs {
+    /// The `[zookeeper.tls]` these flags amount to; `None`: no TLS.
+    pub fn tls(&self) -> Option<ZkTlsConfig> {
+        let ca = self.zk_tls_ca.clone()?;
+        Some(ZkTlsConfig {
+            enabled: true,
+            ca,
+            verify_hostname: !self.zk_tls_any_name,
+            cert: self.zk_tls_cert.clone().unwrap_or_default(),
+            key: self.zk_tls_key.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The bounded session the command works in.
+    async fn session(&self) -> Result<zookeeper_client::Client, ZkOpError> {
+        zk::connect(&self.zk, self.zk_timeout, self.tls().as_ref()).await
+    }
 }
 
 /// `publish`: write a serving primary record (compare-and-set, epoch + 1).
@@ -136,7 +170,7 @@ fn unreached(json: bool, outcome: &str, e: &ZkOpError) -> u8 {
 
 /// Run `publish`; the exit code.
 pub async fn run_publish(args: PublishArgs) -> u8 {
-    let client = match zk::connect(&args.zk.zk, args.zk.zk_timeout).await {
+    let client = match args.zk.session().await {
         Ok(c) => c,
         Err(e) => return unreached(args.zk.json, "failed", &e),
     };
@@ -185,7 +219,7 @@ fn refused_or_failed(e: &PublishError) -> &'static str {
 
 /// Run `switchover`; the exit code.
 pub async fn run_switchover(args: SwitchoverArgs) -> u8 {
-    let client = match zk::connect(&args.zk.zk, args.zk.zk_timeout).await {
+    let client = match args.zk.session().await {
         Ok(c) => c,
         Err(e) => return unreached(args.zk.json, "refused", &e),
     };

@@ -1,12 +1,17 @@
-//! ZooKeeper for the operator commands: one bounded session, the primary
-//! record read with its data version, and compare-and-set writes (a set with
-//! the expected version, or a create when the znode was absent).
+//! ZooKeeper for the operator commands: one bounded session (over TLS when
+//! asked), the primary record read with its data version, and
+//! compare-and-set writes (a set with the expected version, or a create
+//! when the znode was absent).
 
 use std::time::Duration;
 
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
+use crate::config::{ConfigError, ZkTlsConfig};
+use crate::discovery::connect::{attempt, Failed};
+use crate::discovery::diagnose::Diagnosis;
 use crate::discovery::record::{parse_record, Record, RecordError};
+use crate::tls::ZkTls;
 
 /// A ZooKeeper failure of an operator command.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +24,15 @@ pub enum ZkOpError {
         #[source]
         source: ZkError,
     },
+    #[error("cannot connect to ZooKeeper {connect} over TLS: {diagnosis}")]
+    Tls {
+        connect: String,
+        #[source]
+        diagnosis: Diagnosis,
+    },
+    /// `--zk-tls-*` (named by the `[zookeeper.tls]` key they set).
+    #[error("ZooKeeper TLS (--zk-tls-*): {0}")]
+    TlsConfig(#[source] ConfigError),
     #[error("zookeeper {op} {path}: {source}")]
     Op {
         op: &'static str,
@@ -40,23 +54,35 @@ pub struct Current {
     pub record: Result<Record, RecordError>,
 }
 
-/// A session bounded by `timeout` (fails instead of retrying forever).
-pub async fn connect(connect: &str, timeout: Duration) -> Result<Client, ZkOpError> {
-    let fut = Client::connector()
+/// A session bounded by `timeout` (fails instead of retrying forever);
+/// over TLS to every server when `tls` is given.
+pub async fn connect(
+    connect: &str,
+    timeout: Duration,
+    tls: Option<&ZkTlsConfig>,
+) -> Result<Client, ZkOpError> {
+    let tls = match tls {
+        Some(cfg) => {
+            // Also checks the hosts can be verified as TLS names.
+            cfg.validate(connect).map_err(ZkOpError::TlsConfig)?;
+            let tls = ZkTls::from_config(cfg).map_err(|e| ZkOpError::TlsConfig(e.into()))?;
+            Some(tls)
+        }
+        None => None,
+    };
+    let connector = Client::connector()
         .with_session_timeout(Duration::from_secs(10))
         .with_connection_timeout(timeout)
-        .with_fail_eagerly()
-        .connect(connect);
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(source)) => Err(ZkOpError::Connect {
-            connect: connect.to_owned(),
-            source,
-        }),
-        Err(_) => Err(ZkOpError::ConnectTimeout {
-            connect: connect.to_owned(),
+        .with_fail_eagerly();
+    let connect = connect.to_owned();
+    match attempt(connector, &connect, tls.as_ref(), timeout).await {
+        Ok(client) => Ok(client),
+        Err(Failed::Zk(source)) => Err(ZkOpError::Connect { connect, source }),
+        Err(Failed::Timeout) => Err(ZkOpError::ConnectTimeout {
+            connect,
             after: timeout,
         }),
+        Err(Failed::Tls(diagnosis)) => Err(ZkOpError::Tls { connect, diagnosis }),
     }
 }
 

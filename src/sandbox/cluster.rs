@@ -3,6 +3,7 @@
 //! (switchover, failover) live in `failover.rs`.
 
 use super::mariadb::MariaDb;
+use super::zk_tls::ZkTlsSpec;
 use super::zookeeper::ZkServer;
 use super::{zk_delete, zk_read, zk_write, Result, SandboxError};
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub struct ClusterBuilder {
     primary_path: String,
     publish: bool,
     server_args: Vec<String>,
+    zk_tls: Option<ZkTlsSpec>,
 }
 
 impl Default for ClusterBuilder {
@@ -32,6 +34,7 @@ impl Default for ClusterBuilder {
             primary_path: DEFAULT_PRIMARY_PATH.to_owned(),
             publish: true,
             server_args: Vec::new(),
+            zk_tls: None,
         }
     }
 }
@@ -59,9 +62,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// ZooKeeper also serves a TLS client port ([`ZkServer::secure_connect_string`]).
+    pub fn zk_tls(mut self, spec: ZkTlsSpec) -> Self {
+        self.zk_tls = Some(spec);
+        self
+    }
+
     /// Start everything in temp dirs (killed and removed on drop).
     pub async fn start(self) -> Result<Cluster> {
-        let zk = blocking(ZkServer::start);
+        let zk_tls = self.zk_tls.clone();
+        let zk = blocking(move || match zk_tls {
+            Some(spec) => ZkServer::start_tls(spec),
+            None => ZkServer::start(),
+        });
         let (a1, a2) = (self.server_args.clone(), self.server_args.clone());
         let db1 = blocking(|| MariaDb::start_with("db1", 1, false, a1));
         let db2 = blocking(|| MariaDb::start_with("db2", 2, true, a2));

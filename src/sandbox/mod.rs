@@ -2,7 +2,8 @@
 //! processes on free loopback ports in temp dirs — the integration-test
 //! harness and the `mysql-zk-proxy sandbox` cluster.
 //!
-//! * [`ZkServer`]: one standalone ZooKeeper (tickTime 500 ms).
+//! * [`ZkServer`]: one standalone ZooKeeper (tickTime 500 ms), optionally with
+//!   a TLS client port ([`ZkTlsSpec`]).
 //! * [`MariaDb`]: one mariadbd (binlog, GTID) from a cached datadir template.
 //! * [`Cluster`]: ZooKeeper + primary + GTID replica, users, published primary;
 //!   planned [`Cluster::switchover`] and [`Cluster::promote_replica_after_crash`].
@@ -39,12 +40,14 @@ pub mod process;
 mod sql;
 pub mod state;
 mod template;
+pub mod zk_tls;
 pub mod zkclient;
 pub mod zookeeper;
 
 pub use cluster::{Cluster, ClusterBuilder, DEFAULT_PRIMARY_PATH};
 pub use failover::SwitchoverReport;
 pub use mariadb::{DbSpec, MariaDb};
+pub use zk_tls::{ClientAuth, ZkTlsSpec};
 pub use zkclient::{zk_connect, zk_delete, zk_read, zk_set_versioned, zk_write};
 pub use zookeeper::ZkServer;
 

@@ -1,10 +1,12 @@
 //! `ZkServer`: one standalone ZooKeeper 3.8 (Debian package, Java 17) on a free
-//! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s).
+//! 127.0.0.1 port in its own dir, tickTime 500 ms (session timeouts 1-10 s);
+//! optionally also a TLS client port ([`ZkServer::start_tls`]).
 
 use super::instance::InstanceDir;
 use super::process;
 use super::process::{file_len, log_contains_since, log_tail, poll_until};
 use super::process::{server_command, PortChoice, ServerProc};
+use super::zk_tls::{ZkTlsSpec, TLS_JARS};
 use super::{Result, SandboxError};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,6 +27,8 @@ pub struct ZkServer {
     port: u16,
     detached: bool,
     dir: InstanceDir,
+    /// The TLS client port and how it is served, when started with one.
+    tls: Option<(ZkTlsSpec, u16)>,
 }
 
 impl ZkServer {
@@ -32,12 +36,18 @@ impl ZkServer {
     /// (`srvr` says standalone and `conf` shows our dataDir), ~0.3-1 s.
     /// Blocking: from async code use `tokio::task::spawn_blocking`.
     pub fn start() -> Result<ZkServer> {
-        Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false)
+        Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false, None)
+    }
+
+    /// [`ZkServer::start`] with a TLS client port besides the plain one
+    /// (which stays for the harness's own writes and four-letter words).
+    pub fn start_tls(spec: ZkTlsSpec) -> Result<ZkServer> {
+        Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false, Some(spec))
     }
 
     /// Start (or restart) in `dir`, detached from this process (`sandbox up`).
     pub fn start_persistent(dir: &Path, port: PortChoice) -> Result<ZkServer> {
-        Self::launch(InstanceDir::persistent(dir)?, port, true)
+        Self::launch(InstanceDir::persistent(dir)?, port, true, None)
     }
 
     /// Re-attach to a running persistent server (PID checked against the dir).
@@ -49,18 +59,28 @@ impl ZkServer {
             port,
             detached: true,
             dir,
+            tls: None,
         })
     }
 
-    fn launch(dir: InstanceDir, port: PortChoice, detached: bool) -> Result<ZkServer> {
+    fn launch(
+        dir: InstanceDir,
+        port: PortChoice,
+        detached: bool,
+        tls: Option<ZkTlsSpec>,
+    ) -> Result<ZkServer> {
         let mut zk = ZkServer {
             proc: None,
             port: 0,
             detached,
             dir,
+            tls: tls.map(|spec| (spec, 0)),
         };
         for attempt in 1..=PORT_ATTEMPTS {
             zk.port = port.pick(attempt)?;
+            if let Some((_, secure)) = &mut zk.tls {
+                *secure = process::free_port()?;
+            }
             match zk.spawn_and_wait()? {
                 Ready::Serving => return Ok(zk),
                 Ready::PortTaken if port.may_retry() && attempt < PORT_ATTEMPTS => continue,
@@ -77,6 +97,16 @@ impl ZkServer {
     /// `"127.0.0.1:PORT"`.
     pub fn connect_string(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS client port, when started with [`ZkServer::start_tls`].
+    pub fn secure_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(_, port)| *port)
+    }
+
+    /// `"127.0.0.1:SECURE_PORT"`, when started with [`ZkServer::start_tls`].
+    pub fn secure_connect_string(&self) -> Option<String> {
+        self.secure_port().map(|p| format!("127.0.0.1:{p}"))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -163,7 +193,7 @@ enum Ready {
 impl ZkServer {
     fn write_config(&self) -> Result<()> {
         let d = self.dir();
-        let cfg = format!(
+        let mut cfg = format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n\
              clientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
              admin.enableServer=false\nforceSync=no\n\
@@ -171,6 +201,9 @@ impl ZkServer {
             data = d.join("data").display(),
             port = self.port,
         );
+        if let Some((spec, port)) = &self.tls {
+            cfg += &spec.config_lines(d, *port)?;
+        }
         std::fs::create_dir_all(d.join("data"))
             .and_then(|()| std::fs::write(d.join("zoo.cfg"), cfg))
             .map_err(|e| SandboxError::io(format!("write {}/zoo.cfg", d.display()), e))
@@ -189,6 +222,16 @@ impl ZkServer {
         let mut cp = ZK_JAR.to_owned();
         if Path::new(SLF4J_JAR).exists() {
             cp = format!("{cp}:{SLF4J_JAR}");
+        }
+        if self.tls.is_some() {
+            for jar in TLS_JARS {
+                if !Path::new(jar).exists() {
+                    let reason =
+                        format!("{jar} missing (libnetty-java): run scripts/install-deps.sh");
+                    return Err(self.start_error(reason));
+                }
+                cp = format!("{cp}:{jar}");
+            }
         }
         let mut cmd = server_command("java", &d.join("zk.log"), self.detached)?;
         cmd.args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC"])
@@ -214,6 +257,7 @@ impl ZkServer {
         }
         let data_dir = d.join("data").display().to_string();
         let port = self.port;
+        let secure = self.secure_port();
         let ready = poll_until("zookeeper to serve", START_TIMEOUT, || {
             if proc.exited() {
                 return if log_contains_since(&log, log_start, "Address already in use") {
@@ -222,7 +266,8 @@ impl ZkServer {
                     Err(self.start_error("process exited".into()))
                 };
             }
-            Ok(serving_from(port, &data_dir).then_some(Ready::Serving))
+            let listening = secure.is_none_or(port_open);
+            Ok((serving_from(port, &data_dir) && listening).then_some(Ready::Serving))
         });
         match ready {
             Ok(r) => {
@@ -248,6 +293,12 @@ impl ZkServer {
 fn serving_from(port: u16, data_dir: &str) -> bool {
     let standalone = four_letter_word(port, "srvr").is_ok_and(|s| s.contains("Mode: standalone"));
     standalone && four_letter_word(port, "conf").is_ok_and(|s| s.contains(data_dir))
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`.
+fn port_open(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
 }
 
 /// One four-letter-word exchange with 127.0.0.1:`port`. A server still
