@@ -104,6 +104,7 @@ async fn discovery_and_a_route_change_over_tls() {
     let st = common::http::status(env.proxy.admin_addr().unwrap()).await;
     assert_eq!(st["zookeeper"]["state"], "connected", "{st}");
     assert!(st["zookeeper"]["zk_error"].is_null(), "{st}");
+    assert_eq!(st["zookeeper"]["tls"], true, "{st}");
     assert_eq!(served_by(env.proxy.listen_addr()).await, first);
 
     // The record moves (written through the plain port); the watch over TLS follows.

@@ -69,6 +69,8 @@ pub struct ZookeeperStatus {
     /// The connect string as configured.
     pub connect: String,
     pub primary_path: String,
+    /// `zookeeper.tls.enabled`: every server is reached over TLS.
+    pub tls: bool,
     /// state, since, session_id, last_record, last_error.
     #[serde(flatten)]
     pub discovery: DiscoveryStatus,
@@ -163,6 +165,7 @@ impl ZookeeperStatus {
         ZookeeperStatus {
             connect: zk.connect.clone(),
             primary_path: zk.primary_path.clone(),
+            tls: zk.tls.enabled,
             discovery: state.discovery.status.borrow().clone(),
             sessions_established: stats.zk_sessions_established.load(Relaxed),
             sessions_expired: stats.zk_sessions_expired.load(Relaxed),

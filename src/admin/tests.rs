@@ -107,6 +107,7 @@ async fn status_is_json_with_primary_zookeeper_and_counters() {
     assert!(v["primary"].is_null(), "{v}");
     assert_eq!(v["not_ready"], "no primary known");
     assert_eq!(v["zookeeper"]["state"], "connecting");
+    assert_eq!(v["zookeeper"]["tls"], false, "plain ZooKeeper by default");
     assert_eq!(
         v["zookeeper"]["connect"],
         crate::config::Config::default().zookeeper.connect
