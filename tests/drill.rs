@@ -46,6 +46,7 @@ fn options(env: &common::Env, switchovers: u32) -> DrillOptions {
     o.verify = Some(VerifyTarget {
         zk: env.cluster.zk_connect(),
         primary_path: env.cluster.primary_path().to_owned(),
+        tls: None,
         user: common::APP_USER.into(),
         password: common::APP_PASS.into(),
         database: "app".into(),

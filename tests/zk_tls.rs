@@ -273,6 +273,31 @@ async fn operator_commands_reach_zookeeper_over_tls() {
         .expect("record written over TLS");
     assert!(String::from_utf8_lossy(&data).contains("3309"));
 
+    // The drill's final read of the record goes over the same TLS.
+    let target = |cert: &str, key: &str| mysql_zk_proxy::drill::verify::VerifyTarget {
+        zk: secure.clone(),
+        primary_path: PATH.into(),
+        tls: Some(mysql_zk_proxy::config::ZkTlsConfig {
+            enabled: true,
+            ca: s(&server.ca),
+            verify_hostname: true,
+            cert: cert.into(),
+            key: key.into(),
+        }),
+        user: String::new(),
+        password: String::new(),
+        database: String::new(),
+    };
+    let t = target(&s(&operator.cert), &s(&operator.key));
+    let (host, port) = mysql_zk_proxy::drill::verify::final_primary(&t)
+        .await
+        .expect("drill reads the record over TLS");
+    assert_eq!((host.as_str(), port), ("127.0.0.1", 3309));
+    let e = mysql_zk_proxy::drill::verify::final_primary(&target("", ""))
+        .await
+        .expect_err("no client certificate: refused");
+    assert!(e.to_string().contains("client certificate"), "{e}");
+
     // Without the client certificate: refused, and the reason is given.
     let out = publish(ca).await.unwrap();
     let doc = String::from_utf8_lossy(&out.stdout);

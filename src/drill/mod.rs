@@ -243,7 +243,7 @@ async fn switch_loop(
             _ => None,
         };
         let record_written = match (&o.verify, run.ok) {
-            (Some(t), true) => verify::record_written(&t.zk, &t.primary_path).await.ok(),
+            (Some(t), true) => verify::record_written(t).await.ok(),
             _ => None,
         };
         let ok = run.ok;

@@ -54,6 +54,8 @@ pub struct DrillArgs {
     /// Znode of the primary record [default: the sandbox's].
     #[arg(long, value_name = "PATH")]
     pub primary_path: Option<String>,
+    #[command(flatten)]
+    pub zk_tls: crate::ops::cli::ZkTlsArgs,
     /// Workers running autocommit point SELECTs.
     #[arg(long, default_value_t = 2)]
     pub readers: u32,
@@ -166,6 +168,7 @@ impl DrillArgs {
         o.verify = zk.zip(path).map(|(zk, primary_path)| VerifyTarget {
             zk,
             primary_path,
+            tls: self.zk_tls.config(),
             user: self.user.clone(),
             password: self.password.clone(),
             database: self.database.clone(),
@@ -241,6 +244,18 @@ mod tests {
             "0",
         ];
         assert!(parse(&none).is_err());
+    }
+
+    #[test]
+    fn zk_tls_flags_reach_the_verification() {
+        let zk = ["--zk", "zk1:2281", "--primary-path", "/p"];
+        let (o, _) =
+            parse(&[&zk[..], &["--zk-tls-ca", "ca.pem", "--zk-tls-any-name"]].concat()).unwrap();
+        let tls = o.verify.unwrap().tls.expect("TLS to ZooKeeper");
+        assert_eq!((tls.ca.as_str(), tls.verify_hostname), ("ca.pem", false));
+        let (o, _) = parse(&zk).unwrap();
+        assert!(o.verify.unwrap().tls.is_none());
+        assert!(parse(&[&zk[..], &["--zk-tls-cert", "c.pem"]].concat()).is_err());
     }
 
     #[test]

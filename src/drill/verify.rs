@@ -3,7 +3,7 @@
 //! acknowledged is there with the value it committed.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::load::{Acked, TABLE};
 use super::DrillError;
+use crate::config::ZkTlsConfig;
 use crate::discovery::record::parse_record;
 
 /// How many lost ids the report lists (the count is always complete).
@@ -21,6 +22,8 @@ const LIST_LOST: usize = 50;
 pub struct VerifyTarget {
     pub zk: String,
     pub primary_path: String,
+    /// `--zk-tls-*`: TLS to ZooKeeper (`None`: plain).
+    pub tls: Option<ZkTlsConfig>,
     pub user: String,
     pub password: String,
     pub database: String,
@@ -43,31 +46,38 @@ pub struct Verification {
     pub unacknowledged_present: u64,
 }
 
-/// The final primary's address, from the record in ZooKeeper.
-pub async fn final_primary(zk: &str, path: &str) -> Result<(String, u16), DrillError> {
+/// The record's data and stat, read in a bounded session (over TLS when set).
+async fn read_record(t: &VerifyTarget) -> Result<(Vec<u8>, zookeeper_client::Stat), DrillError> {
+    let (zk, path) = (&t.zk, &t.primary_path);
     let bad = |reason: String| DrillError::Verify { reason };
-    let data = crate::sandbox::zk_read(zk, path)
+    let client = crate::ops::zk::connect(zk, Duration::from_secs(10), t.tls.as_ref())
         .await
-        .map_err(|e| bad(format!("cannot read {path} from {zk}: {e}")))?
-        .ok_or_else(|| bad(format!("{path} does not exist: no primary published")))?
-        .0;
-    let rec = parse_record(&data).map_err(|e| bad(format!("{path}: {e}")))?;
+        .map_err(|e| bad(format!("cannot connect to {zk}: {e}")))?;
+    client.get_data(path).await.map_err(|e| match e {
+        zookeeper_client::Error::NoNode => {
+            bad(format!("{path} does not exist: no primary published"))
+        }
+        e => bad(format!("cannot read {path} from {zk}: {e}")),
+    })
+}
+
+/// The final primary's address, from the record in ZooKeeper.
+pub async fn final_primary(t: &VerifyTarget) -> Result<(String, u16), DrillError> {
+    let (data, _) = read_record(t).await?;
+    let rec = parse_record(&data).map_err(|e| DrillError::Verify {
+        reason: format!("{}: {e}", t.primary_path),
+    })?;
     Ok((rec.host, rec.port))
 }
 
 /// When the current primary record was written (the znode's mtime, the
 /// ZooKeeper server's clock, ms precision).
-pub async fn record_written(zk: &str, path: &str) -> Result<SystemTime, DrillError> {
-    let bad = |reason: String| DrillError::Verify { reason };
-    let client = crate::sandbox::zk_connect(zk)
-        .await
-        .map_err(|e| bad(format!("cannot connect to {zk}: {e}")))?;
-    let (_, stat) = client
-        .get_data(path)
-        .await
-        .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
-    let ms = u64::try_from(stat.mtime).map_err(|_| bad(format!("{path}: mtime {}", stat.mtime)))?;
-    Ok(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+pub async fn record_written(t: &VerifyTarget) -> Result<SystemTime, DrillError> {
+    let (_, stat) = read_record(t).await?;
+    let ms = u64::try_from(stat.mtime).map_err(|_| DrillError::Verify {
+        reason: format!("{}: mtime {}", t.primary_path, stat.mtime),
+    })?;
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// Compare the rows of `run` on `primary` with `acked`.
@@ -127,7 +137,7 @@ pub async fn verify(
     run: u64,
     acked: &[Acked],
 ) -> Result<Verification, DrillError> {
-    let (host, port) = final_primary(&t.zk, &t.primary_path).await?;
+    let (host, port) = final_primary(t).await?;
     check((&host, port), t, run, acked).await
 }
 

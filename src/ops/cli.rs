@@ -32,6 +32,13 @@ pub struct ZkArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: ZkTlsArgs,
+}
+
+/// TLS to ZooKeeper for the commands that read or write the record.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ZkTlsArgs {
     /// Connect to every server with TLS (ZooKeeper's secureClientPort),
     /// trusting the CA certificate(s) in this PEM file.
     #[arg(long, value_name = "FILE")]
@@ -48,9 +55,9 @@ pub struct ZkArgs {
     pub zk_tls_any_name: bool,
 }
 
-impl ZkArgs {
+impl ZkTlsArgs {
     /// The `[zookeeper.tls]` these flags amount to; `None`: no TLS.
-    pub fn tls(&self) -> Option<ZkTlsConfig> {
+    pub fn config(&self) -> Option<ZkTlsConfig> {
         let ca = self.zk_tls_ca.clone()?;
         Some(ZkTlsConfig {
             enabled: true,
@@ -60,10 +67,12 @@ impl ZkArgs {
             key: self.zk_tls_key.clone().unwrap_or_default(),
         })
     }
+}
 
+impl ZkArgs {
     /// The bounded session the command works in.
     async fn session(&self) -> Result<zookeeper_client::Client, ZkOpError> {
-        zk::connect(&self.zk, self.zk_timeout, self.tls().as_ref()).await
+        zk::connect(&self.zk, self.zk_timeout, self.tls.config().as_ref()).await
     }
 }
 
