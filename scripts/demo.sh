@@ -5,22 +5,7 @@
 # Leaves nothing running unless KEEP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-export PATH="$HOME/.cargo/bin:$PATH"
-echo "==> building (release)"
-cargo build --release --locked --quiet
-BIN="$PWD/target/release/mysql-zk-proxy"
-export SANDBOX_DIR="${SANDBOX_DIR:-${TMPDIR:-/tmp}/mysql-zk-proxy-sandbox}"
-
-# GET http://127.0.0.1:$ADMIN_PORT$1 with bash alone; body on stdout, fails unless 200.
-admin_get() {
-  local resp
-  exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
-  resp="$(cat <&3)"; exec 3<&-
-  [[ "$resp" == "HTTP/1."?" 200"* ]] || return 1
-  printf '%s\n' "${resp#*$'\r\n\r\n'}"
-}
+source scripts/common.sh
 
 PROXY_PID=""
 cleanup() {

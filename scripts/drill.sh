@@ -9,23 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-bash scripts/install-deps.sh
-export PATH="$HOME/.cargo/bin:$PATH"
-echo "==> building (release)"
-cargo build --release --locked --quiet
-BIN="$ROOT/target/release/mysql-zk-proxy"
-export SANDBOX_DIR="${SANDBOX_DIR:-${TMPDIR:-/tmp}/mysql-zk-proxy-sandbox}"
+source scripts/common.sh
 OUT_DIR="${OUT_DIR:-$ROOT}"
 PROXY_PORT="${PROXY_PORT:-6033}" ADMIN_PORT="${ADMIN_PORT:-9104}"
-
-# GET http://127.0.0.1:$ADMIN_PORT$1 with bash alone; fails unless 200.
-admin_ok() {
-  local resp
-  exec 3<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
-  resp="$(cat <&3)"; exec 3<&-
-  [[ "$resp" == "HTTP/1."?" 200"* ]]
-}
 
 PROXY_PID="" STARTED_SANDBOX=0
 cleanup() {
@@ -55,7 +41,7 @@ name = "$APP_USER"
 mysql_native_password = "$HASH"
 EOF
 
-if admin_ok /live 2>/dev/null; then
+if admin_get /live >/dev/null 2>&1; then
   echo "something already serves 127.0.0.1:$ADMIN_PORT; set ADMIN_PORT/PROXY_PORT"; exit 1
 fi
 echo "==> starting mysql-zk-proxy on 127.0.0.1:$PROXY_PORT (admin 127.0.0.1:$ADMIN_PORT)"
@@ -63,11 +49,11 @@ echo "==> starting mysql-zk-proxy on 127.0.0.1:$PROXY_PORT (admin 127.0.0.1:$ADM
   --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" >"$SANDBOX_DIR/drill-proxy.log" 2>&1 &
 PROXY_PID=$!
 for _ in $(seq 1 200); do
-  admin_ok /ready 2>/dev/null && break
+  admin_get /ready >/dev/null 2>&1 && break
   kill -0 "$PROXY_PID" 2>/dev/null || { cat "$SANDBOX_DIR/drill-proxy.log"; exit 1; }
   sleep 0.05
 done
-admin_ok /ready || { echo "proxy not ready"; cat "$SANDBOX_DIR/drill-proxy.log"; exit 1; }
+admin_get /ready >/dev/null || { echo "proxy not ready"; cat "$SANDBOX_DIR/drill-proxy.log"; exit 1; }
 
 echo "==> drill (proxy log: $SANDBOX_DIR/drill-proxy.log)"
 status=0
