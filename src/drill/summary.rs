@@ -40,26 +40,22 @@ pub fn summary(r: &Report) -> String {
         );
     }
     let _ = writeln!(o, "  connections lost   {}", r.connections_dropped);
-    let _ = writeln!(
-        o,
-        "  added latency      {}",
-        fmt_spread(&s.added_latency_ms)
-    );
-    let _ = writeln!(
-        o,
-        "  write unavailable  {}",
-        fmt_spread(&s.write_unavailable_ms)
-    );
-    let _ = writeln!(
-        o,
-        "  route switch       {} (record written -> proxy route)",
-        fmt_spread(&s.route_switch_ms)
-    );
-    let _ = writeln!(
-        o,
-        "  first statement    {} (record written -> answered)",
-        fmt_spread(&s.first_statement_ms)
-    );
+    for (label, spread, what) in [
+        ("added latency    ", &s.added_latency_ms, ""),
+        ("write unavailable", &s.write_unavailable_ms, ""),
+        (
+            "route switch     ",
+            &s.route_switch_ms,
+            " (record written -> proxy route)",
+        ),
+        (
+            "first statement  ",
+            &s.first_statement_ms,
+            " (record written -> answered)",
+        ),
+    ] {
+        let _ = writeln!(o, "  {label}  {}{what}", fmt_spread(spread));
+    }
     let _ = writeln!(
         o,
         "  sessions           migrated {}, closed {}, transactions aborted {}, statements held {}",
