@@ -142,6 +142,13 @@ impl Framer {
         let total = data.len();
         let mut done = 0;
         while !data.is_empty() {
+            if self.header_have == 0 {
+                if let Some(rest) = self.whole_packet::<HEADS>(data, total, &mut on_frame) {
+                    data = rest;
+                    done += 1;
+                    continue;
+                }
+            }
             if self.header_have < 4 {
                 let take = (4 - self.header_have as usize).min(data.len());
                 let at = self.header_have as usize;
@@ -186,6 +193,43 @@ impl Framer {
             }
         }
         done
+    }
+
+    /// The common case, a packet lying whole in `data`: reported straight
+    /// from `data`, with no copy into the framer's state. `None` when the
+    /// packet is not all there (the byte-wise path below takes it).
+    fn whole_packet<'d, const HEADS: bool>(
+        &mut self,
+        data: &'d [u8],
+        total: usize,
+        on_frame: &mut impl FnMut(Frame<'_>),
+    ) -> Option<&'d [u8]> {
+        let header = data.get(..4)?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+        let payload = data.get(4..4 + len)?;
+        let prefix = &payload[..len.min(PREFIX_LEN)];
+        let continuation = self.prev_was_max;
+        if HEADS {
+            on_frame(Frame::Head(Head {
+                end: total - data.len() + 4 + prefix.len(),
+                len,
+                prefix,
+                continuation,
+            }));
+        }
+        let captured = !continuation
+            && len <= self.capture_limit
+            && len < MAX_PAYLOAD
+            && prefix.first().is_some_and(|&b| self.wants(b));
+        on_frame(Frame::Packet(PacketInfo {
+            len,
+            seq: header[3],
+            prefix,
+            continuation,
+            payload: captured.then_some(payload),
+        }));
+        self.prev_was_max = len == MAX_PAYLOAD;
+        Some(&data[4 + len..])
     }
 
     fn start_payload(&mut self) {
@@ -345,6 +389,67 @@ mod tests {
             f.feed(&data[..fed], |_| {});
             assert_eq!(f.partial_head(), left, "after {fed} bytes");
         }
+    }
+
+    /// Every frame as owned data: (is head, len, seq, prefix, continuation, payload).
+    type Seen = (bool, usize, u8, Vec<u8>, bool, Option<Vec<u8>>);
+
+    fn frames(f: &mut Framer, pieces: &[&[u8]]) -> Vec<Seen> {
+        let mut out = Vec::new();
+        for piece in pieces {
+            f.feed_with_heads(piece, |fr| match fr {
+                Frame::Head(h) => {
+                    out.push((true, h.len, 0, h.prefix.to_vec(), h.continuation, None))
+                }
+                Frame::Packet(p) => out.push((
+                    false,
+                    p.len,
+                    p.seq,
+                    p.prefix.to_vec(),
+                    p.continuation,
+                    p.payload.map(<[u8]>::to_vec),
+                )),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn whole_packets_and_split_packets_give_the_same_frames() {
+        let mut data = packet(0, b"\x03SELECT 1");
+        data.extend(packet(1, &[]));
+        data.extend(packet(2, &[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0]));
+        data.extend(packet(3, &[b'r'; 200])); // captured? no: too long
+        data.extend(packet(4, &[0xfe, 0, 0, 2, 0]));
+        let expected = {
+            // the byte-wise path only: one byte at a time
+            let mut f = Framer::new();
+            f.capture(&[0x03, 0x17], 64);
+            let bytes: Vec<&[u8]> = data.chunks(1).collect();
+            frames(&mut f, &bytes)
+        };
+        assert_eq!(expected.len(), 10);
+        assert_eq!(expected[1].5.as_deref(), Some(&b"\x03SELECT 1"[..]));
+        for chunk in 2..=data.len() {
+            let mut f = Framer::new();
+            f.capture(&[0x03, 0x17], 64);
+            let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
+            assert_eq!(frames(&mut f, &pieces), expected, "chunk {chunk}");
+            assert!(f.at_logical_boundary());
+        }
+    }
+
+    #[test]
+    fn a_whole_max_size_packet_still_marks_its_continuation() {
+        let mut data = vec![0xff, 0xff, 0xff, 0x00, 0x03];
+        data.resize(4 + MAX_PAYLOAD, b'x');
+        data.extend(packet(1, &[0x03]));
+        let mut f = Framer::new();
+        f.capture(&[0x03], 64);
+        let got = frames(&mut f, &[&data]);
+        // the continuation starts with 0x03 but is not a command: not captured
+        assert_eq!(got[3], (false, 1, 1, vec![0x03], true, None));
+        assert_eq!(got[1].5, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::ending::outcome_of;
 use super::login::LoginRecord;
 use super::moved::{close_after_loss, failover};
+use super::quiet::Quiet;
 use super::relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
 use super::state::CarriedState;
 use super::stream::Stream;
@@ -109,8 +110,10 @@ pub(super) async fn relay_until_moved(
                 drain_deadline.as_mut().reset(at);
             }
             tokio::select! {
+                biased;
                 end = &mut run => break end,
-                r = routes.changed(), if !moving => {
+                // polled only when a route change woke it, not on every packet
+                r = Quiet::new(routes.changed()), if !moving => {
                     if r.is_err() {
                         stop.at_rest.cancel();
                     }

@@ -9,6 +9,7 @@ pub mod login;
 pub mod migrate;
 mod moved;
 mod pipe;
+mod quiet;
 pub mod relay;
 pub mod rewrite;
 pub mod secure;

@@ -78,9 +78,11 @@ impl Pipe {
                 Poll::Pending => break,
             }
         }
-        // TLS keeps records the socket did not take; push them (a no-op on TCP)
-        if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
-            return Err(e);
+        // TLS keeps records the socket did not take; push them (TCP keeps none)
+        if dst.is_tls() {
+            if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
+                return Err(e);
+            }
         }
         if self.is_empty() {
             self.start = 0;

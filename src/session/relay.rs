@@ -6,6 +6,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
@@ -15,6 +16,7 @@ use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
 use crate::protocol::{Frame, ServerEvent, Tracker};
 use crate::session::pipe::Pipe;
+use crate::session::quiet::Quiet;
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 use crate::session::stmts;
 use crate::session::stream::Stream;
@@ -177,13 +179,16 @@ impl<'a> Relay<'a> {
     /// Relay until one side closes or fails, or until a stop signal fired and
     /// its stop point is reached.
     pub async fn run(&mut self, stop: &StopSignals) -> RelayEnd {
-        let at_rest = stop.at_rest.cancelled();
-        let when_idle = stop.when_idle.cancelled();
-        tokio::pin!(at_rest, when_idle);
+        // polled only when they fire (not on every packet); latched once they did
+        let mut at_rest = Quiet::new(stop.at_rest.cancelled());
+        let mut when_idle = Quiet::new(stop.when_idle.cancelled());
+        let (mut rest_asked, mut idle_asked) = (false, false);
         poll_fn(|cx| {
-            let wanted = if when_idle.as_mut().poll(cx).is_ready() {
+            idle_asked = idle_asked || Pin::new(&mut when_idle).poll(cx).is_ready();
+            rest_asked = rest_asked || Pin::new(&mut at_rest).poll(cx).is_ready();
+            let wanted = if idle_asked {
                 Some(StopPoint::Idle)
-            } else if at_rest.as_mut().poll(cx).is_ready() {
+            } else if rest_asked {
                 Some(StopPoint::AtRest)
             } else {
                 None

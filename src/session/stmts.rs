@@ -157,10 +157,17 @@ impl Statements {
             Some(0) => {}
             Some(_) => {
                 st.needs_types = false;
-                st.types = match bytes.get(bound_at + 1..bound_at + 1 + 2 * n) {
-                    Some(t) => Types::Known(t.to_vec()),
-                    None => Types::Unknown,
-                };
+                match (bytes.get(bound_at + 1..bound_at + 1 + 2 * n), &mut st.types) {
+                    // drivers bind the same types on every EXECUTE: no new copy
+                    (Some(t), Types::Known(known)) => {
+                        if known.as_slice() != t {
+                            known.clear();
+                            known.extend_from_slice(t);
+                        }
+                    }
+                    (Some(t), types) => *types = Types::Known(t.to_vec()),
+                    (None, types) => *types = Types::Unknown,
+                }
             }
             None if whole => {} // malformed: the server rejects it
             None => st.types = Types::Unknown,
