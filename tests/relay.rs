@@ -283,13 +283,7 @@ async fn wrong_password_gets_the_backends_own_error() {
     }
     assert_eq!(seen[0].0, 1045);
     assert_eq!(seen[0], seen[1], "same error direct and through the proxy");
-    let stats = env.proxy.stats();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.connections_with_outcome(ConnOutcome::AuthFailed) == 0 {
-        assert!(Instant::now() < deadline, "auth failure was not counted");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::outcome_counted(env.proxy.stats(), ConnOutcome::AuthFailed, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,12 +79,14 @@ pub async fn refuse_too_many(mut sock: TcpStream, peer: SocketAddr, max: u32, ct
         Phase::BeforeGreeting,
         &msg,
     );
+    // counted before the client can read the error: a client (or test) that
+    // sees 1040 finds it in the metrics too
+    ctx.stats.connection_closed(ConnOutcome::TooManyConnections);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = sock.write_all(&packet).await;
         let _ = sock.shutdown().await;
     })
     .await;
-    ctx.stats.connection_closed(ConnOutcome::TooManyConnections);
 }
 
 /// Read the PROXY header when the source must send one, then run the session.

@@ -65,8 +65,10 @@ pub async fn run(
     async move {
         let cancel = ctx.cancel.clone();
         let outcome = tokio::select! {
+            biased;
             o = serve(client, &ctx) => o,
-            _ = cancel.cancelled() => ConnOutcome::Shutdown,
+            // polled only when the shutdown fires, not on every packet
+            _ = quiet::Quiet::new(cancel.cancelled()) => ConnOutcome::Shutdown,
         };
         ctx.stats.connection_closed(outcome);
         tracing::debug!(outcome = outcome.label(), "session ended");

@@ -173,3 +173,26 @@ pub fn with_app_user(c: &mut Config) {
     c.users = vec![app_user()];
     c.failover.drain_timeout = Duration::from_secs(2);
 }
+
+/// Wait (up to 10 s) until `n` connections ended with `outcome`. A session
+/// counts its outcome when its task ends, just after the client was sent
+/// its error, so a client that saw the error may look a moment too early.
+#[allow(dead_code)] // not every test binary uses every helper
+pub async fn outcome_counted(
+    stats: &mysql_zk_proxy::metrics::Stats,
+    outcome: mysql_zk_proxy::metrics::ConnOutcome,
+    n: u64,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = stats.connections_with_outcome(outcome);
+        if seen == n {
+            return;
+        }
+        assert!(
+            seen < n && tokio::time::Instant::now() < deadline,
+            "connections with outcome {outcome:?}: {seen}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
