@@ -52,6 +52,21 @@ async fn create(client: &Client, path: &str, data: &[u8], open: bool) {
     client.create(path, data, &opts).await.expect("create");
 }
 
+/// A ZooKeeper server holding a record at `path` (10.0.0.5:3306, epoch 7)
+/// that only `proxy` may read; the server and its connect string.
+async fn owner_only_record(path: &str) -> (ZkServer, String) {
+    let zk = zk_server().await;
+    let connect = zk.connect_string();
+    create(
+        &owner(&connect).await,
+        path,
+        &json("10.0.0.5", 3306, 7),
+        false,
+    )
+    .await;
+    (zk, connect)
+}
+
 /// ZooKeeper's received-packet counter (`mntr`).
 async fn packets_received(zk: &ZkServer) -> u64 {
     let mntr = zk.four_letter("mntr").expect("mntr");
@@ -63,16 +78,8 @@ async fn packets_received(zk: &ZkServer) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_auth_reads_a_record_only_its_owner_may_read() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
     let path = "/acl/ok/primary";
-    create(
-        &owner(&connect).await,
-        path,
-        &json("10.0.0.5", 3306, 7),
-        false,
-    )
-    .await;
+    let (_zk, connect) = owner_only_record(path).await; // the server lives to the end
 
     let mut c = cfg(&connect, path, Duration::from_secs(4));
     c.auth = Some(auth(PASSWORD));
@@ -139,16 +146,8 @@ async fn acl_denial_is_explained_keeps_the_route_and_does_not_spin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_auth_at_all_names_the_missing_setting() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
     let path = "/acl/none/primary";
-    create(
-        &owner(&connect).await,
-        path,
-        &json("10.0.0.5", 3306, 7),
-        false,
-    )
-    .await;
+    let (_zk, connect) = owner_only_record(path).await; // the server lives to the end
 
     let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
     let s = d.status("ACL denial shown", |s| s.zk_error.is_some()).await;
