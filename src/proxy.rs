@@ -75,8 +75,9 @@ impl Proxy {
     pub async fn start(config: Config) -> Result<Proxy, ProxyError> {
         let live = Arc::new(LiveConfig::new(config.clone()));
         let registry = Arc::new(admission::Registry::default());
-        let table = Arc::new(RouteTable::new());
         let stats = Stats::new();
+        let timeline = Timeline::new(stats.clone());
+        let table = Arc::new(RouteTable::observed(timeline.clone()));
         let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
         let cancel = CancellationToken::new();
         let drain = StopSignals::default();
@@ -128,12 +129,6 @@ impl Proxy {
         );
         metrics.set_discovery(discovery.status.clone());
 
-        let timeline = Timeline::new(stats.clone());
-        tracker.spawn(timeline::watch_routes(
-            table.clone(),
-            timeline.clone(),
-            cancel.child_token(),
-        ));
         let ctx = Arc::new(listener::Context {
             tls: tls.clone(),
             credentials: credentials.clone(),

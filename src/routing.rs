@@ -104,6 +104,13 @@ impl Route {
     }
 }
 
+/// Told of every publish synchronously, on the writer's thread, before any
+/// reader can load the new route. The failover timeline is one: the counts it
+/// shows must start before a session can act on the new route.
+pub trait RouteObserver: Send + Sync {
+    fn published(&self, prev: &Route, next: &Route);
+}
+
 /// The table: readers take one `Arc<Route>` (never hold a guard across
 /// `.await`); writers (discovery, the fencing verifier) publish whole new
 /// routes, one at a time.
@@ -112,6 +119,7 @@ pub struct RouteTable {
     changed: watch::Sender<u64>,
     /// Serialises writers so a read-modify-publish is never lost.
     writer: std::sync::Mutex<()>,
+    observer: Option<Arc<dyn RouteObserver>>,
 }
 
 impl Default for RouteTable {
@@ -127,6 +135,15 @@ impl RouteTable {
             current: ArcSwap::from_pointee(Route::empty()),
             changed,
             writer: std::sync::Mutex::new(()),
+            observer: None,
+        }
+    }
+
+    /// A table that tells `observer` of every publish (see [`RouteObserver`]).
+    pub fn observed(observer: Arc<dyn RouteObserver>) -> Self {
+        RouteTable {
+            observer: Some(observer),
+            ..Self::new()
         }
     }
 
@@ -157,6 +174,9 @@ impl RouteTable {
     fn install(&self, prev: &Route, mut next: Route) -> Arc<Route> {
         next.generation = prev.generation + 1;
         next.since = SystemTime::now();
+        if let Some(o) = &self.observer {
+            o.published(prev, &next);
+        }
         let next = Arc::new(next);
         self.current.store(next.clone());
         self.changed.send_replace(next.generation);
@@ -209,6 +229,25 @@ mod tests {
         assert_eq!(r.generation, 1);
         assert!(rx.has_changed().unwrap());
         assert_eq!(table.current().primary.as_ref().unwrap().port, 3306);
+    }
+
+    #[test]
+    fn observer_sees_each_publish_once() {
+        struct Seen(std::sync::Mutex<Vec<(u64, u64)>>);
+        impl RouteObserver for Seen {
+            fn published(&self, prev: &Route, next: &Route) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((prev.generation, next.generation));
+            }
+        }
+        let seen = Arc::new(Seen(Default::default()));
+        let table = RouteTable::observed(seen.clone());
+        table.publish(|prev| prev.clone());
+        assert!(table.update(|_| None).is_none());
+        table.publish(|prev| prev.clone());
+        assert_eq!(*seen.0.lock().unwrap(), vec![(0, 1), (1, 2)]);
     }
 
     #[test]

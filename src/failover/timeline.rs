@@ -1,18 +1,17 @@
 //! The last failover's timeline, for /status and the logs: when the record
 //! naming the new primary was seen, when the primary was verified and swapped
 //! into the route, when a statement was first answered by it, and what the
-//! failover did to sessions. Fed off the data path: a task watching the route
-//! table records the control-plane phases; a session marks the first answer.
+//! failover did to sessions. Fed off the data path: the route table tells it
+//! of every publish before any session can see the new route (so a session
+//! that migrates at once is counted); a session marks the first answer.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
-use tokio_util::sync::CancellationToken;
-
 use crate::metrics::Stats;
-use crate::routing::{Primary, RouteTable};
+use crate::routing::{Primary, Route, RouteObserver};
+use serde::Serialize;
 
 /// What /status shows of the last failover.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -40,15 +39,18 @@ struct Current {
     base: [u64; 4],
 }
 
-/// The recorder shared by the route watcher, sessions and /status.
+/// The recorder shared by the route table (as its observer), sessions and /status.
 #[derive(Debug)]
 pub struct Timeline {
     current: Mutex<Option<Current>>,
     /// Epoch whose first answer is still awaited (0: none).
     awaiting: AtomicU64,
-    /// Highest epoch any session got an answer on (a session can answer
-    /// before the route watcher records the swap).
+    /// Highest epoch any session got an answer on. The swap is recorded
+    /// before sessions can see the route, but a backend on that epoch may
+    /// already be serving (a republished record), so both orders count.
     answered_epoch: AtomicU64,
+    /// The last primary any route named (a failover is a move away from it).
+    last_primary: Mutex<Option<Primary>>,
     stats: Arc<Stats>,
 }
 
@@ -58,6 +60,7 @@ impl Timeline {
             current: Mutex::new(None),
             awaiting: AtomicU64::new(0),
             answered_epoch: AtomicU64::new(0),
+            last_primary: Mutex::new(None),
             stats,
         })
     }
@@ -163,37 +166,20 @@ impl Timeline {
     }
 }
 
-/// Record the control-plane phases from route changes until `cancel`.
-pub async fn watch_routes(
-    table: Arc<RouteTable>,
-    timeline: Arc<Timeline>,
-    cancel: CancellationToken,
-) {
-    let mut rx = table.subscribe();
-    let mut last_primary: Option<Primary> = table.current().primary.clone();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = rx.changed() => if r.is_err() { return },
+/// The control-plane phases, from each published route (called with the
+/// table's writer lock held, before the route is visible to sessions).
+impl RouteObserver for Timeline {
+    fn published(&self, _prev: &Route, next: &Route) {
+        let mut last = self.last_primary.lock().expect("timeline lock");
+        let moved = |p: &Primary| last.as_ref().is_none_or(|l| l.address() != p.address());
+        if let Some(p) = next.pending.as_ref().filter(|p| last.is_some() && moved(p)) {
+            self.record_seen(last.as_ref(), p);
         }
-        let route = table.current();
-        let moved = |p: &Primary| {
-            last_primary
-                .as_ref()
-                .is_none_or(|l| l.address() != p.address())
-        };
-        if let Some(p) = route
-            .pending
-            .as_ref()
-            .filter(|p| last_primary.is_some() && moved(p))
-        {
-            timeline.record_seen(last_primary.as_ref(), p);
-        }
-        if let Some(p) = route.primary.as_ref() {
-            if moved(p) && last_primary.is_some() {
-                timeline.swapped(last_primary.as_ref(), p);
+        if let Some(p) = next.primary.as_ref() {
+            if moved(p) && last.is_some() {
+                self.swapped(last.as_ref(), p);
             }
-            last_primary = Some(p.clone());
+            *last = Some(p.clone());
         }
     }
 }
@@ -204,6 +190,32 @@ mod tests {
 
     fn primary(port: u16, epoch: u64) -> Primary {
         Primary::local(port, epoch)
+    }
+
+    fn route(primary: Option<Primary>, pending: Option<Primary>) -> Route {
+        Route {
+            primary,
+            pending,
+            ..Route::empty()
+        }
+    }
+
+    #[test]
+    fn a_session_that_migrates_as_soon_as_the_route_is_published_is_counted() {
+        let stats = Stats::new();
+        let t = Timeline::new(stats.clone());
+        let table = crate::routing::RouteTable::observed(t.clone());
+        table.publish(|_| route(Some(primary(1, 1)), None));
+        assert!(t.last().is_none(), "the first primary is not a failover");
+        table.publish(|_| route(None, Some(primary(2, 2))));
+        table.publish(|_| route(Some(primary(2, 2)), None));
+        // a session sees the new route and migrates before anything else runs
+        stats.sessions_migrated.fetch_add(1, Relaxed);
+        let v = t.last().expect("the timeline exists once publish returns");
+        assert_eq!((v.to.as_str(), v.epoch), ("127.0.0.1:2", 2));
+        assert_eq!(v.from.as_deref(), Some("127.0.0.1:1 (epoch 1)"));
+        assert!(v.swapped_after_ms.is_some());
+        assert_eq!(v.sessions_migrated, 1);
     }
 
     #[test]
