@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Overrides;
@@ -100,15 +102,51 @@ pub struct LogFilterError {
     pub problem: String,
 }
 
+/// The installed log filter. Plain `target=level` lists (the usual case:
+/// `info`, `mysql_zk_proxy=debug,warn`) become a [`Targets`] filter, which
+/// costs nothing when a span is entered; directives naming spans or fields
+/// (`[session{id=7}]=debug`) need an [`EnvFilter`], which looks each entered
+/// span up under a lock (every poll of every session).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once, at start-up
+pub enum LogFilter {
+    Targets(Targets),
+    Env(EnvFilter),
+}
+
+impl LogFilter {
+    fn parse(directives: &str) -> Result<LogFilter, String> {
+        let is_static = |c: char| c.is_alphanumeric() || "_:=,-. ".contains(c);
+        if directives.chars().all(is_static) {
+            if let Ok(t) = directives.parse::<Targets>() {
+                return Ok(LogFilter::Targets(t));
+            }
+        }
+        EnvFilter::try_new(directives)
+            .map(LogFilter::Env)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl std::fmt::Display for LogFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogFilter::Targets(t) => t.fmt(f),
+            LogFilter::Env(e) => e.fmt(f),
+        }
+    }
+}
+
 /// The log filter: `rust_log` (the RUST_LOG variable) when set and not
 /// blank, else the config's `log.level` (already validated).
-pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, LogFilterError> {
+pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<LogFilter, LogFilterError> {
     match rust_log.filter(|v| !v.trim().is_empty()) {
-        Some(v) => EnvFilter::try_new(v).map_err(|e| LogFilterError {
+        Some(v) => LogFilter::parse(v).map_err(|problem| LogFilterError {
             value: v.to_string(),
-            problem: e.to_string(),
+            problem,
         }),
-        None => Ok(EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))),
+        None => Ok(LogFilter::parse(level)
+            .unwrap_or_else(|_| LogFilter::Targets(Targets::new().with_default(Level::INFO)))),
     }
 }
 
@@ -161,5 +199,20 @@ mod tests {
         assert_eq!(log_filter("warn", None).unwrap().to_string(), "warn");
         let e = log_filter("info", Some("=[")).unwrap_err();
         assert!(e.to_string().contains("RUST_LOG"), "{e}");
+    }
+
+    #[test]
+    fn plain_level_lists_get_the_lock_free_filter() {
+        for plain in [
+            "info",
+            "mysql_zk_proxy=debug,warn",
+            "zookeeper_client=off, info",
+        ] {
+            let f = log_filter("info", Some(plain)).unwrap();
+            assert!(matches!(f, LogFilter::Targets(_)), "{plain}: {f:?}");
+        }
+        let spans = log_filter("info", Some("[session{id=7}]=debug,info")).unwrap();
+        assert!(matches!(spans, LogFilter::Env(_)), "{spans:?}");
+        assert!(log_filter("info", Some("mysql_zk_proxy=loud")).is_err());
     }
 }

@@ -206,16 +206,22 @@ fn proxy_runtime(rt: &RuntimeConfig) -> Result<tokio::runtime::Runtime, ExitCode
 
 /// tracing to stderr: config `log.level`/`log.format`, RUST_LOG wins when set.
 fn init_logging(log: &LogConfig) -> Result<(), ExitCode> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = cli::log_filter(&log.level, rust_log.as_deref())
         .map_err(|e| fail(EXIT_BAD_CONFIG, &e.into()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (targets, env) = match filter {
+        cli::LogFilter::Targets(t) => (Some(t), None),
+        cli::LogFilter::Env(e) => (None, Some(e)),
+    };
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(targets).with(env);
     let installed = match log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json()).try_init(),
     };
     installed
         .map_err(|e| anyhow::anyhow!(e).context("cannot set up logging"))

@@ -25,7 +25,12 @@ impl Workers {
         let stop = CancellationToken::new();
         let mut handles = Vec::with_capacity(n.max(1));
         for i in 0..n.max(1) {
-            let rt = Builder::new_current_thread().enable_all().build()?;
+            // sessions need sockets and timers only (no process or signal
+            // driver, whose bookkeeping would run at every park)
+            let rt = Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()?;
             handles.push(rt.handle().clone());
             let stopped = stop.clone();
             let spawned = std::thread::Builder::new()

@@ -4,8 +4,30 @@
 //! from the ids the client was given (after a migration).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::protocol::command;
+
+/// Hashes a statement id with one multiply. The keys are ids the backend or
+/// the proxy handed out, never ones a client picks, so there is no flooding
+/// to defend against, and SipHash cost more than the rest of the lookup on
+/// every EXECUTE.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Statements tracked per session at most; more makes the session unmigratable.
 pub const MAX_STATEMENTS: usize = 4096;
@@ -47,7 +69,7 @@ pub struct ToPrepare<'a> {
 
 #[derive(Debug, Default)]
 pub struct Statements {
-    by_client: HashMap<u32, Statement>,
+    by_client: HashMap<u32, Statement, BuildHasherDefault<IdHasher>>,
     /// Backend ids differ from client ids (the session was migrated).
     translating: bool,
     too_many: bool,
