@@ -52,6 +52,32 @@ pub enum Frame<'a> {
     Packet(PacketInfo<'a>),
 }
 
+/// Where the framer reports what it finds. Any `FnMut(Frame)` closure is
+/// one; a result-set reader also says when rows are streaming, and whole
+/// row packets are then passed over without being reported one by one.
+pub trait FrameSink {
+    fn frame(&mut self, f: Frame<'_>);
+    /// The packets that follow are result-set rows: reporting one changes
+    /// nothing for this sink until a packet that [`plain_row`] rejects.
+    fn in_rows(&self) -> bool {
+        false
+    }
+}
+
+impl<F: FnMut(Frame<'_>)> FrameSink for F {
+    fn frame(&mut self, f: Frame<'_>) {
+        self(f)
+    }
+}
+
+/// A row packet's first byte: anything below an EOF/OK (0xFE) or ERR (0xFF)
+/// header. Text rows start with a length-encoded string (0xFB: NULL), binary
+/// rows with 0x00. A 0xFE row exists (a huge first column) and takes the
+/// reported path, where the tracker tells it from an EOF by its length.
+pub fn plain_row(first: u8) -> bool {
+    first < 0xfe
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Framer {
     header: [u8; 4],
@@ -121,7 +147,7 @@ impl Framer {
     /// Feed bytes; `on_packet` runs once per packet completed inside `data`.
     /// Returns the number of packets completed.
     pub fn feed(&mut self, data: &[u8], mut on_packet: impl FnMut(PacketInfo<'_>)) -> usize {
-        self.feed_inner::<false>(data, |f| {
+        self.feed_frames::<false>(data, &mut |f: Frame<'_>| {
             if let Frame::Packet(p) = f {
                 on_packet(p)
             }
@@ -130,20 +156,31 @@ impl Framer {
 
     /// Like [`Framer::feed`], and also reports each packet's head as soon as
     /// it is complete ([`Frame::Head`], before that packet's [`Frame::Packet`]).
-    pub fn feed_with_heads(&mut self, data: &[u8], on_frame: impl FnMut(Frame<'_>)) -> usize {
-        self.feed_inner::<true>(data, on_frame)
+    pub fn feed_with_heads(&mut self, data: &[u8], mut on_frame: impl FnMut(Frame<'_>)) -> usize {
+        self.feed_frames::<true>(data, &mut on_frame)
     }
 
-    fn feed_inner<const HEADS: bool>(
+    /// Feed `data` to `sink`, with heads when `HEADS`. While the sink is
+    /// [`in_rows`](FrameSink::in_rows), whole row packets are counted but
+    /// not reported (nor their heads). Returns the packets completed.
+    pub fn feed_frames<const HEADS: bool>(
         &mut self,
         mut data: &[u8],
-        mut on_frame: impl FnMut(Frame<'_>),
+        sink: &mut impl FrameSink,
     ) -> usize {
         let total = data.len();
         let mut done = 0;
         while !data.is_empty() {
             if self.header_have == 0 {
-                if let Some(rest) = self.whole_packet::<HEADS>(data, total, &mut on_frame) {
+                if !self.prev_was_max && sink.in_rows() {
+                    let (bytes, rows) = self.whole_rows(data);
+                    data = &data[bytes..];
+                    done += rows;
+                    if data.is_empty() {
+                        break;
+                    }
+                }
+                if let Some(rest) = self.whole_packet::<HEADS>(data, total, sink) {
                     data = rest;
                     done += 1;
                     continue;
@@ -169,7 +206,7 @@ impl Framer {
                 self.prefix_have += take as u8;
             }
             if fresh_head {
-                on_frame(Frame::Head(Head {
+                sink.frame(Frame::Head(Head {
                     end: total - data.len() + want,
                     len: self.len,
                     prefix: &self.prefix[..self.prefix_have as usize],
@@ -188,11 +225,28 @@ impl Framer {
             self.remaining -= take;
             data = &data[take..];
             if self.remaining == 0 {
-                self.finish(&mut on_frame);
+                self.finish(sink);
                 done += 1;
             }
         }
         done
+    }
+
+    /// The whole row packets at the front of `data`: (bytes, packets). Stops
+    /// at a packet that is not all there, not a [`plain_row`], empty, of
+    /// [`MAX_PAYLOAD`] bytes (a continuation follows), or to be captured.
+    fn whole_rows(&self, data: &[u8]) -> (usize, usize) {
+        let (mut at, mut rows) = (0, 0);
+        while let Some(h) = data.get(at..at + 5) {
+            let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+            let whole = data.len() - at - 4 >= len;
+            if !whole || len == 0 || len == MAX_PAYLOAD || !plain_row(h[4]) || self.wants(h[4]) {
+                break;
+            }
+            at += 4 + len;
+            rows += 1;
+        }
+        (at, rows)
     }
 
     /// The common case, a packet lying whole in `data`: reported straight
@@ -202,7 +256,7 @@ impl Framer {
         &mut self,
         data: &'d [u8],
         total: usize,
-        on_frame: &mut impl FnMut(Frame<'_>),
+        sink: &mut impl FrameSink,
     ) -> Option<&'d [u8]> {
         let header = data.get(..4)?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
@@ -210,7 +264,7 @@ impl Framer {
         let prefix = &payload[..len.min(PREFIX_LEN)];
         let continuation = self.prev_was_max;
         if HEADS {
-            on_frame(Frame::Head(Head {
+            sink.frame(Frame::Head(Head {
                 end: total - data.len() + 4 + prefix.len(),
                 len,
                 prefix,
@@ -221,7 +275,7 @@ impl Framer {
             && len <= self.capture_limit
             && len < MAX_PAYLOAD
             && prefix.first().is_some_and(|&b| self.wants(b));
-        on_frame(Frame::Packet(PacketInfo {
+        sink.frame(Frame::Packet(PacketInfo {
             len,
             seq: header[3],
             prefix,
@@ -256,7 +310,7 @@ impl Framer {
         self.capturing
     }
 
-    fn finish(&mut self, on_frame: &mut impl FnMut(Frame<'_>)) {
+    fn finish(&mut self, sink: &mut impl FrameSink) {
         let payload =
             (self.capturing && self.captured.len() == self.len).then_some(&self.captured[..]);
         let info = PacketInfo {
@@ -266,7 +320,7 @@ impl Framer {
             continuation: self.continuation,
             payload,
         };
-        on_frame(Frame::Packet(info));
+        sink.frame(Frame::Packet(info));
         self.prev_was_max = self.len == MAX_PAYLOAD;
         self.header_have = 0;
         self.capturing = false;
@@ -274,192 +328,5 @@ impl Framer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
-        let n = payload.len() as u32;
-        let mut v = n.to_le_bytes()[..3].to_vec();
-        v.push(seq);
-        v.extend_from_slice(payload);
-        v
-    }
-
-    #[test]
-    fn captures_whole_payloads_of_chosen_commands_only() {
-        let mut data = packet(0, b"\x03SET @a = 1");
-        data.extend(packet(0, b"\x17\x01\x00\x00\x00"));
-        data.extend(packet(0, &[&[0x16u8][..], &[b'x'; 100]].concat()));
-        let mut f = Framer::new();
-        f.capture(&[0x03, 0x16], 64);
-        let mut got = Vec::new();
-        for b in &data {
-            f.feed(std::slice::from_ref(b), |p| {
-                got.push(p.payload.map(|x| x.to_vec()))
-            });
-        }
-        assert_eq!(got, vec![Some(b"\x03SET @a = 1".to_vec()), None, None]);
-    }
-
-    fn collect(f: &mut Framer, data: &[u8]) -> Vec<(usize, u8, Vec<u8>, bool)> {
-        let mut out = Vec::new();
-        f.feed(data, |p| {
-            out.push((p.len, p.seq, p.prefix.to_vec(), p.continuation))
-        });
-        out
-    }
-
-    #[test]
-    fn whole_packets_in_one_chunk() {
-        let mut data = packet(0, &[0x03, b'S', b'E', b'L']);
-        data.extend(packet(1, &[]));
-        let mut f = Framer::new();
-        let got = collect(&mut f, &data);
-        assert_eq!(
-            got,
-            vec![
-                (4, 0, vec![0x03, b'S', b'E', b'L'], false),
-                (0, 1, vec![], false)
-            ]
-        );
-        assert!(f.at_boundary());
-    }
-
-    #[test]
-    fn byte_at_a_time_gives_the_same_packets() {
-        let mut data = packet(3, &[0xfe, 0, 0, 2, 0]);
-        data.extend(packet(4, &[7u8; 100]));
-        data.extend(packet(5, &[]));
-        let mut whole = Framer::new();
-        let expected = collect(&mut whole, &data);
-        let mut f = Framer::new();
-        let mut got = Vec::new();
-        for b in &data {
-            got.extend(collect(&mut f, std::slice::from_ref(b)));
-        }
-        assert_eq!(got, expected);
-        assert_eq!(got[1].2.len(), PREFIX_LEN);
-    }
-
-    #[test]
-    fn max_size_packet_is_followed_by_a_continuation() {
-        // header of a 0xFFFFFF packet, its payload, then an empty terminator
-        let mut data = vec![0xff, 0xff, 0xff, 0x00, 0x03];
-        data.resize(4 + MAX_PAYLOAD, b'x');
-        data.extend(packet(1, &[]));
-        data.extend(packet(0, &[0x0e]));
-        let mut f = Framer::new();
-        let got = collect(&mut f, &data);
-        assert_eq!(got.len(), 3);
-        assert_eq!((got[0].0, got[0].3), (MAX_PAYLOAD, false));
-        assert_eq!((got[1].0, got[1].3), (0, true));
-        assert_eq!((got[2].2.clone(), got[2].3), (vec![0x0e], false));
-    }
-
-    #[test]
-    fn heads_point_at_their_bytes_however_the_stream_is_split() {
-        let mut data = packet(0, &[0x17, 9, 0, 0, 0, 0, 1, 0, 0, 0]);
-        data.extend(packet(1, &[]));
-        data.extend(packet(2, &[b'y'; 70]));
-        for chunk in 1..data.len() {
-            let mut f = Framer::new();
-            let (mut heads, mut packets, mut at) = (Vec::new(), 0, 0);
-            for piece in data.chunks(chunk) {
-                f.feed_with_heads(piece, |fr| match fr {
-                    Frame::Head(h) => {
-                        let start = at + h.end - h.prefix.len() - 4;
-                        let head = &data[start..start + 4 + h.prefix.len()];
-                        assert_eq!(&head[4..], h.prefix, "chunk {chunk}");
-                        assert_eq!(head[..3], (h.len as u32).to_le_bytes()[..3]);
-                        heads.push(h.len);
-                    }
-                    Frame::Packet(_) => packets += 1,
-                });
-                at += piece.len();
-            }
-            assert_eq!(heads, vec![10, 0, 70], "chunk {chunk}");
-            assert_eq!(packets, 3);
-            assert_eq!(f.partial_head(), 0);
-        }
-        // bytes of an unfinished head left at the end of what was fed:
-        // part of a header, a header and part of its prefix, none once the
-        // head is whole (first packet: 14 bytes; third: 4 + 70, prefix 32)
-        for (fed, left) in [(3, 3), (8, 8), (14, 0), (16, 2), (18, 0), (30, 12), (54, 0)] {
-            let mut f = Framer::new();
-            f.feed(&data[..fed], |_| {});
-            assert_eq!(f.partial_head(), left, "after {fed} bytes");
-        }
-    }
-
-    /// Every frame as owned data: (is head, len, seq, prefix, continuation, payload).
-    type Seen = (bool, usize, u8, Vec<u8>, bool, Option<Vec<u8>>);
-
-    fn frames(f: &mut Framer, pieces: &[&[u8]]) -> Vec<Seen> {
-        let mut out = Vec::new();
-        for piece in pieces {
-            f.feed_with_heads(piece, |fr| match fr {
-                Frame::Head(h) => {
-                    out.push((true, h.len, 0, h.prefix.to_vec(), h.continuation, None))
-                }
-                Frame::Packet(p) => out.push((
-                    false,
-                    p.len,
-                    p.seq,
-                    p.prefix.to_vec(),
-                    p.continuation,
-                    p.payload.map(<[u8]>::to_vec),
-                )),
-            });
-        }
-        out
-    }
-
-    #[test]
-    fn whole_packets_and_split_packets_give_the_same_frames() {
-        let mut data = packet(0, b"\x03SELECT 1");
-        data.extend(packet(1, &[]));
-        data.extend(packet(2, &[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0]));
-        data.extend(packet(3, &[b'r'; 200])); // captured? no: too long
-        data.extend(packet(4, &[0xfe, 0, 0, 2, 0]));
-        let expected = {
-            // the byte-wise path only: one byte at a time
-            let mut f = Framer::new();
-            f.capture(&[0x03, 0x17], 64);
-            let bytes: Vec<&[u8]> = data.chunks(1).collect();
-            frames(&mut f, &bytes)
-        };
-        assert_eq!(expected.len(), 10);
-        assert_eq!(expected[1].5.as_deref(), Some(&b"\x03SELECT 1"[..]));
-        for chunk in 2..=data.len() {
-            let mut f = Framer::new();
-            f.capture(&[0x03, 0x17], 64);
-            let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
-            assert_eq!(frames(&mut f, &pieces), expected, "chunk {chunk}");
-            assert!(f.at_logical_boundary());
-        }
-    }
-
-    #[test]
-    fn a_whole_max_size_packet_still_marks_its_continuation() {
-        let mut data = vec![0xff, 0xff, 0xff, 0x00, 0x03];
-        data.resize(4 + MAX_PAYLOAD, b'x');
-        data.extend(packet(1, &[0x03]));
-        let mut f = Framer::new();
-        f.capture(&[0x03], 64);
-        let got = frames(&mut f, &[&data]);
-        // the continuation starts with 0x03 but is not a command: not captured
-        assert_eq!(got[3], (false, 1, 1, vec![0x03], true, None));
-        assert_eq!(got[1].5, None);
-    }
-
-    #[test]
-    fn partial_header_waits() {
-        let mut f = Framer::new();
-        assert_eq!(f.feed(&[5, 0], |_| panic!("no packet yet")), 0);
-        assert!(!f.at_boundary());
-        assert_eq!(f.feed(&[0, 9, 1, 2, 3, 4], |_| {}), 0);
-        let mut seen = None;
-        assert_eq!(f.feed(&[5], |p| seen = Some((p.seq, p.prefix.to_vec()))), 1);
-        assert_eq!(seen, Some((9, vec![1, 2, 3, 4, 5])));
-    }
-}
+#[path = "framer_tests.rs"]
+mod tests;

@@ -8,7 +8,7 @@ pub mod handshake;
 pub mod packet_io;
 pub mod tracker;
 
-pub use framer::{Frame, Framer, Head, PacketInfo, MAX_PAYLOAD, PREFIX_LEN};
+pub use framer::{Frame, FrameSink, Framer, Head, PacketInfo, MAX_PAYLOAD, PREFIX_LEN};
 pub use tracker::{ServerEvent, Tracker};
 
 /// Command bytes (first payload byte of a client packet in the command phase).

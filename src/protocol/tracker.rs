@@ -138,6 +138,11 @@ impl Tracker {
             .front()
             .is_some_and(|p| p.expect == Expect::Prepare && p.step == Step::First)
     }
+    /// A result set's rows are streaming: until a packet that is not a
+    /// [`plain_row`](super::framer::plain_row), server packets change nothing here.
+    pub fn in_rows(&self) -> bool {
+        self.pending.front().is_some_and(|p| p.step == Step::Rows)
+    }
     /// The next client packet starts a command (not auth or LOCAL INFILE data).
     pub fn expects_command(&self) -> bool {
         self.pending

@@ -101,6 +101,43 @@ fn text_result_set_deprecate_eof_and_multi_results() {
 }
 
 #[test]
+fn in_rows_from_the_first_row_to_the_terminator_only() {
+    for deprecate_eof in [false, true] {
+        let mut t = tracker(deprecate_eof);
+        t.on_client_packet(&pkt(b"\x03SELECT 1; SELECT 2"));
+        let (more, done): (&[u8], &[u8]) = if deprecate_eof {
+            (&[0xfe, 0, 0, 0x0a, 0, 0, 0], &[0xfe, 0, 0, 0x02, 0, 0, 0])
+        } else {
+            (&[0xfe, 0, 0, 0x0a, 0], EOF_AUTOCOMMIT)
+        };
+        let mut defs: Vec<&[u8]> = vec![&[0x01], COLDEF];
+        if !deprecate_eof {
+            defs.push(more);
+        }
+        let row: &[u8] = &[0x01, b'1'];
+        let mut replies = defs.clone();
+        replies.extend([row, row, more]);
+        replies.extend(defs.iter().copied());
+        replies.extend([row, done]);
+        let seen: Vec<bool> = replies
+            .iter()
+            .map(|p| {
+                let before = t.in_rows();
+                t.on_server_packet(&pkt(p));
+                before
+            })
+            .collect();
+        // true before each row and before the terminator, nowhere else
+        let mut want = vec![false; defs.len()];
+        want.extend([true, true, true]);
+        want.extend(vec![false; defs.len()]);
+        want.extend([true, true]);
+        assert_eq!(seen, want, "deprecate_eof {deprecate_eof}");
+        assert!(!t.in_rows() && t.at_rest());
+    }
+}
+
+#[test]
 fn call_ends_with_extra_ok() {
     let mut t = tracker(true);
     t.on_client_packet(&pkt(b"\x03CALL p()"));

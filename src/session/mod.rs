@@ -11,6 +11,7 @@ mod moved;
 mod pipe;
 mod quiet;
 pub mod relay;
+mod replies;
 pub mod rewrite;
 pub mod secure;
 pub mod state;

@@ -12,6 +12,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::protocol::Framer;
 use crate::session::stream::Stream;
 
+/// What [`Pipe::fill`] got.
+pub(super) enum Filled {
+    /// Bytes (an empty range: EOF) arrived at this range of the buffer.
+    Bytes(std::ops::Range<usize>),
+    /// Nothing to read: the task is woken when there is.
+    Waiting,
+    /// No room, or the source is at EOF: nothing to read until a flush.
+    Full,
+}
+
 /// One direction's buffer: bytes in `buf[start..end]` (`end == buf.len()`)
 /// are read but not yet written. Its memory is taken when the source has
 /// data and freed once all is written.
@@ -42,6 +52,12 @@ impl Pipe {
     }
     pub(super) fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// A flush may have something to do: bytes are buffered, or a TLS
+    /// destination may hold records the socket did not take.
+    pub(super) fn has_output(&self, dst: &Stream) -> bool {
+        !self.is_empty() || dst.is_tls()
     }
 
     /// End of what may be written now.
@@ -92,13 +108,9 @@ impl Pipe {
         Ok(wrote)
     }
 
-    /// Read into the free space. Ok(Some(range)) when bytes (or EOF: empty
-    /// range) arrived, Ok(None) when nothing is ready or there is no room.
-    pub(super) fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        src: &mut Stream,
-    ) -> io::Result<Option<std::ops::Range<usize>>> {
+    /// Read into the free space. [`Filled::Waiting`] registers the wake-up,
+    /// so the caller need not ask again until it is polled again.
+    pub(super) fn fill(&mut self, cx: &mut Context<'_>, src: &mut Stream) -> io::Result<Filled> {
         if self.hold_heads && self.end >= self.size && self.start > 0 {
             // a held head sits at the very end: move it to the front
             self.buf.copy_within(self.start..self.end, 0);
@@ -107,13 +119,13 @@ impl Pipe {
             self.buf.truncate(self.end);
         }
         if self.eof || self.end >= self.size {
-            return Ok(None);
+            return Ok(Filled::Full);
         }
         if self.buf.capacity() == 0 {
             match src.poll_read_ready(cx) {
                 Poll::Ready(Ok(())) => self.buf.reserve_exact(self.size),
                 Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => return Ok(None),
+                Poll::Pending => return Ok(Filled::Waiting),
             }
         }
         let room = (self.size - self.end).min(self.buf.capacity() - self.end);
@@ -126,10 +138,17 @@ impl Pipe {
                 let range = self.end..self.end + n;
                 self.end += n;
                 self.eof = n == 0;
-                Ok(Some(range))
+                Ok(Filled::Bytes(range))
             }
             Poll::Ready(Err(e)) => Err(e),
-            Poll::Pending => Ok(None),
+            Poll::Pending => {
+                if self.is_empty() {
+                    // readiness was stale: an idle pipe holds no memory
+                    self.buf = Vec::new();
+                    (self.start, self.end) = (0, 0);
+                }
+                Ok(Filled::Waiting)
+            }
         }
     }
 }

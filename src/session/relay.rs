@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
-use crate::protocol::{Frame, ServerEvent, Tracker};
-use crate::session::pipe::Pipe;
+use crate::protocol::{Frame, Tracker};
+use crate::session::pipe::{Filled, Pipe};
 use crate::session::quiet::Quiet;
+use crate::session::replies::Replies;
 use crate::session::state::{CarriedState, CAPTURED_COMMANDS, MAX_CAPTURE};
 use crate::session::stmts;
 use crate::session::stream::Stream;
@@ -226,6 +227,9 @@ impl<'a> Relay<'a> {
     }
 
     fn poll_relay(&mut self, cx: &mut Context<'_>, stop: Option<StopPoint>) -> Poll<RelayEnd> {
+        // A read that found nothing registered its wake-up: it is not tried
+        // again in this poll (each try would register it again).
+        let (mut client_waits, mut backend_waits) = (false, false);
         loop {
             if let Some(point) = stop.filter(|p| self.reached(*p)) {
                 return Poll::Ready(RelayEnd::Stopped(point));
@@ -237,21 +241,22 @@ impl<'a> Relay<'a> {
                 });
             }
             let mut progress = false;
-            if self.fenced.is_none() {
+            if self.fenced.is_none() && self.up.has_output(self.backend) {
                 match self.up.flush(cx, self.backend) {
                     Ok(p) => progress |= p,
                     Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
                 }
             }
-            match self.down.flush(cx, self.client) {
-                Ok(p) => progress |= p,
-                Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
+            if self.down.has_output(self.client) {
+                match self.down.flush(cx, self.client) {
+                    Ok(p) => progress |= p,
+                    Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
+                }
             }
-            if self.fenced.is_some() {
-                // hold everything the client sends until the session moves
-            } else {
+            // while fenced, hold everything the client sends until the session moves
+            if self.fenced.is_none() && !client_waits {
                 match self.up.fill(cx, self.client) {
-                    Ok(Some(r)) => {
+                    Ok(Filled::Bytes(r)) => {
                         progress = true;
                         self.client_reads += 1;
                         // asked once per read: the fence remembers what it saw
@@ -260,17 +265,21 @@ impl<'a> Relay<'a> {
                             self.scan_client(r);
                         }
                     }
-                    Ok(None) => {}
+                    Ok(Filled::Waiting) => client_waits = true,
+                    Ok(Filled::Full) => {}
                     Err(e) => return Poll::Ready(RelayEnd::ClientError(e)),
                 }
             }
-            match self.down.fill(cx, self.backend) {
-                Ok(Some(r)) => {
-                    progress = true;
-                    self.scan_server(r);
+            if !backend_waits {
+                match self.down.fill(cx, self.backend) {
+                    Ok(Filled::Bytes(r)) => {
+                        progress = true;
+                        self.scan_server(r);
+                    }
+                    Ok(Filled::Waiting) => backend_waits = true,
+                    Ok(Filled::Full) => {}
+                    Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
                 }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
             }
             if self.up.eof && self.up.is_empty() && self.fenced.is_none() {
                 return Poll::Ready(RelayEnd::ClientClosed);
@@ -361,34 +370,14 @@ impl<'a> Relay<'a> {
             hold_heads,
             ..
         } = &mut self.down;
-        let (tracker, state) = (&mut *self.tracker, &mut *self.state);
-        let base = r.start;
-        let mut replied = false;
-        let mut rewrites = Vec::new();
-        let mut on_frame = |f: Frame<'_>| match f {
-            Frame::Packet(p) => {
-                let ev = tracker.on_server_packet(&p);
-                replied |= ev == ServerEvent::ResponseDone;
-                state.on_server(ev, &p);
-            }
-            Frame::Head(h) => {
-                if !h.continuation && h.prefix.first() == Some(&0) && tracker.awaiting_prepare_ok()
-                {
-                    let backend_id = stmts::id_at(h.prefix);
-                    let client_id = state.on_prepare_ok_head(h.prefix);
-                    if let Some(id) = client_id.filter(|&c| Some(c) != backend_id) {
-                        rewrites.push((base + h.end - h.prefix.len() + 1, id));
-                    }
-                }
-            }
-        };
+        let mut sink = Replies::new(&mut *self.tracker, &mut *self.state, r.start);
         if *hold_heads {
-            framer.feed_with_heads(&buf[r], &mut on_frame);
-            apply_rewrites(buf, &rewrites);
+            framer.feed_frames::<true>(&buf[r], &mut sink);
+            apply_rewrites(buf, &sink.rewrites);
         } else {
-            framer.feed(&buf[r], |p| on_frame(Frame::Packet(p)));
+            framer.feed_frames::<false>(&buf[r], &mut sink);
         }
-        if replied {
+        if sink.replied {
             if let Some(f) = self.first_reply.take() {
                 f();
             }
@@ -411,7 +400,7 @@ fn names_statement(h: &crate::protocol::Head<'_>) -> bool {
 }
 
 /// Write statement ids in place: `(offset of the id in buf, new id)`.
-fn apply_rewrites(buf: &mut [u8], rewrites: &[(usize, u32)]) {
+pub(super) fn apply_rewrites(buf: &mut [u8], rewrites: &[(usize, u32)]) {
     for &(at, id) in rewrites {
         buf[at..at + 4].copy_from_slice(&id.to_le_bytes());
     }
