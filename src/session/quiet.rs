@@ -5,15 +5,14 @@
 //! takes a mutex or two each time. Doing that on every wake cost the relay
 //! 6-7 % of its user-space CPU (docs/performance.md). [`Quiet`] polls the
 //! inner future with a waker of its own that raises a flag and then wakes the
-//! task. On any other wake it checks the flag and returns `Pending` at once.
+//! task. On any other wake it checks the flag and returns `Pending` at once:
+//! one atomic load, and no atomic write unless the task's waker changed.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-
-use atomic_waker::AtomicWaker;
 
 /// A future polled only when it signalled readiness (and on its first poll).
 pub struct Quiet<F> {
@@ -21,12 +20,16 @@ pub struct Quiet<F> {
     flag: Arc<Flag>,
     /// Wakes `flag`; the inner future only ever sees this waker.
     waker: Waker,
+    /// The task waker last stored in `flag.task` (stays there: a wake-up
+    /// wakes it by reference).
+    registered: Option<Waker>,
 }
 
 /// Set by the inner future's wake-up; holds the task to wake in turn.
 struct Flag {
     woken: AtomicBool,
-    task: AtomicWaker,
+    /// Locked only when the task's waker changes and on a wake-up (rare).
+    task: Mutex<Option<Waker>>,
 }
 
 impl Wake for Flag {
@@ -37,20 +40,24 @@ impl Wake for Flag {
     fn wake_by_ref(self: &Arc<Self>) {
         // Raised before the task is woken: the task's next poll sees it.
         self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = task.as_ref() {
+            w.wake_by_ref();
+        }
     }
 }
 
 impl<F: Future> Quiet<F> {
     pub fn new(fut: F) -> Self {
         let flag = Arc::new(Flag {
-            woken: AtomicBool::new(true), // the first poll registers the waker
-            task: AtomicWaker::new(),
+            woken: AtomicBool::new(true), // the first poll polls the inner future
+            task: Mutex::new(None),
         });
         Quiet {
             fut: Box::pin(fut),
             waker: Waker::from(flag.clone()),
             flag,
+            registered: None,
         }
     }
 }
@@ -60,11 +67,22 @@ impl<F: Future> Future for Quiet<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        // Register first: a wake-up after the check below still reaches this task.
-        this.flag.task.register(cx.waker());
-        if !this.flag.woken.swap(false, Ordering::AcqRel) {
+        // Register first: a wake-up after the check below reaches this task.
+        if !this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let w = cx.waker().clone();
+            *this.flag.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(w.clone());
+            this.registered = Some(w);
+        }
+        if !this.flag.woken.load(Ordering::Acquire) {
             return Poll::Pending;
         }
+        // cleared before the inner poll, which sees whatever raised it; a
+        // wake-up after this raises it again
+        this.flag.woken.store(false, Ordering::Release);
         this.fut
             .as_mut()
             .poll(&mut Context::from_waker(&this.waker))
@@ -126,6 +144,46 @@ mod tests {
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
         assert!(poll(&mut quiet, &w2).is_ready());
+    }
+
+    /// Ready after `n` ticks; each tick wakes the waker it was polled with.
+    #[derive(Default)]
+    struct Ticks {
+        count: AtomicUsize,
+        waker: Mutex<Option<Waker>>,
+    }
+    impl Ticks {
+        fn tick(&self) {
+            self.count.fetch_add(1, Ordering::SeqCst);
+            if let Some(w) = self.waker.lock().unwrap().take() {
+                w.wake();
+            }
+        }
+        async fn reach(&self, n: usize) {
+            std::future::poll_fn(|cx| {
+                *self.waker.lock().unwrap() = Some(cx.waker().clone());
+                if self.count.load(Ordering::SeqCst) >= n {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
+
+    #[test]
+    fn every_wake_up_reaches_the_task_not_only_the_first() {
+        let ticks = Ticks::default();
+        let mut quiet = Quiet::new(ticks.reach(3));
+        let (woken, waker) = task();
+        for n in 1..=3 {
+            assert!(poll(&mut quiet, &waker).is_pending());
+            assert!(poll(&mut quiet, &waker).is_pending(), "a packet's wake");
+            ticks.tick();
+            assert_eq!(woken.0.load(Ordering::SeqCst), n, "tick {n} woke the task");
+        }
+        assert!(poll(&mut quiet, &waker).is_ready());
     }
 
     #[test]
