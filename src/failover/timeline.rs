@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use serde::Serialize;
+
 use crate::metrics::Stats;
 use crate::routing::{Primary, Route, RouteObserver};
-use serde::Serialize;
 
 /// What /status shows of the last failover.
 #[derive(Debug, Clone, Serialize, PartialEq)]

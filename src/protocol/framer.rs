@@ -78,6 +78,11 @@ pub fn plain_row(first: u8) -> bool {
     first < 0xfe
 }
 
+/// The payload length in a packet header's first three bytes (little endian).
+fn payload_len(header: &[u8]) -> usize {
+    u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Framer {
     header: [u8; 4],
@@ -238,7 +243,7 @@ impl Framer {
     fn whole_rows(&self, data: &[u8]) -> (usize, usize) {
         let (mut at, mut rows) = (0, 0);
         while let Some(h) = data.get(at..at + 5) {
-            let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+            let len = payload_len(h);
             let whole = data.len() - at - 4 >= len;
             if !whole || len == 0 || len == MAX_PAYLOAD || !plain_row(h[4]) || self.wants(h[4]) {
                 break;
@@ -259,7 +264,7 @@ impl Framer {
         sink: &mut impl FrameSink,
     ) -> Option<&'d [u8]> {
         let header = data.get(..4)?;
-        let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+        let len = payload_len(header);
         let payload = data.get(4..4 + len)?;
         let prefix = &payload[..len.min(PREFIX_LEN)];
         let continuation = self.prev_was_max;
@@ -288,7 +293,7 @@ impl Framer {
 
     fn start_payload(&mut self) {
         let h = self.header;
-        self.len = u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize;
+        self.len = payload_len(&h);
         self.remaining = self.len;
         self.prefix_have = 0;
         self.continuation = self.prev_was_max;

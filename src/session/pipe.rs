@@ -54,6 +54,13 @@ impl Pipe {
         self.start == self.end
     }
 
+    /// Give the (empty) buffer's memory back.
+    fn release(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.buf = Vec::new();
+    }
+
     /// A flush may have something to do: bytes are buffered, or a TLS
     /// destination may hold records the socket did not take.
     pub(super) fn has_output(&self, dst: &Stream) -> bool {
@@ -101,9 +108,7 @@ impl Pipe {
             }
         }
         if self.is_empty() {
-            self.start = 0;
-            self.end = 0;
-            self.buf = Vec::new();
+            self.release();
         }
         Ok(wrote)
     }
@@ -144,8 +149,7 @@ impl Pipe {
             Poll::Pending => {
                 if self.is_empty() {
                     // readiness was stale: an idle pipe holds no memory
-                    self.buf = Vec::new();
-                    (self.start, self.end) = (0, 0);
+                    self.release();
                 }
                 Ok(Filled::Waiting)
             }

@@ -400,7 +400,7 @@ fn names_statement(h: &crate::protocol::Head<'_>) -> bool {
 }
 
 /// Write statement ids in place: `(offset of the id in buf, new id)`.
-pub(super) fn apply_rewrites(buf: &mut [u8], rewrites: &[(usize, u32)]) {
+fn apply_rewrites(buf: &mut [u8], rewrites: &[(usize, u32)]) {
     for &(at, id) in rewrites {
         buf[at..at + 4].copy_from_slice(&id.to_le_bytes());
     }
