@@ -20,6 +20,7 @@ use crate::failover::timeline::Timeline;
 use crate::metrics::Stats;
 use crate::reload::LiveConfig;
 use crate::routing::RouteTable;
+use crate::session::buffers::BufferPool;
 use crate::session::relay::StopSignals;
 use crate::workers::Workers;
 use admission::{Registry, Slot, Slots};
@@ -51,6 +52,8 @@ pub struct Context {
     /// Per-core workers sessions are handed to (`runtime.mode = "per_core"`);
     /// None: sessions run on the acceptor's runtime.
     pub workers: Option<Arc<Workers>>,
+    /// Relay buffers, reused from one command to the next.
+    pub buffers: BufferPool,
 }
 
 /// Accept until cancelled; each connection becomes a tracked task.

@@ -20,6 +20,7 @@ use crate::listener::{self, admission};
 use crate::metrics::{Metrics, Stats};
 use crate::reload::{LiveConfig, ReloadRecord};
 use crate::routing::RouteTable;
+use crate::session::buffers::BufferPool;
 use crate::session::relay::StopSignals;
 use crate::workers::Workers;
 
@@ -144,6 +145,7 @@ impl Proxy {
             registry: registry.clone(),
             kills: Default::default(),
             workers: start_workers(&config.runtime)?,
+            buffers: BufferPool::for_relays(),
         });
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 

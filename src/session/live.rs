@@ -91,6 +91,7 @@ pub(super) async fn relay_until_moved(
         &mut live.state,
         &ctx.stats,
         gauge,
+        &ctx.buffers,
     )
     .with_fence(&fence)
     .with_timers(live.timers.take())

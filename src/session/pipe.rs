@@ -1,5 +1,6 @@
-//! One direction of the relay: a bounded buffer whose memory is taken only
-//! while bytes are in flight (an idle session holds no relay buffers), the
+//! One direction of the relay: a bounded buffer taken from the proxy's
+//! [`BufferPool`] only while bytes are in flight (an idle session holds no
+//! relay buffers), the
 //! framer that sees every packet in it, and the hold-back of an incomplete
 //! packet head while statement ids are rewritten in place.
 
@@ -10,6 +11,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::protocol::Framer;
+use crate::session::buffers::BufferPool;
 use crate::session::stream::Stream;
 
 /// What [`Pipe::fill`] got.
@@ -23,9 +25,9 @@ pub(super) enum Filled {
 }
 
 /// One direction's buffer: bytes in `buf[start..end]` (`end == buf.len()`)
-/// are read but not yet written. Its memory is taken when the source has
-/// data and freed once all is written.
-pub(super) struct Pipe {
+/// are read but not yet written. Its memory is taken from the pool when the
+/// source has data and given back once all is written.
+pub(super) struct Pipe<'a> {
     pub(super) buf: Vec<u8>,
     pub(super) start: usize,
     pub(super) end: usize,
@@ -36,10 +38,11 @@ pub(super) struct Pipe {
     /// Keep a packet's incomplete head unsent (its statement id may be
     /// rewritten in place once it is whole).
     pub(super) hold_heads: bool,
+    pool: &'a BufferPool,
 }
 
-impl Pipe {
-    pub(super) fn new(size: usize) -> Self {
+impl<'a> Pipe<'a> {
+    pub(super) fn new(size: usize, pool: &'a BufferPool) -> Self {
         Pipe {
             buf: Vec::new(),
             start: 0,
@@ -48,17 +51,18 @@ impl Pipe {
             eof: false,
             framer: Framer::new(),
             hold_heads: false,
+            pool,
         }
     }
     pub(super) fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
-    /// Give the (empty) buffer's memory back.
+    /// Give the (empty) buffer back to the pool.
     fn release(&mut self) {
         self.start = 0;
         self.end = 0;
-        self.buf = Vec::new();
+        self.pool.give(std::mem::take(&mut self.buf));
     }
 
     /// A flush may have something to do: bytes are buffered, or a TLS
@@ -79,8 +83,10 @@ impl Pipe {
     /// Append bytes read elsewhere, all of them (a rewritten command can be
     /// longer than the buffer); returns their range.
     pub(super) fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        self.buf
-            .reserve_exact(self.size.saturating_sub(self.end).max(bytes.len()));
+        if self.buf.capacity() == 0 && !bytes.is_empty() {
+            self.buf = self.pool.take(self.size);
+        }
+        self.buf.reserve_exact(bytes.len());
         self.buf.extend_from_slice(bytes);
         self.end += bytes.len();
         self.end - bytes.len()..self.end
@@ -128,7 +134,7 @@ impl Pipe {
         }
         if self.buf.capacity() == 0 {
             match src.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => self.buf.reserve_exact(self.size),
+                Poll::Ready(Ok(())) => self.buf = self.pool.take(self.size),
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => return Ok(Filled::Waiting),
             }
@@ -154,5 +160,71 @@ impl Pipe {
                 Ok(Filled::Waiting)
             }
         }
+    }
+}
+
+impl Drop for Pipe<'_> {
+    /// A relay that ends (or stops for a migration) with bytes still
+    /// buffered gives its buffer back too.
+    fn drop(&mut self) {
+        if self.buf.capacity() > 0 {
+            self.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        (a, l.accept().await.unwrap().0)
+    }
+
+    /// Fill until bytes arrive (the source was just written to).
+    async fn fill_bytes(pipe: &mut Pipe<'_>, src: &mut Stream) -> std::ops::Range<usize> {
+        poll_fn(|cx| match pipe.fill(cx, src) {
+            Ok(Filled::Bytes(r)) => Poll::Ready(r),
+            Ok(Filled::Waiting) => Poll::Pending,
+            Ok(Filled::Full) => panic!("an empty pipe is never full"),
+            Err(e) => panic!("read failed: {e}"),
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_buffer_goes_back_to_the_pool_once_written_and_is_reused() {
+        let pool = BufferPool::new(&[64], 4);
+        let (mut writer, src) = pair().await;
+        let (dst, mut reader) = pair().await;
+        let (mut src, mut dst) = (Stream::Plain(src), Stream::Plain(dst));
+        let mut pipe = Pipe::new(64, &pool);
+        assert_eq!(pipe.buf.capacity(), 0, "a new pipe holds no buffer");
+
+        writer.write_all(b"first").await.unwrap();
+        let r = fill_bytes(&mut pipe, &mut src).await;
+        assert_eq!(&pipe.buf[r], b"first");
+        let held = pipe.buf.as_ptr();
+        poll_fn(|cx| Poll::Ready(pipe.flush(cx, &mut dst)))
+            .await
+            .unwrap();
+        assert_eq!(pipe.buf.capacity(), 0, "an idle pipe holds no buffer");
+        assert_eq!(pool.spare(64), 1, "the written buffer is spare again");
+        let mut got = [0u8; 5];
+        reader.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"first");
+
+        writer.write_all(b"second").await.unwrap();
+        let r = fill_bytes(&mut pipe, &mut src).await;
+        assert_eq!(&pipe.buf[r], b"second");
+        assert_eq!(pipe.buf.as_ptr(), held, "the spare buffer was taken again");
+        assert_eq!(pool.spare(64), 0);
+        drop(pipe);
+        assert_eq!(pool.spare(64), 1, "a dropped pipe gives its buffer back");
     }
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::protocol::tracker::ClientEvent;
 use crate::protocol::{Frame, Tracker};
+use crate::session::buffers::BufferPool;
 use crate::session::pipe::{Filled, Pipe};
 use crate::session::quiet::Quiet;
 use crate::session::replies::Replies;
@@ -24,9 +25,9 @@ use crate::session::stream::Stream;
 use crate::session::timers::{Expired, SessionTimers};
 
 /// Client → backend buffer (commands are small; LOAD DATA streams through).
-const UP_BUF: usize = 16 * 1024;
+pub(crate) const UP_BUF: usize = 16 * 1024;
 /// Backend → client buffer (result sets).
-const DOWN_BUF: usize = 32 * 1024;
+pub(crate) const DOWN_BUF: usize = 32 * 1024;
 
 /// Why the relay stopped.
 #[derive(Debug)]
@@ -84,8 +85,8 @@ pub struct StopSignals {
 pub struct Relay<'a> {
     client: &'a mut Stream,
     backend: &'a mut Stream,
-    up: Pipe,
-    down: Pipe,
+    up: Pipe<'a>,
+    down: Pipe<'a>,
     tracker: &'a mut Tracker,
     state: &'a mut CarriedState,
     stats: &'a Stats,
@@ -104,7 +105,8 @@ pub struct Relay<'a> {
 impl<'a> Relay<'a> {
     /// A relay for a logged-in session; `tracker` and `state` are the
     /// session's own and outlive the relay (a session runs one relay per
-    /// backend). Bytes already read go in with [`Relay::preload`].
+    /// backend). Buffers come from `buffers` while bytes are in flight.
+    /// Bytes already read go in with [`Relay::preload`].
     pub fn new(
         client: &'a mut Stream,
         backend: &'a mut Stream,
@@ -112,10 +114,11 @@ impl<'a> Relay<'a> {
         state: &'a mut CarriedState,
         stats: &'a Stats,
         gauge: &'a mut SessionGauge,
+        buffers: &'a BufferPool,
     ) -> Self {
-        let mut up = Pipe::new(UP_BUF);
+        let mut up = Pipe::new(UP_BUF, buffers);
         up.framer.capture(CAPTURED_COMMANDS, MAX_CAPTURE);
-        let mut down = Pipe::new(DOWN_BUF);
+        let mut down = Pipe::new(DOWN_BUF, buffers);
         // statement ids are rewritten in packet heads once they differ
         up.hold_heads = state.stmts.translating();
         down.hold_heads = state.stmts.translating();
