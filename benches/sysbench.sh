@@ -35,6 +35,12 @@
 #   BENCH_PROXY_CONFIG ("")  config file for the proxy target (default config when unset);
 #   BENCH_PROXY2_TOML        config text of target proxy2, a second proxy ('\n' for newlines;
 #                            default '[runtime]\nmode = "shared"')
+#   BENCH_PAIRED (0)         1: in each round, HAProxy and the proxy (and proxy2) run AT THE
+#                            SAME TIME, each with its own sysbench of BENCH_THREADS threads
+#                            against the same primary (direct, if listed, runs alone first).
+#                            Both then see the same machine: drift in the host's speed,
+#                            which on a shared VM moves single runs by 10-20 %, cancels out
+#                            of the per-round ratios. Their mariadbd us/query is shared: "-".
 #   RUST_LOG                 passed to the proxy (its default level is info)
 # All traffic goes to 127.0.0.1; every wait has a deadline and every sysbench
 # run is bounded by `timeout`.
@@ -57,6 +63,7 @@ SB_TABLE_SIZE="${SB_TABLE_SIZE:-10000}"
 HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
 BENCH_IDLE_WAIT="${BENCH_IDLE_WAIT:-0}"
 BENCH_IDLE_PCT="${BENCH_IDLE_PCT:-20}"
+BENCH_PAIRED="${BENCH_PAIRED:-0}"
 OUT="${BENCH_OUT:-$ROOT/target/bench/sysbench-$(date -u +%Y%m%dT%H%M%SZ)}"
 BIN="$ROOT/target/release/mysql-zk-proxy"
 HOST=127.0.0.1
@@ -74,6 +81,7 @@ has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 [[ "$BENCH_REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'"
 [[ "$BENCH_WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer, not '$BENCH_WARMUP'"
 [[ "$BENCH_IDLE_WAIT" =~ ^[0-9]+$ ]] || die "BENCH_IDLE_WAIT must be an integer, not '$BENCH_IDLE_WAIT'"
+[[ "$BENCH_PAIRED" =~ ^[01]$ ]] || die "BENCH_PAIRED must be 0 or 1, not '$BENCH_PAIRED'"
 [[ "$BENCH_IDLE_PCT" =~ ^[0-9]+$ ]] || die "BENCH_IDLE_PCT must be an integer, not '$BENCH_IDLE_PCT'"
 for t in "${THREADS[@]}"; do [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "bad thread count '$t' in BENCH_THREADS"; done
 for t in "${TARGETS[@]}"; do
@@ -91,7 +99,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 NPROC="$(nproc)"
 
 # ---- processes: everything we start is recorded here and only that is stopped
-HAPID="" PROXY_PID="" PROXY2_PID="" RUN_PID="" OWN_SANDBOX="" SANDBOX_DIR=""
+HAPID="" PROXY_PID="" PROXY2_PID="" RUN_PIDS=() OWN_SANDBOX="" SANDBOX_DIR=""
 
 # alive PID: exists and is not a zombie (a killed child lingers until reaped).
 alive() {
@@ -118,7 +126,7 @@ stop_pid() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  stop_pid "$RUN_PID" "sysbench (timeout)"
+  for pid in "${RUN_PIDS[@]}"; do stop_pid "$pid" "sysbench (timeout)"; done
   stop_pid "$PROXY_PID" "mysql-zk-proxy"
   stop_pid "$PROXY2_PID" "mysql-zk-proxy (proxy2)"
   stop_pid "$HAPID" "haproxy"
@@ -235,19 +243,31 @@ DB_PID="$(grep -o '"role":"primary","port":[0-9]*,"pid":[0-9]*' <<<"$SB_STATUS" 
 read -ra SBX_PIDS <<<"$(grep -o '"\(zk_\)\{0,1\}pid":[0-9]*' <<<"$SB_STATUS" | sed 's/.*://' | tr '\n' ' ' || true)"
 log "primary $PRIMARY on $HOST:$PRIMARY_PORT (mariadbd pid ${DB_PID:-?}), ZooKeeper $ZK_CONNECT"
 
-# sb LIMIT OUTFILE WORKLOAD PORT COMMAND [sysbench args]: sysbench, killed
-# after LIMIT seconds, output to OUTFILE. It runs in the background and is
-# waited for, so a signal to this script stops it (cleanup) at once.
-sb() {
-  local limit="$1" out="$2" w="$3" port="$4" cmd="$5" rc=0
+# sb_start LIMIT OUTFILE WORKLOAD PORT COMMAND [sysbench args]: sysbench in
+# the background, killed after LIMIT seconds, output to OUTFILE; its PID is
+# added to RUN_PIDS (stopped by cleanup) and left in SB_PID.
+sb_start() {
+  local limit="$1" out="$2" w="$3" port="$4" cmd="$5"
   shift 5
   timeout --foreground -k 5 "$limit" sysbench "$w" --db-driver=mysql --mysql-host="$HOST" \
     --mysql-port="$port" --mysql-user="$APP_USER" --mysql-password="$APP_PASS" --mysql-db=sbtest \
     --tables="$SB_TABLES" --table-size="$SB_TABLE_SIZE" "${EXTRA[@]}" "$@" "$cmd" </dev/null >"$out" 2>&1 &
-  RUN_PID=$!
-  wait "$RUN_PID" || rc=$?
-  RUN_PID=""
+  SB_PID=$!
+  RUN_PIDS+=("$SB_PID")
+}
+# sb_wait PID: wait for a run sb_start began (a signal to this script still
+# stops it at once); returns its status.
+sb_wait() {
+  local rc=0 keep=() p
+  wait "$1" || rc=$?
+  for p in "${RUN_PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+  RUN_PIDS=("${keep[@]}")
   return "$rc"
+}
+# sb LIMIT OUTFILE WORKLOAD PORT COMMAND [sysbench args]: one run, waited for.
+sb() {
+  sb_start "$@"
+  sb_wait "$SB_PID"
 }
 # children_cpu VAR FILE: set VAR to the user+system seconds of this shell's
 # waited-for children so far (`times` must run in this shell, not a subshell).
@@ -312,7 +332,7 @@ fi
   echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "command: BENCH_TIME=$BENCH_TIME BENCH_THREADS=\"$BENCH_THREADS\" BENCH_REPEAT=$BENCH_REPEAT" \
     "BENCH_WORKLOADS=\"$BENCH_WORKLOADS\" BENCH_TARGETS=\"$BENCH_TARGETS\" BENCH_EXTRA=\"$BENCH_EXTRA\"" \
-    "BENCH_IDLE_WAIT=$BENCH_IDLE_WAIT HAPROXY_THREADS=$HAPROXY_THREADS benches/sysbench.sh"
+    "BENCH_IDLE_WAIT=$BENCH_IDLE_WAIT BENCH_PAIRED=$BENCH_PAIRED HAPROXY_THREADS=$HAPROXY_THREADS benches/sysbench.sh"
   echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
   echo "nproc: $(nproc)"
   echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -338,58 +358,101 @@ fi
 RES="$OUT/results.tsv"
 printf 'round\tworkload\tthreads\ttarget\tstatus\ttps\tqps\tqueries\tp95_ms\tavg_ms\terrors\treconnects\tmid_cpu_s\tmid_us_per_query\tdb_cpu_s\tdb_us_per_query\tsysbench_cpu_s\tother_cpu_s\n' >"$RES"
 FAILED=0
+# Counters sampled around a run (or around a pair of runs) by begin_run/end_run.
+declare -A M0 M1
+mid_ticks() { [[ -z "${MIDPID[$1]}" ]] || cpu_ticks "${MIDPID[$1]}"; } # "" for direct
+begin_run() { # begin_run TARGET...: CPU counters before
+  local t
+  for t in "$@"; do M0[$t]="$(mid_ticks "$t")"; done
+  D0="" D1=""
+  [[ -z "$DB_PID" ]] || D0="$(cpu_ticks "$DB_PID")"
+  B0="$(busy_ticks)" O0="$(ours_ticks)"
+  children_cpu C0 "$OUT/times.txt"
+}
+end_run() { # end_run TARGET...: CPU counters after
+  local t
+  children_cpu C1 "$OUT/times.txt"
+  B1="$(busy_ticks)" O1="$(ours_ticks)"
+  [[ -z "$DB_PID" ]] || D1="$(cpu_ticks "$DB_PID")"
+  for t in "$@"; do M1[$t]="$(mid_ticks "$t")"; done
+}
+# record ROUND WORKLOAD THREADS TARGET RC SHARED: one results row from the
+# run's sysbench output and the counters; SHARED=1 (a paired run): the
+# mariadbd, sysbench and other-CPU columns belong to both runs, so "-".
+record() {
+  local r="$1" w="$2" th="$3" t="$4" rc="$5" shared="$6" f m="" d="" sbcpu="" other=""
+  f="$OUT/r$r.$w.t$th.$t.txt"
+  [[ -z "${M0[$t]}" || -z "${M1[$t]}" ]] || m=$((M1[$t] - M0[$t]))
+  if [[ "$shared" == 0 ]]; then
+    [[ -z "$D0" || -z "$D1" ]] || d=$((D1 - D0))
+    sbcpu="$(awk -v a="$C0" -v b="$C1" 'BEGIN {printf "%.2f", b - a}')"
+    other=$(((B1 - B0) - (O1 - O0)))
+  fi
+  status=ok
+  ((rc == 0)) || { status="rc=$rc"; FAILED=$((FAILED + 1)); }
+  awk -v r="$r" -v w="$w" -v th="$th" -v t="$t" -v st="$status" -v hz="$CLK_TCK" \
+    -v m="$m" -v d="$d" -v sbcpu="$sbcpu" -v other="$other" '
+    /transactions:/ && /per sec/ {tps = $3; gsub(/\(/, "", tps)}
+    /queries:/ && /per sec/ {q = $2; qps = $3; gsub(/\(/, "", qps)}
+    /95th percentile:/ {p95 = $3}
+    /^ *avg:/ {avg = $2}
+    /ignored errors:/ {err = $3}
+    /reconnects:/ {rec = $2}
+    END {
+      if (q == "") { q = 0; qps = 0; tps = 0; p95 = "-"; avg = "-"; err = "-"; rec = "-" }
+      mc = m == "" ? "-" : sprintf("%.2f", m / hz)
+      mu = (m == "" || q == 0) ? "-" : sprintf("%.1f", m / hz * 1e6 / q)
+      dc = d == "" ? "-" : sprintf("%.2f", d / hz)
+      du = (d == "" || q == 0) ? "-" : sprintf("%.1f", d / hz * 1e6 / q)
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+        r, w, th, t, st, tps, qps, q, p95, avg, err, rec, mc, mu, dc, du, (sbcpu == "" ? "-" : sbcpu),
+        (sbcpu == "" ? "-" : sprintf("%.2f", other / hz - sbcpu))
+    }' "$f" >>"$RES"
+  log "round $r $w ${th}thr via $t: $(tail -1 "$RES" | awk -F'\t' '{printf "qps=%s p95=%sms errors=%s reconnects=%s cpu/query=%s us other_cpu=%ss %s", $7, $9, $11, $12, $14, $18, $5}')"
+  if ((rc != 0)); then
+    log "sysbench via $t exited $rc; its last lines ($f):"
+    tail -5 "$f" | sed 's/^/    /' >&2
+  fi
+  [[ -z "${MIDPID[$t]}" ]] || alive "${MIDPID[$t]}" || die "$t (pid ${MIDPID[$t]}) died during the run; see $OUT/$t.log"
+}
+# run_together ROUND WORKLOAD THREADS TARGET...: one timed sysbench per
+# target, all started at once (one target: a plain run), then one row each.
+run_together() {
+  local r="$1" w="$2" th="$3" t pids=() rcs=() i=0 shared=0
+  shift 3
+  (($# == 1)) || shared=1
+  wait_idle
+  begin_run "$@"
+  for t in "$@"; do
+    sb_start $((BENCH_TIME + 60)) "$OUT/r$r.$w.t$th.$t.txt" "$w" "${PORT[$t]}" run --threads="$th" \
+      --time="$BENCH_TIME" --report-interval=0 --percentile=95
+    pids+=("$SB_PID")
+  done
+  for i in "${!pids[@]}"; do
+    rcs[i]=0
+    sb_wait "${pids[i]}" || rcs[i]=$?
+  done
+  end_run "$@"
+  i=0
+  for t in "$@"; do
+    record "$r" "$w" "$th" "$t" "${rcs[i]}" "$shared"
+    i=$((i + 1))
+  done
+}
 for ((r = 1; r <= BENCH_REPEAT; r++)); do
   # rotate the target order each round so no target always runs first/last
   n=${#TARGETS[@]} order=()
   for ((i = 0; i < n; i++)); do order+=("${TARGETS[$(((i + r - 1) % n))]}"); done
   for w in "${WORKLOADS[@]}"; do
     for th in "${THREADS[@]}"; do
-      for t in "${order[@]}"; do
-        f="$OUT/r$r.$w.t$th.$t.txt"
-        mid="${MIDPID[$t]}"
-        m0="" m1="" d0="" d1="" m="" d="" c0=0 c1=0
-        [[ -n "$mid" ]] && m0="$(cpu_ticks "$mid")"
-        [[ -n "$DB_PID" ]] && d0="$(cpu_ticks "$DB_PID")"
-        rc=0
-        wait_idle
-        b0="$(busy_ticks)" o0="$(ours_ticks)"
-        children_cpu c0 "$f.cpu"
-        sb $((BENCH_TIME + 60)) "$f" "$w" "${PORT[$t]}" run --threads="$th" \
-          --time="$BENCH_TIME" --report-interval=0 --percentile=95 || rc=$?
-        children_cpu c1 "$f.cpu"
-        b1="$(busy_ticks)" o1="$(ours_ticks)"
-        [[ -n "$mid" ]] && m1="$(cpu_ticks "$mid")"
-        [[ -n "$DB_PID" ]] && d1="$(cpu_ticks "$DB_PID")"
-        [[ -n "$m0" && -n "$m1" ]] && m=$((m1 - m0))
-        [[ -n "$d0" && -n "$d1" ]] && d=$((d1 - d0))
-        status=ok
-        ((rc == 0)) || { status="rc=$rc"; FAILED=$((FAILED + 1)); }
-        awk -v r="$r" -v w="$w" -v th="$th" -v t="$t" -v st="$status" -v hz="$CLK_TCK" \
-          -v m="$m" -v d="$d" -v sbcpu="$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}')" \
-          -v other="$(((b1 - b0) - (o1 - o0)))" '
-          /transactions:/ && /per sec/ {tps = $3; gsub(/\(/, "", tps)}
-          /queries:/ && /per sec/ {q = $2; qps = $3; gsub(/\(/, "", qps)}
-          /95th percentile:/ {p95 = $3}
-          /^ *avg:/ {avg = $2}
-          /ignored errors:/ {err = $3}
-          /reconnects:/ {rec = $2}
-          END {
-            if (q == "") { q = 0; qps = 0; tps = 0; p95 = "-"; avg = "-"; err = "-"; rec = "-" }
-            mc = m == "" ? "-" : sprintf("%.2f", m / hz)
-            mu = (m == "" || q == 0) ? "-" : sprintf("%.1f", m / hz * 1e6 / q)
-            dc = d == "" ? "-" : sprintf("%.2f", d / hz)
-            du = (d == "" || q == 0) ? "-" : sprintf("%.1f", d / hz * 1e6 / q)
-            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-              r, w, th, t, st, tps, qps, q, p95, avg, err, rec, mc, mu, dc, du, (sbcpu == "" ? "-" : sbcpu),
-              (sbcpu == "" ? "-" : sprintf("%.2f", other / hz - sbcpu))
-          }' "$f" >>"$RES"
-        log "round $r $w ${th}thr via $t: $(tail -1 "$RES" | awk -F'\t' '{printf "qps=%s p95=%sms errors=%s reconnects=%s cpu/query=%s us other_cpu=%ss %s", $7, $9, $11, $12, $14, $18, $5}')"
-        if ((rc != 0)); then
-          log "sysbench via $t exited $rc; its last lines ($f):"
-          tail -5 "$f" | sed 's/^/    /' >&2
-        fi
-        [[ -z "$mid" ]] || alive "$mid" || die "$t (pid $mid) died during the run; see $OUT/$t.log"
-      done
+      if [[ "$BENCH_PAIRED" == 1 ]]; then
+        mids=()
+        for t in "${TARGETS[@]}"; do [[ "$t" == direct ]] || mids+=("$t"); done
+        has_target direct && run_together "$r" "$w" "$th" direct
+        ((${#mids[@]} == 0)) || run_together "$r" "$w" "$th" "${mids[@]}"
+      else
+        for t in "${order[@]}"; do run_together "$r" "$w" "$th" "$t"; done
+      fi
     done
   done
 done
@@ -429,7 +492,7 @@ awk -F'\t' -v rounds="$BENCH_REPEAT" -v secs="$BENCH_TIME" '
     print "| workload | threads | qps proxy/direct | qps haproxy/direct | qps proxy/haproxy | CPU per query proxy/haproxy |"
     print "| --- | ---: | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= nk; i++) {
-      split(keys[i], kk, SUBSEP); delete rn; delete rs; delete rl; delete rh
+      split(keys[i], kk, SUBSEP); delete rn; delete rs; delete rl; delete rh; delete rv
       for (r = 1; r <= rounds; r++) {
         pd = qps[r, keys[i], "proxy"]; hd = qps[r, keys[i], "haproxy"]; dd = qps[r, keys[i], "direct"]
         pu = us[r, keys[i], "proxy"]; hu = us[r, keys[i], "haproxy"]
@@ -439,12 +502,28 @@ awk -F'\t' -v rounds="$BENCH_REPEAT" -v secs="$BENCH_TIME" '
         if (hu > 0 && pu > 0) ratio("cpu", pu / hu)
       }
       printf "| %s | %s | %s | %s | %s | %s |\n", kk[1], kk[2], rshow("pd"), rshow("hd"), rshow("ph"), rshow("cpu")
+      line[i] = sprintf("| %s | %s | %s | %s | %s | %s |", kk[1], kk[2], median("ph"), wins("ph", 1), median("cpu"), wins("cpu", -1))
     }
+    print ""
+    print "Per-round ratios, median, and the rounds in which the proxy met the target (qps >= HAProxy, CPU per query <= HAProxy):"
+    print ""
+    print "| workload | threads | qps proxy/haproxy, median | rounds qps >= | CPU proxy/haproxy, median | rounds CPU <= |"
+    print "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for (i = 1; i <= nk; i++) print line[i]
   }
   function ratio(k, v) { if (!(k in rn)) { rn[k] = 0; rs[k] = 0; rl[k] = v; rh[k] = v }
-    rn[k]++; rs[k] += v; if (v < rl[k]) rl[k] = v; if (v > rh[k]) rh[k] = v }
+    rn[k]++; rs[k] += v; if (v < rl[k]) rl[k] = v; if (v > rh[k]) rh[k] = v; rv[k, rn[k]] = v }
   function rshow(k) { if (!(k in rn)) return "-"
     return fmt(rs[k] / rn[k], 2) (rn[k] > 1 ? " (" fmt(rl[k], 2) "-" fmt(rh[k], 2) ")" : "") }
+  # median of the ratios of k (insertion sort: plain POSIX awk, no asort)
+  function median(k,    a, c, x, y, z) { if (!(k in rn)) return "-"
+    c = rn[k]; for (x = 1; x <= c; x++) a[x] = rv[k, x]
+    for (x = 2; x <= c; x++) { z = a[x]; for (y = x - 1; y >= 1 && a[y] > z; y--) a[y + 1] = a[y]; a[y + 1] = z }
+    return fmt(c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2, 3) }
+  # wins(k, dir): rounds with ratio >= 1 (dir 1) or <= 1 (dir -1), "n of N"
+  function wins(k, dir,    x, w) { if (!(k in rn)) return "-"
+    for (x = 1; x <= rn[k]; x++) if ((dir > 0 && rv[k, x] >= 1) || (dir < 0 && rv[k, x] <= 1)) w++
+    return (w + 0) " of " rn[k] }
 ' "$RES" >"$OUT/summary.tables.md"
 
 {
@@ -452,7 +531,12 @@ awk -F'\t' -v rounds="$BENCH_REPEAT" -v secs="$BENCH_TIME" '
   echo
   sed 's/^/    /' "$OUT/meta.txt"
   echo
-  echo "${BENCH_REPEAT} round(s) x ${BENCH_TIME} s per run, targets interleaved (order rotated per round)."
+  if [[ "$BENCH_PAIRED" == 1 ]]; then
+    echo "${BENCH_REPEAT} round(s) x ${BENCH_TIME} s per run; in each round the middleboxes ran at the same time"
+    echo "(BENCH_PAIRED=1: each with its own ${BENCH_THREADS}-thread sysbench), direct alone before them."
+  else
+    echo "${BENCH_REPEAT} round(s) x ${BENCH_TIME} s per run, targets interleaved (order rotated per round)."
+  fi
   echo "Ratios are per round, then averaged (min-max over rounds in parentheses)."
   echo "CPU us/query: utime+stime of the HAProxy or proxy process during the run / queries."
   echo
