@@ -326,3 +326,51 @@ async fn kill_query_from_a_second_connection() {
     let one: i64 = victim.query_first("SELECT 1").await.unwrap().unwrap();
     assert_eq!(one, 1, "the killed query's session goes on");
 }
+
+/// MariaDB's cached metadata (MARIADB_CLIENT_CACHE_METADATA, which
+/// libmariadb and mysql_async ask for): through the proxy a repeated EXECUTE
+/// skips the column definitions exactly as direct, in both EOF modes, and
+/// the proxy still sees where each reply ends (the session is idle after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_metadata_replies_match_direct_and_end_where_they_end() {
+    use mysql_zk_proxy::metrics::SessionState;
+    use mysql_zk_proxy::protocol::caps::MARIADB_CLIENT_CACHE_METADATA;
+    let env = common::start(false).await;
+    for deprecate_eof in [false, true] {
+        let mut replies = Vec::new();
+        for addr in [env.primary_addr(), env.proxy_addr()] {
+            let login = ("app", "app", "app");
+            let mut c =
+                RawConn::login_mariadb(&addr, login, deprecate_eof, MARIADB_CLIENT_CACHE_METADATA)
+                    .await
+                    .unwrap();
+            let mut got = vec![c.command(b"\x16SELECT ? AS a, 'x' AS b").await.unwrap()];
+            let stmt = got[0][0][1..5].to_vec();
+            got[0][0][1..5].fill(0); // ids are each connection's own
+            let mut exec = vec![0x17];
+            exec.extend_from_slice(&stmt);
+            exec.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0x08, 0]);
+            exec.extend_from_slice(&7i64.to_le_bytes());
+            for _ in 0..3 {
+                got.push(c.command(&exec).await.unwrap());
+            }
+            got.push(c.command(b"\x03SELECT 1, 2").await.unwrap());
+            got.push(c.command(b"\x0e").await.unwrap()); // COM_PING
+            assert!(c.at_rest());
+            assert_eq!(
+                got[2][0],
+                [2, 0],
+                "the second EXECUTE skips the metadata ({addr}, deprecate_eof {deprecate_eof})"
+            );
+            replies.push(got);
+        }
+        for (i, (d, p)) in replies[0].iter().zip(&replies[1]).enumerate() {
+            assert_eq!(
+                d, p,
+                "reply {i}: proxy differs from direct (deprecate_eof {deprecate_eof})"
+            );
+        }
+        // the proxy's tracker saw every reply end: no session is left busy
+        assert_eq!(env.proxy.stats().sessions_in(SessionState::Busy), 0);
+    }
+}

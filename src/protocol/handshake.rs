@@ -20,12 +20,15 @@ pub const CLEARED_CAPS: u32 = caps::CLIENT_SSL
     | caps::CLIENT_OPTIONAL_RESULTSET_METADATA
     | caps::MULTI_FACTOR_AUTHENTICATION;
 
-/// MariaDB extended capabilities the proxy relays; the rest are cleared.
-/// MARIADB_CLIENT_CACHE_METADATA is left out until its "metadata skipped"
-/// reply shape is covered by a test against a real server.
+/// MariaDB extended capabilities the proxy relays (the tracker knows the
+/// reply shapes each one changes); the rest are cleared. CACHE_METADATA lets
+/// the server skip a prepared statement's column definitions on a repeated
+/// EXECUTE, as it does for direct clients (tests/relay.rs checks the skipped
+/// shape against the real server in both EOF modes).
 pub const KEPT_MARIADB_CAPS: u32 = caps::MARIADB_CLIENT_PROGRESS
     | caps::MARIADB_CLIENT_STMT_BULK_OPERATIONS
-    | caps::MARIADB_CLIENT_EXTENDED_METADATA;
+    | caps::MARIADB_CLIENT_EXTENDED_METADATA
+    | caps::MARIADB_CLIENT_CACHE_METADATA;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HandshakeError {
@@ -119,14 +122,14 @@ mod tests {
         p.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
         p.push(21); // auth data len
         p.extend_from_slice(&[0; 6]);
-        p.extend_from_slice(&0x3du32.to_le_bytes()); // MariaDB ext caps incl. CACHE_METADATA
+        p.extend_from_slice(&0x3du32.to_le_bytes()); // MariaDB ext caps incl. BULK_UNIT_RESULTS
         p.extend_from_slice(b"ijklmnopqrst\0");
         p.extend_from_slice(b"mysql_native_password\0");
         p
     }
 
     #[test]
-    fn clears_ssl_compress_and_cache_metadata_only() {
+    fn clears_ssl_compress_and_unknown_mariadb_caps_only() {
         let original = mariadb_greeting();
         let mut p = original.clone();
         let g = adjust_greeting(&mut p).unwrap();
@@ -134,7 +137,8 @@ mod tests {
         assert_eq!(g.auth_plugin.as_deref(), Some("mysql_native_password"));
         assert_eq!(g.caps & (caps::CLIENT_SSL | caps::CLIENT_COMPRESS), 0);
         assert_ne!(g.caps & caps::CLIENT_PROTOCOL_41, 0);
-        assert_eq!(g.mariadb_caps, 0x0d);
+        // BULK_UNIT_RESULTS (0x20) is cleared, CACHE_METADATA (0x10) kept
+        assert_eq!(g.mariadb_caps, 0x1d);
         assert!(g.backend_ssl);
         // same length, and only the capability bytes differ
         assert_eq!(p.len(), original.len());
@@ -153,7 +157,7 @@ mod tests {
         ];
         assert!(diff.iter().all(|i| allowed.contains(i)), "{diff:?}");
         assert!(diff.contains(&(cap_lo + 1)), "CLIENT_SSL cleared");
-        assert!(diff.contains(&ext), "CACHE_METADATA cleared");
+        assert!(diff.contains(&ext), "BULK_UNIT_RESULTS cleared");
         // parsing the adjusted greeting again agrees
         let again = adjust_greeting(&mut p.clone()).unwrap();
         assert_eq!(again.caps, g.caps);

@@ -288,7 +288,10 @@ impl Tracker {
                     ServerEvent::None
                 }
                 _ => {
-                    let columns = read_lenenc(p.prefix).map(|(n, _)| n).unwrap_or(0);
+                    let (columns, at) = read_lenenc(p.prefix).unwrap_or((0, 0));
+                    if self.metadata_skipped(p, at) {
+                        return self.defs_done(AfterDefs::ResultColumns);
+                    }
                     self.set_step(Step::Defs {
                         left: columns,
                         then: AfterDefs::ResultColumns,
@@ -297,6 +300,17 @@ impl Tracker {
                 }
             },
         }
+    }
+
+    /// MariaDB's cached metadata (MARIADB_CLIENT_CACHE_METADATA): a byte
+    /// after the column count says whether column definitions follow; 0
+    /// (the statement's metadata is unchanged since the client last saw it)
+    /// means none do, and the reply goes on as after the last definition.
+    fn metadata_skipped(&self, p: &PacketInfo<'_>, count_len: usize) -> bool {
+        self.mariadb_caps & caps::MARIADB_CLIENT_CACHE_METADATA != 0
+            && count_len > 0
+            && p.len > count_len
+            && p.prefix.get(count_len) == Some(&0)
     }
 
     fn prepare_ok(&mut self, p: &PacketInfo<'_>) -> ServerEvent {
@@ -331,6 +345,22 @@ impl Tracker {
             });
             return ServerEvent::None;
         }
+        self.defs_done(then)
+    }
+
+    /// The last definition of a list went by (or none were sent).
+    fn defs_done(&mut self, then: AfterDefs) -> ServerEvent {
+        match self.after_defs(then) {
+            Some(next) => {
+                self.set_step(next);
+                ServerEvent::None
+            }
+            None => self.done(),
+        }
+    }
+
+    /// The step after the last definition of a list; None: the reply ended.
+    fn after_defs(&self, then: AfterDefs) -> Option<Step> {
         let dep = self.deprecate_eof();
         let next = match (then, dep) {
             (AfterDefs::ResultColumns, true) => Step::Rows,
@@ -348,11 +378,10 @@ impl Tracker {
                 then: AfterEof::Done,
             },
             (AfterDefs::PrepareParams { .. }, true) | (AfterDefs::PrepareColumns, true) => {
-                return self.done();
+                return None;
             }
         };
-        self.set_step(next);
-        ServerEvent::None
+        Some(next)
     }
 
     fn eof(&mut self, p: &PacketInfo<'_>, expect: Expect, then: AfterEof) -> ServerEvent {

@@ -379,3 +379,84 @@ fn prepare_with_params_only_deprecate_eof() {
     assert_eq!(t.on_server_packet(&pkt(COLDEF)), ServerEvent::ResponseDone);
     assert!(t.at_rest());
 }
+
+/// A session that agreed on MARIADB_CLIENT_CACHE_METADATA.
+fn cached_metadata_tracker(deprecate_eof: bool) -> Tracker {
+    let dep = if deprecate_eof {
+        CLIENT_DEPRECATE_EOF
+    } else {
+        0
+    };
+    Tracker::logged_in(
+        BASE | dep,
+        MARIADB_CLIENT_CACHE_METADATA,
+        status::AUTOCOMMIT,
+    )
+}
+
+const EXECUTE: &[u8] = &[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0];
+const BINARY_ROW: &[u8] = &[0x00, 0x00, 0x01, b'1'];
+const OK_AS_EOF: &[u8] = &[0xfe, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
+
+/// Feed `reply` after an EXECUTE: only its last packet ends it.
+fn execute_reply(t: &mut Tracker, reply: &[&[u8]]) {
+    t.on_client_packet(&pkt(EXECUTE));
+    let (last, rest) = reply.split_last().unwrap();
+    for p in rest {
+        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None, "{p:?}");
+    }
+    assert_eq!(t.on_server_packet(&pkt(last)), ServerEvent::ResponseDone);
+    assert!(t.at_rest());
+}
+
+// Shapes as MariaDB 10.11 sends them (captured against the sandbox server):
+// the first EXECUTE carries the definitions (flag 1), later ones skip them
+// (flag 0); without DEPRECATE_EOF the EOF after the definitions stays.
+#[test]
+fn cached_metadata_with_eof_packets() {
+    let mut t = cached_metadata_tracker(false);
+    let count_then_defs: &[u8] = &[0x02, 0x01];
+    let first = [
+        count_then_defs,
+        COLDEF,
+        COLDEF,
+        EOF_AUTOCOMMIT,
+        BINARY_ROW,
+        EOF_AUTOCOMMIT,
+    ];
+    execute_reply(&mut t, &first);
+    let count_skipped: &[u8] = &[0x02, 0x00];
+    execute_reply(
+        &mut t,
+        &[count_skipped, EOF_AUTOCOMMIT, BINARY_ROW, EOF_AUTOCOMMIT],
+    );
+}
+
+#[test]
+fn cached_metadata_with_deprecate_eof() {
+    let mut t = cached_metadata_tracker(true);
+    execute_reply(
+        &mut t,
+        &[&[0x02, 0x01], COLDEF, COLDEF, BINARY_ROW, OK_AS_EOF],
+    );
+    execute_reply(&mut t, &[&[0x02, 0x00], BINARY_ROW, OK_AS_EOF]);
+    // an empty result: the count, then the end
+    execute_reply(&mut t, &[&[0x02, 0x00], OK_AS_EOF]);
+}
+
+#[test]
+fn a_count_with_flag_1_or_none_is_followed_by_definitions() {
+    // the capability is not agreed: no flag byte, definitions follow
+    let mut t = tracker(true);
+    execute_reply(&mut t, &[&[0x01], COLDEF, BINARY_ROW, OK_AS_EOF]);
+    // agreed: MariaDB puts the flag (1) on a text result's count too
+    let mut t = cached_metadata_tracker(true);
+    t.on_client_packet(&pkt(b"\x03SELECT 1"));
+    for p in [&[0x01, 0x01][..], COLDEF, &[0x01, b'1']] {
+        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
+    }
+    assert_eq!(
+        t.on_server_packet(&pkt(OK_AS_EOF)),
+        ServerEvent::ResponseDone
+    );
+}

@@ -26,6 +26,9 @@ const CLIENT_CAPS: u32 = CLIENT_MYSQL
     | CLIENT_TRANSACTIONS
     | CLIENT_DEPRECATE_EOF;
 
+/// How long a reply's next packet may take.
+const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = (payload.len() as u32).to_le_bytes()[..3].to_vec();
     v.push(seq);
@@ -39,12 +42,38 @@ impl RawConn {
         Self::login_on(stream, user, pass, db).await
     }
 
+    /// Log in as a MariaDB client asking for these extended capabilities
+    /// (those the server offers are agreed), with or without
+    /// CLIENT_DEPRECATE_EOF.
+    pub async fn login_mariadb(
+        addr: &str,
+        (user, pass, db): (&str, &str, &str),
+        deprecate_eof: bool,
+        mariadb_caps: u32,
+    ) -> anyhow::Result<RawConn> {
+        let mut caps = CLIENT_CAPS & !CLIENT_MYSQL;
+        if !deprecate_eof {
+            caps &= !CLIENT_DEPRECATE_EOF;
+        }
+        let stream = TcpStream::connect(addr).await?;
+        Self::login_as(stream, (user, pass, db), caps, mariadb_caps).await
+    }
+
     /// Log in on a connection already open (e.g. after a PROXY header).
     pub async fn login_on(
-        mut stream: TcpStream,
+        stream: TcpStream,
         user: &str,
         pass: &str,
         db: &str,
+    ) -> anyhow::Result<RawConn> {
+        Self::login_as(stream, (user, pass, db), CLIENT_CAPS, 0).await
+    }
+
+    async fn login_as(
+        mut stream: TcpStream,
+        (user, pass, db): (&str, &str, &str),
+        client_caps: u32,
+        mariadb_caps: u32,
     ) -> anyhow::Result<RawConn> {
         let (_, greeting) = read_packet(&mut stream).await?;
         let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(())?;
@@ -54,11 +83,19 @@ impl RawConn {
         let auth = mysql_common::scramble::scramble_native(&nonce, pass.as_bytes())
             .map(|a| a.to_vec())
             .unwrap_or_default();
-        let caps = CLIENT_CAPS & server_caps;
+        let caps = client_caps & server_caps;
+        // without CLIENT_MYSQL, the filler's last 4 bytes are MariaDB's
+        // extended capabilities
+        let mariadb = if caps & CLIENT_MYSQL == 0 {
+            mariadb_caps & hs.mariadb_ext_capabilities().bits()
+        } else {
+            0
+        };
         let mut hr = caps.to_le_bytes().to_vec();
         hr.extend_from_slice(&(64u32 << 20).to_le_bytes());
         hr.push(45);
-        hr.extend_from_slice(&[0; 23]);
+        hr.extend_from_slice(&[0; 19]);
+        hr.extend_from_slice(&mariadb.to_le_bytes());
         hr.extend_from_slice(user.as_bytes());
         hr.push(0);
         hr.push(auth.len() as u8);
@@ -73,7 +110,8 @@ impl RawConn {
             "login failed: {}",
             String::from_utf8_lossy(&reply)
         );
-        let tracker = Tracker::logged_in(caps, 0, mysql_zk_proxy::protocol::ok_status(&reply));
+        let status = mysql_zk_proxy::protocol::ok_status(&reply);
+        let tracker = Tracker::logged_in(caps, mariadb, status);
         Ok(RawConn {
             stream,
             tracker,
@@ -86,7 +124,11 @@ impl RawConn {
         self.send(payload).await?;
         let mut out = Vec::new();
         loop {
-            let (seq, p) = read_packet(&mut self.stream).await?;
+            // a reply whose end the tracker misses fails the test, not hangs it
+            let next = tokio::time::timeout(REPLY_WAIT, read_packet(&mut self.stream)).await;
+            let (seq, p) = next.map_err(|_| {
+                anyhow::anyhow!("no end of reply within {REPLY_WAIT:?} after {out:?}")
+            })??;
             let mut done = false;
             let tracker = &mut self.tracker;
             Framer::new().feed(&frame(seq, &p), |info| {
