@@ -13,8 +13,9 @@
 //!                                        │ through packet by packet and recorded
 //!                                        ▼
 //!                                     backend (TCP to the primary)
-//!                                        │ relay: bytes as they are; the protocol tracker
-//!                                        │ knows reply boundaries and rest points
+//!                                        │ relay: bytes as they are, in buffers borrowed from
+//!                                        │ the proxy's pool while in flight; the protocol
+//!                                        │ tracker knows reply boundaries and rest points
 //!                                        ▼ route moved → at a rest point: migrate (new login
 //!                                          with the derived credential + replayed state),
 //!                                          or answer the next command with 9005 / 9006

@@ -1,8 +1,8 @@
 //! One direction of the relay: a bounded buffer taken from the proxy's
 //! [`BufferPool`] only while bytes are in flight (an idle session holds no
-//! relay buffers), the
-//! framer that sees every packet in it, and the hold-back of an incomplete
-//! packet head while statement ids are rewritten in place.
+//! relay buffers), the framer that sees every packet in it, and the
+//! hold-back of an incomplete packet head while statement ids are rewritten
+//! in place.
 
 use std::io;
 use std::pin::Pin;
