@@ -3,7 +3,7 @@
 //! so an idle session holds no buffer and a busy one does not pay an
 //! allocation and a free of 16-32 KiB per command and direction.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// Spare buffers kept per size at most (more are freed): 128 x (16 + 32)
 /// KiB = 6 MiB held after a burst, at most.
@@ -22,6 +22,14 @@ pub struct BufferPool {
 struct Shelf {
     size: usize,
     spare: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Shelf {
+    /// The spare list (a panic elsewhere cannot leave it half-changed: it
+    /// is only pushed to and popped from, so a poisoned lock is still used).
+    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl BufferPool {
@@ -51,9 +59,7 @@ impl BufferPool {
 
     /// An empty buffer with capacity `size`: a spare one, else a new one.
     pub fn take(&self, size: usize) -> Vec<u8> {
-        let spare = self
-            .shelf(size)
-            .and_then(|s| s.spare.lock().unwrap_or_else(|p| p.into_inner()).pop());
+        let spare = self.shelf(size).and_then(|s| s.lock().pop());
         spare.unwrap_or_else(|| Vec::with_capacity(size))
     }
 
@@ -64,7 +70,7 @@ impl BufferPool {
             return;
         };
         buf.clear();
-        let mut spare = shelf.spare.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spare = shelf.lock();
         if spare.len() < self.max_spare {
             spare.push(buf);
         }
@@ -72,9 +78,7 @@ impl BufferPool {
 
     /// Spare buffers of capacity `size` (for tests and diagnostics).
     pub fn spare(&self, size: usize) -> usize {
-        self.shelf(size).map_or(0, |s| {
-            s.spare.lock().unwrap_or_else(|p| p.into_inner()).len()
-        })
+        self.shelf(size).map_or(0, |s| s.lock().len())
     }
 }
 
