@@ -374,6 +374,51 @@ async fn persistent_sandbox_cli_lifecycle() {
     assert!(!dir.exists());
 }
 
+/// An adopted server is known by its start time once adopted, not by its
+/// cmdline: the cmdline reads empty while a process exits, before /proc shows
+/// it as a zombie, and `sandbox down` once returned with ZooKeeper still
+/// exiting. Here the process rewrites its own cmdline instead, which it can do
+/// on demand, so the check is deterministic.
+#[test]
+fn an_adopted_server_is_tracked_by_start_time_not_cmdline() {
+    use mysql_zk_proxy::sandbox::process::{cmdline_mentions, ServerProc};
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    // perl is Debian-essential; `$0 = ...` overwrites the whole argv area.
+    let script = "until (-e $ARGV[0]) { select(undef, undef, undef, 0.01) } \
+                  $0 = 'renamed'; sleep 600";
+    let child = std::process::Command::new("perl")
+        .args(["-e", script, go.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let pid = child.0.id();
+    let mut adopted = ServerProc::adopt("renamer", pid, dir.path()).expect("adopt by marker");
+    std::fs::write(&go, b"").unwrap();
+    poll_until("cmdline rewritten", Duration::from_secs(10), || {
+        Ok((!cmdline_mentions(pid, dir.path())).then_some(()))
+    })
+    .unwrap();
+    assert!(adopted.alive(), "a rewritten cmdline was taken for an exit");
+    assert!(!adopted.exited());
+    adopted.terminate(Duration::from_secs(10)).unwrap();
+    assert!(
+        !pid_alive(pid),
+        "terminate returned before the process exited"
+    );
+    child.0.wait().unwrap();
+}
+
+/// Kills and reaps a test's own child process, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_taken_fixed_port_is_reported_not_waited_for() {
     use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, SandboxError};

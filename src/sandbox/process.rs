@@ -251,12 +251,16 @@ pub fn server_command(program: &str, log: &Path, detached: bool) -> Result<Comma
 }
 
 /// One server process: an owned child (reaped by us) or a PID adopted from a
-/// state file (signalled only after checking its cmdline mentions `marker`).
+/// state file. An adopted PID is taken only if its cmdline mentions `marker`;
+/// from then on its start time identifies it. The cmdline cannot: it reads
+/// empty while the process exits, before /proc shows it as a zombie.
 #[derive(Debug)]
 pub struct ServerProc {
     name: String,
     pid: Option<u32>,
     child: Option<Child>,
+    /// Start time of an adopted PID (`None` for an owned child).
+    adopted_start: Option<u64>,
     marker: PathBuf,
     paused: AtomicBool,
 }
@@ -271,6 +275,7 @@ impl ServerProc {
             name: name.to_owned(),
             pid: Some(child.id()),
             child: Some(child),
+            adopted_start: None,
             marker: marker.to_owned(),
             paused: AtomicBool::new(false),
         })
@@ -278,10 +283,12 @@ impl ServerProc {
 
     /// Adopt a recorded PID (persistent sandbox); `None` if it is not ours any more.
     pub fn adopt(name: &str, pid: u32, marker: &Path) -> Option<ServerProc> {
+        let start = pid_start_time(pid)?;
         (pid_alive(pid) && cmdline_mentions(pid, marker)).then(|| ServerProc {
             name: name.to_owned(),
             pid: Some(pid),
             child: None,
+            adopted_start: Some(start),
             marker: marker.to_owned(),
             paused: AtomicBool::new(false),
         })
@@ -300,18 +307,25 @@ impl ServerProc {
         self.paused.load(Ordering::SeqCst)
     }
 
+    /// Running and still ours: not a zombie, and (if adopted) the same start
+    /// time as when adopted, so a reused PID is never taken for it.
     pub fn alive(&self) -> bool {
-        self.pid.is_some_and(|p| {
-            pid_alive(p) && (self.child.is_some() || cmdline_mentions(p, &self.marker))
-        })
+        self.pid
+            .is_some_and(|p| pid_alive(p) && self.same_process(p))
     }
 
-    /// Signal the process if it is still ours (unreaped child, or cmdline checked).
+    /// Whether `pid` is still the process this handle owns or adopted.
+    fn same_process(&self, pid: u32) -> bool {
+        self.child.is_some() || pid_start_time(pid) == self.adopted_start
+    }
+
+    /// Signal the process if it is still ours (unreaped child, or the
+    /// adopted start time matches).
     pub fn signal(&self, sig: i32) -> Result<()> {
         let Some(pid) = self.pid else {
             return Err(SandboxError::State(format!("{} is not running", self.name)));
         };
-        if self.child.is_none() && !cmdline_mentions(pid, &self.marker) {
+        if !self.same_process(pid) {
             return Err(SandboxError::State(format!(
                 "{}: pid {pid} no longer belongs to {}",
                 self.name,
