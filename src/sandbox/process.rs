@@ -336,6 +336,15 @@ impl ServerProc {
             .map_err(|e| SandboxError::io(format!("{}: kill({pid}, {sig})", self.name), e))
     }
 
+    /// Signal, where a process that exited meanwhile (e.g. on the TERM just
+    /// sent) is not an error.
+    fn signal_unless_exited(&mut self, sig: i32) -> Result<()> {
+        match self.signal(sig) {
+            Err(_) if self.exited() => Ok(()),
+            r => r,
+        }
+    }
+
     pub fn pause(&self) -> Result<()> {
         self.signal(libc::SIGSTOP)?;
         self.paused.store(true, Ordering::SeqCst);
@@ -377,7 +386,7 @@ impl ServerProc {
         if self.exited() {
             return Ok(());
         }
-        self.signal(libc::SIGKILL)?;
+        self.signal_unless_exited(libc::SIGKILL)?;
         if self.wait_exit(Duration::from_secs(30)) {
             Ok(())
         } else {
@@ -394,8 +403,9 @@ impl ServerProc {
         if self.exited() {
             return Ok(());
         }
-        self.signal(libc::SIGTERM)?;
-        self.resume()?;
+        self.signal_unless_exited(libc::SIGTERM)?;
+        self.signal_unless_exited(libc::SIGCONT)?;
+        self.paused.store(false, Ordering::SeqCst);
         if self.wait_exit(grace) {
             return Ok(());
         }
