@@ -348,21 +348,10 @@ impl Tracker {
         self.defs_done(then)
     }
 
-    /// The last definition of a list went by (or none were sent).
+    /// The last definition of a list went by (or none were sent): the EOF,
+    /// the rows or the next list follows, or the reply has ended.
     fn defs_done(&mut self, then: AfterDefs) -> ServerEvent {
-        match self.after_defs(then) {
-            Some(next) => {
-                self.set_step(next);
-                ServerEvent::None
-            }
-            None => self.done(),
-        }
-    }
-
-    /// The step after the last definition of a list; None: the reply ended.
-    fn after_defs(&self, then: AfterDefs) -> Option<Step> {
-        let dep = self.deprecate_eof();
-        let next = match (then, dep) {
+        let next = match (then, self.deprecate_eof()) {
             (AfterDefs::ResultColumns, true) => Step::Rows,
             (AfterDefs::ResultColumns, false) => Step::Eof {
                 then: AfterEof::Rows,
@@ -378,10 +367,11 @@ impl Tracker {
                 then: AfterEof::Done,
             },
             (AfterDefs::PrepareParams { .. }, true) | (AfterDefs::PrepareColumns, true) => {
-                return None;
+                return self.done();
             }
         };
-        Some(next)
+        self.set_step(next);
+        ServerEvent::None
     }
 
     fn eof(&mut self, p: &PacketInfo<'_>, expect: Expect, then: AfterEof) -> ServerEvent {
