@@ -231,6 +231,8 @@ impl MariaDb {
                 "--max-allowed-packet=64M",
                 "--local-infile=1",
             ])
+            // lets a migration see a session's user locks and LOCK TABLES
+            .arg("--plugin-load-add=metadata_lock_info")
             .args(["--slave-net-timeout=10", "--character-set-server=utf8mb4"])
             .args([
                 "--collation-server=utf8mb4_general_ci",
