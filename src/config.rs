@@ -97,6 +97,11 @@ pub struct FailoverConfig {
     /// its next command before it is closed.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// How long moving one session to a new primary may take in all (its
+    /// state read on the old primary, the new login, the carry and its
+    /// check); past it the session gets error 9005.
+    #[serde(with = "humantime_serde")]
+    pub migrate_timeout: Duration,
 }
 
 impl Default for FailoverConfig {
@@ -104,6 +109,7 @@ impl Default for FailoverConfig {
         FailoverConfig {
             hold_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
+            migrate_timeout: Duration::from_secs(10),
         }
     }
 }

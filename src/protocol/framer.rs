@@ -79,7 +79,7 @@ pub fn plain_row(first: u8) -> bool {
 }
 
 /// The payload length in a packet header's first three bytes (little endian).
-fn payload_len(header: &[u8]) -> usize {
+pub fn payload_len(header: &[u8]) -> usize {
     u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize
 }
 
@@ -147,6 +147,23 @@ impl Framer {
         } else {
             0
         }
+    }
+
+    /// How many bytes of `data` (the stream's continuation after what was
+    /// fed) belong to the packet under way or starting there: all of
+    /// `data` when that packet does not end inside it.
+    pub fn packet_end(&self, data: &[u8]) -> usize {
+        let have = self.header_have as usize;
+        if have == 4 {
+            return self.remaining.min(data.len());
+        }
+        let need = 4 - have;
+        if data.len() < need {
+            return data.len();
+        }
+        let mut header = self.header;
+        header[have..].copy_from_slice(&data[..need]);
+        (need + payload_len(&header)).min(data.len())
     }
 
     /// Feed bytes; `on_packet` runs once per packet completed inside `data`.

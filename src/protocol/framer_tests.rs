@@ -275,3 +275,21 @@ fn a_max_size_row_and_its_continuation_are_shown() {
     assert_eq!(Framer::new().feed_frames::<false>(&data, &mut sink), 4);
     assert_eq!(sink.shown, [0, 1, 2]);
 }
+
+#[test]
+fn packet_end_finds_the_end_of_the_packet_under_way_at_every_split() {
+    let mut data = packet(0, b"\x03SELECT 1");
+    let first = data.len();
+    data.extend(packet(0, b"\x0e"));
+    for split in 0..=data.len() {
+        let mut f = Framer::new();
+        f.feed(&data[..split.min(first)], |_| {});
+        let at = split.min(first);
+        let end = f.packet_end(&data[at..]);
+        let want = if at == first { 5 } else { first - at };
+        assert_eq!(end, want, "fed {at} bytes");
+        // a stream that stops early: everything there is belongs to the packet
+        let short = &data[at..(at + end).saturating_sub(1).max(at)];
+        assert_eq!(f.packet_end(short), short.len());
+    }
+}

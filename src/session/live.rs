@@ -8,10 +8,11 @@ use super::ending::outcome_of;
 use super::login::LoginRecord;
 use super::moved::{close_after_loss, failover};
 use super::quiet::Quiet;
-use super::relay::{Hold, Relay, RelayEnd, StopPoint, StopSignals};
+use super::relay::{Hold, Relay, RelayEnd, StopSignals};
 use super::state::CarriedState;
 use super::stream::Stream;
 use super::timers::SessionTimers;
+use super::switch::RouteFor;
 use super::{kill, rewrite, switch};
 use tokio::time::Instant;
 
@@ -66,23 +67,25 @@ pub(super) async fn relay_until_moved(
     let mut routes = ctx.table.subscribe();
     let (up, down) = std::mem::take(&mut live.early);
     let current = live.primary.clone();
-    let seen = std::sync::atomic::AtomicU64::new(ctx.table.generation());
+    // The route generation the fence last found naming this backend;
+    // none yet, so the first command looks.
+    let seen = std::sync::atomic::AtomicU64::new(u64::MAX);
     // For the failover timeline: the first statement answered on this backend.
     let answered = || ctx.timeline.answered(current.epoch);
-    // Before a command leaves rest: has the route moved since we last looked?
-    // And does a KILL name a session that moved?
+    // Before every command leaves: may it still go to this backend? Once
+    // the route names another server, none may (a transaction open there
+    // is aborted); while it drains, only a session in a transaction goes
+    // on. And does a KILL name a session that moved?
     let fence = |bytes: &[u8], at_rest: bool| {
-        let moved = at_rest && {
-            let g = ctx.table.generation();
-            g != seen.swap(g, Relaxed) && switch::moved(ctx, &current)
-        };
-        if moved {
-            Some(Hold::Moved)
-        } else if ctx.kills.any_moved() && kill::is_kill(bytes) {
-            Some(Hold::Rewrite)
-        } else {
-            None
+        let g = ctx.table.generation();
+        if g != seen.load(Relaxed) {
+            match switch::route_for(ctx, &current) {
+                RouteFor::Same => seen.store(g, Relaxed),
+                RouteFor::Draining if !at_rest => {}
+                RouteFor::Draining | RouteFor::Elsewhere => return Some(Hold::Moved),
+            }
         }
+        (ctx.kills.any_moved() && kill::is_kill(bytes)).then_some(Hold::Rewrite)
     };
     let mut relay = Relay::new(
         client,
@@ -146,7 +149,7 @@ pub(super) async fn after_relay(
     let draining = ctx.drain.at_rest.is_cancelled();
     match end {
         RelayEnd::Held => Next::Relay, // rewritten before the next relay sends it
-        RelayEnd::Stopped(point) if !draining => failover(point, client, live, record, ctx).await,
+        RelayEnd::Stopped(_) if !draining => failover(client, live, record, ctx).await,
         // The backend died while the session was at rest: its primary may be gone.
         RelayEnd::BackendClosed | RelayEnd::BackendError(_)
             if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
@@ -156,10 +159,10 @@ pub(super) async fn after_relay(
             match route_changes(ctx, &live.primary, client, spoke).await {
                 AfterLoss::Moved(spoke_at) => {
                     live.held_since = spoke_at;
-                    failover(StopPoint::AtRest, client, live, record, ctx).await
+                    failover(client, live, record, ctx).await
                 }
-                // Its next command cannot run on the dead backend: close.
-                AfterLoss::ClientSpoke => Next::Done(outcome_of(end, false, client).await),
+                // As a direct client would see it: the connection closes now.
+                AfterLoss::SessionClosed => Next::Done(outcome_of(end, false, client).await),
                 AfterLoss::TimedOut => {
                     let hold = humantime::format_duration(ctx.config.load().failover.hold_timeout);
                     let msg = format!("connection closed: backend {} closed the connection and no new primary was published within {hold}; reconnect", live.primary);
@@ -176,18 +179,19 @@ pub(super) enum AfterLoss {
     /// The route moved or changed: fail over (with when the client's
     /// next command arrived, if it did while waiting).
     Moved(Option<Instant>),
-    /// The client sent its next command (or left) while its server still
-    /// answers: the connection was killed, not the server; close, as direct.
-    ClientSpoke,
+    /// Its server still answers: the server closed this session
+    /// (wait_timeout, KILL), not itself; close the client, as direct.
+    SessionClosed,
     /// `hold_timeout` passed, or the proxy is draining.
     TimedOut,
 }
 
-/// The backend died but the route may still name it: wait (bounded by
-/// `hold_timeout`) until the route changes or the client speaks, rather
-/// than relaying again on a dead socket in a loop. A command that arrives
-/// while the server is down (a crash: an unplanned failover under way) is
-/// held until the record moves, so it runs on the new primary.
+/// The backend died but the route may still name it. When its server
+/// still accepts connections, it closed this session only: the client is
+/// told at once. Otherwise (a crash: an unplanned failover under way) wait,
+/// bounded by `hold_timeout`, until the route changes; a command that
+/// arrives meanwhile is held until the record moves, so it runs on the new
+/// primary.
 pub(super) async fn route_changes(
     ctx: &Context,
     from: &Primary,
@@ -196,34 +200,27 @@ pub(super) async fn route_changes(
 ) -> AfterLoss {
     let mut changes = ctx.table.subscribe();
     let deadline = tokio::time::Instant::now() + ctx.config.load().failover.hold_timeout;
-    if !spoke && !switch::moved(ctx, from) {
-        tokio::select! {
-            biased;
-            r = tokio::time::timeout_at(deadline, changes.changed()) => {
-                return match r {
-                    Ok(Ok(())) => AfterLoss::Moved(None),
-                    _ => AfterLoss::TimedOut,
-                };
-            }
-            _ = ctx.drain.at_rest.cancelled() => return AfterLoss::TimedOut,
-            _ = client.readable() => {}
-        }
-    }
-    let spoke_at = Some(Instant::now());
-    if switch::moved(ctx, from) {
-        return AfterLoss::Moved(spoke_at);
-    }
     let timeout = ctx.config.load().backend.connect_timeout;
-    if server_answers(from, timeout).await {
-        return AfterLoss::ClientSpoke;
+    if !switch::moved(ctx, from) && server_answers(from, timeout).await {
+        return if switch::moved(ctx, from) {
+            AfterLoss::Moved(spoke.then(Instant::now))
+        } else {
+            AfterLoss::SessionClosed
+        };
     }
+    let mut spoke_at = spoke.then(Instant::now);
     loop {
         if switch::moved(ctx, from) {
             return AfterLoss::Moved(spoke_at);
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => return AfterLoss::TimedOut,
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout_at(deadline, changes.changed()) => match r {
+                Ok(Ok(())) => continue,
+                _ => return AfterLoss::TimedOut,
+            },
+            _ = ctx.drain.at_rest.cancelled() => return AfterLoss::TimedOut,
+            _ = client.readable(), if spoke_at.is_none() => spoke_at = Some(Instant::now()),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Moving an idle session to a new primary: a new backend login as the
 //! client's own user, answered with the credential derived from its
-//! mysql_native_password exchange (no plaintext), then the session's schema
-//! and SET statements replayed, its prepared statements prepared again. The
-//! client sees none of it.
+//! mysql_native_password exchange (no plaintext), in the schema the session
+//! was in; then its state carried as values (`snapshot.rs`), its prepared
+//! statements prepared again in the schemas they were prepared in, and the
+//! state read back and compared. The client sees none of it; any difference
+//! is an error, never a session that is silently not the same.
 
 use std::io;
 
@@ -12,13 +14,16 @@ use crate::backend::{self, OpenError};
 use crate::config::BackendConfig;
 use crate::failover::native::{respond, DerivedPassword};
 use crate::protocol::caps;
+use crate::protocol::command;
 use crate::protocol::handshake::Greeting;
 use crate::protocol::packet_io::{frame, PacketReader};
-use crate::protocol::{PacketInfo, ServerEvent, Tracker, PREFIX_LEN};
+use crate::protocol::Tracker;
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
+use crate::session::query::{err_text, Backend, QueryError};
 use crate::session::secure;
-use crate::session::state::CarriedState;
+use crate::session::snapshot::{read_sysvars, Snapshot};
+use crate::session::stmts::Statements;
 use crate::session::stream::Stream;
 use crate::tls::BackendTls;
 
@@ -32,10 +37,16 @@ pub enum MigrateError {
     Refused(String),
     #[error("new primary asked for auth plugin {0}, only mysql_native_password can be replayed")]
     Plugin(String),
-    #[error("replaying {stmt:?} failed: {error}")]
-    Replay { stmt: String, error: String },
+    #[error("the session's state cannot be written exactly: {0}")]
+    Unwritable(String),
+    #[error("carrying the session's state failed: {stmt}: {error}")]
+    Carry { stmt: String, error: QueryError },
     #[error("preparing statement {id} again: {error}")]
     Prepare { id: u32, error: String },
+    #[error("reading the carried state back: {0}")]
+    Verify(QueryError),
+    #[error("the carried state differs: {0}")]
+    Differs(String),
     #[error("talking to the new primary: {0}")]
     Io(#[from] io::Error),
     #[error("credential: {0}")]
@@ -48,21 +59,58 @@ pub enum MigrateError {
 pub struct Migrated {
     pub stream: Stream,
     pub greeting: Greeting,
-    /// Status flags after the login and replay.
+    /// Status flags after the login and carry.
     pub status: u16,
     /// Prepared statements: (client id, id on the new backend).
     pub statements: Vec<(u32, u32)>,
 }
 
-/// Log in on `primary` as `record.user` and replay `state`.
+/// Log in on `primary` as `record.user`, carry `state` and `stmts`.
 pub async fn migrate(
     primary: &Primary,
     record: &LoginRecord,
-    state: &CarriedState,
+    (state, stmts): (&Snapshot, &Statements),
     password: &DerivedPassword,
     cfg: &BackendConfig,
     tls: Option<&BackendTls>,
 ) -> Result<Migrated, MigrateError> {
+    let carry = state.carry().map_err(MigrateError::Unwritable)?;
+    let (mut stream, greeting, status) =
+        log_in(primary, record, state.schema.as_deref(), password, cfg, tls).await?;
+    let caps = greeting.caps & record.client_caps;
+    let mariadb = greeting.mariadb_caps & record.client_mariadb_caps;
+    let mut be = Backend::new(&mut stream, Tracker::logged_in(caps, mariadb, status));
+    for stmt in carry {
+        if let Err(error) = be.query(&stmt).await {
+            return Err(MigrateError::Carry { stmt, error });
+        }
+    }
+    let statements = prepare_all(&mut be, stmts, state.schema.as_deref()).await?;
+    let mut now = Snapshot::read(&mut be).await.map_err(MigrateError::Verify)?;
+    now.sysvars = read_sysvars(&mut be, &state.sysvar_names())
+        .await
+        .map_err(MigrateError::Verify)?;
+    if let Some(diff) = state.difference(&now) {
+        return Err(MigrateError::Differs(diff));
+    }
+    let status = be.tracker.status();
+    Ok(Migrated {
+        stream,
+        greeting,
+        status,
+        statements,
+    })
+}
+
+/// A new backend connection, logged in as the client's user into `schema`.
+async fn log_in(
+    primary: &Primary,
+    record: &LoginRecord,
+    schema: Option<&str>,
+    password: &DerivedPassword,
+    cfg: &BackendConfig,
+    tls: Option<&BackendTls>,
+) -> Result<(Stream, Greeting, u16), MigrateError> {
     let timeout = cfg.connect_timeout;
     let backend::Opened {
         backend: be,
@@ -70,7 +118,7 @@ pub async fn migrate(
     } = backend::open(primary, cfg).await?;
     let mut reader = PacketReader::new(64 * 1024);
     let auth = respond(password, &scramble20(&greeting.scramble)?);
-    let mut response = handshake_response(record, state, &greeting, &auth);
+    let mut response = handshake_response(record, schema, &greeting, &auth);
     let mut stream = Stream::Plain(be.stream);
     let mut seq = be.greeting_seq.wrapping_add(1);
     if let Some(b) = tls {
@@ -86,16 +134,32 @@ pub async fn migrate(
     }
     stream.write_all(&frame(seq, &response)).await?;
     stream.flush().await?;
-    let mut status = login_reply(&mut stream, &mut reader, password).await?;
-    for stmt in &state.sets {
-        status = run_simple(&mut stream, &mut reader, stmt).await?;
-    }
-    let caps = greeting.caps & record.client_caps;
-    let mariadb = greeting.mariadb_caps & record.client_mariadb_caps;
-    let mut tracker = Tracker::logged_in(caps, mariadb, status);
+    let status = login_reply(&mut stream, &mut reader, password).await?;
+    Ok((stream, greeting, status))
+}
+
+/// Prepare every statement again, each in the schema it was prepared in,
+/// and end in `current`; (client id, new id) of each.
+async fn prepare_all(
+    be: &mut Backend<'_>,
+    stmts: &Statements,
+    current: Option<&str>,
+) -> Result<Vec<(u32, u32)>, MigrateError> {
     let mut statements = Vec::new();
-    for st in state.stmts.to_prepare() {
-        let id = prepare(&mut stream, &mut reader, &mut tracker, st.sql, st.params)
+    let mut in_schema = current;
+    for st in stmts.to_prepare() {
+        if st.schema != in_schema {
+            let Some(schema) = st.schema else {
+                return Err(MigrateError::Unwritable(format!(
+                    "statement {} was prepared with no default schema",
+                    st.client_id
+                )));
+            };
+            init_db(be, schema).await?;
+            in_schema = st.schema;
+        }
+        let id = be
+            .prepare(st.sql, st.params)
             .await
             .map_err(|error| MigrateError::Prepare {
                 id: st.client_id,
@@ -103,12 +167,24 @@ pub async fn migrate(
             })?;
         statements.push((st.client_id, id));
     }
-    Ok(Migrated {
-        stream,
-        greeting,
-        status: tracker.status(),
-        statements,
-    })
+    if in_schema != current {
+        if let Some(schema) = current {
+            init_db(be, schema).await?;
+        }
+    }
+    Ok(statements)
+}
+
+async fn init_db(be: &mut Backend<'_>, schema: &str) -> Result<(), MigrateError> {
+    let mut payload = vec![command::INIT_DB];
+    payload.extend_from_slice(schema.as_bytes());
+    be.command(&payload)
+        .await
+        .map(drop)
+        .map_err(|error| MigrateError::Carry {
+            stmt: format!("COM_INIT_DB {schema}"),
+            error,
+        })
 }
 
 /// Read the login reply, answering an auth switch to mysql_native_password.
@@ -151,86 +227,18 @@ fn scramble20(s: &[u8]) -> Result<[u8; 20], MigrateError> {
     })
 }
 
-/// Send one COM_QUERY whose reply is a single OK/ERR; its status flags.
-async fn run_simple(
-    s: &mut Stream,
-    reader: &mut PacketReader,
-    stmt: &str,
-) -> Result<u16, MigrateError> {
-    let mut payload = vec![crate::protocol::command::QUERY];
-    payload.extend_from_slice(stmt.as_bytes());
-    s.write_all(&frame(0, &payload)).await?;
-    s.flush().await?;
-    let p = reader.read(s).await?;
-    match p.payload.first() {
-        Some(0x00) => Ok(crate::protocol::ok_status(&p.payload)),
-        _ => Err(MigrateError::Replay {
-            stmt: stmt.to_string(),
-            error: err_text(&p.payload),
-        }),
-    }
-}
-
-/// COM_STMT_PREPARE `sql` and read the whole reply; the new statement id.
-/// `Err` carries the server's error or what did not match.
-async fn prepare(
-    s: &mut Stream,
-    reader: &mut PacketReader,
-    tracker: &mut Tracker,
-    sql: &[u8],
-    params: u16,
-) -> Result<u32, String> {
-    let mut payload = vec![crate::protocol::command::STMT_PREPARE];
-    payload.extend_from_slice(sql);
-    s.write_all(&frame(0, &payload))
-        .await
-        .map_err(|e| e.to_string())?;
-    s.flush().await.map_err(|e| e.to_string())?;
-    tracker.on_client_packet(&info(&payload, 0));
-    let mut answer = None;
-    loop {
-        let p = reader.read(s).await.map_err(|e| e.to_string())?;
-        if answer.is_none() {
-            answer = Some(match p.payload.first() {
-                Some(0x00) if p.payload.len() >= 9 => {
-                    let b = &p.payload;
-                    let got = u16::from_le_bytes([b[7], b[8]]);
-                    if got != params {
-                        return Err(format!("{got} parameters, the client's had {params}"));
-                    }
-                    Ok(u32::from_le_bytes([b[1], b[2], b[3], b[4]]))
-                }
-                _ => Err(err_text(&p.payload)),
-            });
-        }
-        if tracker.on_server_packet(&info(&p.payload, p.seq)) == ServerEvent::ResponseDone {
-            return answer.expect("set at the first packet");
-        }
-    }
-}
-
-fn info(payload: &[u8], seq: u8) -> PacketInfo<'_> {
-    PacketInfo {
-        len: payload.len(),
-        seq,
-        prefix: &payload[..payload.len().min(PREFIX_LEN)],
-        continuation: false,
-        payload: None,
-    }
-}
-
 /// A HandshakeResponse41 as the client sent it, but answering the new
 /// scramble and naming the session's current schema.
 fn handshake_response(
     record: &LoginRecord,
-    state: &CarriedState,
+    schema: Option<&str>,
     g: &Greeting,
     auth: &[u8; 20],
 ) -> Vec<u8> {
     let mut flags = record.client_caps & (g.caps | caps::CLIENT_MYSQL);
     flags &= !(caps::CLIENT_SSL | caps::CLIENT_COMPRESS);
     flags |= caps::CLIENT_PLUGIN_AUTH | caps::CLIENT_SECURE_CONNECTION;
-    let db = state.schema.as_deref().filter(|d| !d.is_empty());
+    let db = schema.filter(|d| !d.is_empty());
     if db.is_some() {
         flags |= caps::CLIENT_CONNECT_WITH_DB;
     } else {
@@ -293,19 +301,4 @@ fn lenenc_str(out: &mut Vec<u8>, s: &[u8]) {
         }
     }
     out.extend_from_slice(s);
-}
-
-/// "code (state): message" of an ERR payload.
-pub fn err_text(payload: &[u8]) -> String {
-    if payload.len() < 3 || payload[0] != 0xff {
-        return "unexpected reply".into();
-    }
-    let code = u16::from_le_bytes([payload[1], payload[2]]);
-    let rest = &payload[3..];
-    let msg = if rest.first() == Some(&b'#') && rest.len() >= 6 {
-        &rest[6..]
-    } else {
-        rest
-    };
-    format!("{code}: {}", String::from_utf8_lossy(msg))
 }

@@ -11,10 +11,12 @@ pub mod migrate;
 mod moved;
 mod pipe;
 mod quiet;
+pub mod query;
 pub mod relay;
 mod replies;
 pub mod rewrite;
 pub mod secure;
+pub mod snapshot;
 pub mod state;
 pub mod stmts;
 pub mod stream;
@@ -217,7 +219,7 @@ async fn connect_and_relay(
         backend,
         primary: primary.clone(),
         tracker: Tracker::logged_in(caps, mariadb_caps, record.status),
-        state: CarriedState::new(record.db.clone()),
+        state: CarriedState::new(&record.user, record.db.clone()),
         early: (client_early.to_vec(), backend_early.to_vec()),
         timers: Some(timers),
         held_since: None,

@@ -7,18 +7,19 @@ use tokio::time::Instant;
 
 use super::live::{Live, Next};
 use super::login::LoginRecord;
-use super::relay::StopPoint;
 use super::stream::Stream;
 use super::{migrate, switch};
 use crate::listener::Context;
 use crate::metrics::ConnOutcome;
 use crate::protocol::errors::ProxyErrorCode;
 use crate::protocol::Tracker;
+use crate::routing::Primary;
+use crate::session::query::{Backend, QueryError};
+use crate::session::snapshot::Snapshot;
 
-/// The session reached `point` because the route moved (or its backend died):
+/// The session stopped at a command boundary because the route moved (or its backend died):
 /// migrate it, or close it with the documented error.
 pub(super) async fn failover(
-    point: StopPoint,
     client: &mut Stream,
     live: &mut Live<'_>,
     record: &LoginRecord,
@@ -26,7 +27,14 @@ pub(super) async fn failover(
 ) -> Next {
     let wait = ctx.config.load().failover.drain_timeout;
     let stopped = Instant::now();
-    if point == StopPoint::Idle && live.tracker.in_transaction() {
+    if !live.tracker.at_rest() && !live.tracker.in_transaction() {
+        let msg = format!(
+            "connection closed by failover: primary {} changed while a server-side cursor was open; reconnect",
+            live.primary
+        );
+        return Next::Done(close_by_failover(client, live, &msg, ctx).await);
+    }
+    if !live.tracker.at_rest() {
         ctx.stats.transactions_aborted.fetch_add(1, Relaxed);
         let msg = format!(
             "transaction aborted by failover: primary {} changed and the transaction did not end within {}; it was rolled back, retry it",
@@ -75,49 +83,91 @@ pub(super) async fn failover(
         return Next::Relay;
     }
     let from = live.primary.clone();
-    let password = match switch::blocker(&live.state)
-        .map_or_else(|| switch::credential(ctx, record), Err)
-    {
-        Ok(p) => p,
-        Err(why) => {
-            let msg =
-                format!("connection closed by failover from {from} to {next}: {why}; reconnect");
-            return Next::Done(close_by_failover(client, live, &msg, ctx).await);
+    let cfg = ctx.config.get();
+    let moved = tokio::time::timeout(cfg.failover.migrate_timeout, move_to(&next, live, record, ctx));
+    let why = match moved.await {
+        Ok(Ok(())) => {
+            tracing::info!(%from, to = %next, "session migrated");
+            ctx.stats.sessions_migrated.fetch_add(1, Relaxed);
+            held_for(ctx, held_since);
+            return Next::Relay;
         }
+        Ok(Err(why)) => why,
+        Err(_) => format!(
+            "moving it took longer than failover.migrate_timeout ({})",
+            humantime::format_duration(cfg.failover.migrate_timeout)
+        ),
     };
+    let msg = format!("connection closed by failover from {from} to {next}: {why}; reconnect");
+    Next::Done(close_by_failover(client, live, &msg, ctx).await)
+}
+
+/// Read the session's state where it is, log in on `next`, carry it there.
+/// `Err` says why the session cannot be the same session on `next`.
+async fn move_to(
+    next: &Primary,
+    live: &mut Live<'_>,
+    record: &LoginRecord,
+    ctx: &Context,
+) -> Result<(), String> {
+    if let Some(why) = live.state.why_not_migratable() {
+        return Err(format!("the session holds state that cannot be moved ({why})"));
+    }
+    let password = switch::credential(ctx, record)?;
+    let state = current_state(live, record, ctx).await?;
     let cfg = ctx.config.get();
     let tls = ctx.tls.backend();
-    match migrate::migrate(
-        &next,
-        record,
-        &live.state,
-        &password,
-        &cfg.backend,
-        tls.as_deref(),
-    )
-    .await
-    {
-        Ok(m) => {
-            let caps = m.greeting.caps & record.client_caps;
-            let mariadb = m.greeting.mariadb_caps & record.client_mariadb_caps;
-            tracing::info!(%from, to = %next, backend_thread = m.greeting.connection_id, "session migrated");
-            ctx.stats.sessions_migrated.fetch_add(1, Relaxed);
-            live.backend = m.stream;
-            live.tracker = Tracker::logged_in(caps, mariadb, m.status);
-            live.state.stmts.moved();
-            for (client_id, backend_id) in m.statements {
-                live.state.stmts.reprepared(client_id, backend_id);
-            }
-            live.kill.moved(&next.address(), m.greeting.connection_id);
-            live.primary = next;
-            held_for(ctx, held_since);
-            Next::Relay
-        }
-        Err(e) => {
-            let msg = format!("connection closed by failover from {from} to {next}: migration failed: {e}; reconnect");
-            Next::Done(close_by_failover(client, live, &msg, ctx).await)
-        }
+    let carried = (&state, &live.state.stmts);
+    let m = migrate::migrate(next, record, carried, &password, &cfg.backend, tls.as_deref())
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
+    let caps = m.greeting.caps & record.client_caps;
+    let mariadb = m.greeting.mariadb_caps & record.client_mariadb_caps;
+    tracing::debug!(backend_thread = m.greeting.connection_id, "state carried");
+    live.backend = m.stream;
+    live.tracker = Tracker::logged_in(caps, mariadb, m.status);
+    live.state.stmts.moved();
+    for (client_id, backend_id) in m.statements {
+        live.state.stmts.reprepared(client_id, backend_id);
     }
+    live.state.known_now(state);
+    live.kill.moved(&next.address(), m.greeting.connection_id);
+    live.primary = next.clone();
+    Ok(())
+}
+
+/// The session's state: read from the server it is on, or, when that
+/// server cannot answer (it crashed), what is known without it.
+async fn current_state(
+    live: &mut Live<'_>,
+    record: &LoginRecord,
+    ctx: &Context,
+) -> Result<Snapshot, String> {
+    let wait = ctx.config.load().backend.connect_timeout;
+    let from = live.primary.clone();
+    let mut be = Backend::new(&mut live.backend, live.tracker.clone());
+    let read = tokio::time::timeout(wait, Snapshot::read(&mut be)).await;
+    let state = match read {
+        Ok(Ok(state)) => state,
+        Ok(Err(QueryError::Server(e))) => {
+            return Err(format!("its state could not be read on {from}: {e}"))
+        }
+        Ok(Err(_)) | Err(_) => live.state.known.clone().ok_or_else(|| {
+            format!(
+                "its state cannot be read on {from}, which does not answer, and it ran statements since its state was last known"
+            )
+        })?,
+    };
+    if let Some(why) = &state.blocker {
+        return Err(format!("the session holds state that cannot be moved ({why})"));
+    }
+    if state.user != record.user {
+        return Err(format!(
+            "the session runs as user {:?} (COM_CHANGE_USER), not as its login user {:?}",
+            state.user, record.user
+        ));
+    }
+    Ok(state)
 }
 
 /// A held statement goes out now: record how long it waited.

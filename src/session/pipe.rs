@@ -25,12 +25,16 @@ pub(super) enum Filled {
 }
 
 /// One direction's buffer: bytes in `buf[start..end]` (`end == buf.len()`)
-/// are read but not yet written. Its memory is taken from the pool when the
+/// are read but not yet written; of them, `buf[start..scanned]` were shown
+/// to the framer and may be written. Its memory is taken from the pool when the
 /// source has data and given back once all is written.
 pub(super) struct Pipe<'a> {
     pub(super) buf: Vec<u8>,
     pub(super) start: usize,
     pub(super) end: usize,
+    /// End of the bytes the framer has seen (the relay scans client
+    /// commands one at a time; what lies past this waits its turn).
+    pub(super) scanned: usize,
     /// Bytes read from the source at most before they are written.
     size: usize,
     pub(super) eof: bool,
@@ -47,6 +51,7 @@ impl<'a> Pipe<'a> {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            scanned: 0,
             size,
             eof: false,
             framer: Framer::new(),
@@ -62,6 +67,7 @@ impl<'a> Pipe<'a> {
     fn release(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.scanned = 0;
         self.pool.give(std::mem::take(&mut self.buf));
     }
 
@@ -74,9 +80,9 @@ impl<'a> Pipe<'a> {
     /// End of what may be written now.
     pub(super) fn sendable(&self) -> usize {
         if self.hold_heads && !self.eof {
-            self.end - self.framer.partial_head()
+            self.scanned - self.framer.partial_head()
         } else {
-            self.end
+            self.scanned
         }
     }
 
@@ -122,10 +128,12 @@ impl<'a> Pipe<'a> {
     /// Read into the free space. [`Filled::Waiting`] registers the wake-up,
     /// so the caller need not ask again until it is polled again.
     pub(super) fn fill(&mut self, cx: &mut Context<'_>, src: &mut Stream) -> io::Result<Filled> {
-        if self.hold_heads && self.end >= self.size && self.start > 0 {
-            // a held head sits at the very end: move it to the front
+        if self.end >= self.size && self.start > 0 {
+            // a held head or a command waiting its turn sits at the very
+            // end: move it to the front
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
+            self.scanned -= self.start;
             self.start = 0;
             self.buf.truncate(self.end);
         }
@@ -208,6 +216,7 @@ mod tests {
 
         writer.write_all(b"first").await.unwrap();
         let r = fill_bytes(&mut pipe, &mut src).await;
+        pipe.scanned = r.end;
         assert_eq!(&pipe.buf[r], b"first");
         let held = pipe.buf.as_ptr();
         poll_fn(|cx| Poll::Ready(pipe.flush(cx, &mut dst)))
@@ -221,6 +230,7 @@ mod tests {
 
         writer.write_all(b"second").await.unwrap();
         let r = fill_bytes(&mut pipe, &mut src).await;
+        pipe.scanned = r.end;
         assert_eq!(&pipe.buf[r], b"second");
         assert_eq!(pipe.buf.as_ptr(), held, "the spare buffer was taken again");
         assert_eq!(pool.spare(64), 0);

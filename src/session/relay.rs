@@ -2,7 +2,9 @@
 //! shown to the protocol tracker. One future owns both sockets and a bounded
 //! buffer per direction; each direction reads only when its buffer has room
 //! (backpressure) and neither direction ever waits on the other (pipelining
-//! clients cannot deadlock it).
+//! clients cannot deadlock it). Client commands leave one at a time: a
+//! command pipelined behind an outstanding reply waits in the buffer, and
+//! the fence is asked before every command leaves.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -13,6 +15,7 @@ use std::task::{Context, Poll};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
+use crate::protocol::framer::payload_len;
 use crate::protocol::tracker::ClientEvent;
 use crate::protocol::{Frame, Tracker};
 use crate::session::buffers::BufferPool;
@@ -57,8 +60,8 @@ pub enum Hold {
     Rewrite,
 }
 
-/// Asked before a new command leaves with no reply outstanding: its first
-/// bytes, and whether the session is at rest (a move may hold only then).
+/// Asked before every command leaves (no reply is outstanding then): its
+/// first bytes, and whether the session is at rest.
 pub type Fence<'a> = &'a (dyn Fn(&[u8], bool) -> Option<Hold> + Send + Sync);
 
 /// Where a stopped relay hands the session back.
@@ -95,6 +98,9 @@ pub struct Relay<'a> {
     fence: Option<Fence<'a>>,
     /// A command was held by the fence: client bytes in `up` stay unsent.
     fenced: Option<Hold>,
+    /// The first client command was preloaded after a rewrite: the fence
+    /// does not ask for that rewrite again.
+    vetted: bool,
     /// Called once, when the first reply through this relay completes.
     first_reply: Option<&'a (dyn Fn() + Send + Sync)>,
     timers: Option<SessionTimers>,
@@ -133,6 +139,7 @@ impl<'a> Relay<'a> {
             gauge,
             fence: None,
             fenced: None,
+            vetted: false,
             first_reply: None,
             timers: None,
             client_reads: 0,
@@ -150,10 +157,11 @@ impl<'a> Relay<'a> {
         self.timers.take()
     }
 
-    /// Ask `fence` before forwarding a command that starts with no reply
-    /// outstanding. [`Hold::Moved`] (only at rest) stops the relay as
-    /// [`StopPoint::AtRest`], [`Hold::Rewrite`] as [`RelayEnd::Held`]; the
-    /// command stays unsent ([`Relay::unsent_client_bytes`]).
+    /// Ask `fence` before forwarding each command. [`Hold::Moved`] stops
+    /// the relay as [`StopPoint::AtRest`] (or [`StopPoint::Idle`] inside a
+    /// transaction or with a cursor open), [`Hold::Rewrite`] as
+    /// [`RelayEnd::Held`]; the command stays unsent
+    /// ([`Relay::unsent_client_bytes`]).
     pub fn with_fence(mut self, fence: Fence<'a>) -> Self {
         self.fence = Some(fence);
         self
@@ -173,10 +181,11 @@ impl<'a> Relay<'a> {
     /// Queue bytes already read from either side (they are scanned and
     /// relayed like any other). Each must fit its buffer.
     pub fn preload(&mut self, from_client: &[u8], from_backend: &[u8]) {
-        let r = self.up.push(from_client);
-        self.scan_client_range(r);
         let r = self.down.push(from_backend);
         self.scan_server_range(r);
+        self.up.push(from_client);
+        self.vetted = !from_client.is_empty();
+        self.advance_client();
         self.update_gauge();
     }
 
@@ -237,14 +246,16 @@ impl<'a> Relay<'a> {
             if let Some(point) = stop.filter(|p| self.reached(*p)) {
                 return Poll::Ready(RelayEnd::Stopped(point));
             }
-            if let Some(hold) = self.fenced.filter(|_| self.down.is_empty()) {
+            let sent = self.up.start == self.up.scanned;
+            if let Some(hold) = self.fenced.filter(|_| sent && self.down.is_empty()) {
                 return Poll::Ready(match hold {
-                    Hold::Moved => RelayEnd::Stopped(StopPoint::AtRest),
+                    Hold::Moved if self.tracker.at_rest() => RelayEnd::Stopped(StopPoint::AtRest),
+                    Hold::Moved => RelayEnd::Stopped(StopPoint::Idle),
                     Hold::Rewrite => RelayEnd::Held,
                 });
             }
             let mut progress = false;
-            if self.fenced.is_none() && self.up.has_output(self.backend) {
+            if self.up.has_output(self.backend) {
                 match self.up.flush(cx, self.backend) {
                     Ok(p) => progress |= p,
                     Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
@@ -262,11 +273,7 @@ impl<'a> Relay<'a> {
                     Ok(Filled::Bytes(r)) => {
                         progress = true;
                         self.client_reads += 1;
-                        // asked once per read: the fence remembers what it saw
-                        self.fenced = self.hold_for(&r);
-                        if self.fenced.is_none() {
-                            self.scan_client(r);
-                        }
+                        count(&self.stats.bytes_client_to_backend, r.len());
                     }
                     Ok(Filled::Waiting) => client_waits = true,
                     Ok(Filled::Full) => {}
@@ -284,6 +291,7 @@ impl<'a> Relay<'a> {
                     Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
                 }
             }
+            progress |= self.advance_client();
             if self.up.eof && self.up.is_empty() && self.fenced.is_none() {
                 return Poll::Ready(RelayEnd::ClientClosed);
             }
@@ -296,19 +304,52 @@ impl<'a> Relay<'a> {
         }
     }
 
-    /// A new command starts with nothing else unsent and no reply
-    /// outstanding: does the fence (or a statement needing its types) hold it?
-    fn hold_for(&self, r: &std::ops::Range<usize>) -> Option<Hold> {
-        if r.is_empty()
-            || r.start != self.up.start
-            || self.tracker.outstanding() != 0
-            || !self.up.framer.at_logical_boundary()
-        {
-            return None;
+    /// Show the client's bytes to the framer one packet at a time, as far
+    /// as they may go: a command starts only when no reply is outstanding
+    /// and the fence lets it. Whether anything was scanned.
+    fn advance_client(&mut self) -> bool {
+        let from = self.up.scanned;
+        while self.fenced.is_none() && self.up.scanned < self.up.end {
+            let at = self.up.scanned;
+            if self.up.framer.at_logical_boundary() && self.tracker.expects_command() {
+                if self.tracker.outstanding() > 0 || !self.head_ready(at) {
+                    break; // pipelined behind a reply, or too little to judge
+                }
+                self.fenced = self.hold_for(at);
+                self.vetted = false;
+                if self.fenced.is_some() {
+                    break;
+                }
+            }
+            let n = self.up.framer.packet_end(&self.up.buf[at..self.up.end]);
+            self.scan_client_range(at..at + n);
+            self.up.scanned = at + n;
         }
-        let bytes = &self.up.buf[r.clone()];
+        if self.up.scanned == from {
+            return false;
+        }
+        self.update_gauge();
+        true
+    }
+
+    /// Enough of the command at `at` arrived for the fence to judge it:
+    /// its header and first bytes (a statement id), or all of it.
+    fn head_ready(&self, at: usize) -> bool {
+        let have = self.up.end - at;
+        if self.up.eof || have >= 4 + 5 {
+            return true;
+        }
+        have >= 4 && have >= 4 + payload_len(&self.up.buf[at..at + 4])
+    }
+
+    /// A command is about to leave: does the fence (or a statement needing
+    /// its types) hold it?
+    fn hold_for(&self, at: usize) -> Option<Hold> {
+        let bytes = &self.up.buf[at..self.up.end];
         let hold = self.fence.and_then(|f| f(bytes, self.tracker.at_rest()));
-        hold.or_else(|| self.needs_types(bytes).then_some(Hold::Rewrite))
+        let hold = hold.or_else(|| self.needs_types(bytes).then_some(Hold::Rewrite));
+        // a preloaded command was rewritten already
+        hold.filter(|h| !(self.vetted && *h == Hold::Rewrite))
     }
 
     /// An EXECUTE of a statement re-prepared by a migration, which the
@@ -316,12 +357,6 @@ impl<'a> Relay<'a> {
     fn needs_types(&self, packet: &[u8]) -> bool {
         packet.get(4) == Some(&crate::protocol::command::STMT_EXECUTE)
             && stmts::id_at(&packet[4..]).is_some_and(|id| self.state.stmts.needs_types(id))
-    }
-
-    fn scan_client(&mut self, r: std::ops::Range<usize>) {
-        count(&self.stats.bytes_client_to_backend, r.len());
-        self.scan_client_range(r);
-        self.update_gauge();
     }
 
     fn scan_client_range(&mut self, r: std::ops::Range<usize>) {
@@ -371,8 +406,10 @@ impl<'a> Relay<'a> {
             buf,
             framer,
             hold_heads,
+            scanned,
             ..
         } = &mut self.down;
+        *scanned = r.end;
         let mut sink = Replies::new(&mut *self.tracker, &mut *self.state, r.start);
         if *hold_heads {
             framer.feed_frames::<true>(&buf[r], &mut sink);

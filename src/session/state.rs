@@ -1,8 +1,11 @@
-//! What a session changed on its backend that a migration must carry (the
-//! current schema, SET statements) and what makes it unmigratable (temporary
-//! tables, user locks, LOCK TABLES, SQL PREPARE, COM_CHANGE_USER), plus the
-//! session's server-side prepared statements (`stmts.rs`).
-//! Fed with every packet the relay sees; effects apply only when the server
+//! What the proxy knows of a session's state between migrations, without
+//! asking the server: whether its state is still exactly known (as it was
+//! at login or after the last migration), the default schema where the
+//! protocol alone proves it (for re-preparing statements where they were
+//! prepared), and its server-side prepared statements (`stmts.rs`). The
+//! state itself is read from the server when the session moves
+//! (`snapshot.rs`); nothing here is guessed from statement text.
+//! Fed with every packet the relay sees; effects apply when the server
 //! answered OK.
 
 use std::collections::VecDeque;
@@ -10,11 +13,10 @@ use std::collections::VecDeque;
 use crate::protocol::command;
 use crate::protocol::tracker::{ClientEvent, ServerEvent};
 use crate::protocol::PacketInfo;
+use crate::session::snapshot::Snapshot;
 use crate::session::stmts::{self, Statements};
 
-/// SET statements kept for replay at most; more makes the session unmigratable.
-const MAX_SETS: usize = 64;
-/// Longest statement text captured for replay (and the framer's capture limit).
+/// Longest statement text captured (and the framer's capture limit).
 pub const MAX_CAPTURE: usize = 16 * 1024;
 /// Commands whose whole payload the state tracker reads.
 pub const CAPTURED_COMMANDS: &[u8] = &[
@@ -23,15 +25,17 @@ pub const CAPTURED_COMMANDS: &[u8] = &[
     command::STMT_PREPARE,
     command::STMT_EXECUTE,
 ];
+/// Replies the state waits for at most; the relay sends one command at a
+/// time, so more means a client the proxy cannot follow.
+const MAX_PENDING: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 enum Effect {
     #[default]
     None,
+    /// COM_INIT_DB or a statement that is exactly `USE name`.
     Schema(String),
-    Set(String),
-    Block(&'static str),
-    Unblock(&'static str),
+    /// COM_RESET_CONNECTION: the server drops prepared statements.
     Reset,
     /// A COM_STMT_PREPARE (its text when captured), registered at its OK.
     Prepare(Option<Vec<u8>>),
@@ -39,32 +43,39 @@ enum Effect {
 
 #[derive(Debug, Default)]
 pub struct CarriedState {
-    /// Current default schema (from the handshake, COM_INIT_DB or USE).
-    pub schema: Option<String>,
-    /// SET statements that succeeded, in order.
-    pub sets: Vec<String>,
-    /// Why the session cannot be migrated, if it cannot (see also `stmts`).
-    pub blocker: Option<&'static str>,
+    /// The session's state, while it is known without reading the server:
+    /// from login or the last migration until a command that may change it.
+    pub known: Option<Snapshot>,
+    /// The default schema, while the protocol proves it: `None` once a
+    /// statement may have changed it in a way only the server knows.
+    pub schema: Option<Option<String>>,
     /// Server-side prepared statements and their id translation.
     pub stmts: Statements,
+    /// Why the session cannot be followed at all, if it cannot.
+    pub blocker: Option<&'static str>,
     /// Effects waiting for their reply, aligned with outstanding replies.
     pending: VecDeque<Effect>,
     head_answered: bool,
 }
 
 impl CarriedState {
-    pub fn new(schema: Option<String>) -> Self {
+    /// A session that logged in as `user` into `schema`.
+    pub fn new(user: &str, schema: Option<String>) -> Self {
+        let schema = schema.filter(|s| !s.is_empty());
         CarriedState {
-            schema,
+            known: Some(Snapshot::fresh(user, schema.clone())),
+            schema: Some(schema),
             ..Default::default()
         }
     }
 
-    pub fn migratable(&self) -> bool {
-        self.why_not_migratable().is_none()
+    /// The state was read from the server (and carried): known again.
+    pub fn known_now(&mut self, snapshot: Snapshot) {
+        self.schema = Some(snapshot.schema.clone());
+        self.known = Some(snapshot);
     }
 
-    /// Why the session cannot be moved to another backend, if it cannot.
+    /// Why the session cannot be moved whatever its server says, if so.
     pub fn why_not_migratable(&self) -> Option<&'static str> {
         self.blocker.or_else(|| self.stmts.blocker())
     }
@@ -80,7 +91,7 @@ impl CarriedState {
         };
         let sql = sql.take();
         *self.pending.front_mut()? = Effect::None;
-        Some(self.stmts.prepared(backend_id, params, sql))
+        Some(self.stmts.prepared(backend_id, params, sql, self.schema.clone()))
     }
 
     /// A client packet, after the protocol tracker classified it.
@@ -90,7 +101,14 @@ impl CarriedState {
                 if stmts::names_statement(cmd) {
                     self.stmts.on_command(cmd, p.prefix, p.payload);
                 }
+                if changes_state(cmd) {
+                    self.known = None;
+                }
                 let effect = self.effect_of(cmd, p);
+                if self.pending.len() >= MAX_PENDING {
+                    self.blocker = Some("more commands pipelined than the proxy follows");
+                    return;
+                }
                 self.pending.push_back(effect);
             }
             ClientEvent::NoReply(cmd) => self.stmts.on_command(cmd, p.prefix, p.payload),
@@ -111,13 +129,20 @@ impl CarriedState {
                 }
             }
         }
-        if matches!(
-            ev,
-            ServerEvent::ResponseDone | ServerEvent::AuthOk | ServerEvent::AuthFailed
-        ) {
-            self.pending.pop_front();
-            self.head_answered = false;
+        match ev {
+            // COM_CHANGE_USER, whatever the exchange: a new session
+            ServerEvent::AuthOk => self.changed_user(),
+            ServerEvent::ResponseDone | ServerEvent::AuthFailed => {}
+            _ => return,
         }
+        self.pending.pop_front();
+        self.head_answered = false;
+    }
+
+    fn changed_user(&mut self) {
+        self.stmts.clear();
+        self.known = None;
+        self.schema = None;
     }
 
     fn apply(&mut self, effect: Effect, reply: &[u8]) {
@@ -126,32 +151,17 @@ impl CarriedState {
                 let backend_id = stmts::id_at(reply);
                 let params = reply.get(7..9).map(|b| u16::from_le_bytes([b[0], b[1]]));
                 if let (Some(id), Some(params)) = (backend_id, params) {
-                    self.stmts.prepared(id, params, sql);
+                    self.stmts.prepared(id, params, sql, self.schema.clone());
                 }
             }
             Effect::None => {}
-            Effect::Schema(s) => self.schema = Some(s),
-            Effect::Set(s) if self.sets.len() < MAX_SETS => self.sets.push(s),
-            Effect::Set(_) => self.block("too many SET statements to replay"),
-            Effect::Block(why) => self.block(why),
-            Effect::Unblock(why) => {
-                if self.blocker == Some(why) {
-                    self.blocker = None;
+            Effect::Schema(s) => {
+                if let Some(k) = self.known.as_mut() {
+                    k.schema = Some(s.clone());
                 }
+                self.schema = Some(Some(s));
             }
-            Effect::Reset => {
-                self.sets.clear();
-                self.stmts.clear();
-                if self.blocker != Some("COM_CHANGE_USER") {
-                    self.blocker = None;
-                }
-            }
-        }
-    }
-
-    fn block(&mut self, why: &'static str) {
-        if self.blocker.is_none() {
-            self.blocker = Some(why);
+            Effect::Reset => self.stmts.clear(),
         }
     }
 
@@ -159,157 +169,88 @@ impl CarriedState {
         match cmd {
             command::INIT_DB => match p.payload {
                 Some(b) => Effect::Schema(String::from_utf8_lossy(&b[1..]).into_owned()),
-                None => Effect::Block("untracked COM_INIT_DB"),
+                None => self.schema_unknown(),
             },
-            command::QUERY => match p.payload {
-                Some(b) => classify(&b[1..]),
-                None if starts_with_keyword(&p.prefix[1..], "set")
-                    || starts_with_keyword(&p.prefix[1..], "use") =>
-                {
-                    Effect::Block("statement too long to track")
-                }
-                None => Effect::None,
+            command::QUERY => match p.payload.map(|b| use_statement(&b[1..])) {
+                Some(Use::None) => Effect::None,
+                Some(Use::Exactly(db)) => Effect::Schema(db),
+                Some(Use::Maybe) | None => self.schema_unknown(),
             },
             command::STMT_PREPARE => Effect::Prepare(p.payload.map(|b| b[1..].to_vec())),
-            command::STMT_BULK_EXECUTE => Effect::Block("COM_STMT_BULK_EXECUTE"),
-            command::CHANGE_USER => Effect::Block("COM_CHANGE_USER"),
             command::RESET_CONNECTION => Effect::Reset,
             _ => Effect::None,
         }
     }
+
+    fn schema_unknown(&mut self) -> Effect {
+        self.schema = None;
+        Effect::None
+    }
 }
 
-/// What a COM_QUERY text does to session state. Allocates only for the
-/// statements it keeps (SET / USE); every other query costs a byte scan.
-fn classify(sql: &[u8]) -> Effect {
-    if contains_ignore_case(sql, b"get_lock(") {
-        return Effect::Block("user lock (GET_LOCK)");
+/// Commands that may change what a session holds on its server (not
+/// statements the proxy tracks itself, nor commands that only read).
+fn changes_state(cmd: u8) -> bool {
+    !matches!(
+        cmd,
+        command::PING
+            | command::STATISTICS
+            | command::FIELD_LIST
+            | command::STMT_PREPARE
+            | command::INIT_DB
+            | command::PROCESS_INFO
+    )
+}
+
+/// What a COM_QUERY text can do to the default schema.
+#[derive(Debug, PartialEq, Eq)]
+enum Use {
+    /// It has no `USE` word: it cannot change the schema.
+    None,
+    /// It is exactly `USE name` (or `` USE `name` ``).
+    Exactly(String),
+    /// Anything else with the word in it: only the server knows.
+    Maybe,
+}
+
+/// Whether `sql` can change the default schema. Only a `USE` statement
+/// does, and it cannot be written without the word, so a text without it
+/// proves the schema unchanged; a text that is nothing but `USE name` says
+/// which schema follows.
+fn use_statement(sql: &[u8]) -> Use {
+    let has_word = sql.windows(3).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"use")
+            && (i == 0 || !word_byte(sql[i - 1]))
+            && sql.get(i + 3).is_none_or(|&b| !word_byte(b))
+    });
+    if !has_word {
+        return Use::None;
     }
     let t = sql.trim_ascii();
-    let body = t.strip_suffix(b";").unwrap_or(t).trim_ascii_end();
-    let multi = body.contains(&b';');
-    let kw = |k: &str| starts_with_keyword(t, k);
-    if kw("use") {
-        if multi {
-            return Effect::Block("multi-statement USE");
-        }
-        let db = String::from_utf8_lossy(body[3..].trim_ascii());
-        return Effect::Schema(db.trim_matches('`').to_string());
+    let t = t.strip_suffix(b";").unwrap_or(t).trim_ascii_end();
+    let Some(rest) = t.get(3..).filter(|_| t[..3].eq_ignore_ascii_case(b"use")) else {
+        return Use::Maybe;
+    };
+    let name = rest.trim_ascii_start();
+    if name.len() == rest.len() {
+        return Use::Maybe; // no space after the word
     }
-    if kw("set") {
-        if starts_with_keyword(t[3..].trim_ascii_start(), "statement") {
-            return Effect::None; // per-statement settings leave no trace
-        }
-        if multi {
-            return Effect::Block("multi-statement SET");
-        }
-        return Effect::Set(String::from_utf8_lossy(body).into_owned());
+    let inner = match name.strip_prefix(b"`").and_then(|n| n.strip_suffix(b"`")) {
+        Some(q) if !q.is_empty() && !q.contains(&b'`') => q,
+        Some(_) => return Use::Maybe,
+        None if !name.is_empty() && name.iter().all(|&b| word_byte(b) || b == b'$') => name,
+        None => return Use::Maybe,
+    };
+    match std::str::from_utf8(inner) {
+        Ok(s) if s.is_ascii() => Use::Exactly(s.to_string()),
+        _ => Use::Maybe,
     }
-    if kw("create") && starts_with_keyword(t[6..].trim_ascii_start(), "temporary") {
-        return Effect::Block("temporary table");
-    }
-    if kw("lock") {
-        return Effect::Block("LOCK TABLES");
-    }
-    if kw("unlock") {
-        return Effect::Unblock("LOCK TABLES");
-    }
-    if kw("prepare") {
-        return Effect::Block("SQL PREPARE");
-    }
-    Effect::None
 }
 
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-fn starts_with_keyword(text: &[u8], kw: &str) -> bool {
-    let t = text.trim_ascii_start();
-    t.len() > kw.len()
-        && t[..kw.len()].eq_ignore_ascii_case(kw.as_bytes())
-        && !t[kw.len()].is_ascii_alphanumeric()
-        && t[kw.len()] != b'_'
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn query(sql: &str) -> Vec<u8> {
-        [&[command::QUERY][..], sql.as_bytes()].concat()
-    }
-
-    fn run(state: &mut CarriedState, payload: &[u8], reply_first: u8) {
-        let p = PacketInfo {
-            len: payload.len(),
-            seq: 0,
-            prefix: &payload[..payload.len().min(32)],
-            continuation: false,
-            payload: Some(payload),
-        };
-        state.on_client(ClientEvent::Command(payload[0]), &p);
-        let reply = [reply_first, 0, 0, 2, 0, 0, 0];
-        let r = PacketInfo {
-            len: 7,
-            seq: 1,
-            prefix: &reply,
-            continuation: false,
-            payload: None,
-        };
-        state.on_server(ServerEvent::ResponseDone, &r);
-    }
-
-    #[test]
-    fn set_and_use_tracked_only_when_ok() {
-        let mut s = CarriedState::new(Some("app".into()));
-        run(&mut s, &query("SET @a = 1"), 0x00);
-        run(&mut s, &query("set session sql_mode = ''"), 0x00);
-        run(&mut s, &query("SET nonsense"), 0xff);
-        run(&mut s, &query("  USE `other`;"), 0x00);
-        assert_eq!(s.sets, vec!["SET @a = 1", "set session sql_mode = ''"]);
-        assert_eq!(s.schema.as_deref(), Some("other"));
-        assert!(s.migratable());
-        run(&mut s, b"\x02third", 0x00);
-        assert_eq!(s.schema.as_deref(), Some("third"));
-    }
-
-    #[test]
-    fn blockers() {
-        for (sql, why) in [
-            ("CREATE TEMPORARY TABLE t (a INT)", "temporary table"),
-            ("SELECT GET_LOCK('x', 1)", "user lock (GET_LOCK)"),
-            ("lock tables t write", "LOCK TABLES"),
-            ("SET @a = 1; SET @b = 2", "multi-statement SET"),
-        ] {
-            let mut s = CarriedState::new(None);
-            run(&mut s, &query(sql), 0x00);
-            assert_eq!(s.blocker, Some(why), "{sql}");
-        }
-        let mut s = CarriedState::new(None);
-        run(&mut s, &query("LOCK TABLES t READ"), 0x00);
-        run(&mut s, &query("UNLOCK TABLES"), 0x00);
-        assert!(s.migratable());
-        run(&mut s, &query("PREPARE s FROM 'SELECT 1'"), 0x00);
-        assert_eq!(s.blocker, Some("SQL PREPARE"));
-        run(&mut s, b"\x1f", 0x00);
-        assert!(
-            s.migratable(),
-            "COM_RESET_CONNECTION drops prepared statements"
-        );
-    }
-
-    #[test]
-    fn setting_like_words_are_not_set() {
-        let mut s = CarriedState::new(None);
-        run(&mut s, &query("SETTINGS"), 0x00);
-        run(&mut s, &query("SELECT 'SET x=1'"), 0x00);
-        run(
-            &mut s,
-            &query("SET STATEMENT max_statement_time=1 FOR SELECT 1"),
-            0x00,
-        );
-        assert!(s.sets.is_empty());
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

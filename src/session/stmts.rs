@@ -57,6 +57,9 @@ struct Statement {
     long_data: bool,
     /// Re-prepared on a new backend, which has no types bound yet.
     needs_types: bool,
+    /// The default schema it was prepared in (`Some(None)`: none), or
+    /// `None` when the proxy does not know it.
+    schema: Option<Option<String>>,
 }
 
 /// One statement to prepare again on a new backend.
@@ -65,6 +68,8 @@ pub struct ToPrepare<'a> {
     pub client_id: u32,
     pub sql: &'a [u8],
     pub params: u16,
+    /// The default schema to prepare it in.
+    pub schema: Option<&'a str>,
 }
 
 #[derive(Debug, Default)]
@@ -101,13 +106,22 @@ impl Statements {
             if st.types == Types::Unknown {
                 return Some("prepared statement parameter types not seen");
             }
+            if st.schema.is_none() {
+                return Some("a prepared statement's default schema is not known");
+            }
         }
         None
     }
 
     /// The server answered a PREPARE with `backend_id`: the id the client
     /// gets (the same unless translating and already taken).
-    pub fn prepared(&mut self, backend_id: u32, params: u16, sql: Option<Vec<u8>>) -> u32 {
+    pub fn prepared(
+        &mut self,
+        backend_id: u32,
+        params: u16,
+        sql: Option<Vec<u8>>,
+        schema: Option<Option<String>>,
+    ) -> u32 {
         if self.by_client.len() >= MAX_STATEMENTS {
             self.too_many = true;
         }
@@ -123,6 +137,7 @@ impl Statements {
             types: Types::NotYet,
             long_data: false,
             needs_types: false,
+            schema,
         };
         self.by_client.insert(client_id, st);
         client_id
@@ -212,6 +227,7 @@ impl Statements {
                     client_id,
                     sql: s.sql.as_deref()?,
                     params: s.params,
+                    schema: s.schema.as_ref()?.as_deref(),
                 })
             })
             .collect();

@@ -31,25 +31,25 @@ fn with_header(payload: &[u8], seq: u8) -> Vec<u8> {
 #[test]
 fn ids_stay_the_same_until_translating_then_never_collide() {
     let mut s = Statements::default();
-    assert_eq!(s.prepared(40, 1, Some(b"SELECT ?".to_vec())), 40);
-    assert_eq!(s.prepared(41, 0, Some(b"SELECT 1".to_vec())), 41);
+    assert_eq!(s.prepared(40, 1, Some(b"SELECT ?".to_vec()), Some(None)), 40);
+    assert_eq!(s.prepared(41, 0, Some(b"SELECT 1".to_vec()), Some(None)), 41);
     s.reprepared(40, 7);
     s.reprepared(41, 8);
     assert!(s.translating());
     assert_eq!((s.to_backend(40), s.to_backend(41)), (7, 8));
     assert_eq!(s.to_backend(99), UNKNOWN_ID);
     // the new backend hands out 40 again: the client cannot get it twice
-    let c = s.prepared(40, 0, Some(b"SELECT 2".to_vec()));
+    let c = s.prepared(40, 0, Some(b"SELECT 2".to_vec()), Some(None));
     assert!(c != 40 && c != 41 && c != UNKNOWN_ID);
     assert_eq!(s.to_backend(c), 40);
     // a free id is kept as it is
-    assert_eq!(s.prepared(9, 0, Some(b"SELECT 3".to_vec())), 9);
+    assert_eq!(s.prepared(9, 0, Some(b"SELECT 3".to_vec()), Some(None)), 9);
 }
 
 #[test]
 fn types_of_the_last_bound_execute_are_sent_again_once() {
     let mut s = Statements::default();
-    s.prepared(5, 2, Some(b"SELECT ?, ?".to_vec()));
+    s.prepared(5, 2, Some(b"SELECT ?, ?".to_vec()), Some(None));
     let types = [0x03, 0x00, 0xfe, 0x00];
     let bound = execute(5, 2, Some(&types), b"\x01\x00\x00\x00\x01x");
     s.on_command(command::STMT_EXECUTE, &bound, Some(&bound));
@@ -76,7 +76,7 @@ fn types_of_the_last_bound_execute_are_sent_again_once() {
 #[test]
 fn blockers_and_reset() {
     let mut s = Statements::default();
-    s.prepared(1, 1, None);
+    s.prepared(1, 1, None, Some(None));
     assert_eq!(s.blocker(), Some("prepared statement too long to track"));
     s.on_command(
         command::STMT_CLOSE,
@@ -84,7 +84,7 @@ fn blockers_and_reset() {
         None,
     );
     assert_eq!(s.blocker(), None);
-    s.prepared(2, 1, Some(b"INSERT INTO t VALUES (?)".to_vec()));
+    s.prepared(2, 1, Some(b"INSERT INTO t VALUES (?)".to_vec()), Some(None));
     let long = [command::STMT_SEND_LONG_DATA, 2, 0, 0, 0, 0, 0, b'x'];
     s.on_command(command::STMT_SEND_LONG_DATA, &long, None);
     assert_eq!(

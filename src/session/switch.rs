@@ -1,4 +1,4 @@
-//! What a session does when its primary changes (design.md section 4): at a
+//! What a session does when its primary changes (docs/architecture.md, failover): at a
 //! rest point it is migrated to the new primary when it can be, otherwise its
 //! next command is answered with a failover error and it is closed; a
 //! transaction past `failover.drain_timeout` is aborted.
@@ -15,17 +15,39 @@ use crate::protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use crate::protocol::packet_io::PacketReader;
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
-use crate::session::state::CarriedState;
 use crate::session::stream::Stream;
+
+/// Where the route stands for a session on `current`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteFor {
+    /// It still names `current`, serving.
+    Same,
+    /// It names `current` but says `draining` (a planned switchover):
+    /// transactions finish there, new work is held at rest.
+    Draining,
+    /// No primary, or another server: no command may reach `current`.
+    Elsewhere,
+}
+
+/// Where the route stands for a session on `current`.
+pub fn route_for(ctx: &Context, current: &Primary) -> RouteFor {
+    let route = ctx.table.current();
+    match &route.primary {
+        Some(p) if p.address() == current.address() => {
+            if route.serving() {
+                RouteFor::Same
+            } else {
+                RouteFor::Draining
+            }
+        }
+        _ => RouteFor::Elsewhere,
+    }
+}
 
 /// The route moved away from `current`: no primary, another address, or the
 /// record says `draining` (a planned switchover: hold new work at rest).
 pub fn moved(ctx: &Context, current: &Primary) -> bool {
-    let route = ctx.table.current();
-    match &route.primary {
-        None => true,
-        Some(p) => p.address() != current.address() || !route.serving(),
-    }
+    route_for(ctx, current) != RouteFor::Same
 }
 
 /// Wait (bounded by `hold_timeout`) for a serving primary; `None` on timeout
@@ -55,13 +77,6 @@ pub fn credential(ctx: &Context, record: &LoginRecord) -> Result<DerivedPassword
             record.user
         )
     })
-}
-
-/// Why this session's state cannot be moved, if it cannot.
-pub fn blocker(state: &CarriedState) -> Option<String> {
-    state
-        .blocker
-        .map(|why| format!("the session holds state that cannot be moved ({why})"))
 }
 
 /// Answer the client's next command (possibly already read: `held`) with
