@@ -1,8 +1,9 @@
-//! Failover outcomes per session state (design.md section 4), against real
+//! Failover outcomes per session state (docs/architecture.md, failover), against real
 //! ZooKeeper and MariaDB: idle sessions of known users are migrated with their
 //! schema and variables; others get a documented error at their next command;
-//! transactions finish on the old primary or are aborted after the drain
-//! timeout; an unplanned failover costs idle sessions nothing.
+//! transactions finish on a draining primary or are aborted (past the drain
+//! timeout, or when the record moves without draining); an unplanned failover
+//! moves sessions whose state is known and refuses the rest.
 
 mod common;
 
@@ -149,31 +150,22 @@ async fn wrong_stored_hash_closes_instead_of_migrating() {
     assert!(!e.message.contains("ABAB"), "no secret in the message");
 }
 
+/// A record that moves straight to another server (no `draining` step)
+/// ends an open transaction: its next statement would otherwise run on a
+/// server the record left, so it gets 9006 and nothing of it commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_transaction_finishes_on_the_old_primary_then_moves() {
+async fn open_transaction_is_aborted_when_the_record_moves_without_a_drain() {
     let env = common::start_with(true, with_app_user).await;
     let mut admin = direct_with_table(&env).await;
-    let old_port = env.cluster.primary().port();
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     c.query_drop("BEGIN").await.unwrap();
     c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
-    // record-only change: the old primary stays writable, as during a drain
-    let new_port = move_record_to_replica(&env).await;
-    let p: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
-    assert_eq!(p, old_port, "inside the transaction: still the old primary");
-    c.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
-    c.query_drop("COMMIT").await.unwrap();
-    let p: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
-    assert_eq!(
-        p, new_port,
-        "after COMMIT the next statement runs on the new primary"
-    );
-    let n: i64 = admin
-        .query_first("SELECT COUNT(*) FROM app.t")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(n, 2, "the whole transaction committed on the old primary");
+    // record-only change: the old primary stays writable
+    move_record_to_replica(&env).await;
+    let e = server_error(c.query_drop("INSERT INTO t VALUES (2)").await.unwrap_err());
+    assert_eq!(e.code, 9006, "{}", e.message);
+    let n = common::rows_once_app_sessions_ended(&mut admin, "app.t").await;
+    assert_eq!(n, 0, "no statement reached the old primary after the move");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,24 +195,39 @@ async fn transaction_past_the_drain_timeout_is_aborted() {
     assert_eq!(n, 0, "rolled back, never half-applied");
 }
 
+/// A crashed primary cannot say what a session holds: a session whose
+/// state is known without it (nothing ran since login) moves; one that ran
+/// a statement since gets 9005 naming why, never a silently empty state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unplanned_failover_costs_idle_sessions_nothing() {
+async fn unplanned_failover_moves_known_sessions_and_refuses_the_rest() {
     let mut env = common::start_with(true, with_app_user).await;
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    c.query_drop("SET @survivor = 'yes'").await.unwrap();
+    let mut known = Conn::new(env.via_proxy()).await.unwrap();
+    known.ping().await.unwrap();
+    let mut ran = Conn::new(env.via_proxy()).await.unwrap();
+    ran.query_drop("SET @survivor = 'yes'").await.unwrap();
     env.cluster.primary_mut().kill().unwrap();
     let new_port = env.cluster.promote_replica_after_crash().await.unwrap();
     env.cluster.publish_json(new_port, 2).await.unwrap();
     env.wait_for_primary_port(new_port).await;
     let row: (u16, String) = tokio::time::timeout(
         Duration::from_secs(20),
-        c.query_first("SELECT @@port, @survivor"),
+        known.query_first("SELECT @@port, DATABASE()"),
     )
     .await
     .expect("nothing hangs")
     .unwrap()
     .unwrap();
-    assert_eq!(row, (new_port, "yes".into()));
+    assert_eq!(row, (new_port, "app".into()));
+    let answer = ran.query_first::<String, _>("SELECT @survivor").await;
+    assert!(
+        answer.is_err(),
+        "an error, never a session without its variable: {answer:?}"
+    );
+    let closed = &env.proxy.stats().sessions_closed_by_failover;
+    wait_until("the refusal counted", || {
+        closed.load(std::sync::atomic::Ordering::Relaxed) == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,11 +343,10 @@ async fn draining_is_acknowledged_once_transactions_finish() {
 async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
     let mut env = common::start_with(true, with_app_user).await;
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    c.query_drop("SET @survivor = 'yes'").await.unwrap();
     env.cluster.primary_mut().kill().unwrap();
     // the client speaks before anyone has published the new primary
     let asked = tokio::spawn(async move {
-        let row: Option<(u16, String)> = c.query_first("SELECT @@port, @survivor").await.unwrap();
+        let row: Option<(u16, String)> = c.query_first("SELECT @@port, DATABASE()").await.unwrap();
         row
     });
     let new_port = env.cluster.promote_replica_after_crash().await.unwrap();
@@ -350,7 +356,7 @@ async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
         .await
         .expect("nothing hangs")
         .unwrap();
-    assert_eq!(row, Some((new_port, "yes".into())));
+    assert_eq!(row, Some((new_port, "app".into())));
     let stats = env.proxy.stats();
     assert_eq!(stats.ops.statement_hold.count(), 1, "one statement held");
     assert_eq!(

@@ -11,8 +11,8 @@ use super::quiet::Quiet;
 use super::relay::{Hold, Relay, RelayEnd, StopSignals};
 use super::state::CarriedState;
 use super::stream::Stream;
-use super::timers::SessionTimers;
 use super::switch::RouteFor;
+use super::timers::SessionTimers;
 use super::{kill, rewrite, switch};
 use tokio::time::Instant;
 

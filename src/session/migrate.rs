@@ -86,7 +86,9 @@ pub async fn migrate(
         }
     }
     let statements = prepare_all(&mut be, stmts, state.schema.as_deref()).await?;
-    let mut now = Snapshot::read(&mut be).await.map_err(MigrateError::Verify)?;
+    let mut now = Snapshot::read(&mut be)
+        .await
+        .map_err(MigrateError::Verify)?;
     now.sysvars = read_sysvars(&mut be, &state.sysvar_names())
         .await
         .map_err(MigrateError::Verify)?;

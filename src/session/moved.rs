@@ -84,7 +84,10 @@ pub(super) async fn failover(
     }
     let from = live.primary.clone();
     let cfg = ctx.config.get();
-    let moved = tokio::time::timeout(cfg.failover.migrate_timeout, move_to(&next, live, record, ctx));
+    let moved = tokio::time::timeout(
+        cfg.failover.migrate_timeout,
+        move_to(&next, live, record, ctx),
+    );
     let why = match moved.await {
         Ok(Ok(())) => {
             tracing::info!(%from, to = %next, "session migrated");
@@ -111,16 +114,25 @@ async fn move_to(
     ctx: &Context,
 ) -> Result<(), String> {
     if let Some(why) = live.state.why_not_migratable() {
-        return Err(format!("the session holds state that cannot be moved ({why})"));
+        return Err(format!(
+            "the session holds state that cannot be moved ({why})"
+        ));
     }
     let password = switch::credential(ctx, record)?;
     let state = current_state(live, record, ctx).await?;
     let cfg = ctx.config.get();
     let tls = ctx.tls.backend();
     let carried = (&state, &live.state.stmts);
-    let m = migrate::migrate(next, record, carried, &password, &cfg.backend, tls.as_deref())
-        .await
-        .map_err(|e| format!("migration failed: {e}"))?;
+    let m = migrate::migrate(
+        next,
+        record,
+        carried,
+        &password,
+        &cfg.backend,
+        tls.as_deref(),
+    )
+    .await
+    .map_err(|e| format!("migration failed: {e}"))?;
     let caps = m.greeting.caps & record.client_caps;
     let mariadb = m.greeting.mariadb_caps & record.client_mariadb_caps;
     tracing::debug!(backend_thread = m.greeting.connection_id, "state carried");
@@ -134,6 +146,12 @@ async fn move_to(
     live.kill.moved(&next.address(), m.greeting.connection_id);
     live.primary = next.clone();
     Ok(())
+}
+
+fn unknown(from: &Primary) -> String {
+    format!(
+        "its state cannot be read on {from}, which does not answer, and it ran statements since its state was last known"
+    )
 }
 
 /// The session's state: read from the server it is on, or, when that
@@ -152,14 +170,16 @@ async fn current_state(
         Ok(Err(QueryError::Server(e))) => {
             return Err(format!("its state could not be read on {from}: {e}"))
         }
-        Ok(Err(_)) | Err(_) => live.state.known.clone().ok_or_else(|| {
-            format!(
-                "its state cannot be read on {from}, which does not answer, and it ran statements since its state was last known"
-            )
-        })?,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "state not readable on the old primary");
+            live.state.known.clone().ok_or_else(|| unknown(&from))?
+        }
+        Err(_) => live.state.known.clone().ok_or_else(|| unknown(&from))?,
     };
     if let Some(why) = &state.blocker {
-        return Err(format!("the session holds state that cannot be moved ({why})"));
+        return Err(format!(
+            "the session holds state that cannot be moved ({why})"
+        ));
     }
     if state.user != record.user {
         return Err(format!(

@@ -89,7 +89,10 @@ impl<'a> Backend<'a> {
         let mut payload = vec![crate::protocol::command::STMT_PREPARE];
         payload.extend_from_slice(sql);
         let io = |e: io::Error| e.to_string();
-        self.stream.write_all(&frame(0, &payload)).await.map_err(io)?;
+        self.stream
+            .write_all(&frame(0, &payload))
+            .await
+            .map_err(io)?;
         self.stream.flush().await.map_err(io)?;
         self.tracker.on_client_packet(&info(&payload, 0));
         let mut answer = None;
@@ -196,7 +199,12 @@ mod tests {
         let row = text_row(b"\x01a\xfb\x00\x03xyz").unwrap();
         assert_eq!(
             row,
-            vec![Some(b"a".to_vec()), None, Some(vec![]), Some(b"xyz".to_vec())]
+            vec![
+                Some(b"a".to_vec()),
+                None,
+                Some(vec![]),
+                Some(b"xyz".to_vec())
+            ]
         );
         assert_eq!(text_row(b"\x05ab"), None, "a string longer than the packet");
     }

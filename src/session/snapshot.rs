@@ -98,18 +98,20 @@ impl Snapshot {
         match be.query(&format!("{UNLIMITED}{LOCKS}")).await {
             Ok(rows) => {
                 if number(&one_row(rows)?, 0)? > 0 {
-                    snap.block("the session holds locks (user locks, LOCK TABLES or HANDLER)".into())
+                    snap.block(
+                        "the session holds locks (user locks, LOCK TABLES or HANDLER)".into(),
+                    )
                 }
             }
             Err(e) if e.code() == Some(UNKNOWN_TABLE) => snap.block(
-                "its locks cannot be checked: the metadata_lock_info plugin is not loaded"
-                    .into(),
+                "its locks cannot be checked: the metadata_lock_info plugin is not loaded".into(),
             ),
             Err(e) => return Err(e),
         }
         snap.sysvars = limits_that_differ(&limits)?;
         for row in be.query(&format!("{UNLIMITED}{SYSVARS}")).await? {
-            snap.sysvars.push((text(&row, 0).unwrap_or_default(), text(&row, 1)));
+            snap.sysvars
+                .push((text(&row, 0).unwrap_or_default(), text(&row, 1)));
         }
         // a collation after the character set that would reset it
         snap.sysvars
@@ -129,7 +131,11 @@ impl Snapshot {
         if !self.sysvars.is_empty() {
             let mut sets = Vec::new();
             for (name, value) in &self.sysvars {
-                sets.push(format!("SESSION {} = {}", ident(name), sysvar_value(name, value)?));
+                sets.push(format!(
+                    "SESSION {} = {}",
+                    ident(name),
+                    sysvar_value(name, value)?
+                ));
             }
             out.push(format!("SET {}", sets.join(", ")));
         }
@@ -154,13 +160,20 @@ impl Snapshot {
     /// state there) differs from this state, if any.
     pub fn difference(&self, other: &Snapshot) -> Option<String> {
         if self.schema != other.schema {
-            return Some(format!("schema {:?} became {:?}", self.schema, other.schema));
+            return Some(format!(
+                "schema {:?} became {:?}",
+                self.schema, other.schema
+            ));
         }
         if self.user != other.user {
             return Some(format!("user {:?} became {:?}", self.user, other.user));
         }
         for (name, value) in &self.sysvars {
-            let now = other.sysvars.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            let now = other
+                .sysvars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v);
             if now.is_some_and(|v| v != value) {
                 return Some(format!("@@{name} {value:?} became {:?}", now.unwrap()));
             }
@@ -187,7 +200,9 @@ pub async fn read_sysvars(
 ) -> Result<Vec<(String, Option<String>)>, QueryError> {
     let mut out = Vec::new();
     for name in names {
-        let rows = be.query(&format!("SELECT @@session.{}", ident(name))).await?;
+        let rows = be
+            .query(&format!("SELECT @@session.{}", ident(name)))
+            .await?;
         let value = match rows.first() {
             Some(row) => text(row, 0),
             None => Some("0".into()), // sql_select_limit = 0 returns no row
@@ -288,7 +303,9 @@ fn sysvar_value(name: &str, value: &Option<String>) -> Result<String, String> {
         return Ok("NULL".into());
     };
     if v.contains(['\\', '\0']) {
-        return Err(format!("@@{name} holds a value the proxy cannot write exactly"));
+        return Err(format!(
+            "@@{name} holds a value the proxy cannot write exactly"
+        ));
     }
     Ok(match check_number(v) {
         Some(n) => n.to_string(),

@@ -91,7 +91,10 @@ impl CarriedState {
         };
         let sql = sql.take();
         *self.pending.front_mut()? = Effect::None;
-        Some(self.stmts.prepared(backend_id, params, sql, self.schema.clone()))
+        Some(
+            self.stmts
+                .prepared(backend_id, params, sql, self.schema.clone()),
+        )
     }
 
     /// A client packet, after the protocol tracker classified it.
@@ -101,7 +104,8 @@ impl CarriedState {
                 if stmts::names_statement(cmd) {
                     self.stmts.on_command(cmd, p.prefix, p.payload);
                 }
-                if changes_state(cmd) {
+                let reads = cmd == command::QUERY && p.payload.is_some_and(|b| reads_only(&b[1..]));
+                if changes_state(cmd) && !reads {
                     self.known = None;
                 }
                 let effect = self.effect_of(cmd, p);
@@ -200,6 +204,45 @@ fn changes_state(cmd: u8) -> bool {
             | command::INIT_DB
             | command::PROCESS_INFO
     )
+}
+
+/// A statement that provably changes nothing a session holds: `SHOW ...`,
+/// or a `SELECT` of nothing but system variables (what drivers run when
+/// they connect), e.g. `SELECT @@max_allowed_packet, @@wait_timeout AS w`.
+/// No function call, user variable or table can hide in either.
+fn reads_only(sql: &[u8]) -> bool {
+    let t = sql.trim_ascii();
+    let t = t.strip_suffix(b";").unwrap_or(t).trim_ascii_end();
+    let Some(rest) = keyword(t, b"select") else {
+        return keyword(t, b"show").is_some() && !t.contains(&b';');
+    };
+    let name =
+        |w: &[u8]| !w.is_empty() && w.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+    rest.split(|&b| b == b',').all(|item| {
+        let words: Vec<&[u8]> = item
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let var = |w: &[u8]| {
+            w.strip_prefix(b"@@").is_some_and(|v| {
+                !v.is_empty()
+                    && v.iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            })
+        };
+        match words[..] {
+            [v] => var(v),
+            [v, alias] => var(v) && name(alias) && !alias.eq_ignore_ascii_case(b"from"),
+            [v, as_, alias] => var(v) && as_.eq_ignore_ascii_case(b"as") && name(alias),
+            _ => false,
+        }
+    })
+}
+
+/// The text after a leading keyword `kw` and white space.
+fn keyword<'a>(t: &'a [u8], kw: &[u8]) -> Option<&'a [u8]> {
+    let rest = t.get(kw.len()..)?;
+    (t[..kw.len()].eq_ignore_ascii_case(kw) && rest.first()?.is_ascii_whitespace()).then_some(rest)
 }
 
 /// What a COM_QUERY text can do to the default schema.

@@ -55,7 +55,10 @@ fn state_is_known_until_a_command_may_change_it() {
     assert_eq!(s.known.as_ref().unwrap().schema.as_deref(), Some("db1"));
     run(&mut s, &[command::PING], 0x00);
     run(&mut s, b"\x02db2", 0x00);
-    let known = s.known.as_ref().expect("PING and COM_INIT_DB keep it known");
+    let known = s
+        .known
+        .as_ref()
+        .expect("PING and COM_INIT_DB keep it known");
     assert_eq!(known.schema.as_deref(), Some("db2"));
     run(&mut s, &query("SELECT 1"), 0x00);
     assert!(s.known.is_none(), "any statement may change server state");
@@ -63,7 +66,11 @@ fn state_is_known_until_a_command_may_change_it() {
     run(&mut s, &query("USE db3"), 0x00);
     assert_eq!(s.schema, Some(Some("db3".into())));
     run(&mut s, &query("USE nowhere"), 0xff);
-    assert_eq!(s.schema, Some(Some("db3".into())), "a failed USE changes nothing");
+    assert_eq!(
+        s.schema,
+        Some(Some("db3".into())),
+        "a failed USE changes nothing"
+    );
     run(&mut s, &query("/* x */ use db4"), 0x00);
     assert_eq!(s.schema, None, "only the server knows now");
 }
@@ -75,7 +82,10 @@ fn statements_remember_the_schema_they_were_prepared_in() {
     run_with(
         &mut s,
         b"\x16INSERT INTO t VALUES (?)",
-        &[(&ok, ServerEvent::None), (&[0xfe, 0, 0, 2, 0], ServerEvent::ResponseDone)],
+        &[
+            (&ok, ServerEvent::None),
+            (&[0xfe, 0, 0, 2, 0], ServerEvent::ResponseDone),
+        ],
     );
     run(&mut s, &query("USE db2"), 0x00);
     let todo = s.stmts.to_prepare();
@@ -86,7 +96,10 @@ fn statements_remember_the_schema_they_were_prepared_in() {
     run_with(
         &mut s,
         b"\x16SELECT ?",
-        &[(&[0x00, 8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], ServerEvent::None), (&[0xfe, 0, 0, 2, 0], ServerEvent::ResponseDone)],
+        &[
+            (&[0x00, 8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], ServerEvent::None),
+            (&[0xfe, 0, 0, 2, 0], ServerEvent::ResponseDone),
+        ],
     );
     assert_eq!(
         s.why_not_migratable(),
@@ -110,4 +123,35 @@ fn a_change_user_answered_by_an_auth_switch_still_counts() {
     );
     assert!(s.stmts.is_empty(), "the server dropped the statements");
     assert!(s.known.is_none() && s.schema.is_none());
+}
+
+#[test]
+fn only_provably_reading_statements_keep_the_state_known() {
+    for sql in [
+        "SELECT @@max_allowed_packet,@@wait_timeout",
+        "select @@session.auto_increment_increment AS x, @@tx_isolation t;",
+        "SHOW VARIABLES LIKE 'x'",
+    ] {
+        assert!(reads_only(sql.as_bytes()), "{sql}");
+    }
+    for sql in [
+        "SELECT @a := 1",
+        "SELECT GET_LOCK('x', 0)",
+        "SELECT @@x INTO @y",
+        "SELECT @@x FROM t",
+        "SELECT @x",
+        "SELECT NEXT VALUE FOR s",
+        "SHOW TABLES; SET @a = 1",
+        "SELECT",
+        "SELECTED",
+    ] {
+        assert!(!reads_only(sql.as_bytes()), "{sql}");
+    }
+    let mut s = CarriedState::new("app", None);
+    run(
+        &mut s,
+        &query("SELECT @@max_allowed_packet, @@wait_timeout"),
+        0x00,
+    );
+    assert!(s.known.is_some());
 }

@@ -31,8 +31,14 @@ fn with_header(payload: &[u8], seq: u8) -> Vec<u8> {
 #[test]
 fn ids_stay_the_same_until_translating_then_never_collide() {
     let mut s = Statements::default();
-    assert_eq!(s.prepared(40, 1, Some(b"SELECT ?".to_vec()), Some(None)), 40);
-    assert_eq!(s.prepared(41, 0, Some(b"SELECT 1".to_vec()), Some(None)), 41);
+    assert_eq!(
+        s.prepared(40, 1, Some(b"SELECT ?".to_vec()), Some(None)),
+        40
+    );
+    assert_eq!(
+        s.prepared(41, 0, Some(b"SELECT 1".to_vec()), Some(None)),
+        41
+    );
     s.reprepared(40, 7);
     s.reprepared(41, 8);
     assert!(s.translating());
