@@ -93,8 +93,9 @@ pub struct FailoverConfig {
     pub hold_timeout: Duration,
     /// After the primary changed, how long an open transaction may still
     /// finish on the old primary before it is aborted ("transaction aborted
-    /// by failover"); also how long an unmigratable idle session waits for
-    /// its next command before it is closed.
+    /// by failover"). A session that cannot be moved waits for its next
+    /// command up to `listen.idle_timeout` (an hour without one) to answer
+    /// it with 9005/9006 naming why.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
     /// How long moving one session to a new primary may take in all (its

@@ -49,7 +49,7 @@ pub(super) async fn failover(
             &held,
             ProxyErrorCode::TransactionAborted,
             &msg,
-            wait,
+            refusal_wait(ctx),
         )
         .await;
         return Next::Done(ConnOutcome::FailoverClosed);
@@ -223,7 +223,7 @@ pub(super) async fn close_after_loss(
 
 async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Context) {
     tracing::warn!(backend = %live.primary, "{msg}");
-    let wait = ctx.config.load().failover.drain_timeout;
+    let wait = refusal_wait(ctx);
     let held = std::mem::take(&mut live.early.0);
     switch::close_at_next_command(
         client,
@@ -234,4 +234,14 @@ async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ct
         wait,
     )
     .await;
+}
+
+/// How long a refused session waits for its next command, to answer it
+/// with the error that says why: the idle timeout (an hour when there is
+/// none). The session holds no backend meanwhile.
+fn refusal_wait(ctx: &Context) -> std::time::Duration {
+    let cfg = ctx.config.load();
+    cfg.listen
+        .idle_timeout()
+        .unwrap_or(std::time::Duration::from_secs(3600))
 }

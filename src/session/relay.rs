@@ -312,8 +312,10 @@ impl<'a> Relay<'a> {
         while self.fenced.is_none() && self.up.scanned < self.up.end {
             let at = self.up.scanned;
             if self.up.framer.at_logical_boundary() && self.tracker.expects_command() {
-                if self.tracker.outstanding() > 0 || !self.head_ready(at) {
-                    break; // pipelined behind a reply, or too little to judge
+                // pipelined behind a reply, too little to judge, or the
+                // backend already closed: the command waits, unsent
+                if self.tracker.outstanding() > 0 || !self.head_ready(at) || self.down.eof {
+                    break;
                 }
                 self.fenced = self.hold_for(at);
                 self.vetted = false;
