@@ -17,7 +17,7 @@ use super::{kill, rewrite, switch};
 use tokio::time::Instant;
 
 use crate::listener::Context;
-use crate::metrics::{ConnOutcome, SessionGauge};
+use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
 use crate::protocol::Tracker;
 use crate::routing::Primary;
 
@@ -145,6 +145,7 @@ pub(super) async fn after_relay(
     live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Context,
+    gauge: &mut SessionGauge,
 ) -> Next {
     let draining = ctx.drain.at_rest.is_cancelled();
     match end {
@@ -156,7 +157,10 @@ pub(super) async fn after_relay(
         {
             tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
             let spoke = !live.early.0.is_empty();
-            match route_changes(ctx, &live.primary, client, spoke).await {
+            gauge.set(SessionState::WaitingForPrimary);
+            let after = route_changes(ctx, &live.primary, client, spoke).await;
+            gauge.set(SessionState::Idle);
+            match after {
                 AfterLoss::Moved(spoke_at) => {
                     live.held_since = spoke_at;
                     failover(client, live, record, ctx).await

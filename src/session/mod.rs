@@ -229,7 +229,7 @@ async fn connect_and_relay(
     };
     loop {
         let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
-        match after_relay(end, &mut client, &mut live, &record, ctx).await {
+        match after_relay(end, &mut client, &mut live, &record, ctx, gauge).await {
             Next::Relay => continue,
             Next::Done(outcome) => return outcome,
         }

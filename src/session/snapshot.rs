@@ -193,21 +193,25 @@ impl Snapshot {
     }
 }
 
-/// The session values of `names` on `be` (for [`Snapshot::difference`]).
+/// The session values of `names` on `be` (for [`Snapshot::difference`]),
+/// in the form `information_schema.SESSION_VARIABLES` gives them.
 pub async fn read_sysvars(
     be: &mut Backend<'_>,
     names: &[&str],
 ) -> Result<Vec<(String, Option<String>)>, QueryError> {
-    let mut out = Vec::new();
-    for name in names {
-        let rows = be
-            .query(&format!("SELECT @@session.{}", ident(name)))
-            .await?;
-        let value = match rows.first() {
-            Some(row) => text(row, 0),
-            None => Some("0".into()), // sql_select_limit = 0 returns no row
-        };
-        out.push((name.to_string(), value));
+    let limits = be.query(LIMITS).await?;
+    let mut out = limits_that_differ(&limits)?;
+    let listed: Vec<String> = names.iter().map(|n| quote(&n.to_uppercase())).collect();
+    if !listed.is_empty() {
+        let sql = format!(
+            "{UNLIMITED}SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE \
+             FROM information_schema.SESSION_VARIABLES WHERE VARIABLE_NAME IN ({}) \
+             AND VARIABLE_NAME NOT IN ('SQL_SELECT_LIMIT', 'MAX_STATEMENT_TIME')",
+            listed.join(", ")
+        );
+        for row in be.query(&sql).await? {
+            out.push((text(&row, 0).unwrap_or_default(), text(&row, 1)));
+        }
     }
     Ok(out)
 }
