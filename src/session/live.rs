@@ -151,9 +151,10 @@ pub(super) async fn after_relay(
     match end {
         RelayEnd::Held => Next::Relay, // rewritten before the next relay sends it
         RelayEnd::Stopped(_) if !draining => failover(client, live, record, ctx).await,
-        // The backend died while the session was at rest: its primary may be gone.
+        // The backend died with no reply outstanding: its primary may be
+        // gone (a session inside a transaction then gets 9006, not a bare close).
         RelayEnd::BackendClosed | RelayEnd::BackendError(_)
-            if !draining && live.tracker.at_rest() && !live.tracker.quit_sent() =>
+            if !draining && live.tracker.outstanding() == 0 && !live.tracker.quit_sent() =>
         {
             tracing::info!(backend = %live.primary, "backend lost while idle; waiting for a new primary");
             let spoke = !live.early.0.is_empty();

@@ -148,33 +148,37 @@ async fn move_to(
     Ok(())
 }
 
-fn unknown(from: &Primary) -> String {
+/// Why a session whose state is not known cannot move when its old
+/// primary cannot tell: `cause` says what the read met.
+fn unknown(from: &Primary, cause: &str) -> String {
     format!(
-        "its state cannot be read on {from}, which does not answer, and it ran statements since its state was last known"
+        "its state cannot be read on {from} ({cause}) and it ran statements since its state was last known"
     )
 }
 
 /// The session's state: read from the server it is on, or, when that
-/// server cannot answer (it crashed), what is known without it.
+/// server cannot answer (it crashed), what is known without it. The read
+/// may take half of `failover.migrate_timeout`; the login and carry the rest.
 async fn current_state(
     live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Context,
 ) -> Result<Snapshot, String> {
-    let wait = ctx.config.load().backend.connect_timeout;
+    let wait = ctx.config.load().failover.migrate_timeout / 2;
     let from = live.primary.clone();
     let mut be = Backend::new(&mut live.backend, live.tracker.clone());
     let read = tokio::time::timeout(wait, Snapshot::read(&mut be)).await;
+    let known = || live.state.known.clone();
     let state = match read {
         Ok(Ok(state)) => state,
         Ok(Err(QueryError::Server(e))) => {
             return Err(format!("its state could not be read on {from}: {e}"))
         }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "state not readable on the old primary");
-            live.state.known.clone().ok_or_else(|| unknown(&from))?
+        Ok(Err(e)) => known().ok_or_else(|| unknown(&from, &e.to_string()))?,
+        Err(_) => {
+            let cause = format!("no answer within {}", humantime::format_duration(wait));
+            known().ok_or_else(|| unknown(&from, &cause))?
         }
-        Err(_) => live.state.known.clone().ok_or_else(|| unknown(&from))?,
     };
     if let Some(why) = &state.blocker {
         return Err(format!(

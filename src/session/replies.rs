@@ -37,7 +37,7 @@ impl FrameSink for Replies<'_> {
             Frame::Packet(p) => {
                 let ev = self.tracker.on_server_packet(&p);
                 self.replied |= ev == ServerEvent::ResponseDone;
-                self.state.on_server(ev, &p);
+                self.state.on_server(ev, &p, self.tracker.status());
             }
             Frame::Head(h) => {
                 if !h.continuation

@@ -13,8 +13,10 @@ const UNLIMITED: &str =
     "SET STATEMENT sql_select_limit = 18446744073709551615, max_statement_time = 0 FOR ";
 
 /// Read apart from the others: `UNLIMITED` masks their session values.
+/// First, while the previous statement's warnings are still there (a
+/// statement without tables keeps them).
 const LIMITS: &str = "SELECT @@session.sql_select_limit, @@global.sql_select_limit, \
-     @@session.max_statement_time, @@global.max_statement_time";
+     @@session.max_statement_time, @@global.max_statement_time, @@warning_count";
 
 const BASICS: &str = "SELECT DATABASE(), LAST_INSERT_ID(), @@session.insert_id, \
      IF(@@timestamp > UNIX_TIMESTAMP(SYSDATE(6)) \
@@ -84,6 +86,22 @@ impl Snapshot {
     pub async fn read(be: &mut Backend<'_>) -> Result<Snapshot, QueryError> {
         let mut snap = Snapshot::default();
         let limits = be.query(LIMITS).await?;
+        let warnings = match limits.first() {
+            Some(row) => text(row, 4),
+            // a row limit of 0 hid the row
+            None => text(
+                &one_row(
+                    be.query(&format!("{UNLIMITED}SELECT @@warning_count"))
+                        .await?,
+                )?,
+                0,
+            ),
+        };
+        if warnings.is_some_and(|n| n != "0") {
+            snap.block(
+                "the previous statement's warnings (SHOW WARNINGS) cannot be carried".into(),
+            );
+        }
         let basics = one_row(be.query(&format!("{UNLIMITED}{BASICS}")).await?)?;
         snap.schema = text(&basics, 0);
         snap.last_insert_id = number(&basics, 1)?;

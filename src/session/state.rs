@@ -35,6 +35,8 @@ enum Effect {
     None,
     /// COM_INIT_DB or a statement that is exactly `USE name`.
     Schema(String),
+    /// A statement that may be `SET TRANSACTION` for the next transaction.
+    NextTransaction,
     /// COM_RESET_CONNECTION: the server drops prepared statements.
     Reset,
     /// A COM_STMT_PREPARE (its text when captured), registered at its OK.
@@ -53,6 +55,9 @@ pub struct CarriedState {
     pub stmts: Statements,
     /// Why the session cannot be followed at all, if it cannot.
     pub blocker: Option<&'static str>,
+    /// A `SET TRANSACTION ...` for the next transaction may be pending: the
+    /// server shows it in no variable, so it could not be carried.
+    pub next_transaction_set: bool,
     /// Effects waiting for their reply, aligned with outstanding replies.
     pending: VecDeque<Effect>,
     head_answered: bool,
@@ -77,7 +82,11 @@ impl CarriedState {
 
     /// Why the session cannot be moved whatever its server says, if so.
     pub fn why_not_migratable(&self) -> Option<&'static str> {
-        self.blocker.or_else(|| self.stmts.blocker())
+        self.blocker.or_else(|| self.stmts.blocker()).or_else(|| {
+            self.next_transaction_set.then_some(
+                "SET TRANSACTION for the next transaction, which no server variable shows",
+            )
+        })
     }
 
     /// The head of a server packet that answers a COM_STMT_PREPARE with OK,
@@ -120,8 +129,9 @@ impl CarriedState {
         }
     }
 
-    /// A server packet, after the protocol tracker classified it.
-    pub fn on_server(&mut self, ev: ServerEvent, p: &PacketInfo<'_>) {
+    /// A server packet, after the protocol tracker classified it (and
+    /// read the status flags it carries: `status`).
+    pub fn on_server(&mut self, ev: ServerEvent, p: &PacketInfo<'_>, status: u16) {
         if p.continuation || self.pending.is_empty() {
             return;
         }
@@ -132,6 +142,10 @@ impl CarriedState {
                     self.apply(effect, p.prefix);
                 }
             }
+        }
+        let in_trans = status & crate::protocol::status::IN_TRANS != 0;
+        if ev == ServerEvent::ResponseDone && self.next_transaction_set && in_trans {
+            self.next_transaction_set = false; // the transaction it was for began
         }
         match ev {
             // COM_CHANGE_USER, whatever the exchange: a new session
@@ -144,6 +158,7 @@ impl CarriedState {
     }
 
     fn changed_user(&mut self) {
+        self.next_transaction_set = false;
         self.stmts.clear();
         self.known = None;
         self.schema = None;
@@ -166,6 +181,7 @@ impl CarriedState {
                 self.schema = Some(Some(s));
             }
             Effect::Reset => self.stmts.clear(),
+            Effect::NextTransaction => self.next_transaction_set = true,
         }
     }
 
@@ -175,6 +191,10 @@ impl CarriedState {
                 Some(b) => Effect::Schema(String::from_utf8_lossy(&b[1..]).into_owned()),
                 None => self.schema_unknown(),
             },
+            command::QUERY if p.payload.is_some_and(|b| sets_next_transaction(&b[1..])) => {
+                self.schema_unknown_if(p);
+                Effect::NextTransaction
+            }
             command::QUERY => match p.payload.map(|b| use_statement(&b[1..])) {
                 Some(Use::None) => Effect::None,
                 Some(Use::Exactly(db)) => Effect::Schema(db),
@@ -183,6 +203,15 @@ impl CarriedState {
             command::STMT_PREPARE => Effect::Prepare(p.payload.map(|b| b[1..].to_vec())),
             command::RESET_CONNECTION => Effect::Reset,
             _ => Effect::None,
+        }
+    }
+
+    /// A statement that may also be a `USE` leaves the schema unknown.
+    fn schema_unknown_if(&mut self, p: &PacketInfo<'_>) {
+        if p.payload
+            .is_some_and(|b| use_statement(&b[1..]) != Use::None)
+        {
+            self.schema = None;
         }
     }
 
@@ -245,6 +274,42 @@ fn keyword<'a>(t: &'a [u8], kw: &[u8]) -> Option<&'a [u8]> {
     (t[..kw.len()].eq_ignore_ascii_case(kw) && rest.first()?.is_ascii_whitespace()).then_some(rest)
 }
 
+/// Whether `sql` may set characteristics of the next transaction only
+/// (`SET TRANSACTION ...` without SESSION/GLOBAL): it has both words.
+/// Only the words matter; a false alarm costs a refused move, never a
+/// silent one.
+fn sets_next_transaction(sql: &[u8]) -> bool {
+    if !(has_word(sql, b"set") && has_word(sql, b"transaction")) {
+        return false;
+    }
+    // one `SET SESSION|GLOBAL TRANSACTION ...` shows in the variables
+    let t = sql.trim_ascii();
+    let t = t.strip_suffix(b";").unwrap_or(t);
+    let words: Vec<&[u8]> = t
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .collect();
+    let scoped = matches!(words[..], [set, scope, trx]
+        if set.eq_ignore_ascii_case(b"set")
+            && (scope.eq_ignore_ascii_case(b"session") || scope.eq_ignore_ascii_case(b"global"))
+            && trx.eq_ignore_ascii_case(b"transaction"));
+    !(scoped
+        && !t.contains(&b';')
+        && !t.contains(&b'/')
+        && !t.contains(&b'#')
+        && !t.contains(&b'-'))
+}
+
+/// `word` appears in `sql` as a whole word (any case).
+fn has_word(sql: &[u8], word: &[u8]) -> bool {
+    sql.windows(word.len()).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(word)
+            && (i == 0 || !word_byte(sql[i - 1]))
+            && sql.get(i + word.len()).is_none_or(|&b| !word_byte(b))
+    })
+}
+
 /// What a COM_QUERY text can do to the default schema.
 #[derive(Debug, PartialEq, Eq)]
 enum Use {
@@ -261,12 +326,7 @@ enum Use {
 /// proves the schema unchanged; a text that is nothing but `USE name` says
 /// which schema follows.
 fn use_statement(sql: &[u8]) -> Use {
-    let has_word = sql.windows(3).enumerate().any(|(i, w)| {
-        w.eq_ignore_ascii_case(b"use")
-            && (i == 0 || !word_byte(sql[i - 1]))
-            && sql.get(i + 3).is_none_or(|&b| !word_byte(b))
-    });
-    if !has_word {
+    if !has_word(sql, b"use") {
         return Use::None;
     }
     let t = sql.trim_ascii();

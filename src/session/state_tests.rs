@@ -23,7 +23,7 @@ fn run_with(state: &mut CarriedState, payload: &[u8], replies: &[(&[u8], ServerE
     for (reply, ev) in replies {
         let mut r = packet(reply);
         r.payload = None;
-        state.on_server(*ev, &r);
+        state.on_server(*ev, &r, 0);
     }
 }
 
@@ -154,4 +154,48 @@ fn only_provably_reading_statements_keep_the_state_known() {
         0x00,
     );
     assert!(s.known.is_some());
+}
+
+#[test]
+fn a_pending_set_transaction_is_remembered_until_its_transaction_begins() {
+    let mut s = CarriedState::new("app", None);
+    run(&mut s, &query("SET TRANSACTION READ ONLY"), 0x00);
+    assert!(s.next_transaction_set);
+    run(&mut s, &query("SELECT 1"), 0x00);
+    assert!(s.next_transaction_set, "no transaction began yet");
+    s.on_client(
+        ClientEvent::Command(command::QUERY),
+        &packet(&query("BEGIN")),
+    );
+    let ok = [0x00, 0, 0, 0x01, 0, 0, 0];
+    let mut r = packet(&ok);
+    r.payload = None;
+    s.on_server(
+        ServerEvent::ResponseDone,
+        &r,
+        crate::protocol::status::IN_TRANS,
+    );
+    assert!(!s.next_transaction_set);
+    run(
+        &mut s,
+        &query("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+        0xff,
+    );
+    assert!(!s.next_transaction_set, "a failed statement sets nothing");
+}
+
+#[test]
+fn only_a_plain_session_wide_set_transaction_is_not_pending() {
+    assert!(!sets_next_transaction(
+        b"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    ));
+    assert!(!sets_next_transaction(b"SELECT 1"));
+    for sql in [
+        "SET TRANSACTION READ ONLY",
+        "set transaction isolation level serializable",
+        "SET SESSION TRANSACTION READ WRITE; SET TRANSACTION READ ONLY",
+        "/* x */ SET TRANSACTION READ ONLY",
+    ] {
+        assert!(sets_next_transaction(sql.as_bytes()), "{sql}");
+    }
 }

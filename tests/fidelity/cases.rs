@@ -41,7 +41,8 @@ pub struct Case {
     pub name: &'static str,
     /// Runs on the raw-protocol client instead of mysql_async.
     pub raw: bool,
-    /// A refusal (9005) fails this case: the session must be migrated.
+    /// A refusal (9005) at a planned switchover fails this case: with its
+    /// old primary readable, the session must be migrated.
     pub must_migrate: bool,
     pub steps: Vec<Step>,
     pub probes: Vec<Probe>,
