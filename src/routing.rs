@@ -58,7 +58,8 @@ pub enum Ordering {
     Epoch(u64),
 }
 
-/// Planned-switchover state carried by the record (design.md section 3).
+/// Planned-switchover state carried by the record (docs/architecture.md,
+/// ZooKeeper contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecordState {
     #[default]

@@ -12,10 +12,11 @@
 //! - `loss`: the `zookeeper.fail_closed_after` clock.
 //! - `users`: the credential store's ZooKeeper half (`zookeeper.users_path`).
 //!
-//! Contract (design.md section 3): a record ordered below the route's high
-//! water is ignored; znode absent = no primary; unparseable data keeps the
-//! route; a lost connection keeps the route; an expired session is replaced
-//! by a new one, then the record is re-read and re-watched.
+//! Contract (docs/architecture.md, ZooKeeper contract): a record ordered
+//! below the route's high water is ignored; znode absent = no primary;
+//! unparseable data keeps the route; a lost connection keeps the route; an
+//! expired session is replaced by a new one, then the record is re-read and
+//! re-watched.
 
 use std::sync::Arc;
 use std::time::SystemTime;

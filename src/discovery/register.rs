@@ -1,9 +1,10 @@
 //! This proxy's ephemeral registration znode (`<cluster>/proxies/<id>`,
-//! design.md section 3) and its drain acknowledgement: while the record says
-//! `draining` for epoch E, once no session is busy (open transactions done, or
-//! `failover.drain_timeout` passed) the proxy writes `"drained_epoch": E`, so a
-//! switchover tool can wait for every registered proxy. One task per
-//! ZooKeeper session; the znode dies with the session.
+//! docs/architecture.md, ZooKeeper contract) and its drain acknowledgement:
+//! while the record says `draining` for epoch E, once no session is busy
+//! (open transactions done, or `failover.drain_timeout` passed) the proxy
+//! writes `"drained_epoch": E`, so a switchover tool can wait for every
+//! registered proxy. One task per ZooKeeper session; the znode dies with the
+//! session.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,10 +2,10 @@
 //! `[[users]]` and from ZooKeeper (`zookeeper.users_path`), merged into one
 //! immutable snapshot in an arc-swap, so sessions look users up without locks.
 //!
-//! On a name in both, **ZooKeeper wins**: it is the origin document that
-//! manages the cluster's users (design.md section 2), so a password rotated
-//! there takes effect without editing every proxy's file; `[[users]]` covers
-//! deployments without a users znode and bootstrap.
+//! On a name in both, **ZooKeeper wins**: it is where the cluster's users
+//! are managed (docs/architecture.md, ZooKeeper contract), so a password
+//! rotated there takes effect without editing every proxy's file; `[[users]]`
+//! covers deployments without a users znode and bootstrap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -1,5 +1,8 @@
-//! Failover without surprises (issue 4): what the proxy needs to move
-//! sessions and routes safely from one primary to the next.
+//! What the control and data paths share about a change of primary: the
+//! credentials that let a session log in again on the new primary without a
+//! plaintext password, the check that a new primary is writable and the
+//! server the record names before it becomes the route, and the timeline of
+//! the last failover.
 //!
 //! - [`native`]: mysql_native_password derivation (session migration without plaintext).
 //! - [`credentials`]: the credential store, a lock-free snapshot of users' hashes.

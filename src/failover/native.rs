@@ -1,7 +1,8 @@
-//! mysql_native_password without plaintext (design.md section 2, "Session
-//! migration"): from a greeting scramble, the client's 20-byte response and
-//! the stored hash `SHA1(SHA1(pw))`, derive and verify `SHA1(pw)`, then answer
-//! any later scramble with it. Pure functions, byte-literal tests.
+//! mysql_native_password without plaintext (docs/architecture.md, Failover:
+//! logging in again without a password): from a greeting scramble, the
+//! client's 20-byte response and the stored hash `SHA1(SHA1(pw))`, derive and
+//! verify `SHA1(pw)`, then answer any later scramble with it. Pure functions,
+//! byte-literal tests.
 //!
 //! ```text
 //! response = SHA1(pw) XOR SHA1(scramble ‖ SHA1(SHA1(pw)))

@@ -1,8 +1,8 @@
-//! Verifying a new primary before it becomes the route (design.md sections 1
-//! and 4: never route writes to a server that reports `@@read_only=1`): log
-//! in with mysql_async (control plane only, TCP), read `@@read_only`,
-//! `@@server_id` and, when the record carries one, `@@server_uuid`, and judge
-//! them against the record. MariaDB has no `@@server_uuid`: a record naming
+//! Verifying a new primary before it becomes the route (docs/architecture.md,
+//! Control path: never route writes to a server that reports
+//! `@@read_only=1`): log in with mysql_async (control plane only, TCP), read
+//! `@@read_only`, `@@server_id` and, when the record carries one,
+//! `@@server_uuid`, and judge them against the record. MariaDB has no `@@server_uuid`: a record naming
 //! a uuid cannot be verified on it and is held ([`VerifyError::NoServerUuid`]).
 
 use std::time::Duration;

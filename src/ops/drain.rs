@@ -1,8 +1,9 @@
 //! Waiting for the drain acknowledgements: every proxy registered under
-//! `<cluster>/proxies/` (design.md section 3) writes `"drained_epoch": E`
-//! once it has drained for the `draining` record of epoch E. The set is
-//! re-read on every poll: a proxy whose session ended no longer counts, one
-//! that registered meanwhile must acknowledge too. None registered = done.
+//! `<cluster>/proxies/` (docs/architecture.md, ZooKeeper contract) writes
+//! `"drained_epoch": E` once it has drained for the `draining` record of
+//! epoch E. The set is re-read on every poll: a proxy whose session ended no
+//! longer counts, one that registered meanwhile must acknowledge too. None
+//! registered = done.
 
 use std::time::Duration;
 

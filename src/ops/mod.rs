@@ -1,6 +1,7 @@
 //! Operator commands that change the primary record and the servers:
 //! `publish` (compare-and-set a primary record) and `switchover` (planned
-//! GTID switchover with the draining protocol of design.md section 3).
+//! GTID switchover with the draining protocol of docs/architecture.md,
+//! ZooKeeper contract).
 //!
 //! * [`zk`]: bounded ZooKeeper session, versioned read, compare-and-set write.
 //! * [`publish`]: `mysql-zk-proxy publish` (epoch = previous + 1, never backwards).

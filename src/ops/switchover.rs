@@ -1,6 +1,6 @@
 //! `mysql-zk-proxy switchover`: the planned switchover of a MariaDB GTID
-//! primary/replica pair (design.md section 3). Phases: check, publish
-//! `draining` (epoch + 1) and wait for every registered proxy's
+//! primary/replica pair (docs/architecture.md, ZooKeeper contract). Phases:
+//! check, publish `draining` (epoch + 1) and wait for every registered proxy's
 //! acknowledgement, fence the old primary (`read_only = 1`), wait until the
 //! target applied its GTID position, promote the target, publish it
 //! `serving` (epoch + 2) with its `server_id`, then repoint the old primary
