@@ -218,16 +218,9 @@ async fn unplanned_failover_moves_known_sessions_and_refuses_the_rest() {
     .unwrap()
     .unwrap();
     assert_eq!(row, (new_port, "app".into()));
-    let answer = ran.query_first::<String, _>("SELECT @survivor").await;
-    assert!(
-        answer.is_err(),
-        "an error, never a session without its variable: {answer:?}"
-    );
-    let closed = &env.proxy.stats().sessions_closed_by_failover;
-    wait_until("the refusal counted", || {
-        closed.load(std::sync::atomic::Ordering::Relaxed) == 1
-    })
-    .await;
+    let e = server_error(ran.query_drop("SELECT @survivor").await.unwrap_err());
+    assert_eq!(e.code, 9005);
+    assert!(e.message.contains("cannot be read"), "{}", e.message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +333,6 @@ async fn draining_is_acknowledged_once_transactions_finish() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails in about half of the runs: the session does not always reach the wait for a new primary after the crash"]
 async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
     let mut env = common::start_with(true, with_app_user).await;
     let mut c = Conn::new(env.via_proxy()).await.unwrap();

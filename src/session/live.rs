@@ -230,8 +230,9 @@ pub(super) async fn route_changes(
     }
 }
 
-/// Does the server at `p` still accept TCP connections?
+/// Does the server at `p` still answer: greet a new connection? (A TCP
+/// connect alone is not enough: a server being killed can still complete
+/// one in the kernel.)
 async fn server_answers(p: &Primary, timeout: Duration) -> bool {
-    let connect = tokio::net::TcpStream::connect((p.host.as_str(), p.port));
-    matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
+    crate::backend::connect(p, timeout).await.is_ok()
 }
