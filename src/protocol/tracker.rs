@@ -143,6 +143,16 @@ impl Tracker {
     pub fn in_rows(&self) -> bool {
         self.pending.front().is_some_and(|p| p.step == Step::Rows)
     }
+    /// The next server packet is a column (or parameter) definition.
+    pub fn in_defs(&self) -> bool {
+        self.pending
+            .front()
+            .is_some_and(|p| matches!(p.step, Step::Defs { .. }))
+    }
+    /// MariaDB capabilities in effect for this session.
+    pub fn mariadb_caps(&self) -> u32 {
+        self.mariadb_caps
+    }
     /// The next client packet starts a command (not auth or LOCAL INFILE data).
     pub fn expects_command(&self) -> bool {
         self.pending

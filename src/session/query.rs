@@ -6,6 +6,7 @@ use std::io;
 
 use tokio::io::AsyncWriteExt;
 
+use crate::protocol::caps::MARIADB_CLIENT_EXTENDED_METADATA;
 use crate::protocol::packet_io::{frame, PacketReader};
 use crate::protocol::{read_lenenc, PacketInfo, ServerEvent, Tracker, PREFIX_LEN};
 use crate::session::stream::Stream;
@@ -40,6 +41,9 @@ pub struct Backend<'a> {
     pub stream: &'a mut Stream,
     pub reader: PacketReader,
     pub tracker: Tracker,
+    /// The collation id of the first column of the last result set: the
+    /// collation of `character_set_results` for a string column.
+    pub first_column_collation: Option<u16>,
 }
 
 impl<'a> Backend<'a> {
@@ -48,6 +52,7 @@ impl<'a> Backend<'a> {
             stream,
             reader: PacketReader::new(64 * 1024 * 1024),
             tracker,
+            first_column_collation: None,
         }
     }
 
@@ -60,6 +65,8 @@ impl<'a> Backend<'a> {
         let mut rows = Vec::new();
         let mut error = None;
         let mut first = true;
+        let mut defs_seen = false;
+        self.first_column_collation = None;
         loop {
             let p = self.reader.read(self.stream).await?;
             if first && p.payload.first() == Some(&0xff) {
@@ -67,6 +74,11 @@ impl<'a> Backend<'a> {
             }
             first = false;
             let in_rows = self.tracker.in_rows();
+            if self.tracker.in_defs() && !defs_seen {
+                defs_seen = true;
+                let extended = self.tracker.mariadb_caps() & MARIADB_CLIENT_EXTENDED_METADATA != 0;
+                self.first_column_collation = column_collation(&p.payload, extended);
+            }
             let ev = self.tracker.on_server_packet(&info(&p.payload, p.seq));
             if ev == ServerEvent::ResponseDone {
                 if p.payload.first() == Some(&0xff) && error.is_none() {
@@ -135,6 +147,20 @@ pub fn info(payload: &[u8], seq: u8) -> PacketInfo<'_> {
         continuation: false,
         payload: None,
     }
+}
+
+/// The collation id of a column definition packet: after catalog, schema,
+/// table, org_table, name, org_name (and MariaDB's extended metadata) and
+/// the length of the fixed fields.
+fn column_collation(b: &[u8], extended: bool) -> Option<u16> {
+    let mut at = 0;
+    for _ in 0..(6 + usize::from(extended)) {
+        let (len, used) = read_lenenc(b.get(at..)?)?;
+        at += used + usize::try_from(len).ok()?;
+    }
+    let (_, used) = read_lenenc(b.get(at..)?)?;
+    let id = b.get(at + used..at + used + 2)?;
+    Some(u16::from_le_bytes([id[0], id[1]]))
 }
 
 /// A text-protocol row: length-encoded strings, 0xFB for NULL.
@@ -207,6 +233,17 @@ mod tests {
             ]
         );
         assert_eq!(text_row(b"\x05ab"), None, "a string longer than the packet");
+    }
+
+    #[test]
+    fn a_column_definition_gives_its_collation() {
+        let def =
+            b"\x03def\x00\x00\x00\x01a\x00\x0c\x2e\x00\x04\x00\x00\x00\xfd\x00\x00\x1f\x00\x00";
+        assert_eq!(column_collation(def, false), Some(46));
+        let ext =
+            b"\x03def\x00\x00\x00\x01a\x00\x00\x0c\x21\x00\x04\x00\x00\x00\xfd\x00\x00\x1f\x00\x00";
+        assert_eq!(column_collation(ext, true), Some(33));
+        assert_eq!(column_collation(b"\x03de", false), None);
     }
 
     #[test]

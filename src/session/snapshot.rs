@@ -25,7 +25,8 @@ const BASICS: &str = "SELECT DATABASE(), LAST_INSERT_ID(), @@session.insert_id, 
      (SELECT GROUP_CONCAT(LOWER(VARIABLE_NAME), ' = ', VARIABLE_VALUE) \
         FROM information_schema.SESSION_STATUS \
        WHERE VARIABLE_NAME IN ('COM_CREATE_TEMPORARY_TABLE', 'COM_PREPARE_SQL') \
-         AND VARIABLE_VALUE <> '0')";
+         AND VARIABLE_VALUE <> '0'), \
+     @@character_set_results, @@character_set_client, @@collation_connection";
 
 const LOCKS: &str = "SELECT COUNT(*) FROM information_schema.METADATA_LOCK_INFO \
      WHERE THREAD_ID = CONNECTION_ID()";
@@ -68,6 +69,10 @@ pub struct Snapshot {
     pub timestamp: Option<String>,
     /// The user the session runs as now (COM_CHANGE_USER may have changed it).
     pub user: String,
+    /// `SET NAMES cs COLLATE c` leaves `character_set_results` with a
+    /// collation other than its character set's default, which only result
+    /// metadata shows: `(cs, c, character_set_client, collation_connection)`.
+    pub results_collation: Option<[String; 4]>,
     /// Why this state cannot be carried, if it cannot.
     pub blocker: Option<String>,
 }
@@ -108,6 +113,7 @@ impl Snapshot {
         snap.insert_id = number(&basics, 2)?;
         snap.timestamp = text(&basics, 3);
         snap.user = text(&basics, 4).unwrap_or_default();
+        snap.results_collation = read_results_collation(be, &basics).await?;
         if let Some(counts) = text(&basics, 5) {
             snap.block(format!(
                 "temporary tables or SQL prepared statements may exist ({counts})"
@@ -157,6 +163,14 @@ impl Snapshot {
             }
             out.push(format!("SET {}", sets.join(", ")));
         }
+        if let Some([cs, coll, client, connection]) = &self.results_collation {
+            out.push(format!("SET NAMES {} COLLATE {}", ident(cs), ident(coll)));
+            out.push(format!(
+                "SET SESSION character_set_client = {}, SESSION collation_connection = {}",
+                quote(client),
+                quote(connection)
+            ));
+        }
         if !self.user_vars.is_empty() {
             let sets: Vec<String> = self.user_vars.iter().map(user_var_assignment).collect();
             out.push(format!("SET {}", sets.join(", ")));
@@ -196,6 +210,12 @@ impl Snapshot {
                 return Some(format!("@@{name} {value:?} became {:?}", now.unwrap()));
             }
         }
+        if self.results_collation != other.results_collation {
+            return Some(format!(
+                "the collation of character_set_results {:?} became {:?}",
+                self.results_collation, other.results_collation
+            ));
+        }
         if self.user_vars != other.user_vars {
             return Some("user variables differ after carrying them".into());
         }
@@ -232,6 +252,35 @@ pub async fn read_sysvars(
         }
     }
     Ok(out)
+}
+
+/// The collation results are sent in, when it is not the default of
+/// `character_set_results` (read from the metadata of `basics`, the reply
+/// just read on `be`).
+async fn read_results_collation(
+    be: &mut Backend<'_>,
+    basics: &Row,
+) -> Result<Option<[String; 4]>, QueryError> {
+    let (Some(id), Some(results)) = (be.first_column_collation, text(basics, 6)) else {
+        return Ok(None); // NULL character_set_results: columns keep their own
+    };
+    let sql = format!(
+        "{UNLIMITED}SELECT CHARACTER_SET_NAME, COLLATION_NAME, IS_DEFAULT \
+         FROM information_schema.COLLATIONS WHERE ID = {id}"
+    );
+    let row = one_row(be.query(&sql).await?)?;
+    let cs = text(&row, 0).unwrap_or_default();
+    if cs == results && text(&row, 2).as_deref() == Some("Yes") {
+        return Ok(None);
+    }
+    let client = text(basics, 7).unwrap_or_default();
+    let connection = text(basics, 8).unwrap_or_default();
+    Ok(Some([
+        cs,
+        text(&row, 1).unwrap_or_default(),
+        client,
+        connection,
+    ]))
 }
 
 /// `sql_select_limit` and `max_statement_time` where they differ.
