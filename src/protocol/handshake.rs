@@ -14,7 +14,11 @@ use super::caps;
 /// - CLIENT_OPTIONAL_RESULTSET_METADATA (MySQL 8): changes the column-count
 ///   packet in ways the tracker does not model.
 /// - MULTI_FACTOR_AUTHENTICATION (MySQL 8): kept out until tested.
+/// - CLIENT_QUERY_ATTRIBUTES (MySQL >= 8.0.23): puts attributes before the
+///   text of every COM_QUERY and changes COM_STMT_EXECUTE's layout, which
+///   the tracker and the statement-id and types rewrites read.
 pub const CLEARED_CAPS: u32 = caps::CLIENT_SSL
+    | caps::CLIENT_QUERY_ATTRIBUTES
     | caps::CLIENT_COMPRESS
     | caps::CLIENT_ZSTD_COMPRESSION_ALGORITHM
     | caps::CLIENT_OPTIONAL_RESULTSET_METADATA
@@ -168,6 +172,24 @@ mod tests {
         let parsed = adjust_greeting(&mut p.clone()).unwrap();
         assert!(parsed.backend_ssl);
         assert_eq!(offered.caps, g.caps | caps::CLIENT_SSL);
+    }
+
+    /// A MySQL 8.0.23+ greeting offers query attributes; the client must
+    /// not agree to them through the proxy.
+    #[test]
+    fn clears_query_attributes() {
+        let mut p = mariadb_greeting();
+        let cap_hi = 1 + 32 + 4 + 9 + 5;
+        let hi = u16::from_le_bytes([p[cap_hi], p[cap_hi + 1]])
+            | (caps::CLIENT_QUERY_ATTRIBUTES >> 16) as u16;
+        p[cap_hi..cap_hi + 2].copy_from_slice(&hi.to_le_bytes());
+        let g = adjust_greeting(&mut p).unwrap();
+        assert_eq!(g.caps & caps::CLIENT_QUERY_ATTRIBUTES, 0);
+        let forwarded = u16::from_le_bytes([p[cap_hi], p[cap_hi + 1]]);
+        assert_eq!(
+            u32::from(forwarded) << 16 & caps::CLIENT_QUERY_ATTRIBUTES,
+            0
+        );
     }
 
     #[test]
