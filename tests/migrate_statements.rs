@@ -111,6 +111,31 @@ async fn execute_without_types_works_after_the_move_even_in_a_transaction() {
     assert_eq!(env.proxy.stats().sessions_migrated.load(Relaxed), 1);
 }
 
+/// Several EXECUTEs that rely on types bound before the move, pipelined in
+/// one write: each gets its types sent again, not only the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_executes_without_types_each_get_theirs() {
+    let mut env = common::start_with(true, with_app_user).await;
+    let mut c = RawConn::login(&env.proxy_addr(), APP_USER, APP_PASS, "app")
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for sql in [&b"\x16SELECT ? + 1"[..], b"\x16SELECT ? * 10"] {
+        let ok = c.command(sql).await.unwrap();
+        let id = u32::from_le_bytes(ok[0][1..5].try_into().unwrap());
+        c.command(&execute(id, 1, true)).await.unwrap();
+        ids.push(id);
+    }
+    let report = env.cluster.switchover().await.unwrap();
+    env.wait_for_primary_port(report.new_port).await;
+
+    let (a, b) = (execute(ids[0], 4, false), execute(ids[1], 4, false));
+    let replies = c.pipeline(&[&a, &b, &a]).await.unwrap();
+    let got: Vec<_> = replies.iter().map(|r| bigint(r)).collect();
+    assert_eq!(got, vec![Ok(5), Ok(40), Ok(5)]);
+    assert_eq!(env.proxy.stats().sessions_migrated.load(Relaxed), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_query_reaches_a_migrated_session() {
     let mut env = common::start_with(true, with_app_user).await;

@@ -122,6 +122,11 @@ impl RawConn {
     /// Send a command and collect every packet of its reply (payloads).
     pub async fn command(&mut self, payload: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
         self.send(payload).await?;
+        self.reply().await
+    }
+
+    /// Every packet of the next reply.
+    async fn reply(&mut self) -> anyhow::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         loop {
             // a reply whose end the tracker misses fails the test, not hangs it
@@ -139,6 +144,25 @@ impl RawConn {
                 return Ok(out);
             }
         }
+    }
+
+    /// Send several commands in one write (pipelined), then collect each
+    /// one's reply in order.
+    pub async fn pipeline(&mut self, payloads: &[&[u8]]) -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
+        let mut bytes = Vec::new();
+        for p in payloads {
+            let packet = frame(0, p);
+            Framer::new().feed(&packet, |info| {
+                self.tracker.on_client_packet(&info);
+            });
+            bytes.extend_from_slice(&packet);
+        }
+        self.stream.write_all(&bytes).await?;
+        let mut replies = Vec::new();
+        for _ in payloads {
+            replies.push(self.reply().await?);
+        }
+        Ok(replies)
     }
 
     /// Send a command that has no reply (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_QUIT).
