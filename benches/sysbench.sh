@@ -33,6 +33,8 @@
 #                            (other work on a shared machine skews the ratios)
 #   HAPROXY_THREADS (1)      HAProxy nbthread (1 as in the reference: 2 cores here)
 #   BENCH_PROXY_CONFIG ("")  config file for the proxy target (default config when unset);
+#   BENCH_PROXY2_BIN ($BIN)  binary of target proxy2, e.g. a build of an earlier commit
+#                            to measure a change's cost in one run
 #   BENCH_PROXY2_TOML        config text of target proxy2, a second proxy ('\n' for newlines;
 #                            default '[runtime]\nmode = "shared"')
 #   BENCH_PAIRED (0)         1: in each round, HAProxy and the proxy (and proxy2) run AT THE
@@ -306,7 +308,9 @@ start_proxy() {
   shift
   free_port port
   free_port admin
-  "$BIN" run --listen "$HOST:$port" --admin "$HOST:$admin" \
+  local bin="$BIN"
+  [[ "$t" == proxy2 ]] && bin="${BENCH_PROXY2_BIN:-$BIN}"
+  "$bin" run --listen "$HOST:$port" --admin "$HOST:$admin" \
     --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" "$@" </dev/null >"$OUT/$t.log" 2>&1 &
   pid=$!
   if [[ "$t" == proxy ]]; then PROXY_PID=$pid; else PROXY2_PID=$pid; fi
@@ -314,7 +318,7 @@ start_proxy() {
   wait_until 30 "the proxy's /ready on port $admin" proxy_up ||
     die "proxy ($t) not ready: $(tail -20 "$OUT/$t.log")"
   PORT[$t]="$port" MIDPID[$t]="$pid"
-  log "mysql-zk-proxy ($t) pid $pid on $HOST:$port (admin $admin) -> ZooKeeper $PRIMARY_PATH"
+  log "mysql-zk-proxy ($t: $bin) pid $pid on $HOST:$port (admin $admin) -> ZooKeeper $PRIMARY_PATH"
 }
 # proxy: the default config ([runtime] mode = "per_core"), or BENCH_PROXY_CONFIG;
 # proxy2: a second proxy configured by BENCH_PROXY2_TOML (default: tokio's

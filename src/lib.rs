@@ -14,11 +14,13 @@
 //!                                        ▼
 //!                                     backend (TCP to the primary)
 //!                                        │ relay: bytes as they are, in buffers borrowed from
-//!                                        │ the proxy's pool while in flight; the protocol
+//!                                        │ the proxy's pool while in flight; commands leave one
+//!                                        │ at a time, the fence asked before each; the protocol
 //!                                        │ tracker knows reply boundaries and rest points
-//!                                        ▼ route moved → at a rest point: migrate (new login
-//!                                          with the derived credential + replayed state),
-//!                                          or answer the next command with 9005 / 9006
+//!                                        ▼ route moved → at a rest point: the session's state
+//!                                          read on the old primary (session::snapshot), a new
+//!                                          login with the derived credential, the state written
+//!                                          as values and read back; or 9005 / 9006
 //!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery, metrics, timeline.
 //!   reload (SIGHUP) swaps the live config; limits and credentials apply at once,
 //!   TLS certificates are read again (tls: acceptor for clients, connector for backends).

@@ -363,3 +363,68 @@ async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
         1
     );
 }
+
+/// A move that blocks on the new primary (re-preparing a statement waits
+/// behind a metadata lock there) ends at `failover.migrate_timeout` with
+/// 9005: nothing hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_move_ends_at_the_migrate_timeout() {
+    use mysql_zk_proxy::sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
+    let env = common::start_with(true, |c| {
+        with_app_user(c);
+        c.failover.migrate_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let _admin = direct_with_table(&env).await;
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    let stmt = c.prep("SELECT id FROM app.t").await.unwrap();
+    let replica = env.cluster.replica().expect("replica").port();
+    let admin = || {
+        Conn::new(
+            common::app_opts(replica)
+                .user(Some(ADMIN_USER))
+                .pass(Some(ADMIN_PASS)),
+        )
+    };
+    let (mut reader, mut alter) = (admin().await.unwrap(), admin().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while reader
+        .query_drop("SELECT 1 FROM app.t LIMIT 0")
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "app.t never replicated");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a transaction holds the table; an ALTER queues behind it and, waiting
+    // for an exclusive lock, holds back every new statement on the table
+    reader.query_drop("BEGIN").await.unwrap();
+    reader.query_drop("SELECT * FROM app.t").await.unwrap();
+    let alter_id = alter.id();
+    let altering = tokio::spawn(async move {
+        let _ = alter.query_drop("ALTER TABLE app.t ADD COLUMN x INT").await;
+    });
+    let waiting = format!(
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE id = {alter_id} \
+         AND state LIKE 'Waiting for table metadata lock'"
+    );
+    let mut probe = admin().await.unwrap();
+    while probe.query_first::<i64, _>(&waiting).await.unwrap() != Some(1) {
+        assert!(Instant::now() < deadline, "the ALTER never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    move_record_to_replica(&env).await;
+    let ran = tokio::time::timeout(Duration::from_secs(20), c.exec_drop(&stmt, ()))
+        .await
+        .expect("nothing hangs");
+    let e = server_error(ran.unwrap_err());
+    assert_eq!(e.code, 9005);
+    assert!(
+        e.message.contains("failover.migrate_timeout"),
+        "{}",
+        e.message
+    );
+    probe.query_drop(format!("KILL {alter_id}")).await.unwrap();
+    reader.query_drop("ROLLBACK").await.unwrap();
+    altering.await.unwrap();
+}

@@ -35,7 +35,7 @@ pub enum MigrateError {
     Open(#[from] OpenError),
     #[error("new primary refused the login: {0}")]
     Refused(String),
-    #[error("new primary asked for auth plugin {0}, only mysql_native_password can be replayed")]
+    #[error("new primary asked for auth plugin {0}, only mysql_native_password can be answered without the password")]
     Plugin(String),
     #[error("the session's state cannot be written exactly: {0}")]
     Unwritable(String),
