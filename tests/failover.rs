@@ -369,7 +369,6 @@ async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
 /// 9005: nothing hangs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_move_ends_at_the_migrate_timeout() {
-    use mysql_zk_proxy::sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
     let env = common::start_with(true, |c| {
         with_app_user(c);
         c.failover.migrate_timeout = Duration::from_secs(1);
@@ -379,13 +378,7 @@ async fn a_blocked_move_ends_at_the_migrate_timeout() {
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     let stmt = c.prep("SELECT id FROM app.t").await.unwrap();
     let replica = env.cluster.replica().expect("replica").port();
-    let admin = || {
-        Conn::new(
-            common::app_opts(replica)
-                .user(Some(ADMIN_USER))
-                .pass(Some(ADMIN_PASS)),
-        )
-    };
+    let admin = || Conn::new(common::admin_opts(replica));
     let (mut reader, mut alter) = (admin().await.unwrap(), admin().await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(15);
     while reader

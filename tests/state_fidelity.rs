@@ -19,25 +19,12 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::io::AsyncReadExt;
 
-/// A `[[users]]` entry for a mysql_native_password user (its sessions can migrate).
-fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy::failover::config::UserConfig {
-    let hex: String = mysql_zk_proxy::failover::native::StoredHash::of_password(pass.as_bytes())
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    toml::from_str(&format!(
-        "name = \"{name}\"\nmysql_native_password = \"*{hex}\"\n"
-    ))
-    .unwrap()
-}
-
 /// A cluster with a replica, a proxy that can migrate `app` and `app2` (not
 /// `app3`), and the case table's schema, users and procedures.
 async fn start() -> common::Env {
     let env = common::start_with(true, |c| {
         with_app_user(c);
-        c.users.push(user_entry("app2", "app2"));
+        c.users.push(common::user_entry("app2", "app2"));
     })
     .await;
     let mut a = Conn::new(run::admin_opts(env.cluster.primary().port()))

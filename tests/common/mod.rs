@@ -49,6 +49,15 @@ pub fn app_opts(port: u16) -> OptsBuilder {
         .max_allowed_packet(Some(64 << 20))
 }
 
+/// mysql_async options for the sandbox's admin user (all privileges), no schema.
+pub fn admin_opts(port: u16) -> OptsBuilder {
+    use mysql_zk_proxy::sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
+    app_opts(port)
+        .user(Some(ADMIN_USER))
+        .pass(Some(ADMIN_PASS))
+        .db_name(None::<String>)
+}
+
 pub fn conn_opts(b: OptsBuilder) -> Opts {
     Opts::from(b)
 }
@@ -156,14 +165,18 @@ pub async fn rows_once_app_sessions_ended(direct: &mut mysql_async::Conn, table:
 
 /// The sandbox's app user as a `[[users]]` entry (its sessions can migrate).
 pub fn app_user() -> mysql_zk_proxy::failover::config::UserConfig {
-    let hex: String =
-        mysql_zk_proxy::failover::native::StoredHash::of_password(APP_PASS.as_bytes())
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+    user_entry(APP_USER, APP_PASS)
+}
+
+/// A `[[users]]` entry for a mysql_native_password user (its sessions can migrate).
+pub fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy::failover::config::UserConfig {
+    let hex: String = mysql_zk_proxy::failover::native::StoredHash::of_password(pass.as_bytes())
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     toml::from_str(&format!(
-        "name = \"{APP_USER}\"\nmysql_native_password = \"*{hex}\"\n"
+        "name = \"{name}\"\nmysql_native_password = \"*{hex}\"\n"
     ))
     .unwrap()
 }

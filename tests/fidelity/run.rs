@@ -7,21 +7,13 @@
 
 use std::fmt::Write as _;
 
-use mysql_async::{Conn, OptsBuilder};
-use mysql_zk_proxy::sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
+use mysql_async::Conn;
 
 use super::cases::{Case, Probe, Step};
 use super::client::{refusal, same, Answer, Raw, Session, Shown};
 use crate::common::{self, APP_PASS, APP_USER};
 
-pub fn admin_opts(port: u16) -> OptsBuilder {
-    OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some(ADMIN_USER))
-        .pass(Some(ADMIN_PASS))
-        .prefer_socket(false)
-}
+pub use crate::common::admin_opts;
 
 pub async fn admin(port: u16) -> Session {
     Session::Async {
