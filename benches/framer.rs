@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use mysql_zk_proxy::protocol::{caps, Framer, Tracker};
-use mysql_zk_proxy::routing::{Primary, Route, RouteTable};
+use mysql_zk_proxy_core::routing::{Primary, Route, RouteTable};
+use mysql_zk_proxy_protocol::{caps, Framer, Tracker};
 
 fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = (payload.len() as u32).to_le_bytes()[..3].to_vec();

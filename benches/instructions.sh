@@ -6,7 +6,7 @@
 # work. Kernel work is not counted (benches/syscalls.sh counts syscalls).
 # Compare two builds by running it with BIN=... for each; the report
 # (callgrind_annotate) of each run stays in the results dir.
-# Needs a running sandbox (target/release/mysql-zk-proxy sandbox up --dir DIR)
+# Needs a running sandbox (target/release/mysql-zk-proxy-sandbox up --dir DIR)
 # with the sysbench tables prepared (benches/sysbench.sh prepares them;
 # SB_TABLES x SB_TABLE_SIZE must match).
 # EVENTS: sysbench events per workload (default 20000 point selects, 1000
@@ -26,7 +26,7 @@ for cmd in valgrind callgrind_control callgrind_annotate sysbench curl; do
   command -v "$cmd" >/dev/null || { echo "instructions.sh: $cmd not found" >&2; exit 1; }
 done
 mkdir -p "$OUT"
-eval "$("$ROOT/target/release/mysql-zk-proxy" sandbox env --dir "${SANDBOX_DIR:?set SANDBOX_DIR to a running sandbox}")"
+eval "$("$ROOT/target/release/mysql-zk-proxy-sandbox" env --dir "${SANDBOX_DIR:?set SANDBOX_DIR to a running sandbox}")"
 VPID=""
 cleanup() { [[ -n "$VPID" ]] && { kill "$VPID" 2>/dev/null || true; wait "$VPID" 2>/dev/null || true; }; }
 trap cleanup EXIT

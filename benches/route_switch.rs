@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder};
-use mysql_zk_proxy::config::Config;
-use mysql_zk_proxy::failover::native::StoredHash;
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_core::config::Config;
+use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_sandbox::Cluster;
 
 fn opts(port: u16) -> OptsBuilder {
     OptsBuilder::default()
@@ -101,7 +101,7 @@ async fn main() {
         cluster.replica().expect("replica").port(),
     ];
     let mut session = Conn::new(opts(pport)).await.expect("session");
-    let writer = mysql_zk_proxy::sandbox::zk_connect(&cluster.zk_connect())
+    let writer = mysql_zk_proxy_sandbox::zk_connect(&cluster.zk_connect())
         .await
         .expect("zk writer");
     let path = cluster.primary_path().to_string();
@@ -109,9 +109,9 @@ async fn main() {
     for i in 0..n * 2 {
         let target = ports[(i + 1) % 2];
         let epoch = i as u64 + 2;
-        let record = mysql_zk_proxy::sandbox::cluster::primary_json(target, epoch);
+        let record = mysql_zk_proxy_sandbox::cluster::primary_json(target, epoch);
         let t0 = Instant::now();
-        mysql_zk_proxy::sandbox::zkclient::write_with(&writer, &path, record.as_bytes())
+        mysql_zk_proxy_sandbox::zkclient::write_with(&writer, &path, record.as_bytes())
             .await
             .expect("publish");
         let commit = t0.elapsed();

@@ -24,13 +24,13 @@ cleanup() {
   if [[ -n "$PROXY_PID" ]] && kill -0 "$PROXY_PID" 2>/dev/null; then
     kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
   fi
-  "$BIN" sandbox down --dir "$SANDBOX_DIR" --wipe >/dev/null 2>&1 || true
+  "$SANDBOX_BIN" down --dir "$SANDBOX_DIR" --wipe >/dev/null 2>&1 || true
   rm -rf "$SANDBOX_DIR"
 }
 trap cleanup EXIT
 
-"$BIN" sandbox up --dir "$SANDBOX_DIR" >/dev/null
-eval "$("$BIN" sandbox env --dir "$SANDBOX_DIR")"
+"$SANDBOX_BIN" up --dir "$SANDBOX_DIR" >/dev/null
+eval "$("$SANDBOX_BIN" env --dir "$SANDBOX_DIR")"
 HASH="$(mariadb --no-defaults -h127.0.0.1 -P"$PRIMARY_PORT" -u"$ADMIN_USER" -p"$ADMIN_PASS" -N -B \
   -e "SELECT authentication_string FROM mysql.user WHERE user = '$APP_USER' AND host = '%'")"
 printf '[[users]]\nname = "%s"\nmysql_native_password = "%s"\n' "$APP_USER" "$HASH" \
@@ -67,7 +67,7 @@ switch_log=()
 for at in "$SWITCH_AT" "$SWITCH_GAP"; do
   sleep "$at"
   t0=$(date +%s%N)
-  "$BIN" sandbox switchover --dir "$SANDBOX_DIR" >/dev/null
+  "$SANDBOX_BIN" switchover --dir "$SANDBOX_DIR" >/dev/null
   switch_log+=("switchover took $(( ($(date +%s%N) - t0) / 1000000 )) ms")
 done
 status=0

@@ -68,6 +68,7 @@ BENCH_IDLE_PCT="${BENCH_IDLE_PCT:-20}"
 BENCH_PAIRED="${BENCH_PAIRED:-0}"
 OUT="${BENCH_OUT:-$ROOT/target/bench/sysbench-$(date -u +%Y%m%dT%H%M%SZ)}"
 BIN="$ROOT/target/release/mysql-zk-proxy"
+SANDBOX_BIN="$ROOT/target/release/mysql-zk-proxy-sandbox"
 HOST=127.0.0.1
 
 read -ra THREADS <<<"$BENCH_THREADS"
@@ -133,8 +134,8 @@ cleanup() {
   stop_pid "$PROXY2_PID" "mysql-zk-proxy (proxy2)"
   stop_pid "$HAPID" "haproxy"
   if [[ -n "$OWN_SANDBOX" ]]; then
-    timeout 120 "$BIN" sandbox down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
-      log "sandbox down failed: stop it with '$BIN sandbox down --wipe --dir $SANDBOX_DIR'"
+    timeout 120 "$SANDBOX_BIN" down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
+      log "sandbox down failed: stop it with '$SANDBOX_BIN down --wipe --dir $SANDBOX_DIR'"
     rmdir "$OWN_SANDBOX" 2>/dev/null || true
   fi
   exit "$rc"
@@ -219,28 +220,28 @@ if [[ "$BENCH_BUILD" == 1 ]]; then
   log "cargo build --release"
   cargo build --release --locked --quiet
 fi
-[[ -x "$BIN" ]] || die "$BIN missing (cargo build --release)"
+[[ -x "$BIN" && -x "$SANDBOX_BIN" ]] || die "$BIN or $SANDBOX_BIN missing (cargo build --release)"
 
 # ---- sandbox cluster
 if [[ -n "${BENCH_SANDBOX_DIR:-}" ]]; then
   SANDBOX_DIR="$BENCH_SANDBOX_DIR"
-  timeout 60 "$BIN" sandbox status --dir "$SANDBOX_DIR" >"$OUT/sandbox-status.txt" 2>/dev/null ||
-    die "no running sandbox in $SANDBOX_DIR ($BIN sandbox up --dir $SANDBOX_DIR)"
+  timeout 60 "$SANDBOX_BIN" status --dir "$SANDBOX_DIR" >"$OUT/sandbox-status.txt" 2>/dev/null ||
+    die "no running sandbox in $SANDBOX_DIR ($SANDBOX_BIN up --dir $SANDBOX_DIR)"
   log "reusing the sandbox in $SANDBOX_DIR (left running)"
 else
   OWN_SANDBOX="$(mktemp -d "${TMPDIR:-/tmp}/mzp-bench.XXXXXX")"
   SANDBOX_DIR="$OWN_SANDBOX/sandbox"
   log "starting a sandbox cluster in $SANDBOX_DIR"
-  timeout 300 "$BIN" sandbox up --dir "$SANDBOX_DIR" >"$OUT/sandbox-up.txt" 2>&1 ||
+  timeout 300 "$SANDBOX_BIN" up --dir "$SANDBOX_DIR" >"$OUT/sandbox-up.txt" 2>&1 ||
     die "sandbox up failed: $(cat "$OUT/sandbox-up.txt")"
 fi
-SB_ENV="$(timeout 60 "$BIN" sandbox env --dir "$SANDBOX_DIR" 2>/dev/null)" || die "sandbox env failed"
+SB_ENV="$(timeout 60 "$SANDBOX_BIN" env --dir "$SANDBOX_DIR" 2>/dev/null)" || die "sandbox env failed"
 eval "$SB_ENV"
 : "${ZK_CONNECT:?}" "${PRIMARY_PATH:?}" "${PRIMARY_PORT:?}" "${APP_USER:?}" "${APP_PASS:?}"
 # PID of the primary mariadbd, for its CPU per query (informative only).
 # PID of the primary mariadbd (its CPU per query), and of every sandbox server
 # (to tell the CPU used by other work on the machine during each run).
-SB_STATUS="$(timeout 60 "$BIN" sandbox status --json --dir "$SANDBOX_DIR" 2>/dev/null | tr -d ' \n' || true)"
+SB_STATUS="$(timeout 60 "$SANDBOX_BIN" status --json --dir "$SANDBOX_DIR" 2>/dev/null | tr -d ' \n' || true)"
 DB_PID="$(grep -o '"role":"primary","port":[0-9]*,"pid":[0-9]*' <<<"$SB_STATUS" | sed 's/.*"pid"://' || true)"
 read -ra SBX_PIDS <<<"$(grep -o '"\(zk_\)\{0,1\}pid":[0-9]*' <<<"$SB_STATUS" | sed 's/.*://' | tr '\n' ' ' || true)"
 log "primary $PRIMARY on $HOST:$PRIMARY_PORT (mariadbd pid ${DB_PID:-?}), ZooKeeper $ZK_CONNECT"

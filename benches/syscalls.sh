@@ -3,7 +3,7 @@
 # same sysbench load, counted with `strace -c -f` (strace slows both, so only
 # the per-query counts mean anything), and optionally a cpu-clock profile of
 # the proxy (PERF=1: `perf record -g`, report in the results dir).
-# Needs a running sandbox: target/release/mysql-zk-proxy sandbox up --dir DIR
+# Needs a running sandbox: target/release/mysql-zk-proxy-sandbox up --dir DIR
 # Usage: SANDBOX_DIR=DIR [SECS=5] [THREADS=8] [PROXY_CONFIG=file] [PERF=1] benches/syscalls.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,7 +11,7 @@ BIN="$ROOT/target/release/mysql-zk-proxy"
 SECS="${SECS:-5}" THREADS="${THREADS:-8}"
 OUT="${OUT:-$ROOT/target/bench/syscalls-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
-eval "$("$BIN" sandbox env --dir "${SANDBOX_DIR:?set SANDBOX_DIR to a running sandbox}")"
+eval "$("$ROOT/target/release/mysql-zk-proxy-sandbox" env --dir "${SANDBOX_DIR:?set SANDBOX_DIR to a running sandbox}")"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

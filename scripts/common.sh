@@ -1,10 +1,14 @@
 # Sourced by demo.sh and drill.sh (from the repository root): install what is
-# missing, build the release binary, and the shared settings and helpers.
+# missing, build the release binaries (the workspace's default members: the
+# proxy `mysql-zk-proxy` and the test bench `mysql-zk-proxy-sandbox`), and the
+# shared settings and helpers.
 bash scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 echo "==> building (release)"
 cargo build --release --locked --quiet
-BIN="$PWD/target/release/mysql-zk-proxy"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+BIN="$TARGET_DIR/release/mysql-zk-proxy"
+SANDBOX_BIN="$TARGET_DIR/release/mysql-zk-proxy-sandbox"
 export SANDBOX_DIR="${SANDBOX_DIR:-${TMPDIR:-/tmp}/mysql-zk-proxy-sandbox}"
 
 # GET http://127.0.0.1:$ADMIN_PORT$1 with bash alone; body on stdout, fails unless 200.

@@ -12,13 +12,13 @@ cleanup() {
   if [[ -n "$PROXY_PID" ]] && kill -0 "$PROXY_PID" 2>/dev/null; then
     kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
   fi
-  if [[ "${KEEP:-0}" != 1 ]]; then "$BIN" sandbox down --dir "$SANDBOX_DIR" >/dev/null || true; fi
+  if [[ "${KEEP:-0}" != 1 ]]; then "$SANDBOX_BIN" down --dir "$SANDBOX_DIR" >/dev/null || true; fi
 }
 trap cleanup EXIT
 
 echo "==> starting the sandbox cluster in $SANDBOX_DIR"
-"$BIN" sandbox up --dir "$SANDBOX_DIR"
-eval "$("$BIN" sandbox env --dir "$SANDBOX_DIR")"
+"$SANDBOX_BIN" up --dir "$SANDBOX_DIR"
+eval "$("$SANDBOX_BIN" env --dir "$SANDBOX_DIR")"
 
 PROXY_PORT="${PROXY_PORT:-6033}" ADMIN_PORT="${ADMIN_PORT:-9104}"
 echo "==> starting mysql-zk-proxy on 127.0.0.1:$PROXY_PORT (admin 127.0.0.1:$ADMIN_PORT)"
@@ -41,7 +41,7 @@ echo "==> /status says:"
 admin_get /status | grep -E '^ *"(address|epoch|state)"' | sed 's/^ */    /'
 
 echo "==> planned switchover (primary -> replica: draining epoch + 1, then the replica serving with epoch + 2)"
-"$BIN" sandbox switchover --dir "$SANDBOX_DIR"
+"$SANDBOX_BIN" switchover --dir "$SANDBOX_DIR"
 # new connections follow the record as soon as the proxy's watch fires
 for _ in $(seq 1 100); do
   out="$(ask 2>/dev/null || true)"; [[ -n "$out" && "$out" != "$before" ]] && break

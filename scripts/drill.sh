@@ -2,8 +2,10 @@
 # Failover drill on the sandbox (docs/drill.md): install what is missing,
 # build, start the sandbox cluster (unless it is already up) and a proxy
 # whose credential store holds the app user (so idle sessions are migrated),
-# run `mysql-zk-proxy drill` (default 20 planned switchovers under load) and
-# write drill-report.json and drill-report.html into OUT_DIR (default: .).
+# run the drill against it (`mysql-zk-proxy-sandbox drill`: the deployed
+# `mysql-zk-proxy drill` with the sandbox's login, ZooKeeper and switchover;
+# default 20 planned switchovers under load) and write drill-report.json and
+# drill-report.html into OUT_DIR (default: .).
 # Extra arguments go to `drill` (e.g. --switchovers 5 --interval 2s).
 # Stops only what it started; KEEP=1 leaves them running.
 set -euo pipefail
@@ -19,15 +21,15 @@ cleanup() {
   if [[ -n "$PROXY_PID" ]] && kill -0 "$PROXY_PID" 2>/dev/null; then
     kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
   fi
-  if [[ "$STARTED_SANDBOX" == 1 ]]; then "$BIN" sandbox down --dir "$SANDBOX_DIR" >/dev/null || true; fi
+  if [[ "$STARTED_SANDBOX" == 1 ]]; then "$SANDBOX_BIN" down --dir "$SANDBOX_DIR" >/dev/null || true; fi
 }
 trap cleanup EXIT
 
 echo "==> sandbox in $SANDBOX_DIR"
-up="$("$BIN" sandbox up --dir "$SANDBOX_DIR")"
+up="$("$SANDBOX_BIN" up --dir "$SANDBOX_DIR")"
 echo "$up"
 [[ "$up" == *"already up"* ]] || STARTED_SANDBOX=1
-eval "$("$BIN" sandbox env --dir "$SANDBOX_DIR")"
+eval "$("$SANDBOX_BIN" env --dir "$SANDBOX_DIR")"
 
 # The app user's mysql_native_password hash (*HEX) from mysql.user.
 HASH="$(mariadb --no-defaults -h127.0.0.1 -P"$PRIMARY_PORT" -u"$ADMIN_USER" -p"$ADMIN_PASS" -N -B \
@@ -57,8 +59,7 @@ admin_get /ready >/dev/null || { echo "proxy not ready"; cat "$SANDBOX_DIR/drill
 
 echo "==> drill (proxy log: $SANDBOX_DIR/drill-proxy.log)"
 status=0
-"$BIN" drill --proxy "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
-  --sandbox-dir "$SANDBOX_DIR" --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" \
+"$SANDBOX_BIN" drill --dir "$SANDBOX_DIR" --proxy "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
   --json "$OUT_DIR/drill-report.json" --html "$OUT_DIR/drill-report.html" "$@" || status=$?
 if [[ "$status" == 3 ]]; then echo "==> the drill ran; its verdict is FAIL (see the reports)"; fi
 exit "$status"

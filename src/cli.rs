@@ -1,17 +1,15 @@
-//! Command line: `run`, `check-config`, `sandbox`, `publish`, `switchover`
-//! and `drill` (clap derive), and the
-//! log filter the binary installs (config `log.level`, RUST_LOG wins).
+//! Command line of the deployed binary: `run`, `check-config`, `publish`,
+//! `switchover` and `drill` (clap derive). The arguments of `publish`,
+//! `switchover` and `drill` belong to the ops crate, which runs them; the
+//! test bench (`sandbox`) is another binary, `mysql-zk-proxy-sandbox`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::Level;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::EnvFilter;
 
-use crate::config::Overrides;
-use crate::ops::cli::{PublishArgs, SwitchoverArgs};
-use crate::sandbox::cli::SandboxCommand;
+use mysql_zk_proxy_core::config::Overrides;
+use mysql_zk_proxy_ops::cli::{PublishArgs, SwitchoverArgs};
+use mysql_zk_proxy_ops::drill::DrillArgs;
 
 /// Exit code of a bad configuration (unreadable file, TOML error, unknown
 /// key, invalid value); other fatal errors exit with 1.
@@ -33,9 +31,6 @@ pub enum Command {
     /// Load and validate a config file, print the effective config as TOML.
     /// Exits 0 when valid, 2 with the offending key when not.
     CheckConfig(CheckConfigArgs),
-    /// Local ZooKeeper + MariaDB cluster for trying the proxy and for tests.
-    #[command(subcommand)]
-    Sandbox(SandboxCommand),
     /// Write the primary record with compare-and-set, epoch = previous + 1
     /// (never backwards). Exits 0 when written, 1 when not.
     Publish(PublishArgs),
@@ -45,7 +40,7 @@ pub enum Command {
     Switchover(SwitchoverArgs),
     /// Drive a mixed load through a proxy while switching the primary N
     /// times; report what clients saw (summary, JSON, HTML). docs/drill.md.
-    Drill(Box<crate::drill::DrillArgs>),
+    Drill(Box<DrillArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -94,62 +89,6 @@ impl From<OverrideArgs> for Overrides {
     }
 }
 
-/// RUST_LOG is set but is not a valid filter.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid RUST_LOG {value:?}: {problem}")]
-pub struct LogFilterError {
-    pub value: String,
-    pub problem: String,
-}
-
-/// The installed log filter. Plain `target=level` lists (the usual case:
-/// `info`, `mysql_zk_proxy=debug,warn`) become a [`Targets`] filter, which
-/// costs nothing when a span is entered; directives naming spans or fields
-/// (`[session{id=7}]=debug`) need an [`EnvFilter`], which looks each entered
-/// span up under a lock (every poll of every session).
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // built once, at start-up
-pub enum LogFilter {
-    Targets(Targets),
-    Env(EnvFilter),
-}
-
-impl LogFilter {
-    fn parse(directives: &str) -> Result<LogFilter, String> {
-        let is_static = |c: char| c.is_alphanumeric() || "_:=,-. ".contains(c);
-        if directives.chars().all(is_static) {
-            if let Ok(t) = directives.parse::<Targets>() {
-                return Ok(LogFilter::Targets(t));
-            }
-        }
-        EnvFilter::try_new(directives)
-            .map(LogFilter::Env)
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl std::fmt::Display for LogFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LogFilter::Targets(t) => t.fmt(f),
-            LogFilter::Env(e) => e.fmt(f),
-        }
-    }
-}
-
-/// The log filter: `rust_log` (the RUST_LOG variable) when set and not
-/// blank, else the config's `log.level` (already validated).
-pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<LogFilter, LogFilterError> {
-    match rust_log.filter(|v| !v.trim().is_empty()) {
-        Some(v) => LogFilter::parse(v).map_err(|problem| LogFilterError {
-            value: v.to_string(),
-            problem,
-        }),
-        None => Ok(LogFilter::parse(level)
-            .unwrap_or_else(|_| LogFilter::Targets(Targets::new().with_default(Level::INFO)))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,30 +128,5 @@ mod tests {
     #[test]
     fn check_config_requires_a_file() {
         assert!(Cli::try_parse_from(["mysql-zk-proxy", "check-config"]).is_err());
-    }
-
-    #[test]
-    fn rust_log_wins_when_set_and_must_be_valid() {
-        let f = log_filter("info", Some("mysql_zk_proxy=debug")).unwrap();
-        assert_eq!(f.to_string(), "mysql_zk_proxy=debug");
-        assert_eq!(log_filter("warn", Some(" ")).unwrap().to_string(), "warn");
-        assert_eq!(log_filter("warn", None).unwrap().to_string(), "warn");
-        let e = log_filter("info", Some("=[")).unwrap_err();
-        assert!(e.to_string().contains("RUST_LOG"), "{e}");
-    }
-
-    #[test]
-    fn plain_level_lists_get_the_lock_free_filter() {
-        for plain in [
-            "info",
-            "mysql_zk_proxy=debug,warn",
-            "zookeeper_client=off, info",
-        ] {
-            let f = log_filter("info", Some(plain)).unwrap();
-            assert!(matches!(f, LogFilter::Targets(_)), "{plain}: {f:?}");
-        }
-        let spans = log_filter("info", Some("[session{id=7}]=debug,info")).unwrap();
-        assert!(matches!(spans, LogFilter::Env(_)), "{spans:?}");
-        assert!(log_filter("info", Some("mysql_zk_proxy=loud")).is_err());
     }
 }

@@ -1,8 +1,14 @@
-//! The `mysql-zk-proxy` binary: parses the command line, loads the config,
-//! sets up logging and runs the chosen command; maps failures to exit codes
-//! (2 for a bad configuration, 1 for any other fatal error).
+//! The `mysql-zk-proxy` binary, what operators deploy: parses the command
+//! line, loads the config, sets up logging and runs the chosen command; maps
+//! failures to exit codes (2 for a bad configuration, 1 for any other fatal
+//! error).
+//!
+//! Layer: the top. It depends on `mysql-zk-proxy-core` (the proxy) and
+//! `mysql-zk-proxy-ops` (operator commands, the drill); never on the test
+//! bench, which is the separate `mysql-zk-proxy-sandbox` binary.
 
-use std::io::IsTerminal;
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,23 +17,22 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use mysql_zk_proxy::cli::{self, Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
-use mysql_zk_proxy::config::{Config, LogConfig, LogFormat, Overrides, RuntimeConfig, RuntimeMode};
-use mysql_zk_proxy::ops;
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox;
+use cli::{Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
+use mysql_zk_proxy_core::config::{Config, LogConfig, Overrides, RuntimeConfig, RuntimeMode};
+use mysql_zk_proxy_core::logging::{self, LogInitError};
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_ops::{self as ops, drill};
 
 /// Exit code of every fatal error but a bad configuration.
 const EXIT_FATAL: u8 = 1;
 
 fn main() -> ExitCode {
     // Before any TLS: zookeeper-client and mysql_async use the process default.
-    mysql_zk_proxy::tls::install_default_provider();
+    mysql_zk_proxy_core::tls::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::CheckConfig(args) => check_config(&args.config, args.overrides),
-        Command::Sandbox(cmd) => sandbox(cmd),
         Command::Publish(args) => operator(ops::cli::run_publish(args)),
         Command::Switchover(args) => operator(ops::cli::run_switchover(args)),
         Command::Drill(args) => drill(*args),
@@ -141,18 +146,6 @@ impl Signals {
     }
 }
 
-fn sandbox(cmd: sandbox::cli::SandboxCommand) -> Result<ExitCode, ExitCode> {
-    // The sandbox prints its own summary lines; library chatter stays below warn.
-    init_logging(&LogConfig {
-        level: "warn,mysql_zk_proxy=info".into(),
-        ..LogConfig::default()
-    })?;
-    runtime()?
-        .block_on(sandbox::cli::run(cmd))
-        .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// An operator command (`publish`, `switchover`): it prints its own outcome
 /// and returns its exit code.
 fn operator(cmd: impl std::future::Future<Output = u8>) -> Result<ExitCode, ExitCode> {
@@ -160,14 +153,14 @@ fn operator(cmd: impl std::future::Future<Output = u8>) -> Result<ExitCode, Exit
     Ok(ExitCode::from(runtime()?.block_on(cmd)))
 }
 
-fn drill(args: mysql_zk_proxy::drill::DrillArgs) -> Result<ExitCode, ExitCode> {
+fn drill(args: drill::DrillArgs) -> Result<ExitCode, ExitCode> {
     quiet_logging()?;
     let pass = runtime()?
-        .block_on(mysql_zk_proxy::drill::cli(args))
+        .block_on(drill::cli(args))
         .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
     Ok(match pass {
         true => ExitCode::SUCCESS,
-        false => ExitCode::from(mysql_zk_proxy::drill::EXIT_DRILL_FAILED),
+        false => ExitCode::from(drill::EXIT_DRILL_FAILED),
     })
 }
 
@@ -206,24 +199,8 @@ fn proxy_runtime(rt: &RuntimeConfig) -> Result<tokio::runtime::Runtime, ExitCode
 
 /// tracing to stderr: config `log.level`/`log.format`, RUST_LOG wins when set.
 fn init_logging(log: &LogConfig) -> Result<(), ExitCode> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let rust_log = std::env::var("RUST_LOG").ok();
-    let filter = cli::log_filter(&log.level, rust_log.as_deref())
-        .map_err(|e| fail(EXIT_BAD_CONFIG, &e.into()))?;
-    let (targets, env) = match filter {
-        cli::LogFilter::Targets(t) => (Some(t), None),
-        cli::LogFilter::Env(e) => (None, Some(e)),
-    };
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let registry = tracing_subscriber::registry().with(targets).with(env);
-    let installed = match log.format {
-        LogFormat::Text => registry.with(layer).try_init(),
-        LogFormat::Json => registry.with(layer.json()).try_init(),
-    };
-    installed
-        .map_err(|e| anyhow::anyhow!(e).context("cannot set up logging"))
-        .map_err(|e| fail(EXIT_FATAL, &e))
+    logging::init(log).map_err(|e| match e {
+        LogInitError::Filter(_) => fail(EXIT_BAD_CONFIG, &e.into()),
+        LogInitError::Install(_) => fail(EXIT_FATAL, &e.into()),
+    })
 }

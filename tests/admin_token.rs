@@ -5,9 +5,9 @@
 mod common;
 
 use common::http::get_with;
-use mysql_zk_proxy::config::{Config, Secret};
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox::ZkServer;
+use mysql_zk_proxy_core::config::{Config, Secret};
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_sandbox::ZkServer;
 
 const TOKEN: &str = "adm-tok-3f9c2a71d0b84e65";
 

@@ -60,7 +60,7 @@ fn check_config_accepts_the_shipped_files_and_prints_toml() {
             stderr(&out)
         );
         let printed = String::from_utf8(out.stdout).unwrap();
-        let cfg = mysql_zk_proxy::config::Config::from_toml(&printed, &path).unwrap();
+        let cfg = mysql_zk_proxy_core::config::Config::from_toml(&printed, &path).unwrap();
         cfg.validate().unwrap();
     }
 }
@@ -127,7 +127,7 @@ fn help_lists_the_commands() {
     let out = proxy(&["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["run", "check-config", "sandbox"] {
+    for cmd in ["run", "check-config", "publish", "switchover", "drill"] {
         assert!(text.contains(cmd), "{cmd} missing from:\n{text}");
     }
     let out = proxy(&["run", "--help"]);

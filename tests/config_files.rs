@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use mysql_zk_proxy::config::{Config, Overrides};
+use mysql_zk_proxy_core::config::{Config, Overrides};
 
 fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")

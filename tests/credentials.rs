@@ -14,12 +14,12 @@ use std::time::Duration;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakePacket;
 use mysql_common::scramble::scramble_native;
-use mysql_zk_proxy::config::{Secret, UserConfig};
-use mysql_zk_proxy::discovery::Extras;
-use mysql_zk_proxy::failover::credentials::{CredentialStore, Origin};
-use mysql_zk_proxy::failover::native::{derive, respond, NativeError, StoredHash};
-use mysql_zk_proxy::protocol::caps::*;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_core::config::{Secret, UserConfig};
+use mysql_zk_proxy_core::discovery::Extras;
+use mysql_zk_proxy_core::failover::credentials::{CredentialStore, Origin};
+use mysql_zk_proxy_core::failover::native::{derive, respond, NativeError, StoredHash};
+use mysql_zk_proxy_protocol::caps::*;
+use mysql_zk_proxy_sandbox::Cluster;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -130,7 +130,7 @@ async fn users_are_followed_again_on_a_new_session_after_expiry() {
 
     zk.pause().expect("SIGSTOP");
     d.status("expired", |s| {
-        s.state == mysql_zk_proxy::discovery::ZkState::Expired
+        s.state == mysql_zk_proxy_core::discovery::ZkState::Expired
     })
     .await;
     assert!(

@@ -89,7 +89,9 @@ fn systemd_unit_reloads_with_sighup_and_outwaits_the_shutdown_timeout() {
     assert!(value("ExecReload").contains("-HUP $MAINPID"));
     assert!(value("ExecStart").contains(" run --config "));
     let stop = humantime::parse_duration(&value("TimeoutStopSec")).unwrap();
-    let default = mysql_zk_proxy::config::Config::default().shutdown.timeout;
+    let default = mysql_zk_proxy_core::config::Config::default()
+        .shutdown
+        .timeout;
     assert!(
         stop > default + Duration::from_secs(5),
         "{stop:?} vs {default:?}"

@@ -8,9 +8,9 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use mysql_zk_proxy::discovery::ZkState;
-use mysql_zk_proxy::metrics::IgnoredRecord;
-use mysql_zk_proxy::routing::{Ordering, RecordState};
+use mysql_zk_proxy_core::discovery::ZkState;
+use mysql_zk_proxy_core::metrics::IgnoredRecord;
+use mysql_zk_proxy_core::routing::{Ordering, RecordState};
 use support::*;
 use tokio::time::Instant;
 
@@ -339,18 +339,14 @@ async fn change_reaches_route_table_within_milliseconds() {
     write(&connect, path, &json("10.0.0.5", 1, 1)).await;
     let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
     d.route("epoch 1", |r| port_of(r) == Some(1)).await;
-    let writer = mysql_zk_proxy::sandbox::zk_connect(&connect).await.unwrap();
+    let writer = mysql_zk_proxy_sandbox::zk_connect(&connect).await.unwrap();
     let mut took = Vec::new();
     for epoch in 2..=41u64 {
         let port = epoch as u16;
         let start = Instant::now();
-        mysql_zk_proxy::sandbox::zkclient::write_with(
-            &writer,
-            path,
-            &json("10.0.0.5", port, epoch),
-        )
-        .await
-        .unwrap();
+        mysql_zk_proxy_sandbox::zkclient::write_with(&writer, path, &json("10.0.0.5", port, epoch))
+            .await
+            .unwrap();
         d.route("next epoch", |r| port_of(r) == Some(port)).await;
         took.push(start.elapsed());
     }

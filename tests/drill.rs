@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use mysql_zk_proxy::config::Config;
-use mysql_zk_proxy::drill::progress::ProgressMode;
-use mysql_zk_proxy::drill::switcher::Switcher;
-use mysql_zk_proxy::drill::verify::VerifyTarget;
-use mysql_zk_proxy::drill::{self, DrillOptions};
-use mysql_zk_proxy::failover::config::UserConfig;
-use mysql_zk_proxy::failover::native::StoredHash;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_core::config::Config;
+use mysql_zk_proxy_core::failover::config::UserConfig;
+use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_ops::drill::progress::ProgressMode;
+use mysql_zk_proxy_ops::drill::switcher::Switcher;
+use mysql_zk_proxy_ops::drill::verify::VerifyTarget;
+use mysql_zk_proxy_ops::drill::{self, DrillOptions};
+use mysql_zk_proxy_sandbox::Cluster;
 use tokio::sync::Mutex;
 
 fn with_app_user(c: &mut Config) {
@@ -37,7 +37,8 @@ fn with_app_user(c: &mut Config) {
 
 /// A short drill's options against `env`, verified through its ZooKeeper.
 fn options(env: &common::Env, switchovers: u32) -> DrillOptions {
-    let mut o = DrillOptions::new(("127.0.0.1".into(), env.proxy.listen_addr().port()));
+    let proxy = ("127.0.0.1".into(), env.proxy.listen_addr().port());
+    let mut o = DrillOptions::new(proxy, common::APP_USER, common::APP_PASS, "app");
     o.admin = env.proxy.admin_addr().map(|a| a.to_string());
     o.switchovers = switchovers;
     o.warmup = Duration::from_millis(1500);

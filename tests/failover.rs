@@ -276,7 +276,7 @@ async fn planned_switchover_draining_costs_latency_not_errors() {
 
 /// `drained_epoch` in this proxy's registration znode (None while unset).
 async fn drained_epoch(connect: &str, path: &str) -> Option<Option<u64>> {
-    let (data, _) = mysql_zk_proxy::sandbox::zk_read(connect, path)
+    let (data, _) = mysql_zk_proxy_sandbox::zk_read(connect, path)
         .await
         .unwrap()?;
     let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
@@ -292,7 +292,7 @@ async fn draining_is_acknowledged_once_transactions_finish() {
     })
     .await;
     let zk = env.cluster.zk_connect();
-    let path = mysql_zk_proxy::discovery::register::registration_path(
+    let path = mysql_zk_proxy_core::discovery::register::registration_path(
         env.cluster.primary_path(),
         "px-test",
     );
@@ -339,7 +339,7 @@ async fn command_sent_while_the_primary_is_down_runs_on_the_new_one() {
     env.cluster.primary_mut().kill().unwrap();
     let stats = env.proxy.stats().clone();
     let waiting =
-        || stats.sessions_in(mysql_zk_proxy::metrics::SessionState::WaitingForPrimary) == 1;
+        || stats.sessions_in(mysql_zk_proxy_core::metrics::SessionState::WaitingForPrimary) == 1;
     wait_until("the proxy saw the backend go", waiting).await;
     // the client speaks before anyone has published the new primary
     let asked = tokio::spawn(async move {

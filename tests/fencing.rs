@@ -11,12 +11,12 @@ mod support;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_zk_proxy::config::{FencingConfig, Secret};
-use mysql_zk_proxy::discovery::{Extras, ZkState};
-use mysql_zk_proxy::failover::verify::Verifier;
-use mysql_zk_proxy::metrics::SessionState;
-use mysql_zk_proxy::routing::Ordering;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_core::config::{FencingConfig, Secret};
+use mysql_zk_proxy_core::discovery::{Extras, ZkState};
+use mysql_zk_proxy_core::failover::verify::Verifier;
+use mysql_zk_proxy_core::metrics::SessionState;
+use mysql_zk_proxy_core::routing::Ordering;
+use mysql_zk_proxy_sandbox::Cluster;
 use support::*;
 
 fn verifier() -> Verifier {

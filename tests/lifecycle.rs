@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::metrics::ConnOutcome;
+use mysql_zk_proxy_core::metrics::ConnOutcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_sessions_and_refuses_new_ones() {

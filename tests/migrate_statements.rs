@@ -12,7 +12,7 @@ use common::raw::RawConn;
 use common::{with_app_user, APP_PASS, APP_USER};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::protocol::command;
+use mysql_zk_proxy_protocol::command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_statements_keep_their_ids_across_a_switchover() {

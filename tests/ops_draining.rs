@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::ops::report::Outcome;
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::routing::RecordState;
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_core::routing::RecordState;
+use mysql_zk_proxy_ops::report::Outcome;
 use support::*;
 
 /// How long the test keeps the slow proxy's transaction open after the
@@ -90,9 +90,9 @@ async fn switchover_waits_for_every_proxy_and_loses_no_statement() {
     plan.drain_timeout = Duration::from_secs(20);
     // the tool itself (the sandbox's roles are not needed afterwards)
     let connect = cluster.zk_connect();
-    let zk = mysql_zk_proxy::ops::zk::connect(&connect, Duration::from_secs(10), None);
+    let zk = mysql_zk_proxy_ops::zk::connect(&connect, Duration::from_secs(10), None);
     let zk = zk.await.unwrap();
-    let run = mysql_zk_proxy::ops::switchover::run(&zk, &plan);
+    let run = mysql_zk_proxy_ops::switchover::run(&zk, &plan);
     let (report, (in_tx, after, fast, slow_row)) = tokio::join!(run, clients);
     eprintln!("{report}");
     assert_eq!(report.outcome, Outcome::Switched, "{report}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_sandbox::Cluster;
 
 use common::binary::Running;
 
@@ -115,7 +115,7 @@ async fn graceful_stop_under_load_loses_nothing() {
     assert!(rows.iter().all(|r| r.1 == 2), "no half-applied transaction");
 }
 
-fn write_config(path: &std::path::Path, cfg: &mysql_zk_proxy::config::Config, extra: &str) {
+fn write_config(path: &std::path::Path, cfg: &mysql_zk_proxy_core::config::Config, extra: &str) {
     let mut text = toml::to_string(cfg).unwrap();
     text.push_str(extra);
     std::fs::File::create(path)

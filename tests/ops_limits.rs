@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::config::ProxyProtocol;
-use mysql_zk_proxy::metrics::{CommandKind, ConnOutcome, Stats};
+use mysql_zk_proxy_core::config::ProxyProtocol;
+use mysql_zk_proxy_core::metrics::{CommandKind, ConnOutcome, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -141,7 +141,7 @@ async fn idle_timeout_closes_sessions_at_rest_only() {
     );
 }
 
-fn pp_config(trusted: &str) -> impl FnOnce(&mut mysql_zk_proxy::config::Config) + '_ {
+fn pp_config(trusted: &str) -> impl FnOnce(&mut mysql_zk_proxy_core::config::Config) + '_ {
     move |c| {
         c.listen.proxy_protocol = ProxyProtocol::Required;
         c.listen.trusted_proxies = vec![trusted.to_string()];

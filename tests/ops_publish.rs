@@ -5,8 +5,8 @@
 
 use std::process::Output;
 
-use mysql_zk_proxy::discovery::record::parse_record;
-use mysql_zk_proxy::sandbox::{zk_read, zk_write, ZkServer};
+use mysql_zk_proxy_core::discovery::record::parse_record;
+use mysql_zk_proxy_sandbox::{zk_read, zk_write, ZkServer};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
@@ -44,7 +44,7 @@ async fn run(zk: &ZkServer, extra: &[&str]) -> Output {
 }
 
 /// The record now in ZooKeeper and its data version.
-async fn current(zk: &ZkServer) -> (mysql_zk_proxy::discovery::record::Record, i32) {
+async fn current(zk: &ZkServer) -> (mysql_zk_proxy_core::discovery::record::Record, i32) {
     let (data, version) = zk_read(&zk.connect_string(), PATH).await.unwrap().unwrap();
     (parse_record(&data).unwrap(), version)
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::ops::report::{Outcome, Report};
-use mysql_zk_proxy::routing::RecordState;
+use mysql_zk_proxy_core::routing::RecordState;
+use mysql_zk_proxy_ops::report::{Outcome, Report};
 use serde_json::Value;
 use support::*;
 
@@ -205,7 +205,7 @@ async fn stops_when_the_record_changes_under_it() {
         .await;
         // another tool takes over meanwhile: its own draining record, epoch 5
         let theirs = format!(r#"{{"host":"127.0.0.1","port":{old},"epoch":5,"state":"draining"}}"#);
-        mysql_zk_proxy::sandbox::zk_write(&cluster_zk, &path, theirs.as_bytes())
+        mysql_zk_proxy_sandbox::zk_write(&cluster_zk, &path, theirs.as_bytes())
             .await
             .unwrap();
         tx.query_drop("COMMIT").await.unwrap();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::{ChangeUserOpts, Conn, Row, WhiteListFsHandler};
-use mysql_zk_proxy::metrics::ConnOutcome;
+use mysql_zk_proxy_core::metrics::ConnOutcome;
 
 use common::raw::RawConn;
 
@@ -333,8 +333,8 @@ async fn kill_query_from_a_second_connection() {
 /// the proxy still sees where each reply ends (the session is idle after it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_metadata_replies_match_direct_and_end_where_they_end() {
-    use mysql_zk_proxy::metrics::SessionState;
-    use mysql_zk_proxy::protocol::caps::MARIADB_CLIENT_CACHE_METADATA;
+    use mysql_zk_proxy_core::metrics::SessionState;
+    use mysql_zk_proxy_protocol::caps::MARIADB_CLIENT_CACHE_METADATA;
     let env = common::start(false).await;
     for deprecate_eof in [false, true] {
         let mut replies = Vec::new();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::metrics::ConnOutcome;
+use mysql_zk_proxy_core::metrics::ConnOutcome;
 
 fn proxy_error(r: Result<Conn, mysql_async::Error>) -> mysql_async::ServerError {
     match r {
@@ -56,7 +56,7 @@ async fn held_connection_proceeds_when_a_primary_is_published() {
     // the client is now waiting for its greeting
     let stats = env.proxy.stats().clone();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.sessions_in(mysql_zk_proxy::metrics::SessionState::WaitingForPrimary) == 0 {
+    while stats.sessions_in(mysql_zk_proxy_core::metrics::SessionState::WaitingForPrimary) == 0 {
         assert!(Instant::now() < deadline, "client never started waiting");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -69,7 +69,7 @@ async fn held_connection_proceeds_when_a_primary_is_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_primary_is_a_clear_error_not_a_hang() {
     let env = common::start(false).await;
-    let refused = mysql_zk_proxy::sandbox::process::RefusedPort::new().unwrap();
+    let refused = mysql_zk_proxy_sandbox::process::RefusedPort::new().unwrap();
     let dead = refused.port();
     env.cluster.publish_json(dead, 5).await.unwrap();
     env.wait_for_primary_port(dead).await;

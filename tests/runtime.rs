@@ -6,7 +6,7 @@ mod common;
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy::config::RuntimeMode;
+use mysql_zk_proxy_core::config::RuntimeMode;
 
 /// Names of this process's threads.
 fn thread_names() -> Vec<String> {

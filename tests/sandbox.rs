@@ -1,9 +1,9 @@
 //! Integration tests of the sandbox harness: real ZooKeeper and MariaDB processes.
 
-use mysql_zk_proxy::sandbox::cli::{self, SandboxCommand};
-use mysql_zk_proxy::sandbox::persistent::{self, UpOutcome};
-use mysql_zk_proxy::sandbox::state::SandboxState;
-use mysql_zk_proxy::sandbox::{
+use mysql_zk_proxy_sandbox::cli::{self, SandboxCommand};
+use mysql_zk_proxy_sandbox::persistent::{self, UpOutcome};
+use mysql_zk_proxy_sandbox::state::SandboxState;
+use mysql_zk_proxy_sandbox::{
     process::{holds_fd_on, is_unreaped_child, pid_alive, poll_until, session_id},
     zk_delete, zk_read, zk_write, Cluster, MariaDb, ZkServer, DEFAULT_PRIMARY_PATH,
 };
@@ -87,7 +87,7 @@ fn helper_hold_zookeeper() {
 
 #[test]
 fn sweep_kills_servers_of_a_dead_owner() {
-    use mysql_zk_proxy::sandbox::instance::{sandbox_root, sweep_stale};
+    use mysql_zk_proxy_sandbox::instance::{sandbox_root, sweep_stale};
     use std::io::BufRead;
     let mut helper = helper_process("helper_hold_zookeeper", "MZP_SANDBOX_HELPER", "1".as_ref())
         .stdout(std::process::Stdio::piped())
@@ -381,7 +381,7 @@ async fn persistent_sandbox_cli_lifecycle() {
 /// on demand, so the check is deterministic.
 #[test]
 fn an_adopted_server_is_tracked_by_start_time_not_cmdline() {
-    use mysql_zk_proxy::sandbox::process::{cmdline_mentions, ServerProc};
+    use mysql_zk_proxy_sandbox::process::{cmdline_mentions, ServerProc};
     let dir = tempfile::tempdir().unwrap();
     let go = dir.path().join("go");
     // perl is Debian-essential; `$0 = ...` overwrites the whole argv area.
@@ -421,7 +421,7 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn a_taken_fixed_port_is_reported_not_waited_for() {
-    use mysql_zk_proxy::sandbox::{process::PortChoice, DbSpec, SandboxError};
+    use mysql_zk_proxy_sandbox::{process::PortChoice, DbSpec, SandboxError};
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();

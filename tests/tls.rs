@@ -13,10 +13,10 @@ use common::binary::Running;
 use common::pki::{self, s, Pki};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, ServerError, SslOpts};
-use mysql_zk_proxy::config::Config;
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox::mariadb::tls_args;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_core::config::Config;
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_sandbox::mariadb::tls_args;
+use mysql_zk_proxy_sandbox::Cluster;
 
 /// Certificates for the servers (db) and for the proxy's own listener.
 fn pkis() -> (tempfile::TempDir, Pki, Pki) {

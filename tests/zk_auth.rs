@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use mysql_zk_proxy::config::{Secret, ZkAuth};
-use mysql_zk_proxy::sandbox::ZkServer;
+use mysql_zk_proxy_core::config::{Secret, ZkAuth};
+use mysql_zk_proxy_sandbox::ZkServer;
 use support::*;
 use tokio::time::Instant;
 use zookeeper_client::{Acls, Client, CreateMode};

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use common::binary::Running;
 use common::pki::{self, s, Pki};
 use mysql_async::prelude::*;
-use mysql_zk_proxy::config::{Config, ZookeeperConfig};
-use mysql_zk_proxy::discovery::ZkState;
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox::{zk_write, ClientAuth, Cluster, ZkServer, ZkTlsSpec};
+use mysql_zk_proxy_core::config::{Config, ZookeeperConfig};
+use mysql_zk_proxy_core::discovery::ZkState;
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_sandbox::{zk_write, ClientAuth, Cluster, ZkServer, ZkTlsSpec};
 use support::{json, port_of, Disco};
 
 const PATH: &str = "/tls/main/primary";
@@ -267,17 +267,17 @@ async fn operator_commands_reach_zookeeper_over_tls() {
     let doc = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{doc}");
     assert!(doc.contains("\"published\""), "{doc}");
-    let (data, _) = mysql_zk_proxy::sandbox::zk_read(&zk.connect_string(), PATH)
+    let (data, _) = mysql_zk_proxy_sandbox::zk_read(&zk.connect_string(), PATH)
         .await
         .unwrap()
         .expect("record written over TLS");
     assert!(String::from_utf8_lossy(&data).contains("3309"));
 
     // The drill's final read of the record goes over the same TLS.
-    let target = |cert: &str, key: &str| mysql_zk_proxy::drill::verify::VerifyTarget {
+    let target = |cert: &str, key: &str| mysql_zk_proxy_ops::drill::verify::VerifyTarget {
         zk: secure.clone(),
         primary_path: PATH.into(),
-        tls: Some(mysql_zk_proxy::config::ZkTlsConfig {
+        tls: Some(mysql_zk_proxy_core::config::ZkTlsConfig {
             enabled: true,
             ca: s(&server.ca),
             verify_hostname: true,
@@ -289,11 +289,11 @@ async fn operator_commands_reach_zookeeper_over_tls() {
         database: String::new(),
     };
     let t = target(&s(&operator.cert), &s(&operator.key));
-    let (host, port) = mysql_zk_proxy::drill::verify::final_primary(&t)
+    let (host, port) = mysql_zk_proxy_ops::drill::verify::final_primary(&t)
         .await
         .expect("drill reads the record over TLS");
     assert_eq!((host.as_str(), port), ("127.0.0.1", 3309));
-    let e = mysql_zk_proxy::drill::verify::final_primary(&target("", ""))
+    let e = mysql_zk_proxy_ops::drill::verify::final_primary(&target("", ""))
         .await
         .expect_err("no client certificate: refused");
     assert!(e.to_string().contains("client certificate"), "{e}");

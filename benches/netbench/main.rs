@@ -16,7 +16,7 @@ mod procs;
 
 use std::time::Duration;
 
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_sandbox::Cluster;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mysql_zk_proxy::sandbox::process::free_port;
+use mysql_zk_proxy_sandbox::process::free_port;
 
 /// A child process stopped (SIGKILL, reaped) when dropped.
 pub struct Owned {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mysql_zk_proxy::protocol::{Framer, PREFIX_LEN};
+use mysql_zk_proxy_protocol::{Framer, PREFIX_LEN};
 
 /// (len, seq, continuation, prefix, captured payload) of each packet.
 type Seen = Vec<(usize, u8, bool, Vec<u8>, Option<Vec<u8>>)>;

@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mysql_zk_proxy::protocol::handshake::{adjust_greeting, Greeting, CLEARED_CAPS};
-use mysql_zk_proxy::protocol::packet_io::Packet;
-use mysql_zk_proxy::session::login::parse_response;
+use mysql_zk_proxy_protocol::handshake::{adjust_greeting, Greeting, CLEARED_CAPS};
+use mysql_zk_proxy_protocol::packet_io::Packet;
+use mysql_zk_proxy_core::session::login::parse_response;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {

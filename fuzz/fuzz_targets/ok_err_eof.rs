@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mysql_zk_proxy::protocol::{ok_status, read_lenenc, Framer, Tracker};
+use mysql_zk_proxy_protocol::{ok_status, read_lenenc, Framer, Tracker};
 
 fuzz_target!(|data: &[u8]| {
     let _ = ok_status(data);

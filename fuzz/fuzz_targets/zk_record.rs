@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mysql_zk_proxy::discovery::record::parse_record;
-use mysql_zk_proxy::failover::credentials::parse_zookeeper_user;
-use mysql_zk_proxy::failover::native::StoredHash;
+use mysql_zk_proxy_core::discovery::record::parse_record;
+use mysql_zk_proxy_core::failover::credentials::parse_zookeeper_user;
+use mysql_zk_proxy_core::failover::native::StoredHash;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = parse_record(data) {

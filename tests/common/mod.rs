@@ -10,9 +10,9 @@ pub mod raw;
 use std::time::Duration;
 
 use mysql_async::{Opts, OptsBuilder};
-use mysql_zk_proxy::config::Config;
-use mysql_zk_proxy::proxy::Proxy;
-use mysql_zk_proxy::sandbox::Cluster;
+use mysql_zk_proxy_core::config::Config;
+use mysql_zk_proxy_core::proxy::Proxy;
+use mysql_zk_proxy_sandbox::Cluster;
 
 pub const APP_USER: &str = "app";
 pub const APP_PASS: &str = "app";
@@ -51,7 +51,7 @@ pub fn app_opts(port: u16) -> OptsBuilder {
 
 /// mysql_async options for the sandbox's admin user (all privileges), no schema.
 pub fn admin_opts(port: u16) -> OptsBuilder {
-    use mysql_zk_proxy::sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
+    use mysql_zk_proxy_sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
     app_opts(port)
         .user(Some(ADMIN_USER))
         .pass(Some(ADMIN_PASS))
@@ -164,17 +164,18 @@ pub async fn rows_once_app_sessions_ended(direct: &mut mysql_async::Conn, table:
 }
 
 /// The sandbox's app user as a `[[users]]` entry (its sessions can migrate).
-pub fn app_user() -> mysql_zk_proxy::failover::config::UserConfig {
+pub fn app_user() -> mysql_zk_proxy_core::failover::config::UserConfig {
     user_entry(APP_USER, APP_PASS)
 }
 
 /// A `[[users]]` entry for a mysql_native_password user (its sessions can migrate).
-pub fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy::failover::config::UserConfig {
-    let hex: String = mysql_zk_proxy::failover::native::StoredHash::of_password(pass.as_bytes())
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
+pub fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy_core::failover::config::UserConfig {
+    let hex: String =
+        mysql_zk_proxy_core::failover::native::StoredHash::of_password(pass.as_bytes())
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
     toml::from_str(&format!(
         "name = \"{name}\"\nmysql_native_password = \"*{hex}\"\n"
     ))
@@ -192,8 +193,8 @@ pub fn with_app_user(c: &mut Config) {
 /// its error, so a client that saw the error may look a moment too early.
 #[allow(dead_code)] // not every test binary uses every helper
 pub async fn outcome_counted(
-    stats: &mysql_zk_proxy::metrics::Stats,
-    outcome: mysql_zk_proxy::metrics::ConnOutcome,
+    stats: &mysql_zk_proxy_core::metrics::Stats,
+    outcome: mysql_zk_proxy_core::metrics::ConnOutcome,
     n: u64,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -4,8 +4,8 @@
 
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakePacket;
-use mysql_zk_proxy::protocol::caps::*;
-use mysql_zk_proxy::protocol::{Framer, ServerEvent, Tracker};
+use mysql_zk_proxy_protocol::caps::*;
+use mysql_zk_proxy_protocol::{Framer, ServerEvent, Tracker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -110,7 +110,7 @@ impl RawConn {
             "login failed: {}",
             String::from_utf8_lossy(&reply)
         );
-        let status = mysql_zk_proxy::protocol::ok_status(&reply);
+        let status = mysql_zk_proxy_protocol::ok_status(&reply);
         let tracker = Tracker::logged_in(caps, mariadb, status);
         Ok(RawConn {
             stream,

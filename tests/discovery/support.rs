@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_zk_proxy::config::ZookeeperConfig;
-use mysql_zk_proxy::discovery::{self, DiscoveryStatus, ZkState};
-use mysql_zk_proxy::metrics::Stats;
-use mysql_zk_proxy::routing::{Route, RouteTable};
-use mysql_zk_proxy::sandbox::{zk_delete, zk_write, ZkServer};
+use mysql_zk_proxy_core::config::ZookeeperConfig;
+use mysql_zk_proxy_core::discovery::{self, DiscoveryStatus, ZkState};
+use mysql_zk_proxy_core::metrics::Stats;
+use mysql_zk_proxy_core::routing::{Route, RouteTable};
+use mysql_zk_proxy_sandbox::{zk_delete, zk_write, ZkServer};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -156,6 +156,6 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 }
 
 /// A loopback port nothing listens on while the value lives (connections are refused).
-pub fn dead_port() -> mysql_zk_proxy::sandbox::process::RefusedPort {
-    mysql_zk_proxy::sandbox::process::RefusedPort::new().unwrap()
+pub fn dead_port() -> mysql_zk_proxy_sandbox::process::RefusedPort {
+    mysql_zk_proxy_sandbox::process::RefusedPort::new().unwrap()
 }

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder};
-use mysql_zk_proxy::config::Config;
-use mysql_zk_proxy::discovery::record::{parse_record, Record};
-use mysql_zk_proxy::discovery::register::registration_path;
-use mysql_zk_proxy::failover::config::UserConfig;
-use mysql_zk_proxy::failover::native::StoredHash;
-use mysql_zk_proxy::sandbox::{zk_read, Cluster};
+use mysql_zk_proxy_core::config::Config;
+use mysql_zk_proxy_core::discovery::record::{parse_record, Record};
+use mysql_zk_proxy_core::discovery::register::registration_path;
+use mysql_zk_proxy_core::failover::config::UserConfig;
+use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_sandbox::{zk_read, Cluster};
 
 /// An operator account with a password that must never be printed.
 pub const OP_USER: &str = "operator";

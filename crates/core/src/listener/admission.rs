@@ -1,0 +1,217 @@
+//! Admission of an accepted connection before its session starts: the
+//! connection limit (error 1040 past it), TCP keepalive, the PROXY protocol
+//! header from trusted load balancers, and the registry `/status` lists.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::proxy_protocol::{read_header, Header, ProxyHeaderError};
+use super::Context;
+use crate::config::ProxyProtocol;
+use crate::metrics::ConnOutcome;
+use crate::session;
+use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
+
+/// Most sessions `/status` lists.
+pub const LISTED_MAX: usize = 100;
+
+/// Client connections admitted and not yet ended.
+#[derive(Debug, Default)]
+pub struct Slots {
+    used: AtomicUsize,
+}
+
+/// One admitted connection; frees its slot on drop.
+#[derive(Debug)]
+pub struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// A slot, unless `max` (0 = no limit) are in use.
+    pub fn try_acquire(self: &Arc<Self>, max: u32) -> Option<Slot> {
+        let limit = if max == 0 { usize::MAX } else { max as usize };
+        self.used
+            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+    pub fn in_use(&self) -> usize {
+        self.used.load(Relaxed)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Relaxed);
+    }
+}
+
+/// TCP keepalive with `idle` before the first probe ("0s" = leave it off).
+pub fn set_keepalive(sock: &TcpStream, idle: Duration) {
+    if idle.is_zero() {
+        return;
+    }
+    let ka = TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(idle.min(Duration::from_secs(10)));
+    if let Err(e) = SockRef::from(sock).set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
+    }
+}
+
+/// Past `listen.max_connections`: MySQL's own 1040 instead of the greeting.
+pub async fn refuse_too_many(mut sock: TcpStream, peer: SocketAddr, max: u32, ctx: Arc<Context>) {
+    tracing::warn!(client = %peer, max_connections = max, "too many connections; refusing");
+    let msg = format!("Too many connections (listen.max_connections = {max})");
+    ctx.stats
+        .ops
+        .count_error(ProxyErrorCode::TooManyConnections);
+    let packet = err_packet(
+        0,
+        ProxyErrorCode::TooManyConnections,
+        Phase::BeforeGreeting,
+        &msg,
+    );
+    // counted before the client can read the error: a client (or test) that
+    // sees 1040 finds it in the metrics too
+    ctx.stats.connection_closed(ConnOutcome::TooManyConnections);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = sock.write_all(&packet).await;
+        let _ = sock.shutdown().await;
+    })
+    .await;
+}
+
+/// Read the PROXY header when the source must send one, then run the session.
+pub async fn admit(mut sock: TcpStream, peer: SocketAddr, id: u64, slot: Slot, ctx: Arc<Context>) {
+    let _slot = slot;
+    let (mode, trusted, timeout) = {
+        let cfg = ctx.config.load();
+        let l = &cfg.listen;
+        (
+            l.proxy_protocol,
+            l.is_trusted_proxy(peer.ip()),
+            l.handshake_timeout,
+        )
+    };
+    let (client, via) = if mode == ProxyProtocol::Required && trusted {
+        match read_header(&mut sock, timeout).await {
+            Ok(Header::Proxied { source, .. }) => (source, Some(peer)),
+            Ok(Header::Local) => (peer, Some(peer)),
+            Err(e) => return refuse_header(peer, e, &ctx),
+        }
+    } else {
+        (peer, None)
+    };
+    let _listed = ctx.registry.add(id, client, via);
+    session::run(sock, client, via, id, ctx.clone()).await;
+}
+
+fn refuse_header(peer: SocketAddr, e: ProxyHeaderError, ctx: &Context) {
+    tracing::warn!(source = %peer, error = %e, "PROXY protocol header refused; closing");
+    let outcome = match e {
+        ProxyHeaderError::Timeout(_) => ConnOutcome::HandshakeTimeout,
+        _ => ConnOutcome::ProxyProtocol,
+    };
+    ctx.stats.connection_closed(outcome);
+}
+
+/// A live session as `/status` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedSession {
+    pub id: u64,
+    /// The client's address (from the PROXY header when there was one).
+    pub client: SocketAddr,
+    /// The load balancer that relayed it, if any.
+    pub via: Option<SocketAddr>,
+    #[serde(with = "crate::admin::rfc3339")]
+    pub since: SystemTime,
+}
+
+/// Live sessions by id (one lock per connect and per close, never per packet).
+#[derive(Debug, Default)]
+pub struct Registry {
+    live: Mutex<BTreeMap<u64, ListedSession>>,
+}
+
+/// Removes its session from the registry on drop.
+pub struct Listed<'a>(&'a Registry, u64);
+
+impl Registry {
+    pub fn add(&self, id: u64, client: SocketAddr, via: Option<SocketAddr>) -> Listed<'_> {
+        let s = ListedSession {
+            id,
+            client,
+            via,
+            since: SystemTime::now(),
+        };
+        self.lock().insert(id, s);
+        Listed(self, id)
+    }
+
+    /// The oldest live sessions, at most [`LISTED_MAX`].
+    pub fn list(&self) -> Vec<ListedSession> {
+        self.lock().values().take(LISTED_MAX).cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ListedSession>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stop_at_the_limit_and_free_on_drop() {
+        let slots = Arc::new(Slots::default());
+        let a = slots.try_acquire(2).unwrap();
+        let _b = slots.try_acquire(2).unwrap();
+        assert!(slots.try_acquire(2).is_none());
+        drop(a);
+        assert_eq!(slots.in_use(), 1);
+        assert!(slots.try_acquire(2).is_some());
+        let many: Vec<_> = (0..10).map(|_| slots.try_acquire(0).unwrap()).collect();
+        assert_eq!(slots.in_use(), 11);
+        drop(many);
+    }
+
+    #[tokio::test]
+    async fn keepalive_is_set_with_its_idle_time_or_left_off() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let on = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        set_keepalive(&on, Duration::from_secs(42));
+        let s = SockRef::from(&on);
+        assert!(s.keepalive().unwrap());
+        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        let off = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        set_keepalive(&off, Duration::ZERO);
+        assert!(!SockRef::from(&off).keepalive().unwrap());
+    }
+
+    #[test]
+    fn registry_lists_live_sessions_only() {
+        let r = Registry::default();
+        let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let a = r.add(1, peer, None);
+        let _b = r.add(2, peer, Some("10.0.0.1:1".parse().unwrap()));
+        assert_eq!(r.list().len(), 2);
+        drop(a);
+        let l = r.list();
+        assert_eq!((l.len(), l[0].id, l[0].via.is_some()), (1, 2, true));
+    }
+}

@@ -1,0 +1,320 @@
+//! `mysql-zk-proxy publish` and `mysql-zk-proxy switchover`: their clap
+//! arguments (this crate owns them; the binary embeds them in its command line),
+//! running them, printing the outcome (text, or one JSON document with
+//! `--json`) and the exit code: 0 done, 1 refused / rolled back / failed
+//! (clap's own 2 for bad arguments). Passwords may come from the environment
+//! and are never printed.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use super::publish::{publish, PublishError, PublishRequest};
+use super::server::Login;
+use super::switchover::{self, Plan};
+use super::zk::{self, ZkOpError};
+use super::Endpoint;
+use mysql_zk_proxy_core::config::ZkTlsConfig;
+use mysql_zk_proxy_core::failover::config::Secret;
+
+/// Where the record lives.
+#[derive(Debug, Clone, Args)]
+pub struct ZkArgs {
+    /// ZooKeeper connect string host:port[,host:port][/chroot].
+    #[arg(long, value_name = "CONNECT")]
+    pub zk: String,
+    /// Znode holding the primary record.
+    #[arg(long, value_name = "PATH")]
+    pub primary_path: String,
+    /// Bound on establishing the ZooKeeper session.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub zk_timeout: Duration,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub tls: ZkTlsArgs,
+}
+
+/// TLS to ZooKeeper for the commands that read or write the record.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ZkTlsArgs {
+    /// Connect to every server with TLS (ZooKeeper's secureClientPort),
+    /// trusting the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub zk_tls_ca: Option<String>,
+    /// Client certificate (PEM) for servers with ssl.clientAuth=need.
+    #[arg(long, value_name = "FILE", requires_all = ["zk_tls_ca", "zk_tls_key"])]
+    pub zk_tls_cert: Option<String>,
+    /// Private key (PEM) of --zk-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "zk_tls_cert")]
+    pub zk_tls_key: Option<String>,
+    /// Accept a server certificate for any name (its chain is still verified
+    /// against --zk-tls-ca), as zookeeper.tls.verify_hostname = false.
+    #[arg(long, requires = "zk_tls_ca")]
+    pub zk_tls_any_name: bool,
+}
+
+impl ZkTlsArgs {
+    /// The `[zookeeper.tls]` these flags amount to; `None`: no TLS.
+    pub fn config(&self) -> Option<ZkTlsConfig> {
+        let ca = self.zk_tls_ca.clone()?;
+        Some(ZkTlsConfig {
+            enabled: true,
+            ca,
+            verify_hostname: !self.zk_tls_any_name,
+            cert: self.zk_tls_cert.clone().unwrap_or_default(),
+            key: self.zk_tls_key.clone().unwrap_or_default(),
+        })
+    }
+}
+
+impl ZkArgs {
+    /// The bounded session the command works in.
+    async fn session(&self) -> Result<zookeeper_client::Client, ZkOpError> {
+        zk::connect(&self.zk, self.zk_timeout, self.tls.config().as_ref()).await
+    }
+}
+
+/// `publish`: write a serving primary record (compare-and-set, epoch + 1).
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// The primary's host name or IP address.
+    #[arg(long)]
+    pub host: String,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Epoch to write; must be above the current one. Default: current + 1.
+    #[arg(long)]
+    pub epoch: Option<u64>,
+    /// `server_id` of the primary (proxies verify it when fencing is on).
+    #[arg(long)]
+    pub server_id: Option<u64>,
+    /// `server_uuid` of the primary (MySQL; MariaDB has none).
+    #[arg(long)]
+    pub server_uuid: Option<String>,
+    /// Write only if the znode is at this data version (-1: only if absent).
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1..))]
+    pub expect_version: Option<i32>,
+}
+
+/// `switchover`: planned switchover to a GTID replica of the primary.
+#[derive(Debug, Clone, Args)]
+pub struct SwitchoverArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// The replica to promote, HOST:PORT as proxies should reach it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: Endpoint,
+    /// MySQL user for both servers (SUPER or READ_ONLY ADMIN + REPLICATION privileges).
+    #[arg(long)]
+    pub user: String,
+    /// Password of --user; better from the environment (kept off `ps`).
+    #[arg(long, env = "MYSQL_ZK_PROXY_PASSWORD", hide_env_values = true, default_value = "", value_parser = secret)]
+    pub password: Secret,
+    /// Replication user the old primary uses to follow the target (default: --user).
+    #[arg(long)]
+    pub repl_user: Option<String>,
+    /// Its password (default: --password).
+    #[arg(long, env = "MYSQL_ZK_PROXY_REPL_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub repl_password: Option<Secret>,
+    /// Bound on waiting for every registered proxy's drain acknowledgement.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Bound on the target applying the old primary's GTID position.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub catch_up_timeout: Duration,
+    /// Bound on connecting to a server and on each other statement.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub sql_timeout: Duration,
+    /// Proceed even if not every registered proxy acknowledged in time
+    /// (their open transactions are cut off); default: roll back.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A password argument: redacted in Debug output.
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
+}
+
+impl SwitchoverArgs {
+    pub fn plan(&self) -> Plan {
+        let login = Login {
+            user: self.user.clone(),
+            password: self.password.clone(),
+        };
+        let repl = Login {
+            user: self.repl_user.clone().unwrap_or_else(|| self.user.clone()),
+            password: self
+                .repl_password
+                .clone()
+                .unwrap_or_else(|| self.password.clone()),
+        };
+        Plan {
+            primary_path: self.zk.primary_path.clone(),
+            target: self.to.clone(),
+            login,
+            repl,
+            drain_timeout: self.drain_timeout,
+            catch_up_timeout: self.catch_up_timeout,
+            sql_timeout: self.sql_timeout,
+            force: self.force,
+        }
+    }
+}
+
+/// Print a failure before anything ran (no ZooKeeper session) as
+/// `outcome` and return 1.
+fn unreached(json: bool, outcome: &str, e: &ZkOpError) -> u8 {
+    if json {
+        println!("{}", json!({"outcome": outcome, "error": e.to_string()}));
+    } else {
+        eprintln!("mysql-zk-proxy: {e}");
+    }
+    1
+}
+
+/// Run `publish`; the exit code.
+pub async fn run_publish(args: PublishArgs) -> u8 {
+    let client = match args.zk.session().await {
+        Ok(c) => c,
+        Err(e) => return unreached(args.zk.json, "failed", &e),
+    };
+    let req = PublishRequest {
+        primary: Endpoint::new(args.host.clone(), args.port),
+        epoch: args.epoch,
+        server_id: args.server_id,
+        server_uuid: args.server_uuid.clone(),
+        expect_version: args.expect_version,
+    };
+    let result = publish(&client, &args.zk.primary_path, &req).await;
+    match (&result, args.zk.json) {
+        (Ok(p), true) => {
+            let mut v = serde_json::to_value(p).expect("plain struct serializes");
+            v["outcome"] = "published".into();
+            println!("{v}");
+        }
+        (Ok(p), false) => println!(
+            "published {} epoch {} at {} (previous epoch {}, znode version {})",
+            p.primary,
+            p.epoch,
+            p.path,
+            p.previous_epoch.map_or("none".into(), |e| e.to_string()),
+            p.version
+        ),
+        (Err(e), true) => println!(
+            "{}",
+            json!({"outcome": refused_or_failed(e), "error": e.to_string()})
+        ),
+        (Err(e), false) => eprintln!("mysql-zk-proxy: publish {}: {e}", refused_or_failed(e)),
+    }
+    u8::from(result.is_err())
+}
+
+/// `conflict` (the record changed since it was read), `refused` (the
+/// request goes backwards or cannot be judged) or `failed` (ZooKeeper).
+fn refused_or_failed(e: &PublishError) -> &'static str {
+    match e {
+        PublishError::Zk(ZkOpError::Conflict { .. }) | PublishError::VersionMismatch { .. } => {
+            "conflict"
+        }
+        PublishError::Zk(_) => "failed",
+        PublishError::Backwards { .. } | PublishError::Unparseable(_) => "refused",
+    }
+}
+
+/// Run `switchover`; the exit code.
+pub async fn run_switchover(args: SwitchoverArgs) -> u8 {
+    let client = match args.zk.session().await {
+        Ok(c) => c,
+        Err(e) => return unreached(args.zk.json, "refused", &e),
+    };
+    let report = switchover::run(&client, &args.plan()).await;
+    if args.zk.json {
+        println!("{}", report.json());
+    } else {
+        println!("{report}");
+    }
+    report.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[derive(Parser)]
+    struct Switchover {
+        #[command(flatten)]
+        args: super::SwitchoverArgs,
+    }
+
+    fn switchover(extra: &[&str]) -> Result<super::SwitchoverArgs, clap::Error> {
+        let mut args = vec!["switchover", "--zk", "z:1", "--primary-path", "/p"];
+        args.extend_from_slice(extra);
+        Ok(Switchover::try_parse_from(args)?.args)
+    }
+
+    #[test]
+    fn switchover_defaults_and_replication_login() {
+        let a = switchover(&["--to", "10.0.0.6:3306", "--user", "op", "--password", "pw"]).unwrap();
+        let plan = a.plan();
+        assert_eq!(
+            (plan.target.host.as_str(), plan.target.port),
+            ("10.0.0.6", 3306)
+        );
+        assert_eq!(
+            (plan.drain_timeout, plan.catch_up_timeout),
+            (Duration::from_secs(10), Duration::from_secs(10))
+        );
+        assert!(!plan.force && !a.zk.json);
+        assert_eq!(
+            (plan.repl.user.as_str(), plan.repl.password.expose()),
+            ("op", "pw")
+        );
+        let a = switchover(&[
+            "--to",
+            "db2:3306",
+            "--user",
+            "op",
+            "--repl-user",
+            "repl",
+            "--repl-password",
+            "r",
+            "--drain-timeout",
+            "250ms",
+            "--catch-up-timeout",
+            "2s",
+            "--force",
+            "--json",
+        ])
+        .unwrap();
+        let plan = a.plan();
+        assert_eq!(
+            (plan.repl.user.as_str(), plan.repl.password.expose()),
+            ("repl", "r")
+        );
+        assert_eq!(plan.drain_timeout, Duration::from_millis(250));
+        assert!(plan.force && a.zk.json);
+        assert!(
+            !format!("{plan:?}").contains("\"r\""),
+            "secrets are not in Debug output"
+        );
+    }
+
+    #[test]
+    fn bad_switchover_arguments_are_rejected() {
+        for extra in [
+            &["--to", "db2", "--user", "op"][..],
+            &["--to", "db2:0", "--user", "op"],
+            &["--user", "op"],
+            &["--to", "db2:1", "--user", "op", "--drain-timeout", "ten"],
+        ] {
+            assert!(switchover(extra).is_err(), "{extra:?}");
+        }
+    }
+}
