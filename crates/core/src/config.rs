@@ -141,7 +141,7 @@ impl Default for AdminConfig {
 impl AdminConfig {
     /// The /status bearer token, if one is configured (files and variables
     /// are read on each call, so a rotated token applies at once).
-    pub fn resolve_token(&self) -> Result<Option<Secret>, ConfigError> {
+    pub(crate) fn resolve_token(&self) -> Result<Option<Secret>, ConfigError> {
         secrets::admin_token(
             &self.token,
             self.token_file.as_ref(),

@@ -1,7 +1,7 @@
 //! Accept loop: admission (connection limit, keepalive, PROXY protocol
 //! header), then one tracked task per client session.
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod proxy_protocol;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -57,7 +57,7 @@ pub struct Context {
 }
 
 /// Accept until cancelled; each connection becomes a tracked task.
-pub async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
+pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
     let mut next_id: u64 = 0;
     loop {
         let accepted = tokio::select! {

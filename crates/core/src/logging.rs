@@ -39,7 +39,7 @@ pub enum LogInitError {
 /// workspace (`mysql_zk_proxy_core::session`, `mysql_zk_proxy_ops`, ...).
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // built once, at start-up
-pub enum LogFilter {
+pub(crate) enum LogFilter {
     Targets(Targets),
     Env(EnvFilter),
 }
@@ -69,7 +69,7 @@ impl std::fmt::Display for LogFilter {
 
 /// The log filter: `rust_log` (the RUST_LOG variable) when set and not
 /// blank, else the config's `log.level` (already validated).
-pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<LogFilter, LogFilterError> {
+pub(crate) fn log_filter(level: &str, rust_log: Option<&str>) -> Result<LogFilter, LogFilterError> {
     match rust_log.filter(|v| !v.trim().is_empty()) {
         Some(v) => LogFilter::parse(v).map_err(|problem| LogFilterError {
             value: v.to_string(),

@@ -149,7 +149,7 @@ impl Stats {
         Arc::new(Stats::default())
     }
 
-    pub fn connection_closed(&self, outcome: ConnOutcome) {
+    pub(crate) fn connection_closed(&self, outcome: ConnOutcome) {
         self.connections_by_outcome[outcome as usize].fetch_add(1, Relaxed);
     }
 
@@ -157,7 +157,7 @@ impl Stats {
         self.connections_by_outcome[outcome as usize].load(Relaxed)
     }
 
-    pub fn record_ignored(&self, why: IgnoredRecord) {
+    pub(crate) fn record_ignored(&self, why: IgnoredRecord) {
         self.records_ignored[why as usize].fetch_add(1, Relaxed);
     }
 

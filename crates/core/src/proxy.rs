@@ -58,7 +58,6 @@ pub struct Proxy {
     table: Arc<RouteTable>,
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
-    credentials: Arc<CredentialStore>,
     timeline: Arc<Timeline>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
@@ -176,7 +175,6 @@ impl Proxy {
             table,
             stats,
             metrics,
-            credentials,
             timeline,
             discovery,
             cancel,
@@ -203,15 +201,11 @@ impl Proxy {
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
-    /// Users whose sessions can be migrated (`[[users]]` + `zookeeper.users_path`).
     /// The last failover's timeline (also in /status).
     pub fn last_failover(&self) -> Option<timeline::TimelineView> {
         self.timeline.last()
     }
 
-    pub fn credentials(&self) -> &Arc<CredentialStore> {
-        &self.credentials
-    }
     pub fn discovery(&self) -> &DiscoveryHandle {
         &self.discovery
     }
@@ -244,7 +238,7 @@ impl Proxy {
     }
 
     /// `/ready` answers 503 from now on (a stop is coming).
-    pub fn set_not_ready(&self) {
+    pub(crate) fn set_not_ready(&self) {
         if let Some(a) = &self.admin {
             a.shutting_down
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -262,10 +256,6 @@ impl Proxy {
         tokio::time::sleep(phases.ready_delay).await;
         self.shutdown(phases.timeout.saturating_sub(phases.ready_delay))
             .await
-    }
-    /// Fires when the proxy is shutting down.
-    pub fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
     }
 
     /// Stop accepting and drain: sessions end at their next rest point; after

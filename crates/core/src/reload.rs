@@ -77,7 +77,7 @@ impl LiveConfig {
 
     /// Record a reload that failed after the config was applied (TLS files
     /// that changed between validation and loading): the old material stays.
-    pub fn record_failure(&self, error: String) -> ReloadRecord {
+    pub(crate) fn record_failure(&self, error: String) -> ReloadRecord {
         let record = ReloadRecord {
             ok: false,
             error: Some(error),

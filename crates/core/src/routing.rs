@@ -164,7 +164,7 @@ impl RouteTable {
     /// Like [`publish`](Self::publish), but `build` may decline (`None`:
     /// nothing published) after looking at the current route; no other
     /// writer publishes in between.
-    pub fn update(&self, build: impl FnOnce(&Route) -> Option<Route>) -> Option<Arc<Route>> {
+    pub(crate) fn update(&self, build: impl FnOnce(&Route) -> Option<Route>) -> Option<Arc<Route>> {
         let _one_writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let prev = self.current.load_full();
         let next = build(&prev)?;
@@ -196,7 +196,10 @@ impl RouteTable {
 
     /// Wait until a primary is known and serving (not draining for a planned
     /// switchover), or `deadline` passes. Returns that route, or `None` on timeout.
-    pub async fn wait_for_primary(&self, deadline: tokio::time::Instant) -> Option<Arc<Route>> {
+    pub(crate) async fn wait_for_primary(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Option<Arc<Route>> {
         let mut rx = self.subscribe();
         loop {
             let route = self.current();

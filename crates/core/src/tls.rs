@@ -163,7 +163,7 @@ pub fn install_default_provider() {
 }
 
 /// The server side of client TLS, from `[listen.tls]`.
-pub fn server_config(cfg: &ListenTlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(cfg: &ListenTlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = certs("listen.tls.cert", &cfg.cert)?;
     let key = private_key("listen.tls.key", &cfg.key)?;
     let rustls = |source| TlsError::Rustls {
@@ -233,7 +233,7 @@ fn client_config_with(
 }
 
 /// The client side of backend TLS, from `[backend.tls]`.
-pub fn client_config(cfg: &BackendTlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
+pub(crate) fn client_config(cfg: &BackendTlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
     let trust = Trust {
         roots: certs("backend.tls.ca", &cfg.ca)?,
         crls: Vec::new(),
@@ -335,7 +335,7 @@ impl TlsState {
         Ok(())
     }
 
-    pub fn acceptor(&self) -> Option<Arc<TlsAcceptor>> {
+    pub(crate) fn acceptor(&self) -> Option<Arc<TlsAcceptor>> {
         self.acceptor.load_full()
     }
 

@@ -48,7 +48,7 @@ pub enum Refusal {
 }
 
 /// The published record must exist, parse and be serving.
-pub fn serving_record(path: &str, current: Option<Current>) -> Result<Record, Refusal> {
+pub(crate) fn serving_record(path: &str, current: Option<Current>) -> Result<Record, Refusal> {
     let current = current.ok_or_else(|| Refusal::NoRecord(path.to_owned()))?;
     let record = current.record.map_err(Refusal::Unparseable)?;
     if record.state == RecordState::Draining {
@@ -81,7 +81,7 @@ pub async fn servers(old: &mut Server, target: &mut Server) -> Result<(u64, u64)
 }
 
 /// `status` (of `target`) shows a healthy GTID replica of `primary`.
-pub async fn replica_of(
+pub(crate) async fn replica_of(
     target: &Endpoint,
     status: Option<SlaveStatus>,
     primary: &Endpoint,

@@ -28,20 +28,20 @@ pub struct ProxyAck {
 
 /// The registrations when the wait ended.
 #[derive(Debug, Clone, Serialize)]
-pub struct Drained {
+pub(crate) struct Drained {
     pub proxies: Vec<ProxyAck>,
     /// Every registered proxy acknowledged (true when none is registered).
     pub complete: bool,
 }
 
 /// `<cluster>/proxies`, the parent of every registration.
-pub fn proxies_dir(primary_path: &str) -> String {
+pub(crate) fn proxies_dir(primary_path: &str) -> String {
     let one = registration_path(primary_path, "x");
     one[..one.len() - 2].to_owned()
 }
 
 /// Poll until every registered proxy acknowledged `epoch` or `timeout` passed.
-pub async fn wait_for_acks(
+pub(crate) async fn wait_for_acks(
     client: &Client,
     primary_path: &str,
     epoch: u64,

@@ -70,7 +70,7 @@ pub async fn publish(
 }
 
 /// The record to write and the previous epoch.
-pub fn next_record(
+pub(crate) fn next_record(
     current: Option<Current>,
     req: &PublishRequest,
 ) -> Result<(Record, Option<u64>), PublishError> {

@@ -86,7 +86,7 @@ pub struct Report {
 
 impl Report {
     /// 0 switched, 1 anything else.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         u8::from(self.outcome != Outcome::Switched)
     }
 

@@ -137,7 +137,7 @@ impl Server {
         }))
     }
 
-    pub async fn set_read_only(&mut self, on: bool) -> Result<(), ServerError> {
+    pub(crate) async fn set_read_only(&mut self, on: bool) -> Result<(), ServerError> {
         let sql = format!("SET GLOBAL read_only = {}", u8::from(on));
         self.exec("set read_only", &sql).await
     }

@@ -43,7 +43,7 @@ pub struct Plan {
 
 /// Why a switchover stopped after the checks.
 #[derive(Debug, thiserror::Error)]
-pub enum SwitchoverError {
+pub(crate) enum SwitchoverError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("{missing} of {registered} registered proxies did not acknowledge the drain within {after:?}: {ids}")]

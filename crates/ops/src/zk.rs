@@ -109,7 +109,7 @@ pub async fn read(client: &Client, path: &str) -> Result<Option<Current>, ZkOpEr
 
 /// Write `data` only if the znode is still at `expected` (`None` = absent:
 /// create it, parents too). Returns the new data version.
-pub async fn compare_and_set(
+pub(crate) async fn compare_and_set(
     client: &Client,
     path: &str,
     data: &[u8],
@@ -142,7 +142,7 @@ pub async fn compare_and_set(
 
 /// Children of `path` with their data (a child gone meanwhile is skipped);
 /// empty when `path` is absent.
-pub async fn children_data(
+pub(crate) async fn children_data(
     client: &Client,
     path: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, ZkOpError> {

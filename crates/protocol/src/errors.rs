@@ -74,7 +74,7 @@ impl ProxyErrorCode {
         }
     }
 
-    pub fn sqlstate(self) -> [u8; 5] {
+    pub(crate) fn sqlstate(self) -> [u8; 5] {
         match self {
             ProxyErrorCode::NoPrimary
             | ProxyErrorCode::TlsUnsupported

@@ -74,7 +74,7 @@ impl<F: FnMut(Frame<'_>)> FrameSink for F {
 /// header. Text rows start with a length-encoded string (0xFB: NULL), binary
 /// rows with 0x00. A 0xFE row exists (a huge first column) and takes the
 /// reported path, where the tracker tells it from an EOF by its length.
-pub fn plain_row(first: u8) -> bool {
+pub(crate) fn plain_row(first: u8) -> bool {
     first < 0xfe
 }
 

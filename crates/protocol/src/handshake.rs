@@ -29,7 +29,7 @@ pub const CLEARED_CAPS: u32 = caps::CLIENT_SSL
 /// the server skip a prepared statement's column definitions on a repeated
 /// EXECUTE, as it does for direct clients (tests/relay.rs checks the skipped
 /// shape against the real server in both EOF modes).
-pub const KEPT_MARIADB_CAPS: u32 = caps::MARIADB_CLIENT_PROGRESS
+pub(crate) const KEPT_MARIADB_CAPS: u32 = caps::MARIADB_CLIENT_PROGRESS
     | caps::MARIADB_CLIENT_STMT_BULK_OPERATIONS
     | caps::MARIADB_CLIENT_EXTENDED_METADATA
     | caps::MARIADB_CLIENT_CACHE_METADATA;

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 pub const DEFAULT_PRIMARY_PATH: &str = "/mysql/clusters/main/primary";
 pub const APP_USER: &str = "app";
 pub const APP_PASS: &str = "app";
-pub const APP_DB: &str = "app";
+pub(crate) const APP_DB: &str = "app";
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASS: &str = "admin";
-pub const REPL_USER: &str = "repl";
-pub const REPL_PASS: &str = "repl";
+pub(crate) const REPL_USER: &str = "repl";
+pub(crate) const REPL_PASS: &str = "repl";
 
 /// What to start. `Cluster::builder().without_replica().start().await`.
 #[derive(Debug, Clone)]
@@ -143,9 +143,6 @@ impl Cluster {
     pub fn zk(&self) -> &ZkServer {
         &self.zk
     }
-    pub fn zk_mut(&mut self) -> &mut ZkServer {
-        &mut self.zk
-    }
     pub fn primary(&self) -> &MariaDb {
         &self.primary
     }
@@ -154,9 +151,6 @@ impl Cluster {
     }
     pub fn replica(&self) -> Option<&MariaDb> {
         self.replica.as_ref()
-    }
-    pub fn replica_mut(&mut self) -> Option<&mut MariaDb> {
-        self.replica.as_mut()
     }
     pub fn zk_connect(&self) -> String {
         self.zk.connect_string()
@@ -246,7 +240,7 @@ pub fn record_json(host: &str, port: u16, epoch: u64) -> String {
 }
 
 /// An unsigned integer field of a JSON object, if any.
-pub fn json_u64(data: &[u8], key: &str) -> Option<u64> {
+pub(crate) fn json_u64(data: &[u8], key: &str) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(data).ok()?;
     v.get(key)?.as_u64()
 }

@@ -19,14 +19,14 @@ pub fn sandbox_root() -> PathBuf {
 
 /// A server's directory. Temp dirs are removed on drop; persistent ones are kept.
 #[derive(Debug)]
-pub struct InstanceDir {
+pub(crate) struct InstanceDir {
     path: PathBuf,
     remove_on_drop: bool,
 }
 
 impl InstanceDir {
     /// A new temp dir `<root>/<prefix>-XXXXXX` owned by this process.
-    pub fn temp(prefix: &str) -> Result<InstanceDir> {
+    pub(crate) fn temp(prefix: &str) -> Result<InstanceDir> {
         let root = sandbox_root();
         std::fs::create_dir_all(&root)
             .map_err(|e| SandboxError::io(format!("create {}", root.display()), e))?;
@@ -61,12 +61,8 @@ impl InstanceDir {
         &self.path
     }
 
-    pub fn is_temp(&self) -> bool {
-        self.remove_on_drop
-    }
-
     /// Record the server PID so a sweep can kill it if this process dies hard.
-    pub fn record_pid(&self, pid: u32) -> Result<()> {
+    pub(crate) fn record_pid(&self, pid: u32) -> Result<()> {
         self.write(PID_FILE, &format!("{pid}\n"))
     }
 

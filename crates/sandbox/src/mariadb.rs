@@ -136,7 +136,7 @@ impl MariaDb {
         self.proc.as_ref().and_then(ServerProc::pid)
     }
     /// Alive (a zombie counts as dead).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.proc.as_ref().is_some_and(ServerProc::alive)
     }
 

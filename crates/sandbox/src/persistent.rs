@@ -11,7 +11,7 @@ use super::{Result, SandboxError};
 use std::path::{Path, PathBuf};
 
 /// Fixed ports used when free: ZooKeeper, db1, db2.
-pub const DEFAULT_PORTS: [u16; 3] = [22181, 23306, 23307];
+pub(crate) const DEFAULT_PORTS: [u16; 3] = [22181, 23306, 23307];
 
 /// Absolute form of `dir` (state and cmdline checks compare paths).
 pub fn absolute(dir: &Path) -> Result<PathBuf> {

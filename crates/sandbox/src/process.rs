@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Interval between polls of a condition (never a condition itself).
-pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A free TCP port on 127.0.0.1 (bound, read, closed: callers retry on a race).
 pub fn free_port() -> Result<u16> {
@@ -87,13 +87,13 @@ impl PortChoice {
     }
 
     /// Whether another attempt on another port is allowed.
-    pub fn may_retry(self) -> bool {
+    pub(crate) fn may_retry(self) -> bool {
         !matches!(self, PortChoice::Fixed(_))
     }
 }
 
 /// Whether nothing listens on 127.0.0.1:`port` right now.
-pub fn port_is_free(port: u16) -> bool {
+pub(crate) fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
@@ -115,7 +115,7 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// Start time (clock ticks since boot) of `pid`: with the PID it identifies a
 /// process even after PID reuse.
-pub fn pid_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn pid_start_time(pid: u32) -> Option<u64> {
     // starttime is field 22 overall = index 19 after the comm field.
     stat_fields(pid)?.get(19)?.parse().ok()
 }
@@ -186,7 +186,7 @@ pub fn poll_until<T>(
 }
 
 /// The last `max_lines` lines of a (log) file, or a note why there are none.
-pub fn log_tail(path: &Path, max_lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, max_lines: usize) -> String {
     let Ok(mut f) = File::open(path) else {
         return format!("(no log at {})", path.display());
     };
@@ -201,12 +201,12 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
 
 /// Current length of a (log) file, 0 if absent: remember it before a start
 /// to look only at what that start wrote.
-pub fn file_len(path: &Path) -> u64 {
+pub(crate) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 /// Whether the part of `path` written after `offset` contains `needle`.
-pub fn log_contains_since(path: &Path, offset: u64, needle: &str) -> bool {
+pub(crate) fn log_contains_since(path: &Path, offset: u64, needle: &str) -> bool {
     let Ok(mut f) = File::open(path) else {
         return false;
     };
@@ -218,7 +218,7 @@ pub fn log_contains_since(path: &Path, offset: u64, needle: &str) -> bool {
 
 /// Build a server command: stdin from /dev/null, stdout+stderr appended to
 /// `log`, no inherited fds beyond 0-2, and its own session when `detached`.
-pub fn server_command(program: &str, log: &Path, detached: bool) -> Result<Command> {
+pub(crate) fn server_command(program: &str, log: &Path, detached: bool) -> Result<Command> {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
@@ -295,7 +295,7 @@ impl ServerProc {
     }
 
     /// Forget the child handle without killing it (detached mode).
-    pub fn detach(&mut self) {
+    pub(crate) fn detach(&mut self) {
         self.child = None;
     }
 
@@ -303,7 +303,7 @@ impl ServerProc {
         self.pid
     }
 
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
     }
 
@@ -376,7 +376,7 @@ impl ServerProc {
     }
 
     /// Wait up to `timeout` for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> bool {
         let what = format!("{} to exit", self.name);
         poll_until(&what, timeout, || Ok(self.exited().then_some(()))).is_ok()
     }
@@ -423,11 +423,11 @@ impl Drop for ServerProc {
 }
 
 /// Stop the server held in `slot`, if any (SIGTERM, SIGKILL after `grace`); the slot is emptied.
-pub fn terminate_slot(slot: &mut Option<ServerProc>, grace: Duration) -> Result<()> {
+pub(crate) fn terminate_slot(slot: &mut Option<ServerProc>, grace: Duration) -> Result<()> {
     slot.take().map_or(Ok(()), |mut p| p.terminate(grace))
 }
 
 /// SIGKILL and reap the server held in `slot`, if any; the slot is emptied.
-pub fn kill_slot(slot: &mut Option<ServerProc>) -> Result<()> {
+pub(crate) fn kill_slot(slot: &mut Option<ServerProc>) -> Result<()> {
     slot.take().map_or(Ok(()), |mut p| p.kill())
 }

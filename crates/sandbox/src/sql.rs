@@ -96,7 +96,7 @@ impl MariaDb {
     }
 
     /// One column of `SHOW SLAVE STATUS` (e.g. `Slave_IO_Running`).
-    pub async fn slave_status_field(&self, field: &str) -> Result<Option<String>> {
+    pub(crate) async fn slave_status_field(&self, field: &str) -> Result<Option<String>> {
         let st = self.slave_status().await?;
         Ok(st.into_iter().find(|(k, _)| k == field).map(|(_, v)| v))
     }

@@ -13,7 +13,7 @@ const LOCK_FILE: &str = ".lock";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default dir of the persistent sandbox: `${TMPDIR:-/tmp}/mysql-zk-proxy-sandbox`.
-pub fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     std::env::temp_dir().join("mysql-zk-proxy-sandbox")
 }
 
@@ -64,7 +64,7 @@ impl SandboxState {
     }
 
     /// Write atomically (temp file + rename).
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let path = Self::path(&self.dir);
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(|e| SandboxError::StateFile {
@@ -83,12 +83,12 @@ impl SandboxState {
             .ok_or_else(|| self.corrupt(format!("no server named {name}")))
     }
 
-    pub fn db_mut(&mut self, name: &str) -> Option<&mut DbState> {
+    pub(crate) fn db_mut(&mut self, name: &str) -> Option<&mut DbState> {
         self.dbs.iter_mut().find(|d| d.name == name)
     }
 
     /// Name of the server that is not the primary.
-    pub fn replica_name(&self) -> Result<&str> {
+    pub(crate) fn replica_name(&self) -> Result<&str> {
         self.dbs
             .iter()
             .map(|d| d.name.as_str())
@@ -106,7 +106,7 @@ impl SandboxState {
 
 /// An exclusive `flock` on `<dir>/.lock`, released on drop.
 #[derive(Debug)]
-pub struct DirLock {
+pub(crate) struct DirLock {
     _file: File,
 }
 

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-pub const MARIADBD: &str = "/usr/sbin/mariadbd";
+pub(crate) const MARIADBD: &str = "/usr/sbin/mariadbd";
 /// InnoDB redo log size, for install and every start (the 96M default would
 /// make each copy slow).
-pub const INNODB_LOG_FILE_SIZE: &str = "--innodb-log-file-size=8M";
+pub(crate) const INNODB_LOG_FILE_SIZE: &str = "--innodb-log-file-size=8M";
 
 /// Where templates live: `$TMPDIR/mzp-sandbox-cache`.
 fn cache_root() -> PathBuf {
@@ -49,7 +49,7 @@ fn version_key() -> Result<String> {
 }
 
 /// The template datadir (`<cache>/<key>/data`), built on first use.
-pub fn template_datadir() -> Result<PathBuf> {
+pub(crate) fn template_datadir() -> Result<PathBuf> {
     static DONE: Mutex<Option<PathBuf>> = Mutex::new(None);
     let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(p) = done.as_ref() {
@@ -137,7 +137,7 @@ fn build_template(root: &Path, final_dir: &Path) -> Result<()> {
 }
 
 /// Recursive copy of a (template) directory.
-pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     let ctx = |e| SandboxError::io(format!("copy {} -> {}", from.display(), to.display()), e);
     std::fs::create_dir_all(to).map_err(ctx)?;
     for entry in std::fs::read_dir(from).map_err(ctx)? {

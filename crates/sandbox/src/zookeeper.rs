@@ -100,7 +100,7 @@ impl ZkServer {
     }
 
     /// The TLS client port, when started with [`ZkServer::start_tls`].
-    pub fn secure_port(&self) -> Option<u16> {
+    pub(crate) fn secure_port(&self) -> Option<u16> {
         self.tls.as_ref().map(|(_, port)| *port)
     }
 
@@ -118,7 +118,7 @@ impl ZkServer {
     }
 
     /// Whether the process is alive (a zombie counts as dead).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.proc.as_ref().is_some_and(ServerProc::alive)
     }
 
@@ -304,7 +304,7 @@ fn port_open(port: u16) -> bool {
 /// One four-letter-word exchange with 127.0.0.1:`port`. A server still
 /// starting may answer without closing the socket, so the reply is whatever
 /// arrived when the socket closes or goes quiet for 250 ms.
-pub fn four_letter_word(port: u16, word: &str) -> std::io::Result<String> {
+pub(crate) fn four_letter_word(port: u16, word: &str) -> std::io::Result<String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_millis(250)))?;

@@ -56,7 +56,7 @@ pub struct AdminState {
 impl AdminState {
     /// Why the proxy is not ready for new clients, or `None` when it is:
     /// a primary is known and the ZooKeeper session is usable.
-    pub fn not_ready(&self) -> Option<String> {
+    pub(crate) fn not_ready(&self) -> Option<String> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Some("shutting down".into());
         }
@@ -181,7 +181,7 @@ fn with_type(code: StatusCode, content_type: &'static str, body: String) -> Resp
 }
 
 /// serde helper: `SystemTime` as an RFC 3339 string.
-pub mod rfc3339 {
+pub(crate) mod rfc3339 {
     use std::time::SystemTime;
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_millis(*t))

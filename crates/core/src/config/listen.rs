@@ -90,7 +90,7 @@ impl ListenConfig {
     }
 
     /// May `ip` send a PROXY protocol header?
-    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.trusted_proxies
             .iter()

@@ -35,7 +35,7 @@ fn digest() -> String {
 
 impl ZkAuth {
     /// The `user:password` bytes sent in ZooKeeper's AddAuth request.
-    pub fn digest_credentials(&self) -> Result<Secret, ConfigError> {
+    pub(crate) fn digest_credentials(&self) -> Result<Secret, ConfigError> {
         let password = resolve(
             "zookeeper.auth.password_file",
             &self.password,
@@ -97,7 +97,7 @@ pub fn resolve(
 }
 
 /// `admin.token` resolution: inline or `token_file` / `token_env`.
-pub fn admin_token(
+pub(crate) fn admin_token(
     inline: &Secret,
     file: Option<&PathBuf>,
     env: Option<&str>,

@@ -45,7 +45,7 @@ mod users;
 
 /// Why discovery could not talk to ZooKeeper (the ZooKeeper cause is kept).
 #[derive(Debug, thiserror::Error)]
-pub enum DiscoveryError {
+pub(crate) enum DiscoveryError {
     #[error("cannot establish a ZooKeeper session with {connect:?}: {source}")]
     Connect {
         connect: String,
@@ -190,18 +190,8 @@ pub struct RegistrationInfo {
     pub drain_timeout: std::time::Duration,
 }
 
-/// Start the discovery task on `tracker`; it runs until `cancel` fires.
-pub fn spawn(
-    cfg: ZookeeperConfig,
-    table: Arc<RouteTable>,
-    stats: Arc<Stats>,
-    cancel: CancellationToken,
-    tracker: &TaskTracker,
-) -> DiscoveryHandle {
-    spawn_with(cfg, Extras::default(), table, stats, cancel, tracker)
-}
-
-/// [`spawn`] with fencing and/or the ZooKeeper half of the credential store.
+/// Start the discovery task on `tracker`, with fencing and/or the ZooKeeper
+/// half of the credential store (`extras`); it runs until `cancel` fires.
 pub fn spawn_with(
     cfg: ZookeeperConfig,
     extras: Extras,

@@ -101,7 +101,7 @@ impl FencingConfig {
     }
 
     /// The password, read from `password_file` when that is set.
-    pub fn resolve_password(&self) -> Result<Secret, ConfigError> {
+    pub(crate) fn resolve_password(&self) -> Result<Secret, ConfigError> {
         let Some(path) = &self.password_file else {
             return Ok(self.password.clone());
         };
@@ -144,7 +144,7 @@ impl FencingConfig {
 }
 
 /// Every `[[users]]` entry has a name, a valid hash, and is listed once.
-pub fn validate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
+pub(crate) fn validate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
     let mut seen = std::collections::HashSet::new();
     for (i, u) in users.iter().enumerate() {
         if u.name.is_empty() {
@@ -170,7 +170,7 @@ pub fn validate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
 }
 
 /// `zookeeper.users_path`, when set: an absolute znode path.
-pub fn validate_znode_path(key: &'static str, p: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_znode_path(key: &'static str, p: &str) -> Result<(), ConfigError> {
     if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') || p.contains("//") {
         return Err(invalid(
             key,

@@ -126,7 +126,7 @@ impl CredentialStore {
     }
 
     /// Replace the ZooKeeper half (every user read under `users_path`).
-    pub fn set_zookeeper(&self, users: HashMap<String, StoredHash>) -> Arc<Credentials> {
+    pub(crate) fn set_zookeeper(&self, users: HashMap<String, StoredHash>) -> Arc<Credentials> {
         let overridden = users
             .keys()
             .filter(|n| self.config.contains_key(n.as_str()))

@@ -14,7 +14,7 @@ use std::fmt;
 use sha1::{Digest, Sha1};
 
 /// Length of a SHA1 digest, a native-password scramble and response.
-pub const LEN: usize = 20;
+pub(crate) const LEN: usize = 20;
 
 /// Why a hash, scramble or response cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

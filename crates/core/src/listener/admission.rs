@@ -21,7 +21,7 @@ use crate::session;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
 
 /// Most sessions `/status` lists.
-pub const LISTED_MAX: usize = 100;
+pub(crate) const LISTED_MAX: usize = 100;
 
 /// Client connections admitted and not yet ended.
 #[derive(Debug, Default)]
@@ -31,18 +31,19 @@ pub struct Slots {
 
 /// One admitted connection; frees its slot on drop.
 #[derive(Debug)]
-pub struct Slot(Arc<Slots>);
+pub(crate) struct Slot(Arc<Slots>);
 
 impl Slots {
     /// A slot, unless `max` (0 = no limit) are in use.
-    pub fn try_acquire(self: &Arc<Self>, max: u32) -> Option<Slot> {
+    pub(crate) fn try_acquire(self: &Arc<Self>, max: u32) -> Option<Slot> {
         let limit = if max == 0 { usize::MAX } else { max as usize };
         self.used
             .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
             .ok()
             .map(|_| Slot(self.clone()))
     }
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
         self.used.load(Relaxed)
     }
 }
@@ -54,7 +55,7 @@ impl Drop for Slot {
 }
 
 /// TCP keepalive with `idle` before the first probe ("0s" = leave it off).
-pub fn set_keepalive(sock: &TcpStream, idle: Duration) {
+pub(crate) fn set_keepalive(sock: &TcpStream, idle: Duration) {
     if idle.is_zero() {
         return;
     }
@@ -67,7 +68,12 @@ pub fn set_keepalive(sock: &TcpStream, idle: Duration) {
 }
 
 /// Past `listen.max_connections`: MySQL's own 1040 instead of the greeting.
-pub async fn refuse_too_many(mut sock: TcpStream, peer: SocketAddr, max: u32, ctx: Arc<Context>) {
+pub(crate) async fn refuse_too_many(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    max: u32,
+    ctx: Arc<Context>,
+) {
     tracing::warn!(client = %peer, max_connections = max, "too many connections; refusing");
     let msg = format!("Too many connections (listen.max_connections = {max})");
     ctx.stats
@@ -90,7 +96,13 @@ pub async fn refuse_too_many(mut sock: TcpStream, peer: SocketAddr, max: u32, ct
 }
 
 /// Read the PROXY header when the source must send one, then run the session.
-pub async fn admit(mut sock: TcpStream, peer: SocketAddr, id: u64, slot: Slot, ctx: Arc<Context>) {
+pub(crate) async fn admit(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    slot: Slot,
+    ctx: Arc<Context>,
+) {
     let _slot = slot;
     let (mode, trusted, timeout) = {
         let cfg = ctx.config.load();

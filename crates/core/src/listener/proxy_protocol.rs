@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::config::{ListenConfig, ProxyProtocol};
 
 /// The v2 signature.
-pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+pub(crate) const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// Longest v1 header, CRLF included.
 const V1_MAX: usize = 107;
 /// Longest v2 header we accept (16 + addresses + TLVs).
@@ -70,7 +70,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyHeaderError> {
 }
 
 /// Could `buf` (the first bytes a client sent) be the start of a header?
-pub fn looks_like_header(buf: &[u8]) -> bool {
+pub(crate) fn looks_like_header(buf: &[u8]) -> bool {
     !matches!(parse(buf), Err(ProxyHeaderError::NotAHeader))
 }
 
@@ -168,7 +168,7 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyHeaderError> {
 
 /// Read exactly one header from a new connection, within `timeout`. The
 /// client speaks only after our greeting, so nothing may follow the header.
-pub async fn read_header(
+pub(crate) async fn read_header(
     sock: &mut TcpStream,
     timeout: Duration,
 ) -> Result<Header, ProxyHeaderError> {
@@ -202,7 +202,7 @@ pub async fn read_header(
 /// with a header anyway (a source not in `trusted_proxies`, or a second
 /// header)? Such a connection is refused. Only peeks, at most
 /// `handshake_timeout` (the relay's login deadline covers a silent client).
-pub async fn stray_header(client: &TcpStream, listen: &ListenConfig) -> bool {
+pub(crate) async fn stray_header(client: &TcpStream, listen: &ListenConfig) -> bool {
     if listen.proxy_protocol == ProxyProtocol::Off {
         return false;
     }

@@ -315,12 +315,12 @@ impl Metrics {
     /// Where `zookeeper_session_state` reads the session state; set once by
     /// the proxy after discovery starts (later calls are ignored). Until
     /// then every state reads 0.
-    pub fn set_discovery(&self, status: watch::Receiver<DiscoveryStatus>) {
+    pub(crate) fn set_discovery(&self, status: watch::Receiver<DiscoveryStatus>) {
         let _ = self.discovery.set(status);
     }
 
     /// Prometheus text format, with every value read now.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.sync_connections();
         self.sync_route();
         self.sync_zookeeper();

@@ -88,7 +88,7 @@ pub struct LatencyHistogram {
 }
 
 impl LatencyHistogram {
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         let i = LATENCY_BUCKETS
             .iter()
@@ -105,7 +105,7 @@ impl LatencyHistogram {
     }
 
     /// Prometheus text: HELP, TYPE, cumulative buckets, sum and count.
-    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+    pub(crate) fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} histogram");
         let mut cumulative = 0;
@@ -142,7 +142,7 @@ pub struct OpsStats {
 impl OpsStats {
     /// One client command (the relay calls this per command packet).
     #[inline]
-    pub fn count_command(&self, cmd: u8) {
+    pub(crate) fn count_command(&self, cmd: u8) {
         self.commands[CommandKind::of(cmd) as usize].fetch_add(1, Relaxed);
     }
 
@@ -150,12 +150,12 @@ impl OpsStats {
         self.commands[kind as usize].load(Relaxed)
     }
 
-    pub fn count_reload(&self, ok: bool) {
+    pub(crate) fn count_reload(&self, ok: bool) {
         self.reloads[usize::from(!ok)].fetch_add(1, Relaxed);
     }
 
     /// One error packet the proxy sent.
-    pub fn count_error(&self, code: ProxyErrorCode) {
+    pub(crate) fn count_error(&self, code: ProxyErrorCode) {
         self.errors[code as usize].fetch_add(1, Relaxed);
     }
 

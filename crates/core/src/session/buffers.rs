@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Spare buffers kept per size at most (more are freed): 128 x (16 + 32)
 /// KiB = 6 MiB held after a burst, at most.
-pub const MAX_SPARE: usize = 128;
+pub(crate) const MAX_SPARE: usize = 128;
 
 /// Empty buffers of a few fixed capacities, ready for reuse. One per proxy
 /// (in the session [`Context`](crate::listener::Context)); the lock is held
@@ -48,7 +48,7 @@ impl BufferPool {
 
     /// The pool of the relay's two buffer sizes (client → backend and
     /// backend → client), [`MAX_SPARE`] spare each.
-    pub fn for_relays() -> Self {
+    pub(crate) fn for_relays() -> Self {
         use crate::session::relay::{DOWN_BUF, UP_BUF};
         BufferPool::new(&[UP_BUF, DOWN_BUF], MAX_SPARE)
     }
@@ -76,8 +76,9 @@ impl BufferPool {
         }
     }
 
-    /// Spare buffers of capacity `size` (for tests and diagnostics).
-    pub fn spare(&self, size: usize) -> usize {
+    /// Spare buffers of capacity `size`.
+    #[cfg(test)]
+    pub(crate) fn spare(&self, size: usize) -> usize {
         self.shelf(size).map_or(0, |s| s.lock().len())
     }
 }

@@ -52,14 +52,14 @@ impl KillMap {
     }
 
     /// Is any session running under a thread id its client does not know?
-    pub fn any_moved(&self) -> bool {
+    pub(crate) fn any_moved(&self) -> bool {
         self.moved.load(Relaxed) > 0
     }
 
     /// The thread to kill for `visible` when asked through `backend`: only
     /// when exactly one session of this proxy answers to it there and it
     /// was moved (otherwise the id means what it says).
-    pub fn translate(&self, visible: u32, backend: &str) -> Option<u32> {
+    pub(crate) fn translate(&self, visible: u32, backend: &str) -> Option<u32> {
         let map = self.lock();
         let mut there = map.get(&visible)?.iter().filter(|e| e.backend == backend);
         match (there.next(), there.next()) {
@@ -108,7 +108,7 @@ impl Drop for Registered<'_> {
 
 /// Does this packet (header included) start a KILL: `KILL ...` text or
 /// COM_PROCESS_KILL?
-pub fn is_kill(packet: &[u8]) -> bool {
+pub(crate) fn is_kill(packet: &[u8]) -> bool {
     match packet.get(4) {
         Some(&command::PROCESS_KILL) => true,
         Some(&command::QUERY) => keyword(skip_space(&packet[5..]), "kill").is_some(),

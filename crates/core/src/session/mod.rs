@@ -2,7 +2,7 @@
 //! its greeting, then relay. Every session runs in its own tracing span and
 //! ends with exactly one counted outcome.
 
-pub mod buffers;
+pub(crate) mod buffers;
 mod ending;
 pub mod kill;
 mod live;

@@ -181,7 +181,7 @@ fn text_row(mut b: &[u8]) -> Option<Row> {
 }
 
 /// "code: message" of an ERR payload.
-pub fn err_text(payload: &[u8]) -> String {
+pub(crate) fn err_text(payload: &[u8]) -> String {
     if payload.len() < 3 || payload[0] != 0xff {
         return "unexpected reply".into();
     }
@@ -212,7 +212,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// An identifier for SQL text: backquoted, backquotes doubled.
-pub fn ident(s: &str) -> String {
+pub(crate) fn ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
 }
 

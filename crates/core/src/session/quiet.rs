@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 /// A future polled only when it signalled readiness (and on its first poll).
-pub struct Quiet<F> {
+pub(crate) struct Quiet<F> {
     fut: Pin<Box<F>>,
     flag: Arc<Flag>,
     /// Wakes `flag`; the inner future only ever sees this waker.

@@ -34,7 +34,7 @@ pub(crate) const DOWN_BUF: usize = 32 * 1024;
 
 /// Why the relay stopped.
 #[derive(Debug)]
-pub enum RelayEnd {
+pub(crate) enum RelayEnd {
     /// The client closed its side (normally after COM_QUIT).
     ClientClosed,
     /// The backend closed its side; everything it sent was delivered.
@@ -66,7 +66,7 @@ pub type Fence<'a> = &'a (dyn Fn(&[u8], bool) -> Option<Hold> + Send + Sync);
 
 /// Where a stopped relay hands the session back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopPoint {
+pub(crate) enum StopPoint {
     /// No reply outstanding, no transaction, no open cursor.
     AtRest,
     /// No reply outstanding (a transaction may be open).
@@ -85,7 +85,7 @@ pub struct StopSignals {
 }
 
 /// The relay between one client and its backend.
-pub struct Relay<'a> {
+pub(crate) struct Relay<'a> {
     client: &'a mut Stream,
     backend: &'a mut Stream,
     up: Pipe<'a>,
@@ -147,13 +147,13 @@ impl<'a> Relay<'a> {
     }
 
     /// Enforce the idle timeout (and take the handshake latency sample) of `timers`.
-    pub fn with_timers(mut self, timers: Option<SessionTimers>) -> Self {
+    pub(crate) fn with_timers(mut self, timers: Option<SessionTimers>) -> Self {
         self.timers = timers;
         self
     }
 
     /// The timers, for the next relay after this one ends.
-    pub fn take_timers(&mut self) -> Option<SessionTimers> {
+    pub(crate) fn take_timers(&mut self) -> Option<SessionTimers> {
         self.timers.take()
     }
 
@@ -162,25 +162,25 @@ impl<'a> Relay<'a> {
     /// transaction or with a cursor open), [`Hold::Rewrite`] as
     /// [`RelayEnd::Held`]; the command stays unsent
     /// ([`Relay::unsent_client_bytes`]).
-    pub fn with_fence(mut self, fence: Fence<'a>) -> Self {
+    pub(crate) fn with_fence(mut self, fence: Fence<'a>) -> Self {
         self.fence = Some(fence);
         self
     }
 
     /// Run `f` once, when the first reply through this relay completes.
-    pub fn on_first_reply(mut self, f: &'a (dyn Fn() + Send + Sync)) -> Self {
+    pub(crate) fn on_first_reply(mut self, f: &'a (dyn Fn() + Send + Sync)) -> Self {
         self.first_reply = Some(f);
         self
     }
 
     /// Client bytes read but not sent (a command held by the fence).
-    pub fn unsent_client_bytes(&self) -> Vec<u8> {
+    pub(crate) fn unsent_client_bytes(&self) -> Vec<u8> {
         self.up.buf[self.up.start..self.up.end].to_vec()
     }
 
     /// Queue bytes already read from either side (they are scanned and
     /// relayed like any other). Each must fit its buffer.
-    pub fn preload(&mut self, from_client: &[u8], from_backend: &[u8]) {
+    pub(crate) fn preload(&mut self, from_client: &[u8], from_backend: &[u8]) {
         let r = self.down.push(from_backend);
         self.scan_server_range(r);
         self.up.push(from_client);

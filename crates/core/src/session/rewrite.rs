@@ -18,7 +18,7 @@ const MAX_KILL: usize = 1024;
 
 /// Rewrite the command at the start of `held` if it needs it, reading more
 /// of it from the client first when only part of it has arrived.
-pub async fn held_command(
+pub(crate) async fn held_command(
     client: &mut Stream,
     held: &mut Vec<u8>,
     state: &CarriedState,

@@ -20,7 +20,7 @@ const FULL_AUTH: u8 = 0x04;
 /// An SSLRequest built from the head of a client's handshake response
 /// (capabilities, max packet, collation, filler with MariaDB capabilities):
 /// the 32 bytes a client itself sends before starting TLS.
-pub fn ssl_request(response: &[u8]) -> Vec<u8> {
+pub(crate) fn ssl_request(response: &[u8]) -> Vec<u8> {
     let mut head = response[..response.len().min(32)].to_vec();
     head.resize(32, 0);
     set_ssl_flag(&mut head, true);
@@ -29,7 +29,7 @@ pub fn ssl_request(response: &[u8]) -> Vec<u8> {
 
 /// Send `request` (an SSLRequest) with id `seq`, then run the TLS
 /// handshake with the backend at `host`; Err is the text of a 9002.
-pub async fn start_backend_tls(
+pub(crate) async fn start_backend_tls(
     backend: &mut Stream,
     greeting: &Greeting,
     b: &BackendTls,
@@ -56,7 +56,7 @@ pub async fn start_backend_tls(
 }
 
 /// An SSLRequest: 32 bytes, protocol 4.1, CLIENT_SSL.
-pub fn is_ssl_request(b: &[u8]) -> bool {
+pub(crate) fn is_ssl_request(b: &[u8]) -> bool {
     let flags = b
         .get(..4)
         .map_or(0, |x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
@@ -64,7 +64,7 @@ pub fn is_ssl_request(b: &[u8]) -> bool {
 }
 
 /// Set or clear CLIENT_SSL in a handshake response (its first 4 bytes).
-pub fn set_ssl_flag(response: &mut [u8], on: bool) {
+pub(crate) fn set_ssl_flag(response: &mut [u8], on: bool) {
     if response.len() < 4 {
         return;
     }
@@ -78,13 +78,13 @@ pub fn set_ssl_flag(response: &mut [u8], on: bool) {
 }
 
 /// Does answering `plugin`'s first challenge send the password readable?
-pub fn plugin_needs_tls(plugin: &str) -> bool {
+pub(crate) fn plugin_needs_tls(plugin: &str) -> bool {
     CLEARTEXT_PLUGINS.contains(&plugin)
 }
 
 /// The readable-password step a server packet asks for, if any: an auth
 /// switch to a cleartext plugin, or caching_sha2_password full authentication.
-pub fn cleartext_step(payload: &[u8], plugin: &str) -> Option<String> {
+pub(crate) fn cleartext_step(payload: &[u8], plugin: &str) -> Option<String> {
     match payload {
         [0xfe, body @ ..] => {
             let nul = body.iter().position(|&b| b == 0).unwrap_or(body.len());

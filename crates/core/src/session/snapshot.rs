@@ -150,7 +150,7 @@ impl Snapshot {
 
     /// Statements that give a fresh session (logged in with `schema`) this
     /// state; `Err` names a value that cannot be written exactly.
-    pub fn carry(&self) -> Result<Vec<String>, String> {
+    pub(crate) fn carry(&self) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
         if !self.sysvars.is_empty() {
             let mut sets = Vec::new();
@@ -226,14 +226,14 @@ impl Snapshot {
     }
 
     /// Names of the system variables to compare after a carry.
-    pub fn sysvar_names(&self) -> Vec<&str> {
+    pub(crate) fn sysvar_names(&self) -> Vec<&str> {
         self.sysvars.iter().map(|(n, _)| n.as_str()).collect()
     }
 }
 
 /// The session values of `names` on `be` (for [`Snapshot::difference`]),
 /// in the form `information_schema.SESSION_VARIABLES` gives them.
-pub async fn read_sysvars(
+pub(crate) async fn read_sysvars(
     be: &mut Backend<'_>,
     names: &[&str],
 ) -> Result<Vec<(String, Option<String>)>, QueryError> {

@@ -17,9 +17,9 @@ use mysql_zk_proxy_protocol::tracker::{ClientEvent, ServerEvent};
 use mysql_zk_proxy_protocol::PacketInfo;
 
 /// Longest statement text captured (and the framer's capture limit).
-pub const MAX_CAPTURE: usize = 16 * 1024;
+pub(crate) const MAX_CAPTURE: usize = 16 * 1024;
 /// Commands whose whole payload the state tracker reads.
-pub const CAPTURED_COMMANDS: &[u8] = &[
+pub(crate) const CAPTURED_COMMANDS: &[u8] = &[
     command::QUERY,
     command::INIT_DB,
     command::STMT_PREPARE,
@@ -44,7 +44,7 @@ enum Effect {
 }
 
 #[derive(Debug, Default)]
-pub struct CarriedState {
+pub(crate) struct CarriedState {
     /// The session's state, while it is known without reading the server:
     /// from login or the last migration until a command that may change it.
     pub known: Option<Snapshot>,
@@ -75,13 +75,13 @@ impl CarriedState {
     }
 
     /// The state was read from the server (and carried): known again.
-    pub fn known_now(&mut self, snapshot: Snapshot) {
+    pub(crate) fn known_now(&mut self, snapshot: Snapshot) {
         self.schema = Some(snapshot.schema.clone());
         self.known = Some(snapshot);
     }
 
     /// Why the session cannot be moved whatever its server says, if so.
-    pub fn why_not_migratable(&self) -> Option<&'static str> {
+    pub(crate) fn why_not_migratable(&self) -> Option<&'static str> {
         self.blocker.or_else(|| self.stmts.blocker()).or_else(|| {
             self.next_transaction_set.then_some(
                 "SET TRANSACTION for the next transaction, which no server variable shows",
@@ -92,7 +92,7 @@ impl CarriedState {
     /// The head of a server packet that answers a COM_STMT_PREPARE with OK,
     /// while ids are translated: registers the statement now and returns the
     /// id the client must see in place of the backend's.
-    pub fn on_prepare_ok_head(&mut self, prefix: &[u8]) -> Option<u32> {
+    pub(crate) fn on_prepare_ok_head(&mut self, prefix: &[u8]) -> Option<u32> {
         let backend_id = stmts::id_at(prefix)?;
         let params = prefix.get(7..9).map(|b| u16::from_le_bytes([b[0], b[1]]))?;
         let Some(Effect::Prepare(sql)) = self.pending.front_mut() else {
@@ -107,7 +107,7 @@ impl CarriedState {
     }
 
     /// A client packet, after the protocol tracker classified it.
-    pub fn on_client(&mut self, ev: ClientEvent, p: &PacketInfo<'_>) {
+    pub(crate) fn on_client(&mut self, ev: ClientEvent, p: &PacketInfo<'_>) {
         match ev {
             ClientEvent::Command(cmd) => {
                 if stmts::names_statement(cmd) {
@@ -131,7 +131,7 @@ impl CarriedState {
 
     /// A server packet, after the protocol tracker classified it (and
     /// read the status flags it carries: `status`).
-    pub fn on_server(&mut self, ev: ServerEvent, p: &PacketInfo<'_>, status: u16) {
+    pub(crate) fn on_server(&mut self, ev: ServerEvent, p: &PacketInfo<'_>, status: u16) {
         if p.continuation || self.pending.is_empty() {
             return;
         }

@@ -30,11 +30,11 @@ impl Hasher for IdHasher {
 }
 
 /// Statements tracked per session at most; more makes the session unmigratable.
-pub const MAX_STATEMENTS: usize = 4096;
+pub(crate) const MAX_STATEMENTS: usize = 4096;
 
 /// An id the backend never hands out: a client id we do not know maps here,
 /// so the backend answers "unknown prepared statement" as it would have.
-pub const UNKNOWN_ID: u32 = u32::MAX;
+pub(crate) const UNKNOWN_ID: u32 = u32::MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Types {
@@ -64,7 +64,7 @@ struct Statement {
 
 /// One statement to prepare again on a new backend.
 #[derive(Debug, Clone)]
-pub struct ToPrepare<'a> {
+pub(crate) struct ToPrepare<'a> {
     pub client_id: u32,
     pub sql: &'a [u8],
     pub params: u16,
@@ -86,12 +86,12 @@ impl Statements {
     }
 
     /// Ids must be rewritten both ways (the session was migrated).
-    pub fn translating(&self) -> bool {
+    pub(crate) fn translating(&self) -> bool {
         self.translating
     }
 
     /// Why these statements cannot be moved to another backend, if they cannot.
-    pub fn blocker(&self) -> Option<&'static str> {
+    pub(crate) fn blocker(&self) -> Option<&'static str> {
         if self.too_many {
             return Some("too many prepared statements");
         }
@@ -152,14 +152,14 @@ impl Statements {
     }
 
     /// The backend id for a client's statement id.
-    pub fn to_backend(&self, client_id: u32) -> u32 {
+    pub(crate) fn to_backend(&self, client_id: u32) -> u32 {
         self.by_client
             .get(&client_id)
             .map_or(UNKNOWN_ID, |s| s.backend_id)
     }
 
     /// A client command naming a statement (`payload` whole when captured).
-    pub fn on_command(&mut self, cmd: u8, prefix: &[u8], payload: Option<&[u8]>) {
+    pub(crate) fn on_command(&mut self, cmd: u8, prefix: &[u8], payload: Option<&[u8]>) {
         let Some(id) = id_at(prefix) else { return };
         match cmd {
             command::STMT_EXECUTE => {
@@ -218,7 +218,7 @@ impl Statements {
     }
 
     /// What to prepare on a new backend, in client-id order.
-    pub fn to_prepare(&self) -> Vec<ToPrepare<'_>> {
+    pub(crate) fn to_prepare(&self) -> Vec<ToPrepare<'_>> {
         let mut v: Vec<_> = self
             .by_client
             .iter()
@@ -236,7 +236,7 @@ impl Statements {
     }
 
     /// `client_id` now lives under `backend_id` on the new backend.
-    pub fn reprepared(&mut self, client_id: u32, backend_id: u32) {
+    pub(crate) fn reprepared(&mut self, client_id: u32, backend_id: u32) {
         self.translating = true;
         self.with(client_id, |s| {
             s.backend_id = backend_id;
@@ -250,7 +250,7 @@ impl Statements {
     }
 
     /// Must this client EXECUTE be held for [`Statements::with_types`]?
-    pub fn needs_types(&self, client_id: u32) -> bool {
+    pub(crate) fn needs_types(&self, client_id: u32) -> bool {
         self.by_client
             .get(&client_id)
             .is_some_and(|s| s.needs_types)
@@ -258,7 +258,7 @@ impl Statements {
 
     /// Parameter bytes needed to rewrite an EXECUTE of `client_id`
     /// (header included): through its new-params-bound flag.
-    pub fn execute_head_len(&self, client_id: u32) -> usize {
+    pub(crate) fn execute_head_len(&self, client_id: u32) -> usize {
         let n = self
             .by_client
             .get(&client_id)
@@ -269,7 +269,7 @@ impl Statements {
     /// An EXECUTE packet (header included, at least `execute_head_len`
     /// bytes) that relies on types bound before the migration, rewritten to
     /// send them again; `None` when it needs no rewrite.
-    pub fn with_types(&self, packet: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn with_types(&self, packet: &[u8]) -> Option<Vec<u8>> {
         let id = id_at(packet.get(4..)?)?;
         let st = self.by_client.get(&id)?;
         let Types::Known(types) = &st.types else {
@@ -296,13 +296,13 @@ impl Statements {
 }
 
 /// The statement id at payload bytes 1..5.
-pub fn id_at(payload: &[u8]) -> Option<u32> {
+pub(crate) fn id_at(payload: &[u8]) -> Option<u32> {
     let b = payload.get(1..5)?;
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Commands whose payload bytes 1..5 are a statement id.
-pub fn names_statement(cmd: u8) -> bool {
+pub(crate) fn names_statement(cmd: u8) -> bool {
     matches!(
         cmd,
         command::STMT_EXECUTE

@@ -21,12 +21,12 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::ServerTls(_) | Stream::ClientTls(_))
     }
 
     /// The TCP socket under any TLS.
-    pub fn tcp(&self) -> Option<&TcpStream> {
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::ServerTls(s) => Some(s.get_ref().0),
@@ -46,14 +46,14 @@ impl Stream {
     }
 
     /// Answer a client's TLS handshake (after its SSLRequest).
-    pub async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+    pub(crate) async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
         let tcp = self.take_plain()?;
         *self = Stream::ServerTls(Box::new(acceptor.accept(tcp).await?));
         Ok(())
     }
 
     /// Start TLS towards a backend (after sending it an SSLRequest).
-    pub async fn connect_tls(
+    pub(crate) async fn connect_tls(
         &mut self,
         connector: &TlsConnector,
         name: ServerName<'static>,
@@ -66,7 +66,7 @@ impl Stream {
     /// Ready when a read may return data without waiting: the TCP socket's
     /// readiness for a plain stream; always for TLS, whose session may hold
     /// decrypted bytes the socket no longer shows.
-    pub fn poll_read_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_read_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Stream::Plain(s) => s.poll_read_ready(cx),
             _ => Poll::Ready(Ok(())),

@@ -19,7 +19,7 @@ use mysql_zk_proxy_protocol::packet_io::PacketReader;
 
 /// Where the route stands for a session on `current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteFor {
+pub(crate) enum RouteFor {
     /// It still names `current`, serving.
     Same,
     /// It names `current` but says `draining` (a planned switchover):
@@ -30,7 +30,7 @@ pub enum RouteFor {
 }
 
 /// Where the route stands for a session on `current`.
-pub fn route_for(ctx: &Context, current: &Primary) -> RouteFor {
+pub(crate) fn route_for(ctx: &Context, current: &Primary) -> RouteFor {
     let route = ctx.table.current();
     match &route.primary {
         Some(p) if p.address() == current.address() => {
@@ -52,7 +52,7 @@ pub fn moved(ctx: &Context, current: &Primary) -> bool {
 
 /// Wait (bounded by `hold_timeout`) for a serving primary; `None` on timeout
 /// or drain. Statements held meanwhile stay unread (or in the held buffer).
-pub async fn next_primary(ctx: &Context) -> Option<Primary> {
+pub(crate) async fn next_primary(ctx: &Context) -> Option<Primary> {
     let deadline = tokio::time::Instant::now() + ctx.config.load().failover.hold_timeout;
     tokio::select! {
         r = ctx.table.wait_for_primary(deadline) => r.and_then(|r| r.primary.clone()),
@@ -81,7 +81,7 @@ pub fn credential(ctx: &Context, record: &LoginRecord) -> Result<DerivedPassword
 
 /// Answer the client's next command (possibly already read: `held`) with
 /// `code` and close; a client that stays silent for `wait` is closed without a word.
-pub async fn close_at_next_command(
+pub(crate) async fn close_at_next_command(
     client: &mut Stream,
     stats: &Stats,
     held: &[u8],

@@ -24,7 +24,7 @@ pub enum Expired {
 
 /// The deadlines of one session.
 #[derive(Debug)]
-pub struct SessionTimers {
+pub(crate) struct SessionTimers {
     accepted: Instant,
     login: Option<Pin<Box<Sleep>>>,
     idle_after: Option<Duration>,

@@ -105,7 +105,7 @@ impl ZkTls {
     }
 
     /// The rustls config equivalent to [`ZkTls::options`] (ring provider).
-    pub fn diagnosis_config(&self) -> Arc<ClientConfig> {
+    pub(crate) fn diagnosis_config(&self) -> Arc<ClientConfig> {
         self.diagnosis.load_full()
     }
 }

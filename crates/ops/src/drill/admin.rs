@@ -41,7 +41,7 @@ pub async fn get(addr: &str, path: &str) -> Result<String, DrillError> {
 }
 
 /// Every sample of a Prometheus text exposition: `name{labels}` -> value.
-pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
@@ -88,7 +88,7 @@ pub struct LastFailover {
 impl LastFailover {
     /// Milliseconds from `written` (the record's mtime in ZooKeeper) to
     /// `after_ms` past the proxy seeing it (compares two clocks).
-    pub fn since_written(&self, written: SystemTime, after_ms: Option<f64>) -> Option<f64> {
+    pub(crate) fn since_written(&self, written: SystemTime, after_ms: Option<f64>) -> Option<f64> {
         let seen = humantime::parse_rfc3339_weak(self.record_seen.as_deref()?).ok()?;
         let gap = match seen.duration_since(written) {
             Ok(d) => d.as_secs_f64() * 1000.0,
@@ -117,7 +117,11 @@ pub async fn last_failover(addr: &str) -> Result<Option<LastFailover>, DrillErro
 /// Wait (bounded by `within`) until `/status` shows a failover to an epoch
 /// above `after_epoch` whose first statement was answered; the last view
 /// seen otherwise.
-pub async fn wait_failover(addr: &str, after_epoch: u64, within: Duration) -> Option<LastFailover> {
+pub(crate) async fn wait_failover(
+    addr: &str,
+    after_epoch: u64,
+    within: Duration,
+) -> Option<LastFailover> {
     let deadline = tokio::time::Instant::now() + within;
     let mut seen = None;
     loop {

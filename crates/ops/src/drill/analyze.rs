@@ -20,7 +20,7 @@ use super::timeline::{ms, percentile};
 
 /// A switchover's window: [start, end] since the drill started.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Window {
+pub(crate) struct Window {
     pub start: Duration,
     pub end: Duration,
 }
@@ -32,7 +32,7 @@ impl Window {
 }
 
 /// Baseline p50 latency (ms) per kind, from successful ops outside every window.
-pub fn baseline_p50(ops: &[Op], windows: &[Window]) -> BTreeMap<OpKind, f64> {
+pub(crate) fn baseline_p50(ops: &[Op], windows: &[Window]) -> BTreeMap<OpKind, f64> {
     let mut by_kind: BTreeMap<OpKind, Vec<f64>> = BTreeMap::new();
     for op in ops.iter().filter(|o| o.error.is_none()) {
         if !windows.iter().any(|w| w.overlaps(op)) {
@@ -49,7 +49,7 @@ pub fn baseline_p50(ops: &[Op], windows: &[Window]) -> BTreeMap<OpKind, f64> {
 }
 
 /// Added latency (ms) of the operations overlapping `w`; 0 when none.
-pub fn added_latency(ops: &[Op], w: Window, base: &BTreeMap<OpKind, f64>) -> f64 {
+pub(crate) fn added_latency(ops: &[Op], w: Window, base: &BTreeMap<OpKind, f64>) -> f64 {
     ops.iter()
         .filter(|o| o.kind != OpKind::Connect && w.overlaps(o))
         .map(|o| ms(o.latency) - base.get(&o.kind).copied().unwrap_or(0.0))
@@ -57,7 +57,7 @@ pub fn added_latency(ops: &[Op], w: Window, base: &BTreeMap<OpKind, f64>) -> f64
 }
 
 /// Sorted completion times of the acknowledged writes.
-pub fn write_completions(ops: &[Op]) -> Vec<Duration> {
+pub(crate) fn write_completions(ops: &[Op]) -> Vec<Duration> {
     let mut v: Vec<Duration> = ops.iter().filter(|o| o.wrote).map(Op::end).collect();
     v.sort_unstable();
     v
@@ -65,7 +65,7 @@ pub fn write_completions(ops: &[Op]) -> Vec<Duration> {
 
 /// The longest gap (ms) between consecutive write completions (with the
 /// drill's start and `drill_end` as bounds) that overlaps `w`.
-pub fn write_gap(writes: &[Duration], w: Window, drill_end: Duration) -> f64 {
+pub(crate) fn write_gap(writes: &[Duration], w: Window, drill_end: Duration) -> f64 {
     let mut points = Vec::with_capacity(writes.len() + 2);
     points.push(Duration::ZERO);
     points.extend_from_slice(writes);
@@ -78,7 +78,7 @@ pub fn write_gap(writes: &[Duration], w: Window, drill_end: Duration) -> f64 {
 }
 
 /// Client-visible errors among the operations that overlap `w`.
-pub fn errors_in(ops: &[Op], w: Window) -> u64 {
+pub(crate) fn errors_in(ops: &[Op], w: Window) -> u64 {
     ops.iter()
         .filter(|o| o.error.is_some() && w.overlaps(o))
         .count() as u64

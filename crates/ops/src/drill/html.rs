@@ -23,7 +23,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}pre{margin:0;font-size:12px;whit
 svg{display:block;margin:4px 0 10px}svg text{font:11px system-ui,sans-serif;fill:#555}.cap{font-weight:600;color:#333;margin-top:12px}";
 
 /// Escape text for HTML.
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub const TABLE: &str = "drill_writes";
 
 /// `CREATE TABLE IF NOT EXISTS` for [`TABLE`].
-pub fn create_table_sql() -> String {
+pub(crate) fn create_table_sql() -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {TABLE} (run BIGINT NOT NULL, seq BIGINT NOT NULL, \
          kind VARCHAR(16) NOT NULL, n INT NOT NULL DEFAULT 0, \
@@ -45,13 +45,6 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const WORKERS: [OpKind; 5] = [
-        OpKind::Read,
-        OpKind::Write,
-        OpKind::Transaction,
-        OpKind::Prepared,
-        OpKind::Idle,
-    ];
     pub fn label(self) -> &'static str {
         match self {
             OpKind::Read => "read",
@@ -146,7 +139,7 @@ pub struct WorkerResult {
 }
 
 /// Classify a client error: its kind and whether the connection is gone.
-pub fn classify(e: &mysql_async::Error) -> (ErrKind, bool) {
+pub(crate) fn classify(e: &mysql_async::Error) -> (ErrKind, bool) {
     match e {
         // 9005 and 9006 are sent right before the proxy closes the connection.
         mysql_async::Error::Server(s) => (ErrKind::Server(s.code), matches!(s.code, 9005 | 9006)),

@@ -11,7 +11,7 @@
 //!   document; [`summary`]: the text summary; [`html`]: the self-contained HTML page.
 
 pub mod admin;
-pub mod analyze;
+pub(crate) mod analyze;
 pub mod html;
 pub mod load;
 pub mod options;

@@ -147,7 +147,7 @@ impl DrillOptions {
 }
 
 /// `HOST:PORT` split.
-pub fn host_port(s: &str) -> Result<(String, u16), DrillError> {
+pub(crate) fn host_port(s: &str) -> Result<(String, u16), DrillError> {
     s.rsplit_once(':')
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse().ok()?)))
         .filter(|(h, _)| !h.is_empty())

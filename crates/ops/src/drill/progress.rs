@@ -29,7 +29,7 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// `Inline` when stderr is a terminal, else `Lines`.
-    pub fn detect() -> ProgressMode {
+    pub(crate) fn detect() -> ProgressMode {
         match std::io::stderr().is_terminal() {
             true => ProgressMode::Inline,
             false => ProgressMode::Lines,

@@ -13,7 +13,7 @@ use super::verify::Verification;
 use super::Collected;
 
 /// Version of the JSON layout (bumped on incompatible changes).
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

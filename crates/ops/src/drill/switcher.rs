@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// A switchover run as an async function: `Ok(summary)` or `Err(reason)`.
-pub type SwitchFn =
+pub(crate) type SwitchFn =
     Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send>;
 
 /// One way to perform a switchover.

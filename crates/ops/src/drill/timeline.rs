@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::load::{Op, OpKind};
 
 /// Width of one bucket.
-pub const BUCKET: Duration = Duration::from_millis(100);
+pub(crate) const BUCKET: Duration = Duration::from_millis(100);
 
 /// One bucket of the timeline. Connection attempts count as errors when
 /// they fail but are not operations.

@@ -72,7 +72,7 @@ pub async fn final_primary(t: &VerifyTarget) -> Result<(String, u16), DrillError
 
 /// When the current primary record was written (the znode's mtime, the
 /// ZooKeeper server's clock, ms precision).
-pub async fn record_written(t: &VerifyTarget) -> Result<SystemTime, DrillError> {
+pub(crate) async fn record_written(t: &VerifyTarget) -> Result<SystemTime, DrillError> {
     let (_, stat) = read_record(t).await?;
     let ms = u64::try_from(stat.mtime).map_err(|_| DrillError::Verify {
         reason: format!("{}: mtime {}", t.primary_path, stat.mtime),
