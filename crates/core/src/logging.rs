@@ -124,6 +124,13 @@ mod tests {
             let f = log_filter("info", Some(plain)).unwrap();
             assert!(matches!(f, LogFilter::Targets(_)), "{plain}: {f:?}");
         }
+        // a crate-name prefix covers every crate of the workspace
+        let LogFilter::Targets(t) = log_filter("warn", Some("mysql_zk_proxy=debug")).unwrap() else {
+            panic!("not a Targets filter")
+        };
+        assert!(t.would_enable("mysql_zk_proxy_core::session", &Level::DEBUG));
+        assert!(t.would_enable("mysql_zk_proxy_sandbox::cluster", &Level::DEBUG));
+        assert!(!t.would_enable("zookeeper_client", &Level::INFO));
         let spans = log_filter("info", Some("[session{id=7}]=debug,info")).unwrap();
         assert!(matches!(spans, LogFilter::Env(_)), "{spans:?}");
         assert!(log_filter("info", Some("mysql_zk_proxy=loud")).is_err());
