@@ -125,7 +125,8 @@ mod tests {
             assert!(matches!(f, LogFilter::Targets(_)), "{plain}: {f:?}");
         }
         // a crate-name prefix covers every crate of the workspace
-        let LogFilter::Targets(t) = log_filter("warn", Some("mysql_zk_proxy=debug")).unwrap() else {
+        let LogFilter::Targets(t) = log_filter("warn", Some("mysql_zk_proxy=debug")).unwrap()
+        else {
             panic!("not a Targets filter")
         };
         assert!(t.would_enable("mysql_zk_proxy_core::session", &Level::DEBUG));

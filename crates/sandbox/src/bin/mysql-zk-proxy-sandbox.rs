@@ -17,12 +17,7 @@ use mysql_zk_proxy_sandbox::SandboxError;
 
 /// Local ZooKeeper + MariaDB cluster for trying mysql-zk-proxy and for tests.
 #[derive(Debug, Parser)]
-#[command(
-    name = "mysql-zk-proxy-sandbox",
-    version,
-    about,
-    propagate_version = true
-)]
+#[command(name = "mysql-zk-proxy-sandbox", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: SandboxCommand,
