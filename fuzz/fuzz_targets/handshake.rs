@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use mysql_zk_proxy_core::session::login::parse_response;
 use mysql_zk_proxy_protocol::handshake::{adjust_greeting, Greeting, CLEARED_CAPS};
 use mysql_zk_proxy_protocol::packet_io::Packet;
-use mysql_zk_proxy_core::session::login::parse_response;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
             mariadb_caps: 0x1d,
             auth_plugin: Some("mysql_native_password".into()),
             scramble: vec![0x2a; 20],
+            backend_ssl: false,
         };
         let p = Packet {
             seq: 1,
