@@ -393,6 +393,11 @@ fn an_adopted_server_is_tracked_by_start_time_not_cmdline() {
         .unwrap();
     let mut child = KillOnDrop(child);
     let pid = child.0.id();
+    // until the child has exec'd perl, its cmdline is still this test's
+    poll_until("perl started", Duration::from_secs(10), || {
+        Ok(cmdline_mentions(pid, dir.path()).then_some(()))
+    })
+    .unwrap();
     let mut adopted = ServerProc::adopt("renamer", pid, dir.path()).expect("adopt by marker");
     std::fs::write(&go, b"").unwrap();
     poll_until("cmdline rewritten", Duration::from_secs(10), || {
