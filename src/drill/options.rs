@@ -56,6 +56,8 @@ pub struct DrillArgs {
     pub primary_path: Option<String>,
     #[command(flatten)]
     pub zk_tls: crate::ops::cli::ZkTlsArgs,
+    #[command(flatten)]
+    pub zk_auth: crate::ops::cli::ZkAuthArgs,
     /// Workers running autocommit point SELECTs.
     #[arg(long, default_value_t = 2)]
     pub readers: u32,
@@ -163,12 +165,17 @@ impl DrillArgs {
             .primary_path
             .clone()
             .or(sandbox.as_ref().map(|s| s.primary_path.clone()));
+        let auth = self
+            .zk_auth
+            .auth()
+            .map_err(|e| DrillError::Options(format!("ZooKeeper auth (--zk-auth-*): {e}")))?;
         let mut o = DrillOptions::new(host_port(&self.proxy)?);
         o.admin = Some(self.admin.clone()).filter(|a| !a.is_empty());
         o.verify = zk.zip(path).map(|(zk, primary_path)| VerifyTarget {
             zk,
             primary_path,
             tls: self.zk_tls.config(),
+            auth,
             user: self.user.clone(),
             password: self.password.clone(),
             database: self.database.clone(),
@@ -256,6 +263,19 @@ mod tests {
         let (o, _) = parse(&zk).unwrap();
         assert!(o.verify.unwrap().tls.is_none());
         assert!(parse(&[&zk[..], &["--zk-tls-cert", "c.pem"]].concat()).is_err());
+    }
+
+    #[test]
+    fn zk_auth_flags_reach_the_verification() {
+        let zk = ["--zk", "zk1:2181", "--primary-path", "/p"];
+        let auth = ["--zk-auth-user", "drill", "--zk-auth-password", "pw"];
+        let (o, _) = parse(&[&zk[..], &auth].concat()).unwrap();
+        let auth = o.verify.unwrap().auth.expect("credentials");
+        assert_eq!(auth.digest_credentials().unwrap().expose(), "drill:pw");
+        let (o, _) = parse(&zk).unwrap();
+        assert!(o.verify.unwrap().auth.is_none());
+        let e = parse(&[&zk[..], &["--zk-auth-user", "drill"]].concat()).unwrap_err();
+        assert!(e.to_string().contains("--zk-auth"), "{e}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub use cluster::{Cluster, ClusterBuilder, DEFAULT_PRIMARY_PATH};
 pub use failover::SwitchoverReport;
 pub use mariadb::{DbSpec, MariaDb};
 pub use zk_tls::{ClientAuth, ZkTlsSpec};
-pub use zkclient::{zk_connect, zk_delete, zk_read, zk_set_versioned, zk_write};
+pub use zkclient::{zk_connect, zk_connect_as, zk_delete, zk_read, zk_set_versioned, zk_write};
 pub use zookeeper::ZkServer;
 
 use std::path::PathBuf;
@@ -81,6 +81,9 @@ pub enum SandboxError {
     /// A condition was not reached before its deadline.
     #[error("timed out after {secs:.1}s waiting for {what}")]
     Timeout { what: String, secs: f64 },
+    /// No ZooKeeper session could be established.
+    #[error(transparent)]
+    ZkSession(#[from] crate::discovery::connect::ConnectError),
     /// A ZooKeeper client operation failed.
     #[error("zookeeper {op} {path}: {source}")]
     Zk {
