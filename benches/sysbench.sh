@@ -505,7 +505,12 @@ awk -F'\t' -v rounds="$BENCH_REPEAT" -v secs="$BENCH_TIME" '
         if (dd > 0 && hd > 0) ratio("hd", hd / dd)
         if (hd > 0 && pd > 0) ratio("ph", pd / hd)
         if (hu > 0 && pu > 0) ratio("cpu", pu / hu)
+        qd = qps[r, keys[i], "proxy2"]; qu = us[r, keys[i], "proxy2"]
+        if (qd > 0 && pd > 0) ratio("pq", pd / qd)
+        if (qu > 0 && pu > 0) ratio("pqcpu", pu / qu)
       }
+      line2[i] = sprintf("| %s | %s | %s, median %s | %s, median %s |", kk[1], kk[2], rshow("pq"), median("pq"), rshow("pqcpu"), median("pqcpu"))
+      if ("pqcpu" in rn) two = 1
       printf "| %s | %s | %s | %s | %s | %s |\n", kk[1], kk[2], rshow("pd"), rshow("hd"), rshow("ph"), rshow("cpu")
       line[i] = sprintf("| %s | %s | %s | %s | %s | %s |", kk[1], kk[2], median("ph"), wins("ph", 1), median("cpu"), wins("cpu", -1))
     }
@@ -515,6 +520,13 @@ awk -F'\t' -v rounds="$BENCH_REPEAT" -v secs="$BENCH_TIME" '
     print "| workload | threads | qps proxy/haproxy, median | rounds qps >= | CPU proxy/haproxy, median | rounds CPU <= |"
     print "| --- | ---: | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= nk; i++) print line[i]
+    if (!two) exit
+    print ""
+    print "proxy against proxy2 (another config or BENCH_PROXY2_BIN), per-round ratios: mean (min-max), median:"
+    print ""
+    print "| workload | threads | qps proxy/proxy2 | CPU per query proxy/proxy2 |"
+    print "| --- | ---: | ---: | ---: |"
+    for (i = 1; i <= nk; i++) print line2[i]
   }
   function ratio(k, v) { if (!(k in rn)) { rn[k] = 0; rs[k] = 0; rl[k] = v; rh[k] = v }
     rn[k]++; rs[k] += v; if (v < rl[k]) rl[k] = v; if (v > rh[k]) rh[k] = v; rv[k, rn[k]] = v }

@@ -5,8 +5,8 @@ mod common;
 
 use common::binary::Running;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -137,15 +137,16 @@ fn help_lists_the_commands() {
     }
 }
 
-/// Status code of `GET path`, or `None` if the request failed.
+/// Status code of `GET path`, or `None` if the request failed (or took
+/// over 2 s).
 fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let get =
+        async { tokio::time::timeout(Duration::from_secs(2), common::http::get(addr, path)).await };
+    Some(rt.block_on(get).ok()?.ok()?.0)
 }
 
 #[test]

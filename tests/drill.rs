@@ -48,6 +48,7 @@ fn options(env: &common::Env, switchovers: u32) -> DrillOptions {
         zk: env.cluster.zk_connect(),
         primary_path: env.cluster.primary_path().to_owned(),
         tls: None,
+        auth: None,
         user: common::APP_USER.into(),
         password: common::APP_PASS.into(),
         database: "app".into(),

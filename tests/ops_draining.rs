@@ -90,7 +90,7 @@ async fn switchover_waits_for_every_proxy_and_loses_no_statement() {
     plan.drain_timeout = Duration::from_secs(20);
     // the tool itself (the sandbox's roles are not needed afterwards)
     let connect = cluster.zk_connect();
-    let zk = mysql_zk_proxy_ops::zk::connect(&connect, Duration::from_secs(10), None);
+    let zk = mysql_zk_proxy_ops::zk::connect(&connect, Duration::from_secs(10), None, None);
     let zk = zk.await.unwrap();
     let run = mysql_zk_proxy_ops::switchover::run(&zk, &plan);
     let (report, (in_tx, after, fast, slow_row)) = tokio::join!(run, clients);

@@ -17,8 +17,6 @@ use mysql_zk_proxy_ops::report::{Outcome, Report};
 use serde_json::Value;
 use support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
-
 /// Run the binary's `switchover --json` to `target`; (exit code, JSON, all output).
 async fn switchover_bin(env: &common::Env, target: u16, extra: &[&str]) -> (i32, Value, String) {
     let (zk, to) = (env.cluster.zk_connect(), format!("127.0.0.1:{target}"));
@@ -26,21 +24,11 @@ async fn switchover_bin(env: &common::Env, target: u16, extra: &[&str]) -> (i32,
     args.extend([env.cluster.primary_path(), "--to", &to, "--user", OP_USER]);
     args.extend(["--repl-user", "repl"]);
     args.extend_from_slice(extra);
-    let out = tokio::process::Command::new(BIN)
-        .args(&args)
-        .env("MYSQL_ZK_PROXY_PASSWORD", OP_PASS)
-        .env("MYSQL_ZK_PROXY_REPL_PASSWORD", "repl")
-        .output()
-        .await
-        .expect("the binary runs");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {all}"));
-    (out.status.code().expect("exited"), doc, all)
+    let passwords = [
+        ("MYSQL_ZK_PROXY_PASSWORD", OP_PASS),
+        ("MYSQL_ZK_PROXY_REPL_PASSWORD", "repl"),
+    ];
+    common::binary::run_json(&args, &passwords).await
 }
 
 async fn env_with_proxy(id: &str) -> common::Env {
@@ -339,4 +327,69 @@ async fn rolls_back_when_a_proxy_does_not_acknowledge_unless_forced() {
         report.warnings.iter().any(|w| w.contains("--force")),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_authenticates_to_an_owner_only_record() {
+    use mysql_zk_proxy_core::config::{Secret, ZkAuth};
+    use mysql_zk_proxy_core::discovery::record::parse_record;
+    use mysql_zk_proxy_sandbox::zk_connect_as;
+    use zookeeper_client::Acls;
+
+    const ZK_PASS: &str = "zk-0p-S3cret-71";
+    let digest = ZkAuth::digest("operator", Secret::new(ZK_PASS));
+    let auth = digest.clone();
+    let env = common::start_with(true, move |c| {
+        proxy_config(c, "px-1", Duration::from_secs(5));
+        c.zookeeper.auth = Some(auth);
+    })
+    .await;
+    create_operator(&env.cluster).await;
+    wait_registered(&env.cluster, &["px-1"]).await;
+    let (old, new) = (
+        env.cluster.primary().port(),
+        env.cluster.replica().unwrap().port(),
+    );
+    // Only the digest user may read or write the record from now on.
+    let (connect, path) = (env.cluster.zk_connect(), env.cluster.primary_path());
+    let owner = zk_connect_as(&connect, Some(&digest)).await.unwrap();
+    owner
+        .set_acl(path, &Acls::creator_all(), None)
+        .await
+        .unwrap();
+    let record = || async {
+        let (data, _) = owner.get_data(path).await.expect("the owner reads");
+        parse_record(&data).unwrap()
+    };
+
+    let refused = switchover_bin(&env, new, &[]).await;
+    common::binary::assert_acl_denied(&refused, "refused", path);
+    let rec = record().await;
+    assert_eq!((rec.port, rec.epoch), (old, Some(1)), "nothing written");
+    assert!(!read_only(old).await, "the primary was not touched");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zk-password");
+    std::fs::write(&file, ZK_PASS).unwrap();
+    let file = file.to_str().unwrap();
+    let creds = [
+        "--zk-auth-user",
+        "operator",
+        "--zk-auth-password-file",
+        file,
+    ];
+    let (code, doc, all) = switchover_bin(&env, new, &creds).await;
+    assert_eq!(
+        (code, doc["outcome"].as_str()),
+        (0, Some("switched")),
+        "{all}"
+    );
+    assert_eq!(doc["proxies"][0]["acked"], true, "{doc}");
+    assert!(!all.contains(ZK_PASS), "secret printed: {all}");
+    let rec = record().await;
+    assert_eq!(
+        (rec.port, rec.epoch, rec.state),
+        (new, Some(3), RecordState::Serving)
+    );
+    env.wait_for_primary_port(new).await;
 }

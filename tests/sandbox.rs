@@ -393,11 +393,12 @@ fn an_adopted_server_is_tracked_by_start_time_not_cmdline() {
         .unwrap();
     let mut child = KillOnDrop(child);
     let pid = child.0.id();
-    // until perl has exec'd, the child's cmdline is still this test's
-    let mut adopted = poll_until("adopt by marker", Duration::from_secs(10), || {
-        Ok(ServerProc::adopt("renamer", pid, dir.path()))
+    // until the child has exec'd perl, its cmdline is still this test's
+    poll_until("perl started", Duration::from_secs(10), || {
+        Ok(cmdline_mentions(pid, dir.path()).then_some(()))
     })
     .unwrap();
+    let mut adopted = ServerProc::adopt("renamer", pid, dir.path()).expect("adopt by marker");
     std::fs::write(&go, b"").unwrap();
     poll_until("cmdline rewritten", Duration::from_secs(10), || {
         Ok((!cmdline_mentions(pid, dir.path())).then_some(()))

@@ -1,15 +1,21 @@
 //! ZooKeeper digest auth against a real ZooKeeper: a record protected by an
 //! ACL is read with `zookeeper.auth`; without it (or with a wrong password)
 //! the denial is explained in the status, the route is kept and the read is
-//! retried at the backoff pace, not in a loop.
+//! retried at the backoff pace, not in a loop. The operator command
+//! `publish` and the drill's read of the final record authenticate with
+//! `--zk-auth-*` the same way.
 
+mod common;
 #[path = "discovery/support.rs"]
 mod support;
 
 use std::time::Duration;
 
 use mysql_zk_proxy_core::config::{Secret, ZkAuth};
-use mysql_zk_proxy_sandbox::ZkServer;
+use mysql_zk_proxy_core::discovery::record::{parse_record, Record};
+use mysql_zk_proxy_ops::drill::verify::{final_primary, VerifyTarget};
+use mysql_zk_proxy_sandbox::{zk_connect_as, zk_read, ZkServer};
+use serde_json::Value;
 use support::*;
 use tokio::time::Instant;
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -18,21 +24,12 @@ const USER: &str = "proxy";
 const PASSWORD: &str = "zk-Secret-4711";
 
 fn auth(password: &str) -> ZkAuth {
-    ZkAuth {
-        scheme: "digest".into(),
-        user: USER.into(),
-        password: Secret::new(password),
-        password_file: None,
-        password_env: None,
-    }
+    ZkAuth::digest(USER, Secret::new(password))
 }
 
 /// A session authenticated as `proxy` (the ACL owner).
 async fn owner(connect: &str) -> Client {
-    Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .with_auth("digest", format!("{USER}:{PASSWORD}").as_bytes())
-        .connect(connect)
+    zk_connect_as(connect, Some(&auth(PASSWORD)))
         .await
         .expect("owner session")
 }
@@ -156,4 +153,88 @@ async fn no_auth_at_all_names_the_missing_setting() {
     assert!(e.contains("set zookeeper.auth"), "{e}");
     assert!(d.table.current().primary.is_none());
     d.stop().await;
+}
+
+/// `publish --json` of 10.0.0.6:`port` with `extra` flags and `env`:
+/// (exit code, JSON, all output).
+async fn publish(
+    connect: &str,
+    path: &str,
+    port: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, Value, String) {
+    let mut args = vec!["publish", "--json", "--zk", connect, "--primary-path", path];
+    args.extend(["--host", "10.0.0.6", "--port", port, "--zk-timeout", "5s"]);
+    args.extend_from_slice(extra);
+    common::binary::run_json(&args, env).await
+}
+
+/// The record as its owner reads it.
+async fn owned_record(connect: &str, path: &str) -> Record {
+    let (data, _) = owner(connect)
+        .await
+        .get_data(path)
+        .await
+        .expect("owner reads");
+    parse_record(&data).expect("a record")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_authenticate_to_an_owner_only_record() {
+    let path = "/acl/ops/primary";
+    let (_zk, connect) = owner_only_record(path).await; // the server lives to the end
+    let as_user = ["--zk-auth-user", USER];
+    let secret_env = |password| [("MYSQL_ZK_PROXY_ZK_PASSWORD", password)];
+
+    // Without credentials, or with a wrong password: refused by the ACL,
+    // said so, nothing written.
+    for (extra, env) in [(&[][..], &[][..]), (&as_user, &secret_env("wrong-pw"))] {
+        let failed = publish(&connect, path, "3307", extra, env).await;
+        common::binary::assert_acl_denied(&failed, "failed", path);
+        assert!(
+            !failed.2.contains("wrong-pw"),
+            "secret printed: {}",
+            failed.2
+        );
+    }
+    let rec = owned_record(&connect, path).await;
+    assert_eq!((rec.port, rec.epoch), (3306, Some(7)), "nothing written");
+
+    // The password from the environment.
+    let (code, doc, all) = publish(&connect, path, "3307", &as_user, &secret_env(PASSWORD)).await;
+    assert_eq!((code, doc["epoch"].as_u64()), (0, Some(8)), "{all}");
+    assert!(!all.contains(PASSWORD), "secret printed: {all}");
+    let rec = owned_record(&connect, path).await;
+    assert_eq!(
+        (rec.host.as_str(), rec.port, rec.epoch),
+        ("10.0.0.6", 3307, Some(8))
+    );
+    let plain = zk_read(&connect, path).await;
+    assert!(plain.is_err(), "the ACL stays owner-only: {plain:?}");
+
+    // The password from a file (first line).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zk-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let from_file = [&as_user[..], &["--zk-auth-password-file", file]].concat();
+    let (code, doc, all) = publish(&connect, path, "3308", &from_file, &[]).await;
+    assert_eq!((code, doc["epoch"].as_u64()), (0, Some(9)), "{all}");
+    assert_eq!(owned_record(&connect, path).await.port, 3308);
+
+    // The drill's read of the final record, with and without the credential.
+    let target = |auth: Option<ZkAuth>| VerifyTarget {
+        zk: connect.clone(),
+        primary_path: path.into(),
+        tls: None,
+        auth,
+        user: String::new(),
+        password: String::new(),
+        database: String::new(),
+    };
+    let primary = final_primary(&target(Some(auth(PASSWORD)))).await;
+    assert_eq!(primary.unwrap(), ("10.0.0.6".into(), 3308));
+    let e = final_primary(&target(None)).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("ACL denies get of {path}")), "{e}");
 }

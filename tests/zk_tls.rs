@@ -284,6 +284,7 @@ async fn operator_commands_reach_zookeeper_over_tls() {
             cert: cert.into(),
             key: key.into(),
         }),
+        auth: None,
         user: String::new(),
         password: String::new(),
         database: String::new(),

@@ -113,3 +113,37 @@ impl Running {
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
     }
 }
+
+/// Run the binary to its end with `args` and extra environment variables:
+/// (exit code, stdout as one JSON document, stdout + stderr).
+pub async fn run_json(args: &[&str], env: &[(&str, &str)]) -> (i32, serde_json::Value, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("the binary runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {all}"));
+    (out.status.code().expect("exited"), doc, all)
+}
+
+/// A [`run_json`] result of an operator command refused by the ZooKeeper
+/// ACL of `path`: exit 1 with `outcome`, the error naming the denial and
+/// the flag that gives credentials.
+pub fn assert_acl_denied(run: &(i32, serde_json::Value, String), outcome: &str, path: &str) {
+    let (code, doc, all) = run;
+    assert_eq!(
+        (*code, doc["outcome"].as_str()),
+        (1, Some(outcome)),
+        "{all}"
+    );
+    let e = doc["error"].as_str().unwrap_or_default();
+    assert!(e.contains(&format!("ACL denies get of {path}")), "{all}");
+    assert!(e.contains("--zk-auth-user"), "{all}");
+}

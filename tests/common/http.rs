@@ -1,9 +1,6 @@
-//! A tiny HTTP/1.1 GET for the admin endpoints in tests.
+//! GET on the admin endpoints in tests (the drill's admin client).
 
 use std::net::SocketAddr;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// `GET path`: (status code, body).
 pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
@@ -23,21 +20,7 @@ pub async fn get_with(
     path: &str,
     headers: &[&str],
 ) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await?;
-    let code = out
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {out:?}"))?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((code, body))
+    Ok(mysql_zk_proxy_ops::drill::admin::fetch(&addr.to_string(), path, headers).await?)
 }
 
 /// Poll /status until `last_reload` differs from `before`; return it.

@@ -11,6 +11,8 @@ use mysql_async::{ChangeUserOpts, Conn, Params, QueryResult, Row, Statement, Val
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use mysql_zk_proxy_protocol::{command, status};
+
 use crate::common::raw::RawConn;
 
 /// How long any single answer may take.
@@ -247,14 +249,7 @@ fn unsupported(what: &str) -> Answer {
 
 // --- raw protocol -------------------------------------------------------
 
-const COM_QUERY: u8 = 0x03;
-const COM_CHANGE_USER: u8 = 0x11;
-const COM_STMT_PREPARE: u8 = 0x16;
-const COM_STMT_EXECUTE: u8 = 0x17;
-const COM_STMT_FETCH: u8 = 0x1c;
 const CURSOR_TYPE_READ_ONLY: u8 = 0x01;
-const MORE_RESULTS: u16 = 0x0008;
-const LAST_ROW_SENT: u16 = 0x0080;
 
 /// A raw-protocol session (logged in with mysql_native_password and
 /// CLIENT_DEPRECATE_EOF by [`RawConn`]).
@@ -379,7 +374,7 @@ impl Raw {
                     }
                 }
             };
-            if status & MORE_RESULTS == 0 {
+            if status & status::MORE_RESULTS_EXISTS == 0 {
                 return Ok(out);
             }
             first = self.read().await?;
@@ -387,7 +382,7 @@ impl Raw {
     }
 
     pub async fn query(&mut self, sql: &str) -> Answer {
-        let mut p = vec![COM_QUERY];
+        let mut p = vec![command::QUERY];
         p.extend_from_slice(sql.as_bytes());
         self.write(&frame(0, &p)).await?;
         let first = self.read().await?;
@@ -401,7 +396,7 @@ impl Raw {
     }
 
     async fn prepare(&mut self, sql: &str) -> Answer {
-        let mut p = vec![COM_STMT_PREPARE];
+        let mut p = vec![command::STMT_PREPARE];
         p.extend_from_slice(sql.as_bytes());
         self.write(&frame(0, &p)).await?;
         let ok = self.read().await?;
@@ -419,10 +414,10 @@ impl Raw {
         Ok(vec![])
     }
 
-    /// COM_STMT_EXECUTE without parameters, asking for a read-only cursor:
+    /// command::STMT_EXECUTE without parameters, asking for a read-only cursor:
     /// the column count and whether the server kept a cursor open.
     async fn open_cursor(&mut self, idx: usize) -> Answer {
-        let mut p = vec![COM_STMT_EXECUTE];
+        let mut p = vec![command::STMT_EXECUTE];
         p.extend_from_slice(&self.stmts[idx].to_le_bytes());
         p.push(CURSOR_TYPE_READ_ONLY);
         p.extend_from_slice(&1u32.to_le_bytes());
@@ -453,9 +448,9 @@ impl Raw {
         }
     }
 
-    /// COM_STMT_FETCH of `n` rows (binary rows of string columns).
+    /// command::STMT_FETCH of `n` rows (binary rows of string columns).
     async fn fetch(&mut self, idx: usize, n: u32) -> Answer {
-        let mut p = vec![COM_STMT_FETCH];
+        let mut p = vec![command::STMT_FETCH];
         p.extend_from_slice(&self.stmts[idx].to_le_bytes());
         p.extend_from_slice(&n.to_le_bytes());
         self.write(&frame(0, &p)).await?;
@@ -467,7 +462,7 @@ impl Raw {
                 return Err(err_packet(&p));
             }
             if is_end(&p) {
-                let last = ok_status(&p) & LAST_ROW_SENT != 0;
+                let last = ok_status(&p) & status::LAST_ROW_SENT != 0;
                 out.push(vec![Some(format!("last_row_sent={last}"))]);
                 return Ok(out);
             }
@@ -489,11 +484,11 @@ impl Raw {
         }
     }
 
-    /// COM_CHANGE_USER naming a plugin the server does not use for `user`,
+    /// command::CHANGE_USER naming a plugin the server does not use for `user`,
     /// so the server answers with an auth switch request; answered with the
     /// mysql_native_password scramble of the new nonce.
     async fn change_user_with_switch(&mut self, user: &str, pass: &str, db: &str) -> Answer {
-        let mut p = vec![COM_CHANGE_USER];
+        let mut p = vec![command::CHANGE_USER];
         p.extend_from_slice(user.as_bytes());
         p.push(0);
         p.push(20);

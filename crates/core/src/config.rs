@@ -38,7 +38,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
-pub(crate) fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+pub fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         problem: problem.into(),

@@ -3,8 +3,9 @@
 //! running them, printing the outcome (text, or one JSON document with
 //! `--json`) and the exit code: 0 done, 1 refused / rolled back / failed
 //! (clap's own 2 for bad arguments). Passwords may come from the environment
-//! and are never printed.
+//! (or a file, for ZooKeeper's) and are never printed.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -15,7 +16,8 @@ use super::server::Login;
 use super::switchover::{self, Plan};
 use super::zk::{self, ZkOpError};
 use super::Endpoint;
-use mysql_zk_proxy_core::config::ZkTlsConfig;
+use mysql_zk_proxy_core::config::secrets::resolve;
+use mysql_zk_proxy_core::config::{invalid, ConfigError, ZkAuth, ZkTlsConfig};
 use mysql_zk_proxy_core::failover::config::Secret;
 
 /// Where the record lives.
@@ -35,6 +37,8 @@ pub struct ZkArgs {
     pub json: bool,
     #[command(flatten)]
     pub tls: ZkTlsArgs,
+    #[command(flatten)]
+    pub auth: ZkAuthArgs,
 }
 
 /// TLS to ZooKeeper for the commands that read or write the record.
@@ -70,10 +74,59 @@ impl ZkTlsArgs {
     }
 }
 
+/// Digest credentials for ZooKeeper (as `[zookeeper.auth]`), for a record
+/// protected by an ACL.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ZkAuthArgs {
+    /// Authenticate the ZooKeeper session as this digest user (password from
+    /// MYSQL_ZK_PROXY_ZK_PASSWORD, --zk-auth-password-file or --zk-auth-password).
+    #[arg(long, value_name = "USER")]
+    pub zk_auth_user: Option<String>,
+    /// Password of --zk-auth-user; better from the environment or a file
+    /// (kept off `ps`).
+    #[arg(long, value_name = "PASSWORD", env = "MYSQL_ZK_PROXY_ZK_PASSWORD", hide_env_values = true, value_parser = secret, requires = "zk_auth_user")]
+    pub zk_auth_password: Option<Secret>,
+    /// A file whose first line is the password of --zk-auth-user (it takes
+    /// precedence over MYSQL_ZK_PROXY_ZK_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "zk_auth_user")]
+    pub zk_auth_password_file: Option<PathBuf>,
+}
+
+impl ZkAuthArgs {
+    /// The `[zookeeper.auth]` these flags amount to (the password read
+    /// now); `None`: no credentials.
+    pub fn auth(&self) -> Result<Option<ZkAuth>, ConfigError> {
+        let Some(user) = &self.zk_auth_user else {
+            return Ok(None);
+        };
+        if user.is_empty() || user.contains(':') {
+            return Err(invalid(
+                "--zk-auth-user",
+                "must be a non-empty name without ':'",
+            ));
+        }
+        let password = match (&self.zk_auth_password_file, &self.zk_auth_password) {
+            (Some(file), _) => {
+                resolve("--zk-auth-password-file", &Secret::default(), Some(file), None)?
+            }
+            (None, Some(password)) => password.clone(),
+            (None, None) => {
+                return Err(invalid(
+                    "--zk-auth-user",
+                    "needs a password: MYSQL_ZK_PROXY_ZK_PASSWORD, --zk-auth-password-file or --zk-auth-password",
+                ))
+            }
+        };
+        Ok(Some(ZkAuth::digest(user.clone(), password)))
+    }
+}
+
 impl ZkArgs {
     /// The bounded session the command works in.
     async fn session(&self) -> Result<zookeeper_client::Client, ZkOpError> {
-        zk::connect(&self.zk, self.zk_timeout, self.tls.config().as_ref()).await
+        let auth = self.auth.auth().map_err(ZkOpError::AuthConfig)?;
+        let tls = self.tls.config();
+        zk::connect(&self.zk, self.zk_timeout, tls.as_ref(), auth.as_ref()).await
     }
 }
 
@@ -303,6 +356,41 @@ mod tests {
         assert!(
             !format!("{plan:?}").contains("\"r\""),
             "secrets are not in Debug output"
+        );
+    }
+
+    #[test]
+    fn zk_auth_flags_give_digest_credentials() {
+        let to = ["--to", "db2:1", "--user", "op", "--zk-auth-user", "proxy"];
+        let creds = |extra: &[&str]| {
+            let a = switchover(&[&to[..], extra].concat()).unwrap();
+            a.zk.auth.auth().map(|auth| {
+                let auth = auth.expect("credentials");
+                auth.digest_credentials().unwrap().expose().to_owned()
+            })
+        };
+        assert_eq!(creds(&["--zk-auth-password", "pw"]).unwrap(), "proxy:pw");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\nignored\n").unwrap();
+        let file = file.to_str().unwrap();
+        let both = ["--zk-auth-password", "pw", "--zk-auth-password-file", file];
+        assert_eq!(creds(&both).unwrap(), "proxy:from-file");
+        let e = creds(&[]).unwrap_err().to_string();
+        assert!(e.contains("MYSQL_ZK_PROXY_ZK_PASSWORD"), "{e}");
+        let e = creds(&["--zk-auth-password-file", "/nonexistent/pw"]).unwrap_err();
+        assert!(e.to_string().contains("--zk-auth-password-file"), "{e}");
+        let a = switchover(&["--to", "db2:1", "--user", "op"]).unwrap();
+        assert!(a.zk.auth.auth().unwrap().is_none(), "no credentials");
+        let a = switchover(&["--to", "db2:1", "--user", "op", "--zk-auth-user", "a:b"]);
+        let e = a.unwrap().zk.auth.auth().unwrap_err().to_string();
+        assert!(e.contains("--zk-auth-user"), "{e}");
+        let a = switchover(&["--to", "db2:1", "--user", "op", "--zk-auth-password", "pw"]);
+        assert!(a.is_err(), "a password needs --zk-auth-user");
+        let a = switchover(&[&to[..], &["--zk-auth-password", "zk-pw"]].concat()).unwrap();
+        assert!(
+            !format!("{a:?}").contains("zk-pw"),
+            "secret in Debug output"
         );
     }
 

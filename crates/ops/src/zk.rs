@@ -1,38 +1,37 @@
-//! ZooKeeper for the operator commands: one bounded session (over TLS when
-//! asked), the primary record read with its data version, and
+//! ZooKeeper for the operator commands: one bounded session (over TLS and
+//! with digest credentials when asked), the primary record read with its data version, and
 //! compare-and-set writes (a set with the expected version, or a create
 //! when the znode was absent).
 
 use std::time::Duration;
 
-use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError, Stat};
 
-use mysql_zk_proxy_core::config::{ConfigError, ZkTlsConfig};
-use mysql_zk_proxy_core::discovery::connect::{attempt, Failed};
-use mysql_zk_proxy_core::discovery::diagnose::Diagnosis;
+use mysql_zk_proxy_core::config::{ConfigError, ZkAuth, ZkTlsConfig};
+use mysql_zk_proxy_core::discovery::connect::{open, ConnectError, SessionSpec};
 use mysql_zk_proxy_core::discovery::record::{parse_record, Record, RecordError};
 use mysql_zk_proxy_core::tls::ZkTls;
 
 /// A ZooKeeper failure of an operator command.
 #[derive(Debug, thiserror::Error)]
 pub enum ZkOpError {
-    #[error("cannot reach ZooKeeper {connect} within {after:?}")]
-    ConnectTimeout { connect: String, after: Duration },
-    #[error("cannot connect to ZooKeeper {connect}: {source}")]
-    Connect {
-        connect: String,
-        #[source]
-        source: ZkError,
-    },
-    #[error("cannot connect to ZooKeeper {connect} over TLS: {diagnosis}")]
-    Tls {
-        connect: String,
-        #[source]
-        diagnosis: Diagnosis,
-    },
+    /// No session (unreachable, timed out, refused over TLS).
+    #[error(transparent)]
+    Session(#[from] ConnectError),
     /// `--zk-tls-*` (named by the `[zookeeper.tls]` key they set).
     #[error("ZooKeeper TLS (--zk-tls-*): {0}")]
     TlsConfig(#[source] ConfigError),
+    /// `--zk-auth-*` (named by the flag).
+    #[error("ZooKeeper auth (--zk-auth-*): {0}")]
+    AuthConfig(#[source] ConfigError),
+    /// The znode's ACL refuses this session (no or wrong credentials).
+    #[error("ZooKeeper ACL denies {op} of {path}: {source}; authenticate as a digest user the ACL allows (--zk-auth-user with MYSQL_ZK_PROXY_ZK_PASSWORD or --zk-auth-password-file), or check its password")]
+    Denied {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: ZkError,
+    },
     #[error("zookeeper {op} {path}: {source}")]
     Op {
         op: &'static str,
@@ -55,11 +54,13 @@ pub struct Current {
 }
 
 /// A session bounded by `timeout` (fails instead of retrying forever);
-/// over TLS to every server when `tls` is given.
+/// over TLS to every server when `tls` is given, authenticated with the
+/// digest credentials `auth` when given.
 pub async fn connect(
     connect: &str,
     timeout: Duration,
     tls: Option<&ZkTlsConfig>,
+    auth: Option<&ZkAuth>,
 ) -> Result<Client, ZkOpError> {
     let tls = match tls {
         Some(cfg) => {
@@ -70,41 +71,42 @@ pub async fn connect(
         }
         None => None,
     };
-    let connector = Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .with_connection_timeout(timeout)
-        .with_fail_eagerly();
-    let connect = connect.to_owned();
-    match attempt(connector, &connect, tls.as_ref(), timeout).await {
-        Ok(client) => Ok(client),
-        Err(Failed::Zk(source)) => Err(ZkOpError::Connect { connect, source }),
-        Err(Failed::Timeout) => Err(ZkOpError::ConnectTimeout {
-            connect,
-            after: timeout,
-        }),
-        Err(Failed::Tls(diagnosis)) => Err(ZkOpError::Tls { connect, diagnosis }),
+    let spec = SessionSpec {
+        connection_timeout: Some(timeout),
+        auth,
+        tls: tls.as_ref(),
+        ..SessionSpec::new(connect, Duration::from_secs(10), timeout)
+    };
+    Ok(open(&spec).await?)
+}
+
+/// `op` of `path` failed with `source`: an ACL refusal is `Denied`.
+fn op<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> ZkOpError + 'a {
+    move |source| {
+        let path = path.to_owned();
+        match source {
+            ZkError::NoAuth => ZkOpError::Denied { op, path, source },
+            source => ZkOpError::Op { op, path, source },
+        }
     }
 }
 
-fn op<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> ZkOpError + 'a {
-    move |source| ZkOpError::Op {
-        op,
-        path: path.to_owned(),
-        source,
+/// Data and stat of `path`; `None` when the znode is absent.
+pub async fn get(client: &Client, path: &str) -> Result<Option<(Vec<u8>, Stat)>, ZkOpError> {
+    match client.get_data(path).await {
+        Ok(got) => Ok(Some(got)),
+        Err(ZkError::NoNode) => Ok(None),
+        Err(e) => Err(op("get", path)(e)),
     }
 }
 
 /// The record at `path` with its version; `None` when the znode is absent.
 pub async fn read(client: &Client, path: &str) -> Result<Option<Current>, ZkOpError> {
-    match client.get_data(path).await {
-        Ok((data, stat)) => Ok(Some(Current {
-            record: parse_record(&data),
-            data,
-            version: stat.version,
-        })),
-        Err(ZkError::NoNode) => Ok(None),
-        Err(e) => Err(op("get", path)(e)),
-    }
+    Ok(get(client, path).await?.map(|(data, stat)| Current {
+        record: parse_record(&data),
+        data,
+        version: stat.version,
+    }))
 }
 
 /// Write `data` only if the znode is still at `expected` (`None` = absent:

@@ -115,7 +115,7 @@ impl Cluster {
     /// against this cluster's ZooKeeper; the roles in `self` swap only when
     /// the report says switched.
     pub async fn switchover_with(&mut self, plan: &Plan) -> Result<Report> {
-        let client = zk::connect(&self.zk_connect(), Duration::from_secs(10), None)
+        let client = zk::connect(&self.zk_connect(), Duration::from_secs(10), None, None)
             .await
             .map_err(|e| SandboxError::Other(e.to_string()))?;
         let report = switchover::run(&client, plan).await;

@@ -55,7 +55,7 @@ pub use cluster::{Cluster, ClusterBuilder, DEFAULT_PRIMARY_PATH};
 pub use failover::SwitchoverReport;
 pub use mariadb::{DbSpec, MariaDb};
 pub use zk_tls::{ClientAuth, ZkTlsSpec};
-pub use zkclient::{zk_connect, zk_delete, zk_read, zk_set_versioned, zk_write};
+pub use zkclient::{zk_connect, zk_connect_as, zk_delete, zk_read, zk_set_versioned, zk_write};
 pub use zookeeper::ZkServer;
 
 use std::path::PathBuf;
@@ -88,6 +88,9 @@ pub enum SandboxError {
     /// A condition was not reached before its deadline.
     #[error("timed out after {secs:.1}s waiting for {what}")]
     Timeout { what: String, secs: f64 },
+    /// No ZooKeeper session could be established.
+    #[error(transparent)]
+    ZkSession(#[from] mysql_zk_proxy_core::discovery::connect::ConnectError),
     /// A ZooKeeper client operation failed.
     #[error("zookeeper {op} {path}: {source}")]
     Zk {

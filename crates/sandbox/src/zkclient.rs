@@ -1,12 +1,17 @@
 //! Tiny async ZooKeeper client helpers for tests and the sandbox CLI: write
 //! (create parents, create or set), read with version, delete. One short
-//! session per call.
+//! session per call; [`zk_connect_as`] for a session with credentials.
 
 use super::{Result, SandboxError};
+use mysql_zk_proxy_core::config::ZkAuth;
+use mysql_zk_proxy_core::discovery::connect::{open, ConnectError, SessionSpec};
 use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause between session attempts.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> SandboxError + 'a {
     move |source| SandboxError::Zk {
@@ -20,32 +25,37 @@ fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(ZkError) -> Sandbo
 /// session attempt lost on a loaded machine (the server answered `srvr` but
 /// dropped the handshake) is retried until the same bound.
 pub async fn zk_connect(connect: &str) -> Result<Client> {
+    zk_connect_as(connect, None).await
+}
+
+/// [`zk_connect`] authenticated with digest credentials when `auth` is given
+/// (e.g. to read or write a znode whose ACL allows only that user).
+pub async fn zk_connect_as(connect: &str, auth: Option<&ZkAuth>) -> Result<Client> {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     loop {
-        let fut = Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .with_connection_timeout(Duration::from_secs(2))
-            .with_fail_eagerly()
-            .connect(connect);
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(Ok(client)) => return Ok(client),
-            Ok(Err(e)) if tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let spec = SessionSpec {
+            connection_timeout: Some(Duration::from_secs(2)),
+            auth,
+            ..SessionSpec::new(connect, Duration::from_secs(10), left)
+        };
+        match open(&spec).await {
+            Ok(client) => return Ok(client),
+            Err(e @ ConnectError::Connect { .. })
+                if tokio::time::Instant::now() + RETRY_PAUSE < deadline =>
+            {
                 tracing::debug!(error = %e, "zookeeper session attempt failed; retrying");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
-            Ok(Err(e)) => return Err(zk_err("connect", connect)(e)),
-            Err(_) => {
-                return Err(SandboxError::Timeout {
-                    what: format!("zookeeper session with {connect}"),
-                    secs: CONNECT_TIMEOUT.as_secs_f64(),
-                })
+            // The bound of the whole wait, not of the last attempt.
+            Err(ConnectError::Timeout { connect, .. }) => {
+                let after = CONNECT_TIMEOUT;
+                return Err(ConnectError::Timeout { connect, after }.into());
             }
+            Err(e) => return Err(e.into()),
         }
     }
 }
-
-/// Pause between session attempts.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Write `data` at `path`: set it if it exists, else create it (and its
 /// parents, with empty data).

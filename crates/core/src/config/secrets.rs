@@ -34,8 +34,19 @@ fn digest() -> String {
 }
 
 impl ZkAuth {
+    /// Digest credentials with the password given inline.
+    pub fn digest(user: impl Into<String>, password: Secret) -> ZkAuth {
+        ZkAuth {
+            scheme: digest(),
+            user: user.into(),
+            password,
+            password_file: None,
+            password_env: None,
+        }
+    }
+
     /// The `user:password` bytes sent in ZooKeeper's AddAuth request.
-    pub(crate) fn digest_credentials(&self) -> Result<Secret, ConfigError> {
+    pub fn digest_credentials(&self) -> Result<Secret, ConfigError> {
         let password = resolve(
             "zookeeper.auth.password_file",
             &self.password,

@@ -5,7 +5,8 @@
 //! - `apply`: fencing by epoch / mzxid, publishing routes, counters, status.
 //! - `session`: the ZooKeeper session state machine (connect, read + watch,
 //!   connection loss, session expiry, cancel).
-//! - `connect`: one session attempt (`[zookeeper.auth]`, `[zookeeper.tls]`);
+//! - [`connect`]: one session attempt (`[zookeeper.auth]`, `[zookeeper.tls]`),
+//!   the one way the whole crate opens ZooKeeper sessions;
 //!   `diagnose`: why a TLS connection to ZooKeeper failed.
 //! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
 //! - `fence`: turns a verified pending primary into the route (`[fencing]`).
@@ -45,27 +46,10 @@ mod users;
 
 /// Why discovery could not talk to ZooKeeper (the ZooKeeper cause is kept).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DiscoveryError {
-    #[error("cannot establish a ZooKeeper session with {connect:?}: {source}")]
-    Connect {
-        connect: String,
-        #[source]
-        source: zookeeper_client::Error,
-    },
-    #[error("no ZooKeeper session with {connect:?} within {after:?}")]
-    ConnectTimeout {
-        connect: String,
-        after: std::time::Duration,
-    },
-    /// With `[zookeeper.tls]`: what the handshake with each server said.
-    #[error("cannot establish a ZooKeeper session with {connect:?} over TLS: {diagnosis}")]
-    Tls {
-        connect: String,
-        #[source]
-        diagnosis: diagnose::Diagnosis,
-    },
-    #[error("ZooKeeper credentials: {0}")]
-    Credentials(#[source] crate::config::ConfigError),
+pub enum DiscoveryError {
+    /// No session: unreachable, timed out, TLS refused, or unreadable credentials.
+    #[error(transparent)]
+    Session(#[from] connect::ConnectError),
     #[error("invalid `{key}`: {0}", key = .0.key())]
     TlsFiles(#[source] crate::tls::TlsError),
     /// The znode's ACL refuses this session (no or wrong `zookeeper.auth`).

@@ -159,7 +159,7 @@ impl Discovery {
 
     /// One attempt, bounded by `connect_timeout`.
     async fn try_connect(&self) -> Result<Live, DiscoveryError> {
-        let client = super::connect::open(&self.cfg, self.tls.as_ref()).await?;
+        let client = super::connect::open_discovery(&self.cfg, self.tls.as_ref()).await?;
         let states = client.state_watcher();
         let id = client.session_id().to_string();
         Ok(Live {

@@ -100,35 +100,50 @@ pub(super) async fn relay_until_moved(
     .with_timers(live.timers.take())
     .on_first_reply(&answered);
     relay.preload(&up, &down);
-    let drain_deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
-    tokio::pin!(drain_deadline);
-    let mut moving = false;
+    let mut drain = Drain::Watching;
     let end = {
         let run = relay.run(&stop);
         tokio::pin!(run);
         loop {
-            if !moving && switch::moved(ctx, &current) {
-                moving = true;
+            if drain == Drain::Watching && switch::moved(ctx, &current) {
                 stop.at_rest.cancel();
-                let at = tokio::time::Instant::now() + ctx.config.load().failover.drain_timeout;
-                drain_deadline.as_mut().reset(at);
+                let wait = ctx.config.load().failover.drain_timeout;
+                drain = Drain::Until(Instant::now() + wait);
             }
+            let deadline = match drain {
+                Drain::Until(at) => Some(at),
+                Drain::Watching | Drain::Forced => None,
+            };
             tokio::select! {
                 biased;
                 end = &mut run => break end,
                 // polled only when a route change woke it, not on every packet
-                r = Quiet::new(routes.changed()), if !moving => {
+                r = Quiet::new(routes.changed()), if drain == Drain::Watching => {
                     if r.is_err() {
                         stop.at_rest.cancel();
                     }
                 }
-                _ = &mut drain_deadline, if moving => stop.when_idle.cancel(),
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    stop.when_idle.cancel();
+                    drain = Drain::Forced;
+                }
             }
         }
     };
     live.early.0 = relay.unsent_client_bytes();
     live.timers = relay.take_timers();
     end
+}
+
+/// Where a relay stands once its route moved away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// The route still names this backend: watch it.
+    Watching,
+    /// It moved: stop at the next rest point, or when idle after this.
+    Until(Instant),
+    /// The drain timeout passed: stop as soon as no reply is outstanding.
+    Forced,
 }
 
 /// What follows a relay that ended.

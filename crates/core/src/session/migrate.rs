@@ -17,7 +17,7 @@ use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::query::{err_text, Backend, QueryError};
 use crate::session::secure;
-use crate::session::snapshot::{read_sysvars, Snapshot};
+use crate::session::snapshot::Snapshot;
 use crate::session::stmts::Statements;
 use crate::session::stream::Stream;
 use crate::tls::BackendTls;
@@ -86,10 +86,8 @@ pub async fn migrate(
         }
     }
     let statements = prepare_all(&mut be, stmts, state.schema.as_deref()).await?;
-    let mut now = Snapshot::read(&mut be)
-        .await
-        .map_err(MigrateError::Verify)?;
-    now.sysvars = read_sysvars(&mut be, &state.sysvar_names())
+    let now = state
+        .read_carried(&mut be)
         .await
         .map_err(MigrateError::Verify)?;
     if let Some(diff) = state.difference(&now) {

@@ -291,7 +291,9 @@ impl<'a> Relay<'a> {
                     Err(e) => return Poll::Ready(RelayEnd::BackendError(e)),
                 }
             }
-            progress |= self.advance_client();
+            if self.up.scanned < self.up.end {
+                progress |= self.advance_client();
+            }
             if self.up.eof && self.up.is_empty() && self.fenced.is_none() {
                 return Poll::Ready(RelayEnd::ClientClosed);
             }

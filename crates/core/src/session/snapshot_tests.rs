@@ -80,3 +80,32 @@ fn differences_name_what_changed() {
     d.user_vars.push(var("x", "INT", Some("1"), None));
     assert!(a.difference(&d).is_some());
 }
+
+#[test]
+fn only_session_values_that_differ_from_the_global_ones_are_kept() {
+    let row = |scope: &str, name: &str, value: Option<&str>| -> Row {
+        vec![
+            Some(scope.as_bytes().to_vec()),
+            Some(name.as_bytes().to_vec()),
+            value.map(|v| v.as_bytes().to_vec()),
+        ]
+    };
+    let rows = vec![
+        row("0", "SQL_MODE", Some("ANSI")),
+        row("0", "WAIT_TIMEOUT", Some("28800")),
+        row("0", "CHARACTER_SET_RESULTS", None),
+        row("0", "SQL_SELECT_LIMIT", Some("5")),
+        row("0", "TIMESTAMP", Some("1.5")),
+        row("1", "SQL_MODE", Some("STRICT_TRANS_TABLES")),
+        row("1", "WAIT_TIMEOUT", Some("28800")),
+        row("1", "CHARACTER_SET_RESULTS", Some("utf8mb4")),
+        row("1", "SQL_SELECT_LIMIT", Some("18446744073709551615")),
+    ];
+    assert_eq!(
+        differing_from_global(&rows),
+        vec![
+            ("sql_mode".to_string(), Some("ANSI".to_string())),
+            ("character_set_results".to_string(), None),
+        ]
+    );
+}

@@ -1,6 +1,6 @@
 //! The proxy's admin HTTP as the drill reads it: `/metrics` (counters before
 //! and after, by series) and `/status` (`last_failover`), over a minimal
-//! HTTP/1.0 GET.
+//! HTTP/1.0 GET ([`fetch`], also the integration tests' admin client).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -14,6 +14,29 @@ use super::DrillError;
 /// Bound on one admin request.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `GET path` on `addr` with extra request header lines (`"Name: value"`),
+/// read to the end of the connection: (status code, body). Unbounded in
+/// time: callers bound it.
+pub async fn fetch(addr: &str, path: &str, headers: &[&str]) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    let text = String::from_utf8_lossy(&out);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+    let code = code.ok_or_else(|| {
+        let got = head.chars().take(80).collect::<String>();
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an HTTP response: {got:?}"),
+        )
+    })?;
+    Ok((code, body.to_owned()))
+}
+
 /// `GET path` on `addr`: the body of a 200 answer.
 pub async fn get(addr: &str, path: &str) -> Result<String, DrillError> {
     let err = |reason: String| DrillError::Admin {
@@ -21,22 +44,11 @@ pub async fn get(addr: &str, path: &str) -> Result<String, DrillError> {
         path: path.to_owned(),
         reason,
     };
-    let fetch = async {
-        let mut s = TcpStream::connect(addr).await?;
-        let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&out).into_owned())
-    };
-    let text = tokio::time::timeout(TIMEOUT, fetch)
-        .await
-        .map_err(|_| err(format!("no answer in {TIMEOUT:?}")))?
-        .map_err(|e| err(e.to_string()))?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    match head.split_whitespace().nth(1) {
-        Some("200") => Ok(body.to_owned()),
-        other => Err(err(format!("answered {}", other.unwrap_or("garbage")))),
+    match tokio::time::timeout(TIMEOUT, fetch(addr, path, &[])).await {
+        Err(_) => Err(err(format!("no answer in {TIMEOUT:?}"))),
+        Ok(Err(e)) => Err(err(e.to_string())),
+        Ok(Ok((200, body))) => Ok(body),
+        Ok(Ok((code, _))) => Err(err(format!("answered {code}"))),
     }
 }
 

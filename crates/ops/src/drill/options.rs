@@ -61,6 +61,8 @@ pub struct DrillArgs {
     pub primary_path: Option<String>,
     #[command(flatten)]
     pub zk_tls: crate::cli::ZkTlsArgs,
+    #[command(flatten)]
+    pub zk_auth: crate::cli::ZkAuthArgs,
     /// Workers running autocommit point SELECTs.
     #[arg(long, default_value_t = 2)]
     pub readers: u32,
@@ -163,6 +165,10 @@ impl DrillArgs {
 
     /// The options these flags amount to.
     pub fn options(self) -> Result<DrillOptions, DrillError> {
+        let auth = self
+            .zk_auth
+            .auth()
+            .map_err(|e| DrillError::Options(format!("ZooKeeper auth (--zk-auth-*): {e}")))?;
         let user = required(self.user, "--user")?;
         let password = required(self.password, "--password")?;
         let database = required(self.database, "--database")?;
@@ -175,6 +181,7 @@ impl DrillArgs {
                 zk,
                 primary_path,
                 tls: self.zk_tls.config(),
+                auth,
                 user,
                 password,
                 database,
@@ -283,6 +290,19 @@ mod tests {
         let (o, _) = parse(&zk).unwrap();
         assert!(o.verify.unwrap().tls.is_none());
         assert!(parse(&[&zk[..], &["--zk-tls-cert", "c.pem"]].concat()).is_err());
+    }
+
+    #[test]
+    fn zk_auth_flags_reach_the_verification() {
+        let zk = ["--zk", "zk1:2181", "--primary-path", "/p"];
+        let auth = ["--zk-auth-user", "drill", "--zk-auth-password", "pw"];
+        let (o, _) = parse(&[&zk[..], &auth].concat()).unwrap();
+        let auth = o.verify.unwrap().auth.expect("credentials");
+        assert_eq!(auth.digest_credentials().unwrap().expose(), "drill:pw");
+        let (o, _) = parse(&zk).unwrap();
+        assert!(o.verify.unwrap().auth.is_none());
+        let e = parse(&[&zk[..], &["--zk-auth-user", "drill"]].concat()).unwrap_err();
+        assert!(e.to_string().contains("--zk-auth"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::load::{Acked, TABLE};
 use super::DrillError;
-use mysql_zk_proxy_core::config::ZkTlsConfig;
+use mysql_zk_proxy_core::config::{ZkAuth, ZkTlsConfig};
 use mysql_zk_proxy_core::discovery::record::parse_record;
 
 /// How many lost ids the report lists (the count is always complete).
@@ -24,6 +24,8 @@ pub struct VerifyTarget {
     pub primary_path: String,
     /// `--zk-tls-*`: TLS to ZooKeeper (`None`: plain).
     pub tls: Option<ZkTlsConfig>,
+    /// `--zk-auth-*`: digest credentials (`None`: none).
+    pub auth: Option<ZkAuth>,
     pub user: String,
     pub password: String,
     pub database: String,
@@ -46,19 +48,20 @@ pub struct Verification {
     pub unacknowledged_present: u64,
 }
 
-/// The record's data and stat, read in a bounded session (over TLS when set).
+/// The record's data and stat, read in a bounded session (over TLS and
+/// authenticated when set).
 async fn read_record(t: &VerifyTarget) -> Result<(Vec<u8>, zookeeper_client::Stat), DrillError> {
-    let (zk, path) = (&t.zk, &t.primary_path);
+    let (connect, path) = (&t.zk, &t.primary_path);
     let bad = |reason: String| DrillError::Verify { reason };
-    let client = crate::zk::connect(zk, Duration::from_secs(10), t.tls.as_ref())
+    let timeout = Duration::from_secs(10);
+    let client = crate::zk::connect(connect, timeout, t.tls.as_ref(), t.auth.as_ref())
         .await
-        .map_err(|e| bad(format!("cannot connect to {zk}: {e}")))?;
-    client.get_data(path).await.map_err(|e| match e {
-        zookeeper_client::Error::NoNode => {
-            bad(format!("{path} does not exist: no primary published"))
-        }
-        e => bad(format!("cannot read {path} from {zk}: {e}")),
-    })
+        .map_err(|e| bad(e.to_string()))?;
+    match crate::zk::get(&client, path).await {
+        Ok(Some(got)) => Ok(got),
+        Ok(None) => Err(bad(format!("{path} does not exist: no primary published"))),
+        Err(e) => Err(bad(format!("cannot read the record from {connect}: {e}"))),
+    }
 }
 
 /// The final primary's address, from the record in ZooKeeper.
