@@ -3,7 +3,7 @@
 # build, start the sandbox cluster (unless it is already up) and a proxy
 # whose credential store holds the app user (so idle sessions are migrated),
 # run the drill against it (`mysql-zk-proxy-sandbox drill`: the deployed
-# `mysql-zk-proxy drill` with the sandbox's login, ZooKeeper and switchover;
+# `mysql-zk-proxy-drill` with the sandbox's login, ZooKeeper and switchover;
 # default 20 planned switchovers under load) and write drill-report.json and
 # drill-report.html into OUT_DIR (default: .).
 # Extra arguments go to `drill` (e.g. --switchovers 5 --interval 2s).

@@ -1,7 +1,8 @@
-//! Command line of the deployed binary: `run`, `check-config`, `publish`,
-//! `switchover` and `drill` (clap derive). The arguments of `publish`,
-//! `switchover` and `drill` belong to the ops crate, which runs them; the
-//! test bench (`sandbox`) is another binary, `mysql-zk-proxy-sandbox`.
+//! Command line of the deployed binary: `run`, `check-config`, `publish`
+//! and `switchover` (clap derive). The arguments of `publish` and
+//! `switchover` belong to the ops crate, which runs them; the failover
+//! drill (`mysql-zk-proxy-drill`) and the test bench
+//! (`mysql-zk-proxy-sandbox`) are other binaries.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,6 @@ use clap::{Args, Parser, Subcommand};
 
 use mysql_zk_proxy_core::config::Overrides;
 use mysql_zk_proxy_ops::cli::{PublishArgs, SwitchoverArgs};
-use mysql_zk_proxy_ops::drill::DrillArgs;
 
 /// Exit code of a bad configuration (unreadable file, TOML error, unknown
 /// key, invalid value); other fatal errors exit with 1.
@@ -38,9 +38,6 @@ pub enum Command {
     /// catch up, promote, repoint, publish. Exits 0 when switched, 1 when
     /// refused, rolled back or failed.
     Switchover(SwitchoverArgs),
-    /// Drive a mixed load through a proxy while switching the primary N
-    /// times; report what clients saw (summary, JSON, HTML). docs/drill.md.
-    Drill(Box<DrillArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,9 @@
 //! error).
 //!
 //! Layer: the top. It depends on `mysql-zk-proxy-core` (the proxy) and
-//! `mysql-zk-proxy-ops` (operator commands, the drill); never on the test
-//! bench, which is the separate `mysql-zk-proxy-sandbox` binary.
+//! `mysql-zk-proxy-ops` (operator commands); never on the failover drill
+//! (`mysql-zk-proxy-drill`) or the test bench (`mysql-zk-proxy-sandbox`),
+//! which are binaries of their own.
 
 mod cli;
 
@@ -21,7 +22,7 @@ use cli::{Cli, Command, OverrideArgs, RunArgs, EXIT_BAD_CONFIG};
 use mysql_zk_proxy_core::config::{Config, LogConfig, Overrides, RuntimeConfig, RuntimeMode};
 use mysql_zk_proxy_core::logging::{self, LogInitError};
 use mysql_zk_proxy_core::proxy::Proxy;
-use mysql_zk_proxy_ops::{self as ops, drill};
+use mysql_zk_proxy_ops as ops;
 
 /// Exit code of every fatal error but a bad configuration.
 const EXIT_FATAL: u8 = 1;
@@ -35,7 +36,6 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => check_config(&args.config, args.overrides),
         Command::Publish(args) => operator(ops::cli::run_publish(args)),
         Command::Switchover(args) => operator(ops::cli::run_switchover(args)),
-        Command::Drill(args) => drill(*args),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -151,17 +151,6 @@ impl Signals {
 fn operator(cmd: impl std::future::Future<Output = u8>) -> Result<ExitCode, ExitCode> {
     quiet_logging()?;
     Ok(ExitCode::from(runtime()?.block_on(cmd)))
-}
-
-fn drill(args: drill::DrillArgs) -> Result<ExitCode, ExitCode> {
-    quiet_logging()?;
-    let pass = runtime()?
-        .block_on(drill::cli(args))
-        .map_err(|e| fail(EXIT_FATAL, &e.into()))?;
-    Ok(match pass {
-        true => ExitCode::SUCCESS,
-        false => ExitCode::from(drill::EXIT_DRILL_FAILED),
-    })
 }
 
 /// Warnings only: the tools print their own output.

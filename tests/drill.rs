@@ -13,10 +13,10 @@ use mysql_async::Conn;
 use mysql_zk_proxy_core::config::Config;
 use mysql_zk_proxy_core::failover::config::UserConfig;
 use mysql_zk_proxy_core::failover::native::StoredHash;
-use mysql_zk_proxy_ops::drill::progress::ProgressMode;
-use mysql_zk_proxy_ops::drill::switcher::Switcher;
-use mysql_zk_proxy_ops::drill::verify::VerifyTarget;
-use mysql_zk_proxy_ops::drill::{self, DrillOptions};
+use mysql_zk_proxy_drill::progress::ProgressMode;
+use mysql_zk_proxy_drill::switcher::Switcher;
+use mysql_zk_proxy_drill::verify::VerifyTarget;
+use mysql_zk_proxy_drill::{self as drill, DrillOptions};
 use mysql_zk_proxy_sandbox::Cluster;
 use tokio::sync::Mutex;
 

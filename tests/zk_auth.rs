@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use mysql_zk_proxy_core::config::{Secret, ZkAuth};
 use mysql_zk_proxy_core::discovery::record::{parse_record, Record};
-use mysql_zk_proxy_ops::drill::verify::{final_primary, VerifyTarget};
+use mysql_zk_proxy_drill::verify::{final_primary, VerifyTarget};
 use mysql_zk_proxy_sandbox::{zk_connect_as, zk_read, ZkServer};
 use serde_json::Value;
 use support::*;

@@ -274,7 +274,7 @@ async fn operator_commands_reach_zookeeper_over_tls() {
     assert!(String::from_utf8_lossy(&data).contains("3309"));
 
     // The drill's final read of the record goes over the same TLS.
-    let target = |cert: &str, key: &str| mysql_zk_proxy_ops::drill::verify::VerifyTarget {
+    let target = |cert: &str, key: &str| mysql_zk_proxy_drill::verify::VerifyTarget {
         zk: secure.clone(),
         primary_path: PATH.into(),
         tls: Some(mysql_zk_proxy_core::config::ZkTlsConfig {
@@ -290,11 +290,11 @@ async fn operator_commands_reach_zookeeper_over_tls() {
         database: String::new(),
     };
     let t = target(&s(&operator.cert), &s(&operator.key));
-    let (host, port) = mysql_zk_proxy_ops::drill::verify::final_primary(&t)
+    let (host, port) = mysql_zk_proxy_drill::verify::final_primary(&t)
         .await
         .expect("drill reads the record over TLS");
     assert_eq!((host.as_str(), port), ("127.0.0.1", 3309));
-    let e = mysql_zk_proxy_ops::drill::verify::final_primary(&target("", ""))
+    let e = mysql_zk_proxy_drill::verify::final_primary(&target("", ""))
         .await
         .expect_err("no client certificate: refused");
     assert!(e.to_string().contains("client certificate"), "{e}");

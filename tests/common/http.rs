@@ -20,7 +20,7 @@ pub async fn get_with(
     path: &str,
     headers: &[&str],
 ) -> anyhow::Result<(u16, String)> {
-    Ok(mysql_zk_proxy_ops::drill::admin::fetch(&addr.to_string(), path, headers).await?)
+    Ok(mysql_zk_proxy_drill::admin::fetch(&addr.to_string(), path, headers).await?)
 }
 
 /// Poll /status until `last_reload` differs from `before`; return it.

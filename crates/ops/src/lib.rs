@@ -1,8 +1,8 @@
 //! mysql-zk-proxy's ops layer: the operator commands that change the
 //! primary record and the servers, `publish` (compare-and-set a primary
 //! record) and `switchover` (planned GTID switchover with the draining
-//! protocol of docs/architecture.md, ZooKeeper contract), and the failover
-//! [`drill`], which measures what clients of a proxy see across switchovers.
+//! protocol of docs/architecture.md, ZooKeeper contract). The failover drill
+//! is its own crate above this one (`mysql-zk-proxy-drill`).
 //!
 //! Layer: above `mysql-zk-proxy-core` (config types, the record format,
 //! routing states); below the deployed binary and the test bench
@@ -18,12 +18,10 @@
 //! * [`switchover`]: the phases, their timing and the roll-back.
 //! * [`report`]: the outcome, printed as text or one JSON document.
 //! * [`cli`]: the clap arguments of both commands and their exit codes.
-//! * [`drill`]: `mysql-zk-proxy drill`, load + repeated switchovers + report.
 
 pub mod checks;
 pub mod cli;
 pub mod drain;
-pub mod drill;
 pub mod publish;
 pub mod report;
 pub mod server;

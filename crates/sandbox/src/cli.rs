@@ -8,7 +8,7 @@ use super::cluster::{Cluster, ADMIN_PASS, ADMIN_USER, APP_DB, APP_PASS, APP_USER
 use super::persistent::{self, UpOutcome};
 use super::state::{default_dir, SandboxState};
 use super::{MariaDb, Result, SandboxError};
-use mysql_zk_proxy_ops::drill::{self, DrillArgs, Switcher};
+use mysql_zk_proxy_drill::{self as drill, DrillArgs, Switcher};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -61,7 +61,7 @@ pub enum SandboxCommand {
     },
     /// Print `export` lines: eval "$(mysql-zk-proxy-sandbox env)".
     Env(DirArg),
-    /// `mysql-zk-proxy drill` against the sandbox: its app user and
+    /// `mysql-zk-proxy-drill` against the sandbox: its app user and
     /// database, its ZooKeeper and its switchover unless given; the other
     /// flags are the drill's (docs/drill.md).
     Drill(Box<SandboxDrillArgs>),

@@ -2,7 +2,7 @@
 //! primary/GTID replica cluster for trying the proxy, for the scripts
 //! (demo, drill, benches) and for developers; `drill` runs the failover
 //! drill against it. Exit codes: 0 done, 1 failed, 2 bad arguments, 3 a
-//! drill whose verdict failed (as `mysql-zk-proxy drill`).
+//! drill whose verdict failed (as `mysql-zk-proxy-drill`).
 //!
 //! Layer: the test bench's binary, built beside the deployed
 //! `mysql-zk-proxy`, never linked into it.
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mysql_zk_proxy_core::config::LogConfig;
-use mysql_zk_proxy_ops::drill::EXIT_DRILL_FAILED;
+use mysql_zk_proxy_drill::EXIT_DRILL_FAILED;
 use mysql_zk_proxy_sandbox::cli::{self, SandboxCommand};
 use mysql_zk_proxy_sandbox::SandboxError;
 

@@ -103,7 +103,7 @@ fn width(i: usize, until: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::load::ErrKind;
+    use crate::load::ErrKind;
 
     fn op(start_ms: u64, lat_ms: u64, error: Option<ErrKind>) -> Op {
         Op {

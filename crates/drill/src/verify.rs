@@ -54,10 +54,10 @@ async fn read_record(t: &VerifyTarget) -> Result<(Vec<u8>, zookeeper_client::Sta
     let (connect, path) = (&t.zk, &t.primary_path);
     let bad = |reason: String| DrillError::Verify { reason };
     let timeout = Duration::from_secs(10);
-    let client = crate::zk::connect(connect, timeout, t.tls.as_ref(), t.auth.as_ref())
+    let client = mysql_zk_proxy_ops::zk::connect(connect, timeout, t.tls.as_ref(), t.auth.as_ref())
         .await
         .map_err(|e| bad(e.to_string()))?;
-    match crate::zk::get(&client, path).await {
+    match mysql_zk_proxy_ops::zk::get(&client, path).await {
         Ok(Some(got)) => Ok(got),
         Ok(None) => Err(bad(format!("{path} does not exist: no primary published"))),
         Err(e) => Err(bad(format!("cannot read the record from {connect}: {e}"))),

@@ -1,4 +1,4 @@
-//! `mysql-zk-proxy drill` flags (clap) and the options they resolve to.
+//! `mysql-zk-proxy-drill` flags (clap) and the options they resolve to.
 //! The proxy and admin addresses default to the proxy's own defaults
 //! (127.0.0.1:6033, 127.0.0.1:9104); the login, the database and the
 //! switchover command have no default: they are given (flags or the
@@ -60,9 +60,9 @@ pub struct DrillArgs {
     #[arg(long, value_name = "PATH")]
     pub primary_path: Option<String>,
     #[command(flatten)]
-    pub zk_tls: crate::cli::ZkTlsArgs,
+    pub zk_tls: mysql_zk_proxy_ops::cli::ZkTlsArgs,
     #[command(flatten)]
-    pub zk_auth: crate::cli::ZkAuthArgs,
+    pub zk_auth: mysql_zk_proxy_ops::cli::ZkAuthArgs,
     /// Workers running autocommit point SELECTs.
     #[arg(long, default_value_t = 2)]
     pub readers: u32,
@@ -118,7 +118,7 @@ pub struct DrillOptions {
 
 impl DrillOptions {
     /// Options for `proxy` and a login with the defaults of
-    /// `mysql-zk-proxy drill`, no admin and no verification.
+    /// `mysql-zk-proxy-drill`, no admin and no verification.
     pub fn new(proxy: (String, u16), user: &str, password: &str, database: &str) -> DrillOptions {
         let workers = [
             (OpKind::Read, 2),

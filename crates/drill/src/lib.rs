@@ -1,4 +1,4 @@
-//! `mysql-zk-proxy drill`: drive a mixed load through a proxy while the
+//! `mysql-zk-proxy-drill`: drive a mixed load through a proxy while the
 //! primary is switched N times, then report what clients saw (errors by
 //! kind, dropped connections, added latency and write-unavailable window per
 //! switchover, route switch latency, sessions migrated/closed) and whether
@@ -9,6 +9,11 @@
 //!   /metrics and /status; [`verify`]: acknowledged writes on the final
 //!   primary; [`timeline`] + [`analyze`]: the numbers; [`report`]: the JSON
 //!   document; [`summary`]: the text summary; [`html`]: the self-contained HTML page.
+//!
+//! Layer: an operator's tool above `mysql-zk-proxy-ops` (ZooKeeper reads,
+//! the ZooKeeper flags) and `mysql-zk-proxy-core`; its own binary, so the
+//! deployed proxy carries no load generator. The sandbox drives it with
+//! the sandbox's values (`mysql-zk-proxy-sandbox drill`).
 
 pub mod admin;
 pub(crate) mod analyze;
@@ -273,7 +278,7 @@ async fn switch_loop(
     done
 }
 
-/// `mysql-zk-proxy drill`: run, print the summary, write the files; `Ok(true)` when the verdict passed.
+/// `mysql-zk-proxy-drill`: run, print the summary, write the files; `Ok(true)` when the verdict passed.
 pub async fn cli(args: DrillArgs) -> Result<bool, DrillError> {
     let (json, html) = (args.json.clone(), args.html.clone());
     let (o, switcher) = args.resolve()?;

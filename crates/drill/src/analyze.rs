@@ -87,7 +87,7 @@ pub(crate) fn errors_in(ops: &[Op], w: Window) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::load::ErrKind;
+    use crate::load::ErrKind;
 
     fn op(kind: OpKind, start: u64, lat: u64, wrote: bool) -> Op {
         Op {
