@@ -71,10 +71,10 @@ impl<'a> Pipe<'a> {
         self.pool.give(std::mem::take(&mut self.buf));
     }
 
-    /// A flush may have something to do: bytes are buffered, or a TLS
-    /// destination may hold records the socket did not take.
+    /// A flush may have something to do: bytes are buffered, or a TLS (or
+    /// boxed) destination may hold bytes the socket did not take.
     pub(super) fn has_output(&self, dst: &Stream) -> bool {
-        !self.is_empty() || dst.is_tls()
+        !self.is_empty() || dst.buffers_writes()
     }
 
     /// End of what may be written now.
@@ -114,7 +114,7 @@ impl<'a> Pipe<'a> {
             }
         }
         // TLS keeps records the socket did not take; push them (TCP keeps none)
-        if dst.is_tls() {
+        if dst.buffers_writes() {
             if let Poll::Ready(Err(e)) = Pin::new(&mut *dst).poll_flush(cx) {
                 return Err(e);
             }

@@ -455,3 +455,7 @@ fn count(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

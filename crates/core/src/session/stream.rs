@@ -1,6 +1,8 @@
 //! One leg of a session, plain TCP or TLS (the proxy as TLS server towards a
 //! client, as TLS client towards a backend); reads and writes delegate with
 //! one enum match per poll, so the plain path costs what TcpStream does.
+//! A boxed stream (any async byte stream, e.g. one end of
+//! `tokio::io::duplex`) lets the relay run without sockets.
 
 use std::io;
 use std::pin::Pin;
@@ -12,10 +14,17 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 
 use rustls::pki_types::ServerName;
 
+/// Any async byte stream a [`Stream::Boxed`] can hold.
+pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
+
 pub enum Stream {
     Plain(TcpStream),
     ServerTls(Box<server::TlsStream<TcpStream>>),
     ClientTls(Box<client::TlsStream<TcpStream>>),
+    /// Not a socket: no readiness to ask, and it may buffer writes (so it
+    /// is flushed like TLS).
+    Boxed(Box<dyn Io>),
     /// Only while a TLS handshake owns the socket (or after one failed).
     Closed,
 }
@@ -25,13 +34,22 @@ impl Stream {
         matches!(self, Stream::ServerTls(_) | Stream::ClientTls(_))
     }
 
+    /// Writes may sit in the stream until it is flushed (TLS records, or a
+    /// boxed stream that buffers); a plain socket keeps none.
+    pub(crate) fn buffers_writes(&self) -> bool {
+        matches!(
+            self,
+            Stream::ServerTls(_) | Stream::ClientTls(_) | Stream::Boxed(_)
+        )
+    }
+
     /// The TCP socket under any TLS.
     pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::ServerTls(s) => Some(s.get_ref().0),
             Stream::ClientTls(s) => Some(s.get_ref().0),
-            Stream::Closed => None,
+            Stream::Boxed(_) | Stream::Closed => None,
         }
     }
 
@@ -65,7 +83,8 @@ impl Stream {
 
     /// Ready when a read may return data without waiting: the TCP socket's
     /// readiness for a plain stream; always for TLS, whose session may hold
-    /// decrypted bytes the socket no longer shows.
+    /// decrypted bytes the socket no longer shows, and for a boxed stream,
+    /// which has no readiness to ask (the caller reads and sees).
     pub(crate) fn poll_read_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Stream::Plain(s) => s.poll_read_ready(cx),
@@ -73,11 +92,15 @@ impl Stream {
         }
     }
 
-    /// Wait until the client sent something (or closed).
+    /// Wait until the client sent something (or closed). A boxed stream
+    /// cannot be asked without reading: it never says so.
     pub async fn readable(&self) -> io::Result<()> {
-        match self.tcp() {
-            Some(s) => s.readable().await,
-            None => Ok(()),
+        match self {
+            Stream::Boxed(_) => std::future::pending().await,
+            _ => match self.tcp() {
+                Some(s) => s.readable().await,
+                None => Ok(()),
+            },
         }
     }
 }
@@ -96,6 +119,7 @@ impl AsyncRead for Stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -111,6 +135,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -120,6 +145,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Closed => Poll::Ready(Ok(())),
         }
     }
@@ -129,6 +155,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Closed => Poll::Ready(Ok(())),
         }
     }
