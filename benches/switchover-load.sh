@@ -39,12 +39,7 @@ printf '[[users]]\nname = "%s"\nmysql_native_password = "%s"\n' "$APP_USER" "$HA
   --admin "127.0.0.1:$ADMIN_PORT" --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" \
   >"$SANDBOX_DIR/proxy.log" 2>&1 &
 PROXY_PID=$!
-for _ in $(seq 1 200); do
-  admin_get /ready >/dev/null 2>&1 && break
-  kill -0 "$PROXY_PID" 2>/dev/null || { cat "$SANDBOX_DIR/proxy.log"; exit 1; }
-  sleep 0.05
-done
-admin_get /ready >/dev/null || { echo "proxy not ready"; exit 1; }
+wait_ready "$SANDBOX_DIR/proxy.log"
 
 sb() {
   sysbench "$1" --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$PROXY_PORT" \

@@ -20,3 +20,15 @@ admin_get() {
   [[ "$resp" == "HTTP/1."?" 200"* ]] || return 1
   printf '%s\n' "${resp#*$'\r\n\r\n'}"
 }
+
+# Wait (bounded: 10 s) until the proxy $PROXY_PID answers /ready on $ADMIN_PORT;
+# exit with its log ($1) when it dies or never gets ready.
+wait_ready() {
+  local log="$1"
+  for _ in $(seq 1 200); do
+    admin_get /ready >/dev/null 2>&1 && return 0
+    kill -0 "$PROXY_PID" 2>/dev/null || { cat "$log"; exit 1; }
+    sleep 0.05
+  done
+  echo "proxy not ready"; cat "$log"; exit 1
+}

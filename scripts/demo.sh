@@ -25,12 +25,7 @@ echo "==> starting mysql-zk-proxy on 127.0.0.1:$PROXY_PORT (admin 127.0.0.1:$ADM
 "$BIN" run --listen "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
   --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" >"$SANDBOX_DIR/proxy.log" 2>&1 &
 PROXY_PID=$!
-for _ in $(seq 1 200); do
-  admin_get /ready >/dev/null 2>&1 && break
-  kill -0 "$PROXY_PID" 2>/dev/null || { cat "$SANDBOX_DIR/proxy.log"; exit 1; }
-  sleep 0.05
-done
-admin_get /ready >/dev/null || { echo "proxy not ready"; cat "$SANDBOX_DIR/proxy.log"; exit 1; }
+wait_ready "$SANDBOX_DIR/proxy.log"
 
 ask() { mariadb --no-defaults -h127.0.0.1 -P"$PROXY_PORT" -u"$APP_USER" -p"$APP_PASS" app -N -B \
           -e "SELECT CONCAT('served by port ', @@port, ' (server_id ', @@server_id, ', read_only=', @@read_only, ')')"; }
