@@ -11,7 +11,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use mysql_zk_proxy_core::config::Config;
-use mysql_zk_proxy_core::failover::config::UserConfig;
+use mysql_zk_proxy_core::config::UserConfig;
 use mysql_zk_proxy_core::failover::native::StoredHash;
 use mysql_zk_proxy_drill::progress::ProgressMode;
 use mysql_zk_proxy_drill::switcher::Switcher;

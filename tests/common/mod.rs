@@ -164,12 +164,12 @@ pub async fn rows_once_app_sessions_ended(direct: &mut mysql_async::Conn, table:
 }
 
 /// The sandbox's app user as a `[[users]]` entry (its sessions can migrate).
-pub fn app_user() -> mysql_zk_proxy_core::failover::config::UserConfig {
+pub fn app_user() -> mysql_zk_proxy_core::config::UserConfig {
     user_entry(APP_USER, APP_PASS)
 }
 
 /// A `[[users]]` entry for a mysql_native_password user (its sessions can migrate).
-pub fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy_core::failover::config::UserConfig {
+pub fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy_core::config::UserConfig {
     let hex: String =
         mysql_zk_proxy_core::failover::native::StoredHash::of_password(pass.as_bytes())
             .as_bytes()

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder};
 use mysql_zk_proxy_core::config::Config;
+use mysql_zk_proxy_core::config::UserConfig;
 use mysql_zk_proxy_core::discovery::record::{parse_record, Record};
 use mysql_zk_proxy_core::discovery::register::registration_path;
-use mysql_zk_proxy_core::failover::config::UserConfig;
 use mysql_zk_proxy_core::failover::native::StoredHash;
 use mysql_zk_proxy_sandbox::{zk_read, Cluster};
 

@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::config::BackendConfig;
-use crate::listener::admission::set_keepalive;
+use crate::net::set_keepalive;
 use crate::routing::Primary;
 use mysql_zk_proxy_protocol::handshake::{adjust_greeting, Greeting, HandshakeError};
 

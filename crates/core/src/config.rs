@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::failover::config::{FencingConfig, Secret, UserConfig};
+mod failover;
+pub use failover::{FencingConfig, Secret, UserConfig};
 mod listen;
-mod tls;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
 mod runtime;
 pub use runtime::{RuntimeConfig, RuntimeMode};
 pub mod secrets;
+pub use crate::tls::{BackendTlsConfig, ListenTlsConfig, ZkTlsConfig};
+use crate::tls::{TlsError, TlsSections};
 pub use secrets::ZkAuth;
-pub use tls::{BackendTlsConfig, ListenTlsConfig, ZkTlsConfig};
 mod zookeeper;
 pub use zookeeper::ZookeeperConfig;
 
@@ -42,6 +43,13 @@ pub fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         problem: problem.into(),
+    }
+}
+
+/// A TLS section or file that cannot be used, named by its key.
+impl From<TlsError> for ConfigError {
+    fn from(e: TlsError) -> Self {
+        invalid(e.key(), e.to_string())
     }
 }
 
@@ -185,6 +193,16 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The `[listen.tls]`, `[backend.tls]` and `[zookeeper.tls]` sections,
+    /// as [`crate::tls::TlsState`] reads them.
+    pub fn tls(&self) -> TlsSections<'_> {
+        TlsSections {
+            listen: &self.listen.tls,
+            backend: &self.backend.tls,
+            zookeeper: &self.zookeeper.tls,
+        }
+    }
+
     /// Parse TOML text (no validation).
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -250,7 +268,7 @@ impl Config {
     /// `[fencing]` and `[[users]]`.
     fn validate_failover(&self) -> Result<(), ConfigError> {
         self.fencing.validate()?;
-        crate::failover::config::validate_users(&self.users)
+        failover::validate_users(&self.users)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

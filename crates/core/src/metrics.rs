@@ -232,5 +232,7 @@ mod tests {
 
 mod exposition;
 mod ops;
-pub use exposition::{zk_state_label, Metrics};
+pub use exposition::Metrics;
+#[cfg(test)]
+pub(crate) use exposition::ZK_STATE_LABELS;
 pub use ops::{CommandKind, LatencyHistogram, OpsStats, LATENCY_BUCKETS};

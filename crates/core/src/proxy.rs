@@ -103,7 +103,8 @@ impl Proxy {
         let credentials =
             Arc::new(CredentialStore::from_config(&config.users).map_err(ProxyError::Credentials)?);
         crate::tls::install_default_provider();
-        let tls = Arc::new(crate::tls::TlsState::from_config(&config).map_err(ProxyError::Tls)?);
+        let tls =
+            Arc::new(crate::tls::TlsState::from_config(config.tls()).map_err(ProxyError::Tls)?);
         let extras = discovery::Extras {
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
@@ -127,7 +128,8 @@ impl Proxy {
             cancel.child_token(),
             &tracker,
         );
-        metrics.set_discovery(discovery.status.clone());
+        let zk_status = discovery.status.clone();
+        metrics.set_zk_state(move || zk_status.borrow().state.label());
 
         let ctx = Arc::new(listener::Context {
             tls: tls.clone(),
@@ -221,7 +223,7 @@ impl Proxy {
         let mut record = self.config.reload(loaded);
         if record.ok {
             // the files may have changed even if the config did not
-            if let Err(e) = self.tls.reload(&self.config.get()) {
+            if let Err(e) = self.tls.reload(self.config.get().tls()) {
                 record = self.config.record_failure(e.to_string());
             }
         }

@@ -19,7 +19,7 @@ pub struct ReloadRecord {
     pub error: Option<String>,
     /// Keys whose new value needs a restart: they keep their running value.
     pub restart_required: Vec<&'static str>,
-    #[serde(with = "crate::admin::rfc3339")]
+    #[serde(with = "crate::time::rfc3339")]
     pub at: SystemTime,
 }
 

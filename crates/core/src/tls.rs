@@ -12,11 +12,20 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::config::{BackendTlsConfig, Config, ConfigError, ListenTlsConfig};
-
 mod any_name;
+mod config;
 mod zookeeper;
+pub use config::{BackendTlsConfig, ListenTlsConfig, ZkTlsConfig};
 pub use zookeeper::ZkTls;
+
+/// The three TLS sections of the configuration, as [`TlsState`] reads them
+/// (`crate::config::Config::tls` lends them).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsSections<'a> {
+    pub listen: &'a ListenTlsConfig,
+    pub backend: &'a BackendTlsConfig,
+    pub zookeeper: &'a ZkTlsConfig,
+}
 
 /// A TLS file or setting that cannot be used; [`TlsError::key`] names the config key.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,9 @@ pub enum TlsError {
     },
     #[error("{0:?} is not a DNS name or IP address")]
     ServerName(String),
+    /// A setting that is missing, contradicts another or cannot be used.
+    #[error("{problem}")]
+    Invalid { key: &'static str, problem: String },
 }
 
 impl TlsError {
@@ -70,15 +82,10 @@ impl TlsError {
             | TlsError::Empty { key, .. }
             | TlsError::Rustls { key, .. }
             | TlsError::Verifier { key, .. }
-            | TlsError::Zookeeper { key, .. } => key,
+            | TlsError::Zookeeper { key, .. }
+            | TlsError::Invalid { key, .. } => key,
             TlsError::ServerName(_) => "backend.tls.server_name",
         }
-    }
-}
-
-impl From<TlsError> for ConfigError {
-    fn from(e: TlsError) -> Self {
-        crate::config::invalid(e.key(), e.to_string())
     }
 }
 
@@ -289,12 +296,12 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn read(cfg: &Config) -> Result<Loaded, TlsError> {
-        let acceptor = match cfg.listen.tls.enabled() {
-            true => Some(Arc::new(TlsAcceptor::from(server_config(&cfg.listen.tls)?))),
+    fn read(cfg: TlsSections<'_>) -> Result<Loaded, TlsError> {
+        let acceptor = match cfg.listen.enabled() {
+            true => Some(Arc::new(TlsAcceptor::from(server_config(cfg.listen)?))),
             false => None,
         };
-        let b = &cfg.backend.tls;
+        let b = cfg.backend;
         let backend = match b.enabled {
             true => Some(Arc::new(BackendTls {
                 connector: TlsConnector::from(client_config(b)?),
@@ -307,10 +314,10 @@ impl Loaded {
 }
 
 impl TlsState {
-    pub fn from_config(cfg: &Config) -> Result<TlsState, TlsError> {
+    pub fn from_config(cfg: TlsSections<'_>) -> Result<TlsState, TlsError> {
         let Loaded { acceptor, backend } = Loaded::read(cfg)?;
-        let zookeeper = match cfg.zookeeper.tls.enabled {
-            true => Some(Arc::new(ZkTls::from_config(&cfg.zookeeper.tls)?)),
+        let zookeeper = match cfg.zookeeper.enabled {
+            true => Some(Arc::new(ZkTls::from_config(cfg.zookeeper)?)),
             false => None,
         };
         Ok(TlsState {
@@ -321,10 +328,10 @@ impl TlsState {
     }
 
     /// Read the files named by `cfg` again; on an error nothing changes.
-    pub fn reload(&self, cfg: &Config) -> Result<(), TlsError> {
+    pub fn reload(&self, cfg: TlsSections<'_>) -> Result<(), TlsError> {
         let loaded = Loaded::read(cfg)?;
         let zookeeper = match &self.zookeeper {
-            Some(_) => Some(zookeeper::ZkMaterial::read(&cfg.zookeeper.tls)?),
+            Some(_) => Some(zookeeper::ZkMaterial::read(cfg.zookeeper)?),
             None => None,
         };
         self.acceptor.store(loaded.acceptor);

@@ -17,8 +17,8 @@ use super::switchover::{self, Plan};
 use super::zk::{self, ZkOpError};
 use super::Endpoint;
 use mysql_zk_proxy_core::config::secrets::resolve;
+use mysql_zk_proxy_core::config::Secret;
 use mysql_zk_proxy_core::config::{invalid, ConfigError, ZkAuth, ZkTlsConfig};
-use mysql_zk_proxy_core::failover::config::Secret;
 
 /// Where the record lives.
 #[derive(Debug, Clone, Args)]

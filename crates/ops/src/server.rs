@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
 
 use super::Endpoint;
-use mysql_zk_proxy_core::failover::config::Secret;
+use mysql_zk_proxy_core::config::Secret;
 
 /// A failure talking to one server.
 #[derive(Debug, thiserror::Error)]

@@ -65,7 +65,8 @@ pub async fn connect(
     let tls = match tls {
         Some(cfg) => {
             // Also checks the hosts can be verified as TLS names.
-            cfg.validate(connect).map_err(ZkOpError::TlsConfig)?;
+            cfg.validate(connect)
+                .map_err(|e| ZkOpError::TlsConfig(e.into()))?;
             let tls = ZkTls::from_config(cfg).map_err(|e| ZkOpError::TlsConfig(e.into()))?;
             Some(tls)
         }

@@ -4,7 +4,7 @@
 
 use super::cluster::{Cluster, ADMIN_PASS, ADMIN_USER, REPL_PASS, REPL_USER};
 use super::{Result, SandboxError};
-use mysql_zk_proxy_core::failover::config::Secret;
+use mysql_zk_proxy_core::config::Secret;
 use mysql_zk_proxy_ops::report::{Outcome, Report};
 use mysql_zk_proxy_ops::server::Login;
 use mysql_zk_proxy_ops::switchover::{self, Plan};

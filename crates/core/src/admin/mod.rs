@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::discovery::DiscoveryHandle;
 use crate::listener::admission::Registry;
-use crate::metrics::{zk_state_label, Metrics, Stats};
+use crate::metrics::{Metrics, Stats};
 use crate::reload::LiveConfig;
 use crate::routing::RouteTable;
 
@@ -65,7 +65,7 @@ impl AdminState {
         }
         let zk = self.discovery.status.borrow();
         if !zk.usable() {
-            return Some(format!("zookeeper {}", zk_state_label(zk.state)));
+            return Some(format!("zookeeper {}", zk.state.label()));
         }
         None
     }
@@ -178,14 +178,6 @@ fn with_type(code: StatusCode, content_type: &'static str, body: String) -> Resp
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     res
-}
-
-/// serde helper: `SystemTime` as an RFC 3339 string.
-pub(crate) mod rfc3339 {
-    use std::time::SystemTime;
-    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*t))
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::routing::{Primary, RecordState, Route};
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub version: &'static str,
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::time::rfc3339")]
     pub started: SystemTime,
     pub uptime_seconds: u64,
     pub listen_address: String,
@@ -58,7 +58,7 @@ pub struct PrimaryStatus {
 pub struct RouteStatus {
     pub generation: u64,
     /// When this route was published.
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::time::rfc3339")]
     pub since: SystemTime,
     /// `serving` or `draining` (planned switchover in progress).
     pub record_state: &'static str,

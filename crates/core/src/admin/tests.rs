@@ -20,7 +20,8 @@ fn fixture() -> Fixture {
     let table = Arc::new(RouteTable::new());
     let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
     let (zk, rx) = watch::channel(DiscoveryStatus::starting());
-    metrics.set_discovery(rx.clone());
+    let zk_rx = rx.clone();
+    metrics.set_zk_state(move || zk_rx.borrow().state.label());
     let state = Arc::new(AdminState {
         config: Arc::new(crate::reload::LiveConfig::new(Default::default())),
         registry: Default::default(),

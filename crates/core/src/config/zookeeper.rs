@@ -75,7 +75,7 @@ impl ZookeeperConfig {
         positive("zookeeper.session_timeout", self.session_timeout)?;
         positive("zookeeper.connect_timeout", self.connect_timeout)?;
         if let Some(p) = &self.users_path {
-            crate::failover::config::validate_znode_path("zookeeper.users_path", p)?;
+            super::failover::validate_znode_path("zookeeper.users_path", p)?;
         }
         if let Some(id) = &self.proxy_id {
             if id.is_empty() || id.contains('/') {

@@ -104,12 +104,37 @@ pub enum ZkState {
     Closed,
 }
 
+impl ZkState {
+    /// Every state, in the order the `zookeeper_session_state` gauge lists them.
+    pub const ALL: [ZkState; 6] = [
+        ZkState::Connecting,
+        ZkState::Connected,
+        ZkState::Disconnected,
+        ZkState::Expired,
+        ZkState::AuthFailed,
+        ZkState::Closed,
+    ];
+
+    /// The `state` label of the `zookeeper_session_state` gauge and of
+    /// `/ready` (exhaustive: a new variant must be named here).
+    pub fn label(self) -> &'static str {
+        match self {
+            ZkState::Connecting => "connecting",
+            ZkState::Connected => "connected",
+            ZkState::Disconnected => "disconnected",
+            ZkState::Expired => "expired",
+            ZkState::AuthFailed => "auth_failed",
+            ZkState::Closed => "closed",
+        }
+    }
+}
+
 /// What /status and /ready show about discovery. Published through a watch.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiscoveryStatus {
     pub state: ZkState,
     /// When `state` last changed.
-    #[serde(with = "crate::admin::rfc3339")]
+    #[serde(with = "crate::time::rfc3339")]
     pub since: SystemTime,
     /// The last raw record read (UTF-8 lossy), if any.
     pub last_record: Option<String>,
@@ -229,4 +254,15 @@ pub fn spawn_with(
     };
     tracker.spawn(discovery.run());
     DiscoveryHandle { status: rx }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ZkState;
+
+    #[test]
+    fn every_state_has_its_gauge_label_in_order() {
+        let labels = ZkState::ALL.map(ZkState::label);
+        assert_eq!(labels, crate::metrics::ZK_STATE_LABELS);
+    }
 }

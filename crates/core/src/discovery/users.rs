@@ -20,7 +20,7 @@ use zookeeper_client::{
 };
 
 use crate::failover::credentials::{parse_zookeeper_user, CredentialStore};
-use crate::failover::native::StoredHash;
+use crate::native_password::StoredHash;
 
 /// What the session loop needs to start a users task on each session.
 pub(crate) struct UsersSync {

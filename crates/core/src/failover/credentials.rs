@@ -15,8 +15,8 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::config::UserConfig;
-use super::native::{NativeError, StoredHash};
+use crate::config::UserConfig;
+use crate::native_password::{NativeError, StoredHash};
 
 /// Why a user entry was not accepted.
 #[derive(Debug, thiserror::Error)]

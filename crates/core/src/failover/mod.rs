@@ -4,13 +4,14 @@
 //! server the record names before it becomes the route, and the timeline of
 //! the last failover.
 //!
-//! - [`native`]: mysql_native_password derivation (session migration without plaintext).
+//! - [`native`]: mysql_native_password derivation (session migration without
+//!   plaintext); it lives in the leaf [`crate::native_password`], which the
+//!   config's `[[users]]` validation uses too.
 //! - [`credentials`]: the credential store, a lock-free snapshot of users' hashes.
-//! - [`config`]: `[[users]]` and `[fencing]`.
+//!   Its configuration, `[[users]]` and `[fencing]`, is in [`crate::config`].
 //! - [`verify`]: checking a new primary (writable, right server) before routing to it.
 
-pub mod config;
 pub mod credentials;
-pub mod native;
+pub use crate::native_password as native;
 pub mod timeline;
 pub mod verify;

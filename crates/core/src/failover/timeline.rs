@@ -20,7 +20,7 @@ pub struct TimelineView {
     pub from: Option<String>,
     pub to: String,
     pub epoch: u64,
-    #[serde(with = "crate::admin::rfc3339")]
+    #[serde(with = "crate::time::rfc3339")]
     pub record_seen: SystemTime,
     /// Record seen -> new primary in the route (verification included).
     pub swapped_after_ms: Option<f64>,

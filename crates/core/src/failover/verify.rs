@@ -10,8 +10,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Value};
 
-use super::config::{FencingConfig, Secret};
 use crate::config::ConfigError;
+use crate::config::{FencingConfig, Secret};
 use crate::routing::Primary;
 
 /// MySQL's "Unknown system variable" (ER_UNKNOWN_SYSTEM_VARIABLE).

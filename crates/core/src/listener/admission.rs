@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+pub(crate) use crate::net::set_keepalive;
 use serde::Serialize;
-use socket2::{SockRef, TcpKeepalive};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -51,19 +51,6 @@ impl Slots {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.used.fetch_sub(1, Relaxed);
-    }
-}
-
-/// TCP keepalive with `idle` before the first probe ("0s" = leave it off).
-pub(crate) fn set_keepalive(sock: &TcpStream, idle: Duration) {
-    if idle.is_zero() {
-        return;
-    }
-    let ka = TcpKeepalive::new()
-        .with_time(idle)
-        .with_interval(idle.min(Duration::from_secs(10)));
-    if let Err(e) = SockRef::from(sock).set_tcp_keepalive(&ka) {
-        tracing::debug!(error = %e, "cannot set TCP keepalive");
     }
 }
 
@@ -143,7 +130,7 @@ pub struct ListedSession {
     pub client: SocketAddr,
     /// The load balancer that relayed it, if any.
     pub via: Option<SocketAddr>,
-    #[serde(with = "crate::admin::rfc3339")]
+    #[serde(with = "crate::time::rfc3339")]
     pub since: SystemTime,
 }
 
@@ -200,19 +187,6 @@ mod tests {
         let many: Vec<_> = (0..10).map(|_| slots.try_acquire(0).unwrap()).collect();
         assert_eq!(slots.in_use(), 11);
         drop(many);
-    }
-
-    #[tokio::test]
-    async fn keepalive_is_set_with_its_idle_time_or_left_off() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let on = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        set_keepalive(&on, Duration::from_secs(42));
-        let s = SockRef::from(&on);
-        assert!(s.keepalive().unwrap());
-        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
-        let off = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        set_keepalive(&off, Duration::ZERO);
-        assert!(!SockRef::from(&off).keepalive().unwrap());
     }
 
     #[test]

@@ -8,41 +8,32 @@ use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use tokio::sync::watch;
 
 use super::{CommandKind, ConnOutcome, IgnoredRecord, SessionState, Stats};
-use crate::discovery::{DiscoveryStatus, ZkState};
 use crate::routing::RouteTable;
 
 const PREFIX: &str = "mysql_zk_proxy_";
 
-/// Every [`ZkState`], in the order the `zookeeper_session_state` gauge lists them.
-const ZK_STATES: [ZkState; 6] = [
-    ZkState::Connecting,
-    ZkState::Connected,
-    ZkState::Disconnected,
-    ZkState::Expired,
-    ZkState::AuthFailed,
-    ZkState::Closed,
+/// The `state` labels of the `zookeeper_session_state` gauge, in the order
+/// it lists them: the label of every discovery `ZkState` (discovery's tests
+/// keep the two lists equal; metrics does not know discovery's types).
+pub(crate) const ZK_STATE_LABELS: [&str; 6] = [
+    "connecting",
+    "connected",
+    "disconnected",
+    "expired",
+    "auth_failed",
+    "closed",
 ];
 
-/// The `state` label of a [`ZkState`] (exhaustive: a new variant must be named here).
-pub fn zk_state_label(s: ZkState) -> &'static str {
-    match s {
-        ZkState::Connecting => "connecting",
-        ZkState::Connected => "connected",
-        ZkState::Disconnected => "disconnected",
-        ZkState::Expired => "expired",
-        ZkState::AuthFailed => "auth_failed",
-        ZkState::Closed => "closed",
-    }
-}
+/// Reads the `state` label of the ZooKeeper session now.
+type ZkStateSource = Box<dyn Fn() -> &'static str + Send + Sync>;
 
 /// Prometheus exposition for one proxy.
 pub struct Metrics {
     stats: Arc<Stats>,
     table: Arc<RouteTable>,
-    discovery: OnceLock<watch::Receiver<DiscoveryStatus>>,
+    zk_state: OnceLock<ZkStateSource>,
     handle: PrometheusHandle,
     h: Handles,
 }
@@ -78,7 +69,7 @@ struct RouteHandles {
 }
 
 struct ZkHandles {
-    state: Vec<(ZkState, Gauge)>,
+    state: Vec<(&'static str, Gauge)>,
     sessions_established: Counter,
     sessions_expired: Counter,
     disconnects: Counter,
@@ -239,13 +230,17 @@ impl RouteHandles {
 impl ZkHandles {
     fn register(r: &Registrar) -> ZkHandles {
         ZkHandles {
-            state: per_value(&ZK_STATES, zk_state_label, |v| {
-                r.gauge_at(
-                    "zookeeper_session_state",
-                    "1 for the current state of the ZooKeeper session, 0 for the others.",
-                    Some(("state", v)),
-                )
-            }),
+            state: per_value(
+                &ZK_STATE_LABELS,
+                |l| l,
+                |v| {
+                    r.gauge_at(
+                        "zookeeper_session_state",
+                        "1 for the current state of the ZooKeeper session, 0 for the others.",
+                        Some(("state", v)),
+                    )
+                },
+            ),
             sessions_established: r.counter(
                 "zookeeper_sessions_established_total",
                 Unit::Count,
@@ -306,17 +301,17 @@ impl Metrics {
         Metrics {
             stats,
             table,
-            discovery: OnceLock::new(),
+            zk_state: OnceLock::new(),
             handle: registrar.recorder.handle(),
             h,
         }
     }
 
-    /// Where `zookeeper_session_state` reads the session state; set once by
-    /// the proxy after discovery starts (later calls are ignored). Until
-    /// then every state reads 0.
-    pub(crate) fn set_discovery(&self, status: watch::Receiver<DiscoveryStatus>) {
-        let _ = self.discovery.set(status);
+    /// Where `zookeeper_session_state` reads the session state (one of
+    /// [`ZK_STATE_LABELS`]); set once by the proxy after discovery starts
+    /// (later calls are ignored). Until then every state reads 0.
+    pub(crate) fn set_zk_state(&self, current: impl Fn() -> &'static str + Send + Sync + 'static) {
+        let _ = self.zk_state.set(Box::new(current));
     }
 
     /// Prometheus text format, with every value read now.
@@ -403,7 +398,7 @@ impl Metrics {
 
     fn sync_zookeeper(&self) {
         let (s, h) = (&self.stats, &self.h.zk);
-        let current = self.discovery.get().map(|rx| rx.borrow().state);
+        let current = self.zk_state.get().map(|read| read());
         for (state, g) in &h.state {
             g.set(flag(Some(*state) == current));
         }

@@ -129,10 +129,7 @@ fn render_reads_stats_route_and_zookeeper_state() {
         }),
         ..prev.clone()
     });
-    let mut status = DiscoveryStatus::starting();
-    status.state = ZkState::Connected;
-    let (_tx, rx) = watch::channel(status);
-    m.set_discovery(rx);
+    m.set_zk_state(|| "connected");
 
     let text = m.render();
     let v = |s: &str| value(&text, &format!("{PREFIX}{s}"));

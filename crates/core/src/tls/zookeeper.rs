@@ -9,10 +9,10 @@ use arc_swap::ArcSwap;
 use rustls::ClientConfig;
 use zookeeper_client::{TlsCa, TlsCerts, TlsDynamicCerts, TlsIdentity, TlsOptions};
 
+use super::ZkTlsConfig;
 use super::{
     client_config_with, parse_certs, parse_crls, parse_key, read_pem, ClientKeys, TlsError, Trust,
 };
-use crate::config::ZkTlsConfig;
 
 const CA: &str = "zookeeper.tls.ca";
 const CERT: &str = "zookeeper.tls.cert";
@@ -113,8 +113,7 @@ impl ZkTls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::tls::TlsState;
+    use crate::tls::{BackendTlsConfig, ListenTlsConfig, TlsSections, TlsState};
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
     /// `<dir>/ca.pem` and a leaf `cert.pem` + `key.pem` it issued, plus an
@@ -158,16 +157,26 @@ mod tests {
     #[test]
     fn a_reload_with_a_broken_ca_is_refused_and_names_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.zookeeper.tls = files(dir.path());
-        let state = TlsState::from_config(&cfg).unwrap();
+        let (listen, backend) = (ListenTlsConfig::default(), BackendTlsConfig::default());
+        let zk = files(dir.path());
+        let cfg = TlsSections {
+            listen: &listen,
+            backend: &backend,
+            zookeeper: &zk,
+        };
+        let state = TlsState::from_config(cfg).unwrap();
         assert!(state.zookeeper().is_some());
-        state.reload(&cfg).unwrap();
-        std::fs::write(&cfg.zookeeper.tls.ca, "not a certificate").unwrap();
-        let e = state.reload(&cfg).unwrap_err();
+        state.reload(cfg).unwrap();
+        std::fs::write(&zk.ca, "not a certificate").unwrap();
+        let e = state.reload(cfg).unwrap_err();
         assert_eq!(e.key(), CA, "{e}");
         // off: nothing is read, nothing is kept
-        let off = TlsState::from_config(&Config::default()).unwrap();
+        let off_zk = ZkTlsConfig::default();
+        let off = TlsState::from_config(TlsSections {
+            zookeeper: &off_zk,
+            ..cfg
+        })
+        .unwrap();
         assert!(off.zookeeper().is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The configuration sections of failover: `[[users]]` (the credential store's
 //! file half) and `[fencing]` (verifying a new primary), with their
-//! validation. Included in [`crate::config::Config`].
+//! validation, and [`Secret`], the redacted string other sections use too.
+//! Plain data: `crate::failover` reads these, they know nothing of it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::native::StoredHash;
-use crate::config::{invalid, ConfigError};
+use super::{invalid, ConfigError};
+use crate::native_password::StoredHash;
 
 /// A secret string from the config: Debug and serialization (check-config
 /// output) show `<redacted>` unless it is empty.

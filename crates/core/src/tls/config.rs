@@ -1,11 +1,21 @@
 //! `[listen.tls]` (clients connecting to the proxy with TLS),
 //! `[backend.tls]` (the proxy connecting to primaries with TLS) and
 //! `[zookeeper.tls]` (the proxy connecting to ZooKeeper with TLS): file
-//! paths and switches only; the files are read by `crate::tls`.
+//! paths and switches, checked together with the files they name. Part of
+//! [`crate::config::Config`] (which re-exports them); they know nothing of
+//! it: a problem is a [`TlsError`] naming the key, which the config turns
+//! into its own error.
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError};
+use super::TlsError;
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> TlsError {
+    TlsError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
 
 /// TLS towards clients: on when `cert` and `key` are set.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -24,7 +34,7 @@ impl ListenTlsConfig {
         !self.cert.is_empty()
     }
 
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), TlsError> {
         match (self.cert.is_empty(), self.key.is_empty()) {
             (true, false) => {
                 return Err(invalid(
@@ -47,7 +57,7 @@ impl ListenTlsConfig {
             ));
         }
         if self.enabled() {
-            crate::tls::server_config(self)?;
+            super::server_config(self)?;
         }
         Ok(())
     }
@@ -72,7 +82,7 @@ pub struct BackendTlsConfig {
 }
 
 impl BackendTlsConfig {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), TlsError> {
         if !self.enabled {
             return Ok(());
         }
@@ -88,7 +98,7 @@ impl BackendTlsConfig {
                 "backend.tls.cert and backend.tls.key go together",
             ));
         }
-        crate::tls::client_config(self)?;
+        super::client_config(self)?;
         Ok(())
     }
 }
@@ -126,7 +136,7 @@ impl Default for ZkTlsConfig {
 impl ZkTlsConfig {
     /// Check the settings, the files and the servers of `connect` (already
     /// checked to be `host:port` each).
-    pub fn validate(&self, connect: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, connect: &str) -> Result<(), TlsError> {
         let files = [
             ("zookeeper.tls.ca", &self.ca),
             ("zookeeper.tls.cert", &self.cert),
@@ -167,7 +177,7 @@ impl ZkTlsConfig {
                 ));
             }
         }
-        crate::tls::ZkTls::from_config(self)?;
+        super::ZkTls::from_config(self)?;
         Ok(())
     }
 }
@@ -184,8 +194,10 @@ fn connect_hosts(connect: &str) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
 
-    fn problem(r: Result<(), ConfigError>) -> String {
-        r.unwrap_err().to_string()
+    /// The error as the config reports it: the key, then the problem.
+    fn problem(r: Result<(), TlsError>) -> String {
+        let e = r.unwrap_err();
+        format!("{}: {e}", e.key())
     }
 
     #[test]
