@@ -12,6 +12,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "no dependency cycle between the modules of crates/core"
+bash scripts/module-graph.sh | sed -n '/^# cycles/,$p'
 step "cargo test (unit + integration against real servers)"
 # Integration tests each start their own ZooKeeper/MariaDB; two at a time fits
 # 2 cores. (An env var, not --test-threads: bench targets get the args too.)

@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod native_password;
 mod net;
 pub mod proxy;
+pub mod proxy_header;
 pub mod reload;
 pub mod routing;
 pub mod session;

@@ -2,7 +2,6 @@
 //! header), then one tracked task per client session.
 
 pub(crate) mod admission;
-pub mod proxy_protocol;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -11,49 +10,25 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::discovery::DiscoveryHandle;
-use crate::failover::credentials::CredentialStore;
-use crate::failover::timeline::Timeline;
-use crate::metrics::Stats;
-use crate::reload::LiveConfig;
-use crate::routing::RouteTable;
-use crate::session::buffers::BufferPool;
-use crate::session::relay::StopSignals;
+use crate::session::Env;
 use crate::workers::Workers;
 use admission::{Registry, Slot, Slots};
 
-/// Everything a session needs, shared by all sessions of one proxy.
+/// What the accept loop needs: the sessions' shared environment, and what
+/// only admission uses (limits, the session list, the workers).
 pub struct Context {
-    /// The running config; live settings change at a reload.
-    pub config: Arc<LiveConfig>,
-    /// TLS acceptor (clients) and connector (backends) in force.
-    pub tls: Arc<crate::tls::TlsState>,
-    pub table: Arc<RouteTable>,
-    pub stats: Arc<Stats>,
-    pub discovery: DiscoveryHandle,
-    /// Password hashes of users whose sessions can be migrated.
-    pub credentials: Arc<CredentialStore>,
-    /// The last failover's timeline (sessions mark the first answered statement).
-    pub timeline: Arc<Timeline>,
-    /// Hard stop: every session ends at once.
-    pub cancel: CancellationToken,
-    /// Graceful stop: no new connections; sessions end at their next rest point.
-    pub drain: StopSignals,
+    /// Handed to every session.
+    pub session: Arc<Env>,
     pub sessions: TaskTracker,
     /// Admitted connections, against `listen.max_connections`.
     pub slots: Arc<Slots>,
     /// Live sessions with their client addresses (for `/status`).
     pub registry: Arc<Registry>,
-    /// Connection ids clients know, for translating KILL after migrations.
-    pub kills: Arc<crate::session::kill::KillMap>,
     /// Per-core workers sessions are handed to (`runtime.mode = "per_core"`);
     /// None: sessions run on the acceptor's runtime.
     pub workers: Option<Arc<Workers>>,
-    /// Relay buffers, reused from one command to the next.
-    pub buffers: BufferPool,
 }
 
 /// Accept until cancelled; each connection becomes a tracked task.
@@ -61,17 +36,17 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
     let mut next_id: u64 = 0;
     loop {
         let accepted = tokio::select! {
-            _ = ctx.cancel.cancelled() => break,
-            _ = ctx.drain.at_rest.cancelled() => break,
+            _ = ctx.session.cancel.cancelled() => break,
+            _ = ctx.session.drain.at_rest.cancelled() => break,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((sock, peer)) => {
                 next_id += 1;
                 let _ = sock.set_nodelay(true);
-                ctx.stats.connections_accepted.fetch_add(1, Relaxed);
+                ctx.session.stats.connections_accepted.fetch_add(1, Relaxed);
                 let (max, keepalive) = {
-                    let cfg = ctx.config.load();
+                    let cfg = ctx.session.config.load();
                     (cfg.listen.max_connections, cfg.listen.keepalive)
                 };
                 admission::set_keepalive(&sock, keepalive);

@@ -20,6 +20,7 @@ use crate::listener::{self, admission};
 use crate::metrics::{Metrics, Stats};
 use crate::reload::{LiveConfig, ReloadRecord};
 use crate::routing::RouteTable;
+use crate::session;
 use crate::session::buffers::BufferPool;
 use crate::session::relay::StopSignals;
 use crate::workers::Workers;
@@ -131,7 +132,7 @@ impl Proxy {
         let zk_status = discovery.status.clone();
         metrics.set_zk_state(move || zk_status.borrow().state.label());
 
-        let ctx = Arc::new(listener::Context {
+        let env = Arc::new(session::Env {
             tls: tls.clone(),
             credentials: credentials.clone(),
             timeline: timeline.clone(),
@@ -141,12 +142,15 @@ impl Proxy {
             discovery: discovery.clone(),
             cancel: cancel.child_token(),
             drain: drain.clone(),
+            kills: Default::default(),
+            buffers: BufferPool::for_relays(),
+        });
+        let ctx = Arc::new(listener::Context {
+            session: env,
             sessions: sessions.clone(),
             slots: Default::default(),
             registry: registry.clone(),
-            kills: Default::default(),
             workers: start_workers(&config.runtime)?,
-            buffers: BufferPool::for_relays(),
         });
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 

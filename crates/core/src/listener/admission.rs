@@ -13,10 +13,10 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::proxy_protocol::{read_header, Header, ProxyHeaderError};
 use super::Context;
 use crate::config::ProxyProtocol;
 use crate::metrics::ConnOutcome;
+use crate::proxy_header::{read_header, Header, ProxyHeaderError};
 use crate::session;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
 
@@ -63,7 +63,8 @@ pub(crate) async fn refuse_too_many(
 ) {
     tracing::warn!(client = %peer, max_connections = max, "too many connections; refusing");
     let msg = format!("Too many connections (listen.max_connections = {max})");
-    ctx.stats
+    ctx.session
+        .stats
         .ops
         .count_error(ProxyErrorCode::TooManyConnections);
     let packet = err_packet(
@@ -74,7 +75,9 @@ pub(crate) async fn refuse_too_many(
     );
     // counted before the client can read the error: a client (or test) that
     // sees 1040 finds it in the metrics too
-    ctx.stats.connection_closed(ConnOutcome::TooManyConnections);
+    ctx.session
+        .stats
+        .connection_closed(ConnOutcome::TooManyConnections);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = sock.write_all(&packet).await;
         let _ = sock.shutdown().await;
@@ -92,7 +95,7 @@ pub(crate) async fn admit(
 ) {
     let _slot = slot;
     let (mode, trusted, timeout) = {
-        let cfg = ctx.config.load();
+        let cfg = ctx.session.config.load();
         let l = &cfg.listen;
         (
             l.proxy_protocol,
@@ -110,7 +113,7 @@ pub(crate) async fn admit(
         (peer, None)
     };
     let _listed = ctx.registry.add(id, client, via);
-    session::run(sock, client, via, id, ctx.clone()).await;
+    session::run(sock, client, via, id, ctx.session.clone()).await;
 }
 
 fn refuse_header(peer: SocketAddr, e: ProxyHeaderError, ctx: &Context) {
@@ -119,7 +122,7 @@ fn refuse_header(peer: SocketAddr, e: ProxyHeaderError, ctx: &Context) {
         ProxyHeaderError::Timeout(_) => ConnOutcome::HandshakeTimeout,
         _ => ConnOutcome::ProxyProtocol,
     };
-    ctx.stats.connection_closed(outcome);
+    ctx.session.stats.connection_closed(outcome);
 }
 
 /// A live session as `/status` lists it.

@@ -16,9 +16,9 @@ use super::timers::SessionTimers;
 use super::{kill, rewrite, switch};
 use tokio::time::Instant;
 
-use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
 use crate::routing::Primary;
+use crate::session::Env;
 use mysql_zk_proxy_protocol::Tracker;
 
 /// A session's current backend and what the protocol tracker knows of it.
@@ -44,7 +44,7 @@ pub(super) struct Live<'a> {
 pub(super) async fn relay_until_moved(
     client: &mut Stream,
     live: &mut Live<'_>,
-    ctx: &Context,
+    ctx: &Env,
     gauge: &mut SessionGauge,
 ) -> RelayEnd {
     let wait = ctx.config.load().failover.drain_timeout;
@@ -159,7 +159,7 @@ pub(super) async fn after_relay(
     client: &mut Stream,
     live: &mut Live<'_>,
     record: &LoginRecord,
-    ctx: &Context,
+    ctx: &Env,
     gauge: &mut SessionGauge,
 ) -> Next {
     let draining = ctx.drain.at_rest.is_cancelled();
@@ -213,7 +213,7 @@ pub(super) enum AfterLoss {
 /// arrives meanwhile is held until the record moves, so it runs on the new
 /// primary.
 pub(super) async fn route_changes(
-    ctx: &Context,
+    ctx: &Env,
     from: &Primary,
     client: &Stream,
     spoke: bool,

@@ -4,6 +4,7 @@
 
 pub(crate) mod buffers;
 mod ending;
+mod env;
 pub mod kill;
 mod live;
 pub mod login;
@@ -32,11 +33,11 @@ use tokio::time::Instant;
 use tracing::{field, Instrument};
 
 use crate::backend::{self, OpenError};
-use crate::listener::Context;
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
 use crate::routing::{Primary, Route};
 pub(crate) use ending::send_error;
 use ending::{login_failure, unreachable};
+pub use env::Env;
 use live::{after_relay, relay_until_moved, Live, Next};
 use login::{LoginOutcome, LoginTls};
 use mysql_zk_proxy_protocol::errors::{Phase, ProxyErrorCode};
@@ -55,7 +56,7 @@ pub async fn run(
     peer: SocketAddr,
     via: Option<SocketAddr>,
     id: u64,
-    ctx: Arc<Context>,
+    ctx: Arc<Env>,
 ) {
     let span = tracing::info_span!(
         "session",
@@ -81,7 +82,7 @@ pub async fn run(
     .await
 }
 
-async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
+async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
     let accepted = Instant::now();
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
     let Some(route) = route_with_primary(ctx).await else {
@@ -125,7 +126,7 @@ async fn serve(mut client: TcpStream, ctx: &Context) -> ConnOutcome {
 }
 
 /// The current route if it has a primary, else wait up to `hold_timeout`.
-async fn route_with_primary(ctx: &Context) -> Option<Arc<Route>> {
+async fn route_with_primary(ctx: &Env) -> Option<Arc<Route>> {
     let route = ctx.table.current();
     if route.serving() {
         return Some(route);
@@ -141,7 +142,7 @@ async fn route_with_primary(ctx: &Context) -> Option<Arc<Route>> {
 async fn connect_and_relay(
     mut client: TcpStream,
     primary: &Primary,
-    ctx: &Context,
+    ctx: &Env,
     gauge: &mut SessionGauge,
     accepted: Instant,
 ) -> ConnOutcome {
@@ -181,7 +182,7 @@ async fn connect_and_relay(
         tracing::debug!(error = %e, "client gone before the greeting");
         return ConnOutcome::ClientError;
     }
-    if crate::listener::proxy_protocol::stray_header(&client, &cfg.listen).await {
+    if crate::proxy_header::stray_header(&client, &cfg.listen).await {
         return ConnOutcome::ProxyProtocol;
     }
     let tls = LoginTls {

@@ -9,11 +9,11 @@ use super::live::{Live, Next};
 use super::login::LoginRecord;
 use super::stream::Stream;
 use super::{migrate, switch};
-use crate::listener::Context;
 use crate::metrics::ConnOutcome;
 use crate::routing::Primary;
 use crate::session::query::{Backend, QueryError};
 use crate::session::snapshot::Snapshot;
+use crate::session::Env;
 use mysql_zk_proxy_protocol::errors::ProxyErrorCode;
 use mysql_zk_proxy_protocol::Tracker;
 
@@ -23,7 +23,7 @@ pub(super) async fn failover(
     client: &mut Stream,
     live: &mut Live<'_>,
     record: &LoginRecord,
-    ctx: &Context,
+    ctx: &Env,
 ) -> Next {
     let wait = ctx.config.load().failover.drain_timeout;
     let stopped = Instant::now();
@@ -111,7 +111,7 @@ async fn move_to(
     next: &Primary,
     live: &mut Live<'_>,
     record: &LoginRecord,
-    ctx: &Context,
+    ctx: &Env,
 ) -> Result<(), String> {
     if let Some(why) = live.state.why_not_migratable() {
         return Err(format!(
@@ -162,7 +162,7 @@ fn unknown(from: &Primary, cause: &str) -> String {
 async fn current_state(
     live: &mut Live<'_>,
     record: &LoginRecord,
-    ctx: &Context,
+    ctx: &Env,
 ) -> Result<Snapshot, String> {
     let wait = ctx.config.load().failover.migrate_timeout / 2;
     let from = live.primary.clone();
@@ -195,7 +195,7 @@ async fn current_state(
 }
 
 /// A held statement goes out now: record how long it waited.
-pub(super) fn held_for(ctx: &Context, since: Option<Instant>) {
+pub(super) fn held_for(ctx: &Env, since: Option<Instant>) {
     if let Some(since) = since {
         ctx.stats.ops.statement_hold.observe(since.elapsed());
     }
@@ -205,7 +205,7 @@ pub(super) async fn close_by_failover(
     client: &mut Stream,
     live: &mut Live<'_>,
     msg: &str,
-    ctx: &Context,
+    ctx: &Env,
 ) -> ConnOutcome {
     ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
     close_with_9005(client, live, msg, ctx).await;
@@ -219,13 +219,13 @@ pub(super) async fn close_after_loss(
     client: &mut Stream,
     live: &mut Live<'_>,
     msg: &str,
-    ctx: &Context,
+    ctx: &Env,
 ) -> ConnOutcome {
     close_with_9005(client, live, msg, ctx).await;
     ConnOutcome::BackendLost
 }
 
-async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Context) {
+async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Env) {
     tracing::warn!(backend = %live.primary, "{msg}");
     let wait = refusal_wait(ctx);
     let held = std::mem::take(&mut live.early.0);
@@ -243,7 +243,7 @@ async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ct
 /// How long a refused session waits for its next command, to answer it
 /// with the error that says why: the idle timeout (an hour when there is
 /// none). The session holds no backend meanwhile.
-fn refusal_wait(ctx: &Context) -> std::time::Duration {
+fn refusal_wait(ctx: &Env) -> std::time::Duration {
     let cfg = ctx.config.load();
     cfg.listen
         .idle_timeout()

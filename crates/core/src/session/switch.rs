@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use crate::failover::native::{derive, DerivedPassword};
-use crate::listener::Context;
 use crate::metrics::Stats;
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::stream::Stream;
+use crate::session::Env;
 use mysql_zk_proxy_protocol::command;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
 use mysql_zk_proxy_protocol::packet_io::PacketReader;
@@ -30,7 +30,7 @@ pub(crate) enum RouteFor {
 }
 
 /// Where the route stands for a session on `current`.
-pub(crate) fn route_for(ctx: &Context, current: &Primary) -> RouteFor {
+pub(crate) fn route_for(ctx: &Env, current: &Primary) -> RouteFor {
     let route = ctx.table.current();
     match &route.primary {
         Some(p) if p.address() == current.address() => {
@@ -46,13 +46,13 @@ pub(crate) fn route_for(ctx: &Context, current: &Primary) -> RouteFor {
 
 /// The route moved away from `current`: no primary, another address, or the
 /// record says `draining` (a planned switchover: hold new work at rest).
-pub fn moved(ctx: &Context, current: &Primary) -> bool {
+pub fn moved(ctx: &Env, current: &Primary) -> bool {
     route_for(ctx, current) != RouteFor::Same
 }
 
 /// Wait (bounded by `hold_timeout`) for a serving primary; `None` on timeout
 /// or drain. Statements held meanwhile stay unread (or in the held buffer).
-pub(crate) async fn next_primary(ctx: &Context) -> Option<Primary> {
+pub(crate) async fn next_primary(ctx: &Env) -> Option<Primary> {
     let deadline = tokio::time::Instant::now() + ctx.config.load().failover.hold_timeout;
     tokio::select! {
         r = ctx.table.wait_for_primary(deadline) => r.and_then(|r| r.primary.clone()),
@@ -61,7 +61,7 @@ pub(crate) async fn next_primary(ctx: &Context) -> Option<Primary> {
 }
 
 /// The credential to log in again as this client, or why there is none.
-pub fn credential(ctx: &Context, record: &LoginRecord) -> Result<DerivedPassword, String> {
+pub fn credential(ctx: &Env, record: &LoginRecord) -> Result<DerivedPassword, String> {
     if record.plugin != "mysql_native_password" {
         return Err(format!("user logged in with {}", record.plugin));
     }

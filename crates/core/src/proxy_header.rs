@@ -1,6 +1,8 @@
 //! PROXY protocol v1 (text) and v2 (binary) headers, as load balancers
 //! (HAProxy `send-proxy[-v2]`, cloud LBs) prepend them: a pure parser, and
-//! the async read of exactly one header from a new connection.
+//! the async read of exactly one header from a new connection (the
+//! listener), and the check for a header a session's client sends where
+//! none may come (the session). Below both; uses only `config`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -231,5 +233,5 @@ pub(crate) async fn stray_header(client: &TcpStream, listen: &ListenConfig) -> b
 }
 
 #[cfg(test)]
-#[path = "proxy_protocol_tests.rs"]
+#[path = "proxy_header_tests.rs"]
 mod tests;

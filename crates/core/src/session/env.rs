@@ -1,0 +1,43 @@
+//! A session's environment: what every client session of one proxy
+//! shares (the live config, TLS, the route table, counters, discovery's
+//! status, the credential store, the failover timeline, the stop signals,
+//! the KILL map and the relay buffers). The listener builds it once and
+//! hands each session an `Arc` of it; the session knows nothing of the
+//! listener.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::discovery::DiscoveryHandle;
+use crate::failover::credentials::CredentialStore;
+use crate::failover::timeline::Timeline;
+use crate::metrics::Stats;
+use crate::reload::LiveConfig;
+use crate::routing::RouteTable;
+use crate::session::buffers::BufferPool;
+use crate::session::kill::KillMap;
+use crate::session::relay::StopSignals;
+
+/// Everything a session needs, shared by all sessions of one proxy.
+pub struct Env {
+    /// The running config; live settings change at a reload.
+    pub config: Arc<LiveConfig>,
+    /// TLS acceptor (clients) and connector (backends) in force.
+    pub tls: Arc<crate::tls::TlsState>,
+    pub table: Arc<RouteTable>,
+    pub stats: Arc<Stats>,
+    pub discovery: DiscoveryHandle,
+    /// Password hashes of users whose sessions can be migrated.
+    pub credentials: Arc<CredentialStore>,
+    /// The last failover's timeline (sessions mark the first answered statement).
+    pub timeline: Arc<Timeline>,
+    /// Hard stop: every session ends at once.
+    pub cancel: CancellationToken,
+    /// Graceful stop: no new connections; sessions end at their next rest point.
+    pub drain: StopSignals,
+    /// Connection ids clients know, for translating KILL after migrations.
+    pub kills: Arc<KillMap>,
+    /// Relay buffers, reused from one command to the next.
+    pub buffers: BufferPool,
+}
