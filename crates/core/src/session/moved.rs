@@ -249,3 +249,7 @@ fn refusal_wait(ctx: &Env) -> std::time::Duration {
         .idle_timeout()
         .unwrap_or(std::time::Duration::from_secs(3600))
 }
+
+#[cfg(test)]
+#[path = "moved_tests.rs"]
+mod tests;
