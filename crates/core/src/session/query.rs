@@ -16,9 +16,9 @@ pub type Row = Vec<Option<Vec<u8>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// The server answered with an error: "code: message".
-    #[error("{0}")]
-    Server(String),
+    /// The server answered with an error.
+    #[error(transparent)]
+    Server(ServerError),
     #[error("backend: {0}")]
     Io(#[from] io::Error),
     #[error("backend sent a reply the proxy does not understand")]
@@ -29,8 +29,38 @@ impl QueryError {
     /// The server's error code, when the server answered with an error.
     pub fn code(&self) -> Option<u16> {
         match self {
-            QueryError::Server(s) => s.split(':').next()?.parse().ok(),
+            QueryError::Server(e) => Some(e.code),
             _ => None,
+        }
+    }
+}
+
+/// A server's ERR packet: its code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ServerError {
+    pub code: u16,
+    pub message: String,
+}
+
+impl ServerError {
+    /// The ERR payload `payload` (code 0 when it is not one).
+    pub fn parse(payload: &[u8]) -> ServerError {
+        if payload.len() < 3 || payload[0] != 0xff {
+            return ServerError {
+                code: 0,
+                message: "unexpected reply".into(),
+            };
+        }
+        let rest = &payload[3..];
+        let message = if rest.first() == Some(&b'#') && rest.len() >= 6 {
+            &rest[6..]
+        } else {
+            rest
+        };
+        ServerError {
+            code: u16::from_le_bytes([payload[1], payload[2]]),
+            message: String::from_utf8_lossy(message).into_owned(),
         }
     }
 }
@@ -63,16 +93,10 @@ impl<'a> Backend<'a> {
         self.stream.flush().await?;
         self.tracker.on_client_packet(&info(payload, 0));
         let mut rows = Vec::new();
-        let mut error = None;
-        let mut first = true;
         let mut defs_seen = false;
         self.first_column_collation = None;
         loop {
             let p = self.reader.read(self.stream).await?;
-            if first && p.payload.first() == Some(&0xff) {
-                error = Some(err_text(&p.payload));
-            }
-            first = false;
             let in_rows = self.tracker.in_rows();
             if self.tracker.in_defs() && !defs_seen {
                 defs_seen = true;
@@ -80,13 +104,11 @@ impl<'a> Backend<'a> {
                 self.first_column_collation = column_collation(&p.payload, extended);
             }
             let ev = self.tracker.on_server_packet(&info(&p.payload, p.seq));
+            // an ERR, first or after a result of a multi-result reply, ends it
             if ev == ServerEvent::ResponseDone {
-                if p.payload.first() == Some(&0xff) && error.is_none() {
-                    error = Some(err_text(&p.payload));
-                }
-                return match error {
-                    Some(e) => Err(QueryError::Server(e)),
-                    None => Ok(rows),
+                return match p.payload.first() {
+                    Some(0xff) => Err(QueryError::Server(ServerError::parse(&p.payload))),
+                    _ => Ok(rows),
                 };
             }
             if in_rows {
@@ -181,18 +203,8 @@ fn text_row(mut b: &[u8]) -> Option<Row> {
 }
 
 /// "code: message" of an ERR payload.
-pub(crate) fn err_text(payload: &[u8]) -> String {
-    if payload.len() < 3 || payload[0] != 0xff {
-        return "unexpected reply".into();
-    }
-    let code = u16::from_le_bytes([payload[1], payload[2]]);
-    let rest = &payload[3..];
-    let msg = if rest.first() == Some(&b'#') && rest.len() >= 6 {
-        &rest[6..]
-    } else {
-        rest
-    };
-    format!("{code}: {}", String::from_utf8_lossy(msg))
+pub fn err_text(payload: &[u8]) -> String {
+    ServerError::parse(payload).to_string()
 }
 
 /// A string literal for SQL text: quoted, with quotes and backslashes escaped.
@@ -250,7 +262,7 @@ mod tests {
     fn literals_are_escaped() {
         assert_eq!(quote("it's \\ ok"), "'it''s \\\\ ok'");
         assert_eq!(ident("we`ird"), "`we``ird`");
-        let e = QueryError::Server(err_text(b"\xff\x7a\x04#42S02Unknown table"));
+        let e = QueryError::Server(ServerError::parse(b"\xff\x7a\x04#42S02Unknown table"));
         assert_eq!(e.code(), Some(1146));
         assert_eq!(e.to_string(), "1146: Unknown table");
     }
