@@ -42,6 +42,7 @@
 //! owned by [`proxy::Proxy`]; nothing on the data path is global, so several
 //! proxies can run in one process (the integration tests do).
 
+pub mod acknowledged;
 pub mod admin;
 pub mod backend;
 pub mod config;

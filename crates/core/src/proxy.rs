@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acknowledged::{self, Ledger, Observers};
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, RuntimeConfig, RuntimeMode};
 use crate::discovery::{self, DiscoveryHandle};
@@ -60,6 +61,7 @@ pub struct Proxy {
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
     timeline: Arc<Timeline>,
+    ledger: Arc<Ledger>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
     drain: StopSignals,
@@ -78,7 +80,12 @@ impl Proxy {
         let registry = Arc::new(admission::Registry::default());
         let stats = Stats::new();
         let timeline = Timeline::new(stats.clone());
-        let table = Arc::new(RouteTable::observed(timeline.clone()));
+        let (ledger, moves) = Ledger::new(
+            config.failover.ledger_capacity,
+            config.failover.wait_for_acknowledged,
+        );
+        let observers = Observers(vec![timeline.clone(), ledger.clone()]);
+        let table = Arc::new(RouteTable::observed(Arc::new(observers)));
         let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
         let cancel = CancellationToken::new();
         let drain = StopSignals::default();
@@ -106,15 +113,25 @@ impl Proxy {
         crate::tls::install_default_provider();
         let tls =
             Arc::new(crate::tls::TlsState::from_config(config.tls()).map_err(ProxyError::Tls)?);
+        let proxy_id = config
+            .zookeeper
+            .proxy_id
+            .clone()
+            .unwrap_or_else(|| default_proxy_id(listen_addr.port()));
+        let reporter = acknowledged::Reporter {
+            ledger: ledger.clone(),
+            stats: stats.clone(),
+            fencing: config.fencing.clone(),
+            zookeeper: config.zookeeper.clone(),
+            zk_tls: tls.zookeeper(),
+            proxy_id: proxy_id.clone(),
+        };
+        acknowledged::spawn_reporter(reporter, moves, cancel.child_token(), &tracker);
         let extras = discovery::Extras {
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
             registration: Some(discovery::RegistrationInfo {
-                id: config
-                    .zookeeper
-                    .proxy_id
-                    .clone()
-                    .unwrap_or_else(|| default_proxy_id(listen_addr.port())),
+                id: proxy_id,
                 listen: listen_addr.to_string(),
                 stats: stats.clone(),
                 drain_timeout: config.failover.drain_timeout,
@@ -144,6 +161,7 @@ impl Proxy {
             drain: drain.clone(),
             kills: Default::default(),
             buffers: BufferPool::for_relays(),
+            ledger: ledger.clone(),
         });
         let ctx = Arc::new(listener::Context {
             session: env,
@@ -167,6 +185,7 @@ impl Proxy {
                 listen_addr,
                 shutting_down: Default::default(),
                 timeline: timeline.clone(),
+                ledger: ledger.clone(),
             });
             tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
             admin = Some(state);
@@ -182,6 +201,7 @@ impl Proxy {
             stats,
             metrics,
             timeline,
+            ledger,
             discovery,
             cancel,
             drain,
@@ -210,6 +230,11 @@ impl Proxy {
     /// The last failover's timeline (also in /status).
     pub fn last_failover(&self) -> Option<timeline::TimelineView> {
         self.timeline.last()
+    }
+
+    /// Acknowledged commits, the loss reports and the gate.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     pub fn discovery(&self) -> &DiscoveryHandle {

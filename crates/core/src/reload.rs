@@ -111,6 +111,8 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
         "zookeeper" => zookeeper;
         "log" => log;
         "runtime" => runtime;
+        "failover.ledger_capacity" => failover.ledger_capacity;
+        "failover.wait_for_acknowledged" => failover.wait_for_acknowledged;
     }
     changed
 }

@@ -189,6 +189,10 @@ impl MariaDb {
     }
 }
 
+/// `session_track_system_variables` of sandbox servers.
+pub const TRACKED_VARIABLES: &str = "--session-track-system-variables=autocommit,\
+character_set_client,character_set_connection,character_set_results,time_zone,last_gtid";
+
 impl MariaDb {
     fn prepare_dir(&self) -> Result<()> {
         let d = self.dir();
@@ -233,6 +237,9 @@ impl MariaDb {
             ])
             // lets a migration see a session's user locks and LOCK TABLES
             .arg("--plugin-load-add=metadata_lock_info")
+            // the server's defaults plus last_gtid: commit OKs name their
+            // GTID, which the proxy's ledger reads (docs/ledger.md)
+            .arg(TRACKED_VARIABLES)
             .args(["--slave-net-timeout=10", "--character-set-server=utf8mb4"])
             .args([
                 "--collation-server=utf8mb4_general_ci",

@@ -51,6 +51,8 @@ pub struct AdminState {
     pub shutting_down: AtomicBool,
     /// The last failover's timeline.
     pub timeline: Arc<crate::failover::timeline::Timeline>,
+    /// Acknowledged commits and loss reports.
+    pub ledger: Arc<crate::acknowledged::Ledger>,
 }
 
 impl AdminState {

@@ -41,6 +41,8 @@ pub struct Status {
     pub sessions_list: Vec<ListedSession>,
     /// The last failover seen by this proxy (phases and session outcomes).
     pub last_failover: Option<crate::failover::timeline::TimelineView>,
+    /// Acknowledged commits and the loss reports of the route's moves.
+    pub ledger: crate::acknowledged::LedgerStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +129,7 @@ impl Status {
             last_reload: state.config.last_reload(),
             sessions_list: state.registry.list(),
             last_failover: state.timeline.last(),
+            ledger: state.ledger.status(stats.acknowledged_writes.load(Relaxed)),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::tls::BackendTls;
 use mysql_zk_proxy_protocol::caps;
 use mysql_zk_proxy_protocol::errors::ProxyErrorCode;
 use mysql_zk_proxy_protocol::handshake::Greeting;
+use mysql_zk_proxy_protocol::ok;
 use mysql_zk_proxy_protocol::packet_io::{frame, Packet, PacketReader};
 
 /// Largest packet accepted during login (handshake responses with connect
@@ -45,6 +46,22 @@ pub struct LoginRecord {
     pub auth_response: Vec<u8>,
     /// Status flags of the final OK.
     pub status: u16,
+    /// Who asked the backend for session state tracking.
+    pub tracking: Tracking,
+}
+
+/// Who asked the backend for session state tracking (CLIENT_SESSION_TRACK),
+/// which the ledger reads each commit's GTID from (docs/ledger.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tracking {
+    /// The ledger is off: the client's capabilities go as they are.
+    #[default]
+    Off,
+    /// The client asked for it: its OKs pass unchanged.
+    Client,
+    /// Only the proxy: state information is removed from the OKs the
+    /// client gets, which then are the bytes a direct connection gets.
+    Proxy,
 }
 
 impl std::fmt::Debug for LoginRecord {
@@ -117,6 +134,7 @@ pub async fn login(
     backend: &mut Stream,
     greeting: &Greeting,
     tls: &LoginTls,
+    ledger: bool,
 ) -> LoginOutcome {
     let mut first = match client_response(client, tls).await {
         Ok(p) => p,
@@ -152,6 +170,7 @@ pub async fn login(
         return refused(ProxyErrorCode::InsecureAuth, first.seq.wrapping_add(1), msg);
     }
     secure::set_ssl_flag(&mut first.payload, backend.is_tls());
+    record.tracking = ask_for_tracking(&mut first.payload, greeting, ledger);
     first.seq = backend_seq;
     if let Err(e) = send(backend, &first).await {
         return LoginOutcome::BackendGone(e);
@@ -226,6 +245,11 @@ async fn exchange(
                 return refused(ProxyErrorCode::InsecureAuth, p.seq, msg);
             }
         }
+        if p.payload.first() == Some(&0x00) && record.tracking == Tracking::Proxy {
+            if let Some(plain) = ok::without_session_state(&p.payload) {
+                p.payload = plain;
+            }
+        }
         if let Err(e) = send(client, &p).await {
             return LoginOutcome::ClientGone(e);
         }
@@ -246,6 +270,24 @@ async fn exchange(
             _ => step = Step::Either,
         }
     }
+}
+
+/// With the ledger on, ask the backend for session tracking in the client's
+/// handshake response (`payload`) when the server offers it.
+fn ask_for_tracking(payload: &mut [u8], greeting: &Greeting, ledger: bool) -> Tracking {
+    let offered = greeting.caps & caps::CLIENT_SESSION_TRACK != 0;
+    let Some(flags) = payload.get_mut(..4) else {
+        return Tracking::Off;
+    };
+    let asked = u32::from_le_bytes([flags[0], flags[1], flags[2], flags[3]]);
+    if !ledger || !offered {
+        return Tracking::Off;
+    }
+    if asked & caps::CLIENT_SESSION_TRACK != 0 {
+        return Tracking::Client;
+    }
+    flags.copy_from_slice(&(asked | caps::CLIENT_SESSION_TRACK).to_le_bytes());
+    Tracking::Proxy
 }
 
 async fn send(to: &mut Stream, p: &Packet) -> io::Result<()> {
@@ -316,6 +358,7 @@ pub fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRec
         scramble: greeting.scramble.clone(),
         auth_response: hr.scramble_buf().to_vec(),
         status: 0,
+        tracking: Tracking::Off,
     }))
 }
 
@@ -383,6 +426,20 @@ mod tests {
     }
 
     #[test]
+    fn tracking_is_asked_for_only_with_the_ledger_and_a_server_offering_it() {
+        let mut g = greeting();
+        let base = caps::CLIENT_PROTOCOL_41;
+        let mut p = base.to_le_bytes().to_vec();
+        assert_eq!(ask_for_tracking(&mut p, &g, true), Tracking::Off);
+        g.caps = caps::CLIENT_SESSION_TRACK;
+        assert_eq!(ask_for_tracking(&mut p, &g, false), Tracking::Off);
+        assert_eq!(p, base.to_le_bytes(), "untouched");
+        assert_eq!(ask_for_tracking(&mut p, &g, true), Tracking::Proxy);
+        assert_eq!(p, (base | caps::CLIENT_SESSION_TRACK).to_le_bytes());
+        assert_eq!(ask_for_tracking(&mut p, &g, true), Tracking::Client);
+    }
+
+    #[test]
     fn auth_switch_records_plugin_and_scramble() {
         let mut r = LoginRecord {
             user: "u".into(),
@@ -396,6 +453,7 @@ mod tests {
             scramble: vec![1; 20],
             auth_response: vec![7; 32],
             status: 0,
+            tracking: Tracking::Off,
         };
         let mut p = b"\xfemysql_native_password\0".to_vec();
         p.extend_from_slice(&[5u8; 20]);

@@ -60,6 +60,7 @@ fn env(route: Option<Primary>) -> Env {
         drain: Default::default(),
         kills: Default::default(),
         buffers: BufferPool::for_relays(),
+        ledger: crate::acknowledged::Ledger::new(10, None).0,
     }
 }
 
@@ -76,6 +77,7 @@ fn record() -> LoginRecord {
         scramble: vec![1; 20],
         auth_response: vec![2; 20],
         status: status::AUTOCOMMIT,
+        tracking: Default::default(),
     }
 }
 
@@ -92,6 +94,11 @@ fn live<'a>(env: &'a Env, from: &Primary, flags: u16) -> (Live<'a>, DuplexStream
         timers: None,
         held_since: None,
         kill: env.kills.register(7, &from.address()),
+        acks: crate::session::live::Acks {
+            session: 1,
+            user: Arc::from("app"),
+            tracking: Default::default(),
+        },
     };
     (live, server)
 }
