@@ -49,6 +49,8 @@ pub struct Settings {
     pub settle_ms: f64,
     pub think_ms: f64,
     pub workers: BTreeMap<&'static str, u32>,
+    /// Each switch was an unplanned failover (`--unplanned`).
+    pub unplanned: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +105,8 @@ pub struct SwitchoverReport {
     pub first_statement_ms: Option<f64>,
     /// The proxy's `last_failover` for this switchover (admin only).
     pub proxy: Option<LastFailover>,
+    /// `--unplanned`: the proxy's loss report next to the drill's ground truth.
+    pub loss: Option<super::unplanned::FailoverLoss>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +175,7 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
             route_switch_ms: since_written(s, |f| f.swapped_after_ms),
             first_statement_ms: since_written(s, |f| f.first_statement_after_ms),
             proxy: s.failover.clone(),
+            loss: s.loss.clone(),
         })
         .collect();
     let errors = errors(&c);
@@ -194,6 +199,7 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
             settle_ms: ms(o.settle),
             think_ms: ms(o.think),
             workers: o.workers.iter().map(|(k, n)| (k.label(), *n)).collect(),
+            unplanned: o.unplanned,
         },
         operations: operations(&ops),
         errors,
@@ -319,6 +325,9 @@ fn summary_of(sw: &[SwitchoverReport], delta: &BTreeMap<String, f64>) -> Summary
 }
 
 fn verdict(r: &Report) -> Verdict {
+    if r.settings.unplanned {
+        return unplanned_verdict(r);
+    }
     let mut f = Vec::new();
     let s = &r.summary;
     if s.switchovers_done < r.settings.switchovers {
@@ -336,6 +345,49 @@ fn verdict(r: &Report) -> Verdict {
     match (&r.verification, &r.verification_error) {
         (Some(v), _) if v.lost > 0 => f.push(format!("{} acknowledged writes lost", v.lost)),
         (Some(v), _) if v.acknowledged == 0 => f.push("no write was acknowledged".into()),
+        (Some(_), _) => {}
+        (None, e) => f.push(format!("not verified: {}", e.as_deref().unwrap_or("?"))),
+    }
+    Verdict {
+        pass: f.is_empty(),
+        failures: f,
+    }
+}
+
+/// An unplanned drill passes when every failover was made and, for each,
+/// the proxy's loss report equals the drill's ground truth, and the final
+/// check finds exactly the writes those failovers lost. Client errors and
+/// lost writes are what a crash costs: reported, not failures.
+fn unplanned_verdict(r: &Report) -> Verdict {
+    let mut f = Vec::new();
+    let s = &r.summary;
+    if s.switchovers_done < r.settings.switchovers {
+        let (done, all) = (s.switchovers_done, r.settings.switchovers);
+        f.push(format!("{done} of {all} failovers done"));
+    }
+    let mut observed = 0;
+    for sw in &r.switchovers {
+        match &sw.loss {
+            Some(l) if !l.agree => f.push(format!(
+                "failover {}: the proxy reported {} missing, the drill observed {} ({})",
+                sw.index,
+                l.proxy_missing.map_or("none".into(), |m| m.to_string()),
+                l.observed_missing,
+                l.proxy_error
+                    .as_deref()
+                    .or(l.observed_error.as_deref())
+                    .unwrap_or("different transactions")
+            )),
+            Some(l) => observed += l.observed_missing,
+            None if sw.ok => f.push(format!("failover {}: not compared", sw.index)),
+            None => {}
+        }
+    }
+    match (&r.verification, &r.verification_error) {
+        (Some(v), _) if v.lost != observed => f.push(format!(
+            "{} acknowledged writes missing on the final primary, {observed} seen at the failovers",
+            v.lost
+        )),
         (Some(_), _) => {}
         (None, e) => f.push(format!("not verified: {}", e.as_deref().unwrap_or("?"))),
     }

@@ -164,6 +164,23 @@ impl MariaDb {
         }
     }
 
+    /// Stop it, delete its data (binlogs and relay logs included) and start
+    /// it again from the template datadir: a blank server on the same port,
+    /// ready to be made a replica.
+    pub fn start_blank(&mut self) -> Result<()> {
+        self.stop()?;
+        let data = self.dir().join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)
+                .map_err(|e| SandboxError::io(format!("remove {}", data.display()), e))?;
+        }
+        self.prepare_dir()?;
+        match self.spawn_and_wait()? {
+            true => Ok(()),
+            false => Err(self.start_error(format!("port {} taken meanwhile", self.port))),
+        }
+    }
+
     /// SIGSTOP (a hung server: connections stall, nothing is refused).
     pub fn pause(&self) -> Result<()> {
         self.running()?.pause()
