@@ -6,6 +6,8 @@
 //! from a new primary until it applied what was acknowledged.
 
 mod common;
+#[path = "ledger/drill.rs"]
+mod drill;
 #[path = "ledger/support.rs"]
 mod support;
 #[path = "ledger/wire.rs"]
