@@ -18,11 +18,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::session::secure::{self, is_ssl_request, plugin_needs_tls};
 use crate::session::stream::Stream;
+pub use crate::session::tracking::Tracking;
+use crate::session::tracking::{ask_for_tracking, for_client};
 use crate::tls::BackendTls;
 use mysql_zk_proxy_protocol::caps;
 use mysql_zk_proxy_protocol::errors::ProxyErrorCode;
 use mysql_zk_proxy_protocol::handshake::Greeting;
-use mysql_zk_proxy_protocol::ok;
 use mysql_zk_proxy_protocol::packet_io::{frame, Packet, PacketReader};
 
 /// Largest packet accepted during login (handshake responses with connect
@@ -48,20 +49,6 @@ pub struct LoginRecord {
     pub status: u16,
     /// Who asked the backend for session state tracking.
     pub tracking: Tracking,
-}
-
-/// Who asked the backend for session state tracking (CLIENT_SESSION_TRACK),
-/// which the ledger reads each commit's GTID from (docs/ledger.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Tracking {
-    /// The ledger is off: the client's capabilities go as they are.
-    #[default]
-    Off,
-    /// The client asked for it: its OKs pass unchanged.
-    Client,
-    /// Only the proxy: state information is removed from the OKs the
-    /// client gets, which then are the bytes a direct connection gets.
-    Proxy,
 }
 
 impl std::fmt::Debug for LoginRecord {
@@ -245,10 +232,8 @@ async fn exchange(
                 return refused(ProxyErrorCode::InsecureAuth, p.seq, msg);
             }
         }
-        if p.payload.first() == Some(&0x00) && record.tracking == Tracking::Proxy {
-            if let Some(plain) = ok::without_session_state(&p.payload) {
-                p.payload = plain;
-            }
+        if p.payload.first() == Some(&0x00) {
+            for_client(&mut p.payload, record.tracking);
         }
         if let Err(e) = send(client, &p).await {
             return LoginOutcome::ClientGone(e);
@@ -270,24 +255,6 @@ async fn exchange(
             _ => step = Step::Either,
         }
     }
-}
-
-/// With the ledger on, ask the backend for session tracking in the client's
-/// handshake response (`payload`) when the server offers it.
-fn ask_for_tracking(payload: &mut [u8], greeting: &Greeting, ledger: bool) -> Tracking {
-    let offered = greeting.caps & caps::CLIENT_SESSION_TRACK != 0;
-    let Some(flags) = payload.get_mut(..4) else {
-        return Tracking::Off;
-    };
-    let asked = u32::from_le_bytes([flags[0], flags[1], flags[2], flags[3]]);
-    if !ledger || !offered {
-        return Tracking::Off;
-    }
-    if asked & caps::CLIENT_SESSION_TRACK != 0 {
-        return Tracking::Client;
-    }
-    flags.copy_from_slice(&(asked | caps::CLIENT_SESSION_TRACK).to_le_bytes());
-    Tracking::Proxy
 }
 
 async fn send(to: &mut Stream, p: &Packet) -> io::Result<()> {
@@ -423,20 +390,6 @@ mod tests {
         payload.extend_from_slice(b"short");
         let p = Packet { seq: 1, payload };
         assert!(parse_response(&p, &greeting()).is_err());
-    }
-
-    #[test]
-    fn tracking_is_asked_for_only_with_the_ledger_and_a_server_offering_it() {
-        let mut g = greeting();
-        let base = caps::CLIENT_PROTOCOL_41;
-        let mut p = base.to_le_bytes().to_vec();
-        assert_eq!(ask_for_tracking(&mut p, &g, true), Tracking::Off);
-        g.caps = caps::CLIENT_SESSION_TRACK;
-        assert_eq!(ask_for_tracking(&mut p, &g, false), Tracking::Off);
-        assert_eq!(p, base.to_le_bytes(), "untouched");
-        assert_eq!(ask_for_tracking(&mut p, &g, true), Tracking::Proxy);
-        assert_eq!(p, (base | caps::CLIENT_SESSION_TRACK).to_le_bytes());
-        assert_eq!(ask_for_tracking(&mut p, &g, true), Tracking::Client);
     }
 
     #[test]

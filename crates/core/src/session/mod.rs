@@ -24,6 +24,7 @@ pub mod stmts;
 pub mod stream;
 pub mod switch;
 pub mod timers;
+mod tracking;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
