@@ -8,9 +8,9 @@
 # drill-report.html into OUT_DIR (default: .).
 # Extra arguments go to `drill` (e.g. --switchovers 5 --interval 2s).
 # --unplanned: each switch kills the primary (SIGKILL) and publishes the
-# replica (`mysql-zk-proxy-sandbox failover --unplanned`); the proxy gets the
-# sandbox's admin as its [fencing] user (its loss reports read the new
-# primary's GTID position) and the reports are drill-unplanned-report.*.
+# replica (`mysql-zk-proxy-sandbox failover --unplanned`); the reports are
+# drill-unplanned-report.*. The proxy's [fencing] user is the sandbox's admin
+# (its loss reports read the new primary's GTID position).
 # Stops only what it started; KEEP=1 leaves them running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,16 +46,15 @@ cat >"$CONFIG" <<EOF
 name = "$APP_USER"
 mysql_native_password = "$HASH"
 EOF
-REPORT=drill-report
-if [[ " $* " == *" --unplanned "* ]]; then
-  REPORT=drill-unplanned-report
-  cat >>"$CONFIG" <<EOF
-# the ledger's loss reports read the new primary's GTID position as this user
+# the ledger's loss reports read the new primary's GTID position as this
+# user; the drill checks them (0 for a planned switchover)
+cat >>"$CONFIG" <<EOF
 [fencing]
 user = "$ADMIN_USER"
 password = "$ADMIN_PASS"
 EOF
-fi
+REPORT=drill-report
+[[ " $* " == *" --unplanned "* ]] && REPORT=drill-unplanned-report
 
 if admin_get /live >/dev/null 2>&1; then
   echo "something already serves 127.0.0.1:$ADMIN_PORT; set ADMIN_PORT/PROXY_PORT"; exit 1

@@ -237,9 +237,9 @@ async fn switch_loop(
     let mut done: Vec<Switched> = Vec::new();
     // unplanned: the acknowledged writes checked so far, the last report seen
     let mut checked = 0;
-    let mut last_report = match (&o.admin, o.unplanned) {
-        (Some(a), true) => unplanned::last_report_epoch(a).await,
-        _ => 0,
+    let mut last_report = match &o.admin {
+        Some(a) => unplanned::last_report_epoch(a).await,
+        None => 0,
     };
     for i in 1..=o.switchovers {
         phase.current.store(i, Relaxed);
@@ -262,7 +262,8 @@ async fn switch_loop(
             (Some(t), true) => verify::record_written(t).await.ok(),
             _ => None,
         };
-        let loss = match o.unplanned && run.ok {
+        // planned switchovers are compared too when the proxy's /status is read
+        let loss = match (o.unplanned || o.admin.is_some()) && run.ok {
             true => {
                 let l = unplanned::check(o, ctx, last_report, &mut checked, start).await;
                 last_report = l.epoch.unwrap_or(last_report);

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::load::{Acked, LoadCtx, TABLE};
 use crate::options::DrillOptions;
+use crate::report::{Report, Verdict};
 use crate::{admin, verify};
 
 /// Bound on the proxy's report appearing after a failover.
@@ -215,6 +216,49 @@ async fn lost_on_new_primary(
         .copied()
         .collect();
     Ok((format!("{host}:{port}"), lost))
+}
+
+/// An unplanned drill passes when every failover was made and, for each,
+/// the proxy's loss report equals the drill's ground truth, and the final
+/// check finds exactly the writes those failovers lost. Client errors and
+/// lost writes are what a crash costs: reported, not failures.
+pub(crate) fn verdict(r: &Report) -> Verdict {
+    let mut f = Vec::new();
+    let s = &r.summary;
+    if s.switchovers_done < r.settings.switchovers {
+        let (done, all) = (s.switchovers_done, r.settings.switchovers);
+        f.push(format!("{done} of {all} failovers done"));
+    }
+    let mut observed = 0;
+    for sw in &r.switchovers {
+        match &sw.loss {
+            Some(l) if !l.agree => f.push(format!(
+                "failover {}: the proxy reported {} missing, the drill observed {} ({})",
+                sw.index,
+                l.proxy_missing.map_or("none".into(), |m| m.to_string()),
+                l.observed_missing,
+                l.proxy_error
+                    .as_deref()
+                    .or(l.observed_error.as_deref())
+                    .unwrap_or("different transactions")
+            )),
+            Some(l) => observed += l.observed_missing,
+            None if sw.ok => f.push(format!("failover {}: not compared", sw.index)),
+            None => {}
+        }
+    }
+    match (&r.verification, &r.verification_error) {
+        (Some(v), _) if v.lost != observed => f.push(format!(
+            "{} acknowledged writes missing on the final primary, {observed} seen at the failovers",
+            v.lost
+        )),
+        (Some(_), _) => {}
+        (None, e) => f.push(format!("not verified: {}", e.as_deref().unwrap_or("?"))),
+    }
+    Verdict {
+        pass: f.is_empty(),
+        failures: f,
+    }
 }
 
 #[cfg(test)]
