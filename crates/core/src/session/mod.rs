@@ -34,7 +34,7 @@ use tracing::{field, Instrument};
 
 use crate::backend::{self, OpenError};
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
-use crate::routing::{Primary, Route};
+use crate::routing::Primary;
 pub(crate) use ending::send_error;
 use ending::{login_failure, unreachable};
 pub use env::Env;
@@ -85,7 +85,7 @@ pub async fn run(
 async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
     let accepted = Instant::now();
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
-    let Some(route) = route_with_primary(ctx).await else {
+    let Some(route) = ctx.serving_route().await else {
         if ctx.drain.at_rest.is_cancelled() {
             let msg = "the proxy is shutting down; reconnect";
             send_error(
@@ -123,20 +123,6 @@ async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
     span.record("epoch", primary.epoch);
     gauge.set(SessionState::Handshake);
     connect_and_relay(client, primary, ctx, &mut gauge, accepted).await
-}
-
-/// The current route if it has a primary, else wait up to `hold_timeout`.
-async fn route_with_primary(ctx: &Env) -> Option<Arc<Route>> {
-    let route = ctx.table.current();
-    if route.serving() {
-        return Some(route);
-    }
-    let deadline = Instant::now() + ctx.config.load().failover.hold_timeout;
-    tracing::debug!("no primary known; holding the greeting");
-    tokio::select! {
-        r = ctx.table.wait_for_primary(deadline) => r,
-        _ = ctx.drain.at_rest.cancelled() => None,
-    }
 }
 
 async fn connect_and_relay(

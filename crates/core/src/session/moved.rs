@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::live::{Live, Next};
 use super::login::LoginRecord;
 use super::stream::Stream;
-use super::{migrate, switch};
+use super::{ending, migrate, switch};
 use crate::metrics::ConnOutcome;
 use crate::routing::Primary;
 use crate::session::query::{Backend, QueryError};
@@ -43,7 +43,7 @@ pub(super) async fn failover(
         );
         tracing::warn!("{msg}");
         let held = std::mem::take(&mut live.early.0);
-        switch::close_at_next_command(
+        ending::close_at_next_command(
             client,
             &ctx.stats,
             &held,
@@ -229,7 +229,7 @@ async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ct
     tracing::warn!(backend = %live.primary, "{msg}");
     let wait = refusal_wait(ctx);
     let held = std::mem::take(&mut live.early.0);
-    switch::close_at_next_command(
+    ending::close_at_next_command(
         client,
         &ctx.stats,
         &held,
