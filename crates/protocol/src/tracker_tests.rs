@@ -10,13 +10,12 @@ const BASE: u32 = CLIENT_PROTOCOL_41
     | CLIENT_MULTI_STATEMENTS
     | CLIENT_TRANSACTIONS;
 
+/// A packet whose payload the framer did not capture: the tracker works
+/// from its prefix.
 fn pkt(payload: &[u8]) -> PacketInfo<'_> {
     PacketInfo {
-        len: payload.len(),
-        seq: 0,
-        prefix: &payload[..payload.len().min(32)],
-        continuation: false,
         payload: None,
+        ..PacketInfo::of_payload(payload)
     }
 }
 

@@ -24,13 +24,7 @@ use mysql_zk_proxy_protocol::packet_io::frame;
 use mysql_zk_proxy_protocol::{caps, status};
 
 fn primary(port: u16, epoch: u64) -> Primary {
-    Primary {
-        host: "127.0.0.1".into(),
-        port,
-        epoch,
-        server_id: None,
-        server_uuid: None,
-    }
+    Primary::local(port, epoch)
 }
 
 /// A session environment with short waits and the route naming `route`.
@@ -138,15 +132,24 @@ async fn outcome(
     (code, msg, done)
 }
 
+/// The session got error `code` with a message containing `needle`, and
+/// its connection was closed for the failover.
+fn closed_with(code: u16, needle: &str, (got, msg, done): (u16, String, Option<ConnOutcome>)) {
+    assert_eq!(got, code, "{msg}");
+    assert!(msg.contains(needle), "{msg}");
+    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+}
+
 #[tokio::test]
 async fn a_transaction_open_when_the_record_names_another_server_gets_9006() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
     let in_trans = status::AUTOCOMMIT | status::IN_TRANS;
-    let (code, msg, done) = outcome(&env, &old, in_trans, |_| {}).await;
-    assert_eq!(code, 9006, "{msg}");
-    assert!(msg.contains("transaction aborted by failover"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(
+        9006,
+        "transaction aborted by failover",
+        outcome(&env, &old, in_trans, |_| {}).await,
+    );
 }
 
 #[tokio::test]
@@ -154,19 +157,17 @@ async fn an_open_cursor_gets_9005() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
     let cursor = status::AUTOCOMMIT | status::CURSOR_EXISTS;
-    let (code, msg, done) = outcome(&env, &old, cursor, |_| {}).await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(msg.contains("cursor"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(9005, "cursor", outcome(&env, &old, cursor, |_| {}).await);
 }
 
 #[tokio::test]
 async fn no_primary_within_the_hold_timeout_gets_9005() {
     let env = env(None);
-    let (code, msg, done) = outcome(&env, &primary(3306, 1), status::AUTOCOMMIT, |_| {}).await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(msg.contains("no primary known"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(
+        9005,
+        "no primary known",
+        outcome(&env, &primary(3306, 1), status::AUTOCOMMIT, |_| {}).await,
+    );
 }
 
 #[tokio::test]
@@ -189,10 +190,11 @@ async fn state_that_cannot_move_gets_9005_naming_it() {
 async fn a_user_without_a_stored_credential_gets_9005() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
-    let (code, msg, done) = outcome(&env, &old, status::AUTOCOMMIT, |_| {}).await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(msg.contains("not in the credential store"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(
+        9005,
+        "not in the credential store",
+        outcome(&env, &old, status::AUTOCOMMIT, |_| {}).await,
+    );
 }
 
 #[tokio::test]
