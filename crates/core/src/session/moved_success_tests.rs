@@ -1,0 +1,157 @@
+//! Moves that log in on a new primary (docs/failover.md, "What is read,
+//! carried and checked"), against scripted fake servers: the state read on
+//! the old primary is carried as values under the derived credential and
+//! read back; a read-back that differs, a refused value and a move past
+//! `failover.migrate_timeout` each refuse with 9005.
+
+use std::time::Duration;
+
+use super::fake_server::{FakeSession, FakeVar, Login, Script, USER};
+use super::testkit::{switchover, Switched};
+use crate::metrics::ConnOutcome;
+
+/// A session with system and user variables and a LAST_INSERT_ID.
+fn busy(s: &mut FakeSession) {
+    s.sysvars.insert("SQL_MODE".into(), "ANSI".into());
+    s.sysvars.insert("WAIT_TIMEOUT".into(), "60".into());
+    s.user_vars = vec![
+        FakeVar {
+            name: "n".into(),
+            kind: "INT".into(),
+            value: "5".into(),
+            collation: "binary".into(),
+        },
+        FakeVar {
+            name: "s".into(),
+            kind: "VARCHAR".into(),
+            value: "hé".into(),
+            collation: "utf8mb4_general_ci".into(),
+        },
+    ];
+    s.last_insert_id = 42;
+}
+
+/// The move succeeded: one login on the new primary as the client's user
+/// into its schema (answering the new scramble with the derived
+/// credential, which the fake server checks), the held command ran there
+/// and never on the old primary; the queries the new primary received
+/// before it, after the login, start with `carried`.
+fn moved(s: &Switched, carried: &[&str]) {
+    assert_eq!(
+        s.reply.first(),
+        Some(&0x00),
+        "the held command got an OK: {:?}",
+        s.reply
+    );
+    let login = Login {
+        user: USER.into(),
+        schema: Some("app".into()),
+    };
+    assert_eq!(s.new.logins(), (vec![login], 0), "one login, accepted");
+    assert_eq!(s.migrated, 1);
+    assert!(
+        !s.old.received("SELECT 2"),
+        "no byte of the held command reached the old primary"
+    );
+    let queries = s.new.queries();
+    let held = queries
+        .iter()
+        .position(|q| q == "SELECT 2")
+        .expect("ran on the new primary");
+    assert_eq!(&queries[..carried.len()], carried, "{queries:#?}");
+    assert!(
+        held > carried.len(),
+        "the state was read back before it ran: {queries:#?}"
+    );
+    // the client closed the connection after its reply
+    assert_eq!(s.outcome, ConnOutcome::Closed);
+}
+
+#[tokio::test]
+async fn a_planned_move_carries_the_state_read_on_the_old_primary_as_values() {
+    let s = switchover(Script::default(), Script::default(), busy, |_| {}).await;
+    assert!(
+        s.old
+            .received("information_schema.SESSION_VARIABLES UNION ALL"),
+        "the state was read on the old primary"
+    );
+    moved(
+        &s,
+        &[
+            "SET SESSION `sql_mode` = 'ANSI', SESSION `wait_timeout` = 60",
+            "SET @`n` = CAST('5' AS SIGNED), @`s` = _utf8mb4 X'68C3A9' COLLATE `utf8mb4_general_ci`",
+            "SET LAST_INSERT_ID = 42",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_session_moves_with_nothing_to_carry() {
+    let s = switchover(Script::default(), Script::default(), |_| {}, |_| {}).await;
+    moved(&s, &[]);
+    assert!(
+        !s.new
+            .queries()
+            .iter()
+            .any(|q| q.starts_with("SET ") && !q.starts_with("SET STATEMENT")),
+        "no SET reached the new primary: {:#?}",
+        s.new.queries()
+    );
+}
+
+#[tokio::test]
+async fn the_collation_results_are_sent_in_is_carried_from_the_result_metadata() {
+    let s = switchover(
+        Script::default(),
+        Script::default(),
+        |s| {
+            // SET NAMES utf8mb4 COLLATE utf8mb4_bin: only result metadata shows it
+            s.results_collation = 46;
+            s.sysvars
+                .insert("COLLATION_CONNECTION".into(), "utf8mb4_bin".into());
+        },
+        |_| {},
+    )
+    .await;
+    moved(
+        &s,
+        &[
+            "SET SESSION `collation_connection` = 'utf8mb4_bin'",
+            "SET NAMES `utf8mb4` COLLATE `utf8mb4_bin`",
+            "SET SESSION character_set_client = 'utf8mb4', SESSION collation_connection = 'utf8mb4_bin'",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_read_back_that_differs_refuses_the_move() {
+    let new = Script {
+        ignores: Some("SQL_MODE".into()),
+        ..Script::default()
+    };
+    let s = switchover(Script::default(), new, busy, |_| {}).await;
+    s.refused("the carried state differs: @@sql_mode");
+}
+
+#[tokio::test]
+async fn a_value_the_new_primary_refuses_refuses_the_move() {
+    let new = Script {
+        refuses: Some("WAIT_TIMEOUT".into()),
+        ..Script::default()
+    };
+    let s = switchover(Script::default(), new, busy, |_| {}).await;
+    s.refused("carrying the session's state failed: SET SESSION `sql_mode` = 'ANSI'");
+}
+
+#[tokio::test]
+async fn a_move_blocked_past_the_migrate_timeout_refuses_naming_it() {
+    let new = Script {
+        stall_login: true,
+        ..Script::default()
+    };
+    let s = switchover(Script::default(), new, busy, |c| {
+        c.failover.migrate_timeout = Duration::from_millis(300);
+    })
+    .await;
+    s.refused("moving it took longer than failover.migrate_timeout (300ms)");
+}
