@@ -37,6 +37,8 @@ mod refusal_tests;
 #[cfg(test)]
 mod route_tests;
 #[cfg(test)]
+mod switchover_kit;
+#[cfg(test)]
 mod testkit;
 
 use std::net::SocketAddr;

@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use super::fake_server::{FakeSession, FakeVar, Login, Script, USER};
-use super::testkit::{switchover, Switched};
+use super::switchover_kit::{Planned, Switched};
+use super::testkit::CAPS;
 use crate::metrics::ConnOutcome;
+use mysql_zk_proxy_protocol::caps;
 
 /// A session with system and user variables and a LAST_INSERT_ID.
 fn busy(s: &mut FakeSession) {
@@ -29,6 +31,25 @@ fn busy(s: &mut FakeSession) {
         },
     ];
     s.last_insert_id = 42;
+}
+
+/// What carries [`busy`]'s state: values, in the order the carry sends them.
+const BUSY_CARRIED: [&str; 3] = [
+    "SET SESSION `sql_mode` = 'ANSI', SESSION `wait_timeout` = 60",
+    "SET @`n` = CAST('5' AS SIGNED), @`s` = _utf8mb4 X'68C3A9' COLLATE `utf8mb4_general_ci`",
+    "SET LAST_INSERT_ID = 42",
+];
+
+/// A busy session's planned move to a new primary scripted by `new`
+/// (bounded by the config `tweak` leaves).
+async fn busy_move(new: Script, tweak: fn(&mut crate::config::Config)) -> Switched {
+    let planned = Planned {
+        new,
+        edit: busy,
+        tweak,
+        ..Planned::default()
+    };
+    planned.run().await
 }
 
 /// The move succeeded: one login on the new primary as the client's user
@@ -69,25 +90,23 @@ fn moved(s: &Switched, carried: &[&str]) {
 
 #[tokio::test]
 async fn a_planned_move_carries_the_state_read_on_the_old_primary_as_values() {
-    let s = switchover(Script::default(), Script::default(), busy, |_| {}).await;
+    let s = Planned {
+        edit: busy,
+        ..Planned::default()
+    }
+    .run()
+    .await;
     assert!(
         s.old
             .received("information_schema.SESSION_VARIABLES UNION ALL"),
         "the state was read on the old primary"
     );
-    moved(
-        &s,
-        &[
-            "SET SESSION `sql_mode` = 'ANSI', SESSION `wait_timeout` = 60",
-            "SET @`n` = CAST('5' AS SIGNED), @`s` = _utf8mb4 X'68C3A9' COLLATE `utf8mb4_general_ci`",
-            "SET LAST_INSERT_ID = 42",
-        ],
-    );
+    moved(&s, &BUSY_CARRIED);
 }
 
 #[tokio::test]
 async fn a_fresh_session_moves_with_nothing_to_carry() {
-    let s = switchover(Script::default(), Script::default(), |_| {}, |_| {}).await;
+    let s = Planned::default().run().await;
     moved(&s, &[]);
     assert!(
         !s.new
@@ -101,17 +120,16 @@ async fn a_fresh_session_moves_with_nothing_to_carry() {
 
 #[tokio::test]
 async fn the_collation_results_are_sent_in_is_carried_from_the_result_metadata() {
-    let s = switchover(
-        Script::default(),
-        Script::default(),
-        |s| {
+    let s = Planned {
+        edit: |s| {
             // SET NAMES utf8mb4 COLLATE utf8mb4_bin: only result metadata shows it
             s.results_collation = 46;
             s.sysvars
                 .insert("COLLATION_CONNECTION".into(), "utf8mb4_bin".into());
         },
-        |_| {},
-    )
+        ..Planned::default()
+    }
+    .run()
     .await;
     moved(
         &s,
@@ -129,7 +147,7 @@ async fn a_read_back_that_differs_refuses_the_move() {
         ignores: Some("SQL_MODE".into()),
         ..Script::default()
     };
-    let s = switchover(Script::default(), new, busy, |_| {}).await;
+    let s = busy_move(new, |_| {}).await;
     s.refused("the carried state differs: @@sql_mode");
 }
 
@@ -139,7 +157,7 @@ async fn a_value_the_new_primary_refuses_refuses_the_move() {
         refuses: Some("WAIT_TIMEOUT".into()),
         ..Script::default()
     };
-    let s = switchover(Script::default(), new, busy, |_| {}).await;
+    let s = busy_move(new, |_| {}).await;
     s.refused("carrying the session's state failed: SET SESSION `sql_mode` = 'ANSI'");
 }
 
@@ -149,9 +167,21 @@ async fn a_move_blocked_past_the_migrate_timeout_refuses_naming_it() {
         stall_login: true,
         ..Script::default()
     };
-    let s = switchover(Script::default(), new, busy, |c| {
+    let bounded = |c: &mut crate::config::Config| {
         c.failover.migrate_timeout = Duration::from_millis(300);
-    })
-    .await;
+    };
+    let s = busy_move(new, bounded).await;
     s.refused("moving it took longer than failover.migrate_timeout (300ms)");
+}
+
+#[tokio::test]
+async fn a_client_without_deprecate_eof_moves_with_eof_terminated_reads() {
+    let s = Planned {
+        edit: busy,
+        caps: CAPS & !caps::CLIENT_DEPRECATE_EOF,
+        ..Planned::default()
+    }
+    .run()
+    .await;
+    moved(&s, &BUSY_CARRIED);
 }

@@ -6,15 +6,17 @@
 use std::time::Duration;
 
 use super::fake_server::{FakeSession, Script};
-use super::testkit::{switchover, switchover_after};
-use crate::config::Config;
+use super::switchover_kit::Planned;
 
 /// A planned switchover from an old primary scripted by `old`, in the
 /// state `edit` gives the session, is refused naming `why`.
-async fn refused(why: &str, old: Script, edit: impl FnOnce(&mut FakeSession)) {
-    switchover(old, Script::default(), edit, |_| {})
-        .await
-        .refused(why);
+async fn refused(why: &str, old: Script, edit: fn(&mut FakeSession)) {
+    let planned = Planned {
+        old,
+        edit,
+        ..Planned::default()
+    };
+    planned.run().await.refused(why);
 }
 
 fn unchanged(_: &mut FakeSession) {}
@@ -76,7 +78,12 @@ async fn a_read_the_old_primary_refuses_refuses() {
         fails: Some("USER_VARIABLES".into()),
         ..Script::default()
     };
-    let s = switchover(old, Script::default(), unchanged, |_| {}).await;
+    let s = Planned {
+        old,
+        ..Planned::default()
+    }
+    .run()
+    .await;
     s.refused("its state could not be read on 127.0.0.1:");
     s.refused("1105: scripted failure at USER_VARIABLES");
 }
@@ -90,35 +97,32 @@ async fn a_value_that_cannot_be_written_exactly_refuses() {
     .await;
 }
 
-/// An old primary that never answers the first read, and a bounded move.
-fn silent_old() -> (Script, impl FnOnce(&mut Config)) {
+/// A planned switchover, bounded by a `migrate_timeout` of 2 s, from an
+/// old primary that never answers the first read, after `first` ran there.
+async fn silent_old_primary(first: &'static str) -> super::switchover_kit::Switched {
     let old = Script {
         stalls: Some("@@session.sql_select_limit".into()),
         ..Script::default()
     };
-    let bound = |c: &mut Config| c.failover.migrate_timeout = Duration::from_secs(2);
-    (old, bound)
+    let planned = Planned {
+        first,
+        old,
+        tweak: |c| c.failover.migrate_timeout = Duration::from_secs(2),
+        ..Planned::default()
+    };
+    planned.run().await
 }
 
 #[tokio::test]
 async fn an_old_primary_that_does_not_answer_refuses_a_session_that_ran_statements() {
-    let (old, bound) = silent_old();
-    let s = switchover_after(
-        "UPDATE t SET x = 1",
-        old,
-        Script::default(),
-        unchanged,
-        bound,
-    )
-    .await;
+    let s = silent_old_primary("UPDATE t SET x = 1").await;
     s.refused("its state cannot be read on 127.0.0.1:");
     s.refused("(no answer within 1s) and it ran statements since its state was last known");
 }
 
 #[tokio::test]
 async fn an_old_primary_that_does_not_answer_moves_a_session_whose_state_is_known() {
-    let (old, bound) = silent_old();
-    let s = switchover_after("SHOW TABLES", old, Script::default(), unchanged, bound).await;
+    let s = silent_old_primary("SHOW TABLES").await;
     assert_eq!(s.reply.first(), Some(&0x00), "{:?}", s.reply);
     assert_eq!(s.migrated, 1);
     assert!(

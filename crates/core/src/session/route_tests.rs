@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use super::fake_server::{FakeServer, Script};
+use super::switchover_kit::Planned;
 use super::testkit::{
-    ask_error, ask_ok, attached, env_with, pipeline, publish, read_payload, run_session,
-    switchover, PATIENCE,
+    ask_error, ask_ok, attached, env_with, pipeline, publish, read_payload, run_session, PATIENCE,
 };
 use crate::metrics::ConnOutcome;
 use crate::routing::RecordState;
@@ -131,7 +131,7 @@ async fn a_draining_route_lets_a_transaction_finish_then_holds_the_next_command_
 #[tokio::test]
 async fn a_draining_route_holds_a_command_at_rest_until_the_new_primary_runs_it() {
     // the scenario itself asserts where each command ran
-    let s = switchover(Script::default(), Script::default(), |_| {}, |_| {}).await;
+    let s = Planned::default().run().await;
     assert_eq!(s.reply.first(), Some(&0x00), "{:?}", s.reply);
     assert_eq!(
         s.old.queries()[0],

@@ -4,7 +4,6 @@
 //! in-memory backend, and the application's side of the client connection.
 
 use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::fake_server::{FakeServer, FakeSession, Script, PASSWORD, USER};
+use super::fake_server::{FakeServer, FakeSession, PASSWORD, USER};
 use super::live::{serve_logged_in, Live};
 use super::login::LoginRecord;
 use super::state::CarriedState;
@@ -104,10 +103,15 @@ pub(super) fn publish(env: &Env, primary: Option<Primary>, state: RecordState) {
 /// The login the proxy saw: [`USER`] into `app`, answering
 /// [`LOGIN_SCRAMBLE`] with the right mysql_native_password response.
 pub(super) fn record() -> LoginRecord {
+    record_with(CAPS)
+}
+
+/// [`record`] of a client with capabilities `caps`.
+pub(super) fn record_with(caps: u32) -> LoginRecord {
     LoginRecord {
         user: USER.into(),
         db: Some("app".into()),
-        client_caps: CAPS,
+        client_caps: caps,
         client_mariadb_caps: 0,
         collation: 45,
         max_packet: 1 << 24,
@@ -122,11 +126,21 @@ pub(super) fn record() -> LoginRecord {
 /// A session on `from` whose last reply left `flags`, and its backend's
 /// far end.
 pub(super) fn live<'a>(env: &'a Env, from: &Primary, flags: u16) -> (Live<'a>, DuplexStream) {
+    live_with(env, from, flags, CAPS)
+}
+
+/// [`live`] for a client with capabilities `caps`.
+pub(super) fn live_with<'a>(
+    env: &'a Env,
+    from: &Primary,
+    flags: u16,
+    caps: u32,
+) -> (Live<'a>, DuplexStream) {
     let (server, backend) = tokio::io::duplex(64 * 1024);
     let live = Live {
         backend: Stream::Boxed(Box::new(backend)),
         primary: from.clone(),
-        tracker: Tracker::logged_in(CAPS, 0, flags),
+        tracker: Tracker::logged_in(caps, 0, flags),
         state: CarriedState::new(USER, Some("app".into())),
         early: (Vec::new(), Vec::new()),
         timers: None,
@@ -153,7 +167,20 @@ pub(super) fn attached<'a>(
 /// connection closes when the session ends. Both must end in time.
 pub(super) async fn run_session<T, F>(
     env: &Env,
+    live: Live<'_>,
+    app: impl FnOnce(DuplexStream) -> F,
+) -> (ConnOutcome, T)
+where
+    F: Future<Output = T>,
+{
+    run_session_as(env, live, &record(), app).await
+}
+
+/// [`run_session`] of a client that logged in as `rec` says.
+pub(super) async fn run_session_as<T, F>(
+    env: &Env,
     mut live: Live<'_>,
+    rec: &LoginRecord,
     app: impl FnOnce(DuplexStream) -> F,
 ) -> (ConnOutcome, T)
 where
@@ -163,7 +190,7 @@ where
     let session = async {
         let mut client = Stream::Boxed(Box::new(client_end));
         let mut gauge = env.stats.session(SessionState::Idle);
-        serve_logged_in(&mut client, &mut live, &record(), env, &mut gauge).await
+        serve_logged_in(&mut client, &mut live, rec, env, &mut gauge).await
     };
     tokio::time::timeout(PATIENCE, async { tokio::join!(session, app(app_end)) })
         .await
@@ -239,84 +266,4 @@ pub(super) fn gone_primary(epoch: u64) -> Primary {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     Primary::local(port, epoch)
-}
-
-/// What a planned switchover did to a session.
-pub(super) struct Switched {
-    pub old: FakeServer,
-    pub new: FakeServer,
-    pub outcome: ConnOutcome,
-    /// The reply to `SELECT 2`, sent while the route drained.
-    pub reply: Vec<u8>,
-    pub migrated: u64,
-}
-
-/// A planned switchover: a session on a live old primary (scripted by
-/// `old`), in the state `edit` gives a fresh login into `app`, runs
-/// `SELECT 1` there; the route drains; the application sends `SELECT 2`; the
-/// route names the new primary (scripted by `new`). `tweak` changes the
-/// config (waits long enough not to expire unless it says so).
-pub(super) async fn switchover(
-    old: Script,
-    new: Script,
-    edit: impl FnOnce(&mut FakeSession),
-    tweak: impl FnOnce(&mut Config),
-) -> Switched {
-    switchover_after("SELECT 1", old, new, edit, tweak).await
-}
-
-/// [`switchover`], the session running `first` where it runs `SELECT 1`.
-pub(super) async fn switchover_after(
-    first: &str,
-    old: Script,
-    new: Script,
-    edit: impl FnOnce(&mut FakeSession),
-    tweak: impl FnOnce(&mut Config),
-) -> Switched {
-    let (old, new) = (FakeServer::listen(old).await, FakeServer::listen(new).await);
-    let env = env_with(Some(old.primary(1)), |c| {
-        c.failover.hold_timeout = PATIENCE;
-        c.failover.drain_timeout = PATIENCE;
-        tweak(c);
-    });
-    let mut state = old.session(Some("app"));
-    edit(&mut state);
-    let (live, _conn) = attached(&env, &old, &old.primary(1), state);
-    let (e, from, to) = (&env, old.primary(1), new.primary(2));
-    let (outcome, reply) = run_session(&env, live, |mut app| async move {
-        ask_ok(&mut app, first).await;
-        publish(e, Some(from), RecordState::Draining);
-        send(&mut app, "SELECT 2").await;
-        publish(e, Some(to), RecordState::Serving);
-        read_payload(&mut app).await
-    })
-    .await;
-    let migrated = env.stats.sessions_migrated.load(Relaxed);
-    Switched {
-        old,
-        new,
-        outcome,
-        reply,
-        migrated,
-    }
-}
-
-impl Switched {
-    /// The session was refused with 9005 naming `why`, nothing reached the
-    /// new primary, and the held command never reached the old one.
-    pub(super) fn refused(&self, why: &str) {
-        let (code, msg) = error_of(&self.reply);
-        assert_eq!(code, 9005, "{msg}");
-        assert!(msg.contains(why), "{why:?} in {msg:?}");
-        assert_eq!(self.outcome, ConnOutcome::FailoverClosed);
-        assert_eq!(self.migrated, 0);
-        assert!(
-            !self.old.received("SELECT 2"),
-            "the held command stayed unsent"
-        );
-        assert!(
-            !self.new.received("SELECT 2"),
-            "nor did it run on the new primary"
-        );
-    }
 }

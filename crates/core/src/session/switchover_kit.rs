@@ -1,0 +1,103 @@
+//! The planned-switchover scenario the move tests share: a session on a
+//! live old primary, the route drains, a command arrives, the route names
+//! the new primary; what each server received and what the client got.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::fake_server::{FakeServer, FakeSession, Script};
+use super::testkit::{
+    ask_ok, env_with, error_of, live_with, publish, read_payload, record_with, run_session_as,
+    send, CAPS, PATIENCE,
+};
+use crate::config::Config;
+use crate::metrics::ConnOutcome;
+use crate::routing::RecordState;
+use mysql_zk_proxy_protocol::caps;
+
+/// A planned switchover: a session on a live old primary (scripted by
+/// `old`), in the state `edit` gives a fresh login into `app`, runs
+/// `first` there; the route drains; the application sends `SELECT 2`; the
+/// route names the new primary (scripted by `new`).
+pub(super) struct Planned {
+    pub first: &'static str,
+    pub old: Script,
+    pub new: Script,
+    pub edit: fn(&mut FakeSession),
+    /// Changes the config (whose waits do not expire unless it says so).
+    pub tweak: fn(&mut Config),
+    /// The client's capabilities.
+    pub caps: u32,
+}
+
+impl Default for Planned {
+    fn default() -> Self {
+        Planned {
+            first: "SELECT 1",
+            old: Script::default(),
+            new: Script::default(),
+            edit: |_| {},
+            tweak: |_| {},
+            caps: CAPS,
+        }
+    }
+}
+
+/// What a planned switchover did to a session.
+pub(super) struct Switched {
+    pub old: FakeServer,
+    pub new: FakeServer,
+    pub outcome: ConnOutcome,
+    /// The reply to `SELECT 2`, sent while the route drained.
+    pub reply: Vec<u8>,
+    pub migrated: u64,
+}
+
+impl Planned {
+    pub(super) async fn run(self) -> Switched {
+        let old = FakeServer::listen(self.old).await;
+        let new = FakeServer::listen(self.new).await;
+        let tweak = self.tweak;
+        let env = env_with(Some(old.primary(1)), |c| {
+            c.failover.hold_timeout = PATIENCE;
+            c.failover.drain_timeout = PATIENCE;
+            tweak(c);
+        });
+        let mut state = old.session(Some("app"));
+        (self.edit)(&mut state);
+        let (live, far) = live_with(&env, &old.primary(1), state.status, self.caps);
+        let _conn = old.attach(far, state, self.caps & caps::CLIENT_DEPRECATE_EOF != 0);
+        let (e, from, to, first) = (&env, old.primary(1), new.primary(2), self.first);
+        let rec = record_with(self.caps);
+        let (outcome, reply) = run_session_as(&env, live, &rec, |mut app| async move {
+            ask_ok(&mut app, first).await;
+            publish(e, Some(from), RecordState::Draining);
+            send(&mut app, "SELECT 2").await;
+            publish(e, Some(to), RecordState::Serving);
+            read_payload(&mut app).await
+        })
+        .await;
+        let migrated = env.stats.sessions_migrated.load(Relaxed);
+        Switched {
+            old,
+            new,
+            outcome,
+            reply,
+            migrated,
+        }
+    }
+}
+
+impl Switched {
+    /// The session was refused with 9005 naming `why`, and the held
+    /// command ran on neither primary.
+    pub(super) fn refused(&self, why: &str) {
+        let (code, msg) = error_of(&self.reply);
+        assert_eq!(code, 9005, "{msg}");
+        assert!(msg.contains(why), "{why:?} in {msg:?}");
+        assert_eq!(self.outcome, ConnOutcome::FailoverClosed);
+        assert_eq!(self.migrated, 0);
+        let held = "the held command stayed unsent";
+        assert!(!self.old.received("SELECT 2"), "{held}");
+        assert!(!self.new.received("SELECT 2"), "{held}");
+    }
+}
