@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::DuplexStream;
 use tokio::task::JoinHandle;
 
-use super::fake_server::{FakeServer, Script};
+use super::fake_server::{FakeServer, Login, Script, USER};
 use super::testkit::{
-    ask, ask_ok, attached, closed, env_with, error_of, gone_primary, publish, run_session,
+    ask, ask_ok, attached, closed, command, env_with, error_of, gone_primary, publish, run_session,
     wait_until, PATIENCE,
 };
 use crate::metrics::{ConnOutcome, SessionState};
@@ -52,12 +52,13 @@ async fn a_backend_that_closes_an_idle_session_while_its_server_greets_closes_th
 
 /// A session on a primary that is gone (nothing listens at its address;
 /// `server` serves the session's connection until `lose_backend`), with
-/// status `flags`, after the application ran `before` (if any); once the
+/// status `flags`, after the application sent the command `before` (if
+/// any, answered with an OK); once the
 /// session waits, the route names `new` and the application sends
 /// `SELECT 2`: its reply and the session's outcome.
 async fn after_crash(
     flags: u16,
-    before: Option<&str>,
+    before: Option<&[u8]>,
     new: Option<&FakeServer>,
 ) -> (Vec<u8>, ConnOutcome) {
     let server = FakeServer::listen(Script::default()).await;
@@ -74,8 +75,8 @@ async fn after_crash(
     let (live, conn) = attached(&env, &server, &gone, state);
     let (e, to) = (&env, new.map(|n| n.primary(2)));
     let (outcome, reply) = run_session(&env, live, |mut app: DuplexStream| async move {
-        if let Some(sql) = before {
-            ask_ok(&mut app, sql).await;
+        if let Some(payload) = before {
+            assert_eq!(command(&mut app, payload).await[0], 0x00, "an OK");
         }
         lose_backend(e, conn).await;
         if let Some(to) = to {
@@ -94,7 +95,8 @@ async fn after_crash(
 #[tokio::test]
 async fn a_session_whose_primary_is_gone_moves_with_its_login_state_when_a_new_one_is_published() {
     let new = FakeServer::listen(Script::default()).await;
-    let (reply, outcome) = after_crash(status::AUTOCOMMIT, Some("SHOW TABLES"), Some(&new)).await;
+    let (reply, outcome) =
+        after_crash(status::AUTOCOMMIT, Some(b"\x03SHOW TABLES"), Some(&new)).await;
     assert_eq!(reply.first(), Some(&0x00), "{reply:?}");
     assert_eq!(new.logins().0.len(), 1, "logged in on the new primary");
     let queries = new.queries();
@@ -127,8 +129,12 @@ async fn a_session_whose_primary_is_gone_gets_9006_inside_a_transaction() {
 #[tokio::test]
 async fn a_session_whose_primary_is_gone_after_a_statement_that_changes_state_gets_9005() {
     let new = FakeServer::listen(Script::default()).await;
-    let (reply, outcome) =
-        after_crash(status::AUTOCOMMIT, Some("UPDATE t SET x = 1"), Some(&new)).await;
+    let (reply, outcome) = after_crash(
+        status::AUTOCOMMIT,
+        Some(b"\x03UPDATE t SET x = 1"),
+        Some(&new),
+    )
+    .await;
     let (code, msg) = error_of(&reply);
     assert_eq!(code, 9005, "{msg}");
     assert!(msg.contains("its state cannot be read on"), "{msg}");
@@ -150,4 +156,16 @@ async fn a_session_whose_primary_is_gone_and_never_replaced_gets_9005_after_the_
         "{msg}"
     );
     assert_eq!(outcome, ConnOutcome::BackendLost);
+}
+
+#[tokio::test]
+async fn a_session_whose_primary_is_gone_moves_into_the_schema_its_init_db_chose() {
+    let new = FakeServer::listen(Script::default()).await;
+    let (reply, _) = after_crash(status::AUTOCOMMIT, Some(b"\x02db2"), Some(&new)).await;
+    assert_eq!(reply.first(), Some(&0x00), "{reply:?}");
+    let login = Login {
+        user: USER.into(),
+        schema: Some("db2".into()),
+    };
+    assert_eq!(new.logins(), (vec![login], 0));
 }

@@ -2,7 +2,8 @@
 //! scramble, a login checked against the known password (a wrong
 //! mysql_native_password answer is refused, as a server would), then
 //! commands answered from a scripted session state (`fake_state.rs`) with
-//! real result-set packets in either EOF mode. It listens on an in-process
+//! real result-set packets in either EOF mode (prepared statements get ids
+//! from a scripted first one; their executions an OK). It listens on an in-process
 //! loopback port (new logins) and serves sessions handed to it over an
 //! in-memory stream (a session already logged in); it records every
 //! command it received.
@@ -119,12 +120,19 @@ impl FakeServer {
             .collect()
     }
 
-    /// Whether any command received contains `text`.
-    pub(crate) fn received(&self, text: &str) -> bool {
+    /// Whether any command received contains `bytes`.
+    pub(crate) fn received(&self, bytes: impl AsRef<[u8]>) -> bool {
+        let bytes = bytes.as_ref();
         let received = self.shared.received.lock().unwrap();
         received
             .iter()
-            .any(|(_, p)| p.windows(text.len()).any(|w| w == text.as_bytes()))
+            .any(|(_, p)| p.windows(bytes.len()).any(|w| w == bytes))
+    }
+
+    /// Every command payload received, in order.
+    pub(crate) fn commands(&self) -> Vec<Vec<u8>> {
+        let received = self.shared.received.lock().unwrap();
+        received.iter().map(|(_, p)| p.clone()).collect()
     }
 
     /// The logins it accepted, and how many it refused.
@@ -196,7 +204,13 @@ impl FakeServer {
                     session.schema = Some(String::from_utf8_lossy(&payload[1..]).into_owned());
                     Answer::Ok
                 }
-                Some(&command::PING) => Answer::Ok,
+                Some(&command::PING) | Some(&command::STMT_EXECUTE) => Answer::Ok,
+                Some(&command::STMT_PREPARE) => {
+                    session.next_statement += 1;
+                    let params = payload.iter().filter(|&&b| b == b'?').count();
+                    Answer::Prepared(session.next_statement - 1, params as u16)
+                }
+                Some(&command::STMT_CLOSE) => Answer::Silence,
                 Some(_) => Answer::Err(1047, "Unknown command".into()),
             };
             let reply = encode(&answer, &session, deprecate_eof);
@@ -320,6 +334,18 @@ fn encode(answer: &Answer, s: &FakeSession, deprecate_eof: bool) -> Vec<u8> {
         Answer::Ok => packets.push(ok(s.status)),
         Answer::Err(code, msg) => packets.push(err(*code, msg)),
         Answer::Silence => {}
+        Answer::Prepared(id, params) => {
+            let mut head = vec![0x00];
+            head.extend_from_slice(&id.to_le_bytes());
+            head.extend_from_slice(&[0, 0]); // no columns
+            head.extend_from_slice(&params.to_le_bytes());
+            head.extend_from_slice(&[0, 0, 0]); // filler, warnings
+            packets.push(head);
+            packets.extend((0..*params).map(|_| column("?", 63)));
+            if *params > 0 && !deprecate_eof {
+                packets.push(end_of_rows(s.status, false));
+            }
+        }
         Answer::Rows(columns, rows) => {
             packets.push(vec![*columns as u8]);
             packets.extend((0..*columns).map(|i| column(&format!("c{i}"), s.results_collation)));

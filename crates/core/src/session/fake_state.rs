@@ -48,6 +48,8 @@ pub(crate) struct FakeSession {
     /// The collation id result metadata carries (`SET NAMES ... COLLATE`).
     pub results_collation: u16,
     pub status: u16,
+    /// The id the next prepared statement gets.
+    pub next_statement: u32,
 }
 
 /// How the fake server behaves, shared by all its connections.
@@ -70,6 +72,8 @@ pub(crate) struct Script {
     pub stalls: Option<String>,
     /// Greet, then never answer the login.
     pub stall_login: bool,
+    /// The id of a session's first prepared statement.
+    pub first_statement_id: u32,
 }
 
 impl Default for Script {
@@ -96,6 +100,7 @@ impl Default for Script {
             fails: None,
             stalls: None,
             stall_login: false,
+            first_statement_id: 1,
         }
     }
 }
@@ -107,6 +112,8 @@ pub(crate) enum Answer {
     /// A result set: column count, rows (`None` is NULL).
     Rows(usize, Vec<Vec<Option<String>>>),
     Err(u16, String),
+    /// A prepared statement: its id and parameter count.
+    Prepared(u32, u16),
     /// No reply at all.
     Silence,
 }
@@ -131,6 +138,7 @@ impl Script {
             insert_id: 0,
             results_collation: 45,
             status: status::AUTOCOMMIT,
+            next_statement: self.first_statement_id,
         }
     }
 

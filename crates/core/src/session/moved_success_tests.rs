@@ -11,6 +11,7 @@ use super::switchover_kit::{Planned, Switched};
 use super::testkit::CAPS;
 use crate::metrics::ConnOutcome;
 use mysql_zk_proxy_protocol::caps;
+use mysql_zk_proxy_protocol::command;
 
 /// A session with system and user variables and a LAST_INSERT_ID.
 fn busy(s: &mut FakeSession) {
@@ -184,4 +185,47 @@ async fn a_client_without_deprecate_eof_moves_with_eof_terminated_reads() {
     .run()
     .await;
     moved(&s, &BUSY_CARRIED);
+}
+
+/// COM_STMT_EXECUTE of statement `id` (no parameters, no cursor).
+fn execute(id: u8) -> Vec<u8> {
+    vec![command::STMT_EXECUTE, id, 0, 0, 0, 0, 1, 0, 0, 0]
+}
+
+#[tokio::test]
+async fn prepared_statements_are_prepared_again_under_the_ids_the_client_knows() {
+    const PREPARE: &[u8] = b"\x16SELECT 1";
+    const EXECUTE_1: &[u8] = &[command::STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0];
+    // the old primary numbers statements from 1, the new one from 50
+    let new = Script {
+        first_statement_id: 50,
+        ..Script::default()
+    };
+    let s = Planned {
+        first: PREPARE,
+        held: EXECUTE_1,
+        new,
+        ..Planned::default()
+    }
+    .run()
+    .await;
+    assert_eq!(s.reply.first(), Some(&0x00), "{:?}", s.reply);
+    let on_new = s.new.commands();
+    let at = |p: &[u8]| on_new.iter().position(|c| c == p);
+    let (prepared, executed) = (at(PREPARE), at(&execute(50)));
+    assert!(prepared.is_some(), "prepared again: {on_new:?}");
+    assert!(
+        prepared < executed,
+        "then the client's EXECUTE of 1 ran as 50"
+    );
+    assert_eq!(
+        at(EXECUTE_1),
+        None,
+        "no EXECUTE of an id the new primary never gave"
+    );
+    let executes = |c: &Vec<u8>| c[0] == command::STMT_EXECUTE;
+    assert!(
+        !s.old.commands().iter().any(executes),
+        "nothing executed on the old primary"
+    );
 }

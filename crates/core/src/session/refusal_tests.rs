@@ -99,7 +99,7 @@ async fn a_value_that_cannot_be_written_exactly_refuses() {
 
 /// A planned switchover, bounded by a `migrate_timeout` of 2 s, from an
 /// old primary that never answers the first read, after `first` ran there.
-async fn silent_old_primary(first: &'static str) -> super::switchover_kit::Switched {
+async fn silent_old_primary(first: &'static [u8]) -> super::switchover_kit::Switched {
     let old = Script {
         stalls: Some("@@session.sql_select_limit".into()),
         ..Script::default()
@@ -115,14 +115,14 @@ async fn silent_old_primary(first: &'static str) -> super::switchover_kit::Switc
 
 #[tokio::test]
 async fn an_old_primary_that_does_not_answer_refuses_a_session_that_ran_statements() {
-    let s = silent_old_primary("UPDATE t SET x = 1").await;
+    let s = silent_old_primary(b"\x03UPDATE t SET x = 1").await;
     s.refused("its state cannot be read on 127.0.0.1:");
     s.refused("(no answer within 1s) and it ran statements since its state was last known");
 }
 
 #[tokio::test]
 async fn an_old_primary_that_does_not_answer_moves_a_session_whose_state_is_known() {
-    let s = silent_old_primary("SHOW TABLES").await;
+    let s = silent_old_primary(b"\x03SHOW TABLES").await;
     assert_eq!(s.reply.first(), Some(&0x00), "{:?}", s.reply);
     assert_eq!(s.migrated, 1);
     assert!(

@@ -3,12 +3,14 @@
 //! goes, or what the client gets, as the route serves, drains, names
 //! another server or names none.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::fake_server::{FakeServer, Script};
 use super::switchover_kit::Planned;
 use super::testkit::{
-    ask_error, ask_ok, attached, env_with, pipeline, publish, read_payload, run_session, PATIENCE,
+    ask_error, ask_ok, attached, env_with, pipeline, publish, read_payload, run_session,
+    wait_until, PATIENCE,
 };
 use crate::metrics::ConnOutcome;
 use crate::routing::RecordState;
@@ -25,14 +27,14 @@ enum To {
 }
 
 /// An old and a new primary, both alive, and an environment whose route
-/// names the old one, waiting `hold` for a primary (transactions drain
-/// for long enough not to expire).
-async fn two_primaries(hold: Duration) -> (FakeServer, FakeServer, Env) {
+/// names the old one, waiting `hold` for a primary and `drain` for a
+/// transaction to end on a draining one.
+async fn two_primaries(hold: Duration, drain: Duration) -> (FakeServer, FakeServer, Env) {
     let old = FakeServer::listen(Script::default()).await;
     let new = FakeServer::listen(Script::default()).await;
     let env = env_with(Some(old.primary(1)), |c| {
         c.failover.hold_timeout = hold;
-        c.failover.drain_timeout = PATIENCE;
+        c.failover.drain_timeout = drain;
     });
     (old, new, env)
 }
@@ -41,7 +43,7 @@ async fn two_primaries(hold: Duration) -> (FakeServer, FakeServer, Env) {
 /// and the application sends `SELECT 2`: the error it got, and the
 /// session's outcome. The command never reached either server.
 async fn refused_after_move(flags: u16, to: To) -> (u16, String, ConnOutcome) {
-    let (old, new, env) = two_primaries(Duration::from_millis(200)).await;
+    let (old, new, env) = two_primaries(Duration::from_millis(200), PATIENCE).await;
     let mut state = old.session(Some("app"));
     state.status = flags;
     let (live, _conn) = attached(&env, &old, &old.primary(1), state);
@@ -74,7 +76,7 @@ const IN_TRANS: u16 = status::AUTOCOMMIT | status::IN_TRANS;
 
 #[tokio::test]
 async fn a_serving_route_naming_the_backend_lets_the_command_leave() {
-    let (old, new, env) = two_primaries(PATIENCE).await;
+    let (old, new, env) = two_primaries(PATIENCE, PATIENCE).await;
     let (live, _conn) = attached(&env, &old, &old.primary(1), old.session(Some("app")));
     let (outcome, ()) = run_session(&env, live, |mut app| async move {
         ask_ok(&mut app, "SELECT 1").await;
@@ -92,7 +94,7 @@ async fn a_serving_route_naming_the_backend_lets_the_command_leave() {
 #[tokio::test]
 async fn a_draining_route_lets_a_transaction_finish_then_holds_the_next_command_for_the_new_primary(
 ) {
-    let (old, new, env) = two_primaries(PATIENCE).await;
+    let (old, new, env) = two_primaries(PATIENCE, PATIENCE).await;
     let mut state = old.session(Some("app"));
     state.status = IN_TRANS;
     let (live, _conn) = attached(&env, &old, &old.primary(1), state);
@@ -119,13 +121,33 @@ async fn a_draining_route_lets_a_transaction_finish_then_holds_the_next_command_
         new.queries().contains(&"SELECT 2".to_string()),
         "the next command ran on the new primary"
     );
-    assert_eq!(
-        env.stats
-            .sessions_migrated
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(env.stats.sessions_migrated.load(Relaxed), 1);
     assert_eq!(outcome, ConnOutcome::Closed);
+}
+
+#[tokio::test]
+async fn a_transaction_that_does_not_end_within_the_drain_timeout_is_aborted_with_9006() {
+    let (old, _new, env) = two_primaries(PATIENCE, Duration::from_millis(200)).await;
+    let mut state = old.session(Some("app"));
+    state.status = IN_TRANS;
+    let (live, _conn) = attached(&env, &old, &old.primary(1), state);
+    let (e, from) = (&env, old.primary(1));
+    let (outcome, (code, msg)) = run_session(&env, live, |mut app| async move {
+        publish(e, Some(from), RecordState::Draining);
+        let aborted = || e.stats.transactions_aborted.load(Relaxed) == 1;
+        wait_until("the drain timeout aborts the transaction", aborted).await;
+        ask_error(&mut app, "COMMIT").await
+    })
+    .await;
+    closed_with(
+        9006,
+        "the transaction did not end within 200ms",
+        (code, msg, outcome),
+    );
+    assert!(
+        !old.received("COMMIT"),
+        "no byte of it reached the old primary"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +172,7 @@ async fn a_draining_route_holds_a_command_at_rest_until_the_new_primary_runs_it(
 
 #[tokio::test]
 async fn a_route_naming_another_server_moves_a_session_at_rest() {
-    let (old, new, env) = two_primaries(PATIENCE).await;
+    let (old, new, env) = two_primaries(PATIENCE, PATIENCE).await;
     let (live, _conn) = attached(&env, &old, &old.primary(1), old.session(Some("app")));
     let (e, to) = (&env, new.primary(2));
     let (outcome, ()) = run_session(&env, live, |mut app| async move {

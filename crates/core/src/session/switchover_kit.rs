@@ -4,22 +4,27 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use tokio::io::AsyncWriteExt;
+
 use super::fake_server::{FakeServer, FakeSession, Script};
 use super::testkit::{
-    ask_ok, env_with, error_of, live_with, publish, read_payload, record_with, run_session_as,
-    send, CAPS, PATIENCE,
+    command, env_with, error_of, live_with, publish, read_payload, record_with, run_session_as,
+    CAPS, PATIENCE,
 };
 use crate::config::Config;
 use crate::metrics::ConnOutcome;
 use crate::routing::RecordState;
 use mysql_zk_proxy_protocol::caps;
+use mysql_zk_proxy_protocol::packet_io::frame;
 
 /// A planned switchover: a session on a live old primary (scripted by
-/// `old`), in the state `edit` gives a fresh login into `app`, runs
-/// `first` there; the route drains; the application sends `SELECT 2`; the
-/// route names the new primary (scripted by `new`).
+/// `old`), in the state `edit` gives a fresh login into `app`, runs the
+/// command `first` there; the route drains; the application sends the
+/// command `held`; the route names the new primary (scripted by `new`).
+/// Commands are payloads; both are answered with one OK packet.
 pub(super) struct Planned {
-    pub first: &'static str,
+    pub first: &'static [u8],
+    pub held: &'static [u8],
     pub old: Script,
     pub new: Script,
     pub edit: fn(&mut FakeSession),
@@ -32,7 +37,8 @@ pub(super) struct Planned {
 impl Default for Planned {
     fn default() -> Self {
         Planned {
-            first: "SELECT 1",
+            first: b"\x03SELECT 1",
+            held: b"\x03SELECT 2",
             old: Script::default(),
             new: Script::default(),
             edit: |_| {},
@@ -47,7 +53,8 @@ pub(super) struct Switched {
     pub old: FakeServer,
     pub new: FakeServer,
     pub outcome: ConnOutcome,
-    /// The reply to `SELECT 2`, sent while the route drained.
+    /// The command sent while the route drained, and its reply.
+    pub held: &'static [u8],
     pub reply: Vec<u8>,
     pub migrated: u64,
 }
@@ -66,12 +73,13 @@ impl Planned {
         (self.edit)(&mut state);
         let (live, far) = live_with(&env, &old.primary(1), state.status, self.caps);
         let _conn = old.attach(far, state, self.caps & caps::CLIENT_DEPRECATE_EOF != 0);
-        let (e, from, to, first) = (&env, old.primary(1), new.primary(2), self.first);
+        let (e, from, to) = (&env, old.primary(1), new.primary(2));
+        let (first, held) = (self.first, self.held);
         let rec = record_with(self.caps);
         let (outcome, reply) = run_session_as(&env, live, &rec, |mut app| async move {
-            ask_ok(&mut app, first).await;
+            assert_eq!(command(&mut app, first).await[0], 0x00, "an OK");
             publish(e, Some(from), RecordState::Draining);
-            send(&mut app, "SELECT 2").await;
+            app.write_all(&frame(0, held)).await.unwrap();
             publish(e, Some(to), RecordState::Serving);
             read_payload(&mut app).await
         })
@@ -81,6 +89,7 @@ impl Planned {
             old,
             new,
             outcome,
+            held,
             reply,
             migrated,
         }
@@ -97,7 +106,7 @@ impl Switched {
         assert_eq!(self.outcome, ConnOutcome::FailoverClosed);
         assert_eq!(self.migrated, 0);
         let held = "the held command stayed unsent";
-        assert!(!self.old.received("SELECT 2"), "{held}");
-        assert!(!self.new.received("SELECT 2"), "{held}");
+        assert!(!self.old.received(self.held), "{held}");
+        assert!(!self.new.received(self.held), "{held}");
     }
 }

@@ -217,6 +217,12 @@ pub(super) async fn ask(app: &mut DuplexStream, sql: &str) -> Vec<u8> {
     read_payload(app).await
 }
 
+/// Send the command `payload`; the payload of the one-packet reply.
+pub(super) async fn command(app: &mut DuplexStream, payload: &[u8]) -> Vec<u8> {
+    app.write_all(&frame(0, payload)).await.unwrap();
+    read_payload(app).await
+}
+
 /// The payload of the next packet.
 pub(super) async fn read_payload(app: &mut DuplexStream) -> Vec<u8> {
     let mut header = [0u8; 4];
