@@ -5,12 +5,14 @@
 //! there with the state known from its login (an unplanned failover), or
 //! is refused as docs/failover.md says.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::io::DuplexStream;
 use tokio::task::JoinHandle;
 
 use super::fake_server::{FakeServer, Login, Script, USER};
+use super::switchover_kit::{busy, BUSY_CARRIED};
 use super::testkit::{
     ask, ask_ok, attached, closed, command, env_with, error_of, gone_primary, publish, run_session,
     wait_until, PATIENCE,
@@ -24,6 +26,10 @@ use mysql_zk_proxy_protocol::status;
 /// wait until the session waits for a new primary.
 async fn lose_backend(env: &Env, conn: JoinHandle<()>) {
     conn.abort();
+    waiting_for_primary(env).await;
+}
+
+async fn waiting_for_primary(env: &Env) {
     let waiting = || env.stats.sessions_in(SessionState::WaitingForPrimary) == 1;
     wait_until("the session waits for a new primary", waiting).await;
 }
@@ -168,4 +174,42 @@ async fn a_session_whose_primary_is_gone_moves_into_the_schema_its_init_db_chose
         schema: Some("db2".into()),
     };
     assert_eq!(new.logins(), (vec![login], 0));
+}
+
+#[tokio::test]
+async fn a_crash_after_a_move_carries_the_state_read_at_that_move() {
+    let a = FakeServer::listen(Script::default()).await;
+    let b = FakeServer::listen(Script::default()).await;
+    let c = FakeServer::listen(Script::default()).await;
+    let env = env_with(Some(a.primary(1)), |cfg| {
+        cfg.failover.hold_timeout = PATIENCE
+    });
+    let mut state = a.session(Some("app"));
+    busy(&mut state);
+    let (live, _conn) = attached(&env, &a, &a.primary(1), state);
+    let (e, to_b, to_c, crashing) = (&env, b.primary(2), c.primary(3), &b);
+    let (outcome, ()) = run_session(&env, live, |mut app| async move {
+        publish(e, Some(to_b), RecordState::Serving);
+        ask_ok(&mut app, "SHOW TABLES").await; // changes nothing: still known
+        crashing.crash();
+        waiting_for_primary(e).await;
+        publish(e, Some(to_c), RecordState::Serving);
+        ask_ok(&mut app, "SHOW DATABASES").await;
+    })
+    .await;
+    assert_eq!(
+        b.queries()[..BUSY_CARRIED.len()],
+        BUSY_CARRIED,
+        "carried to B"
+    );
+    assert!(b.received("SHOW TABLES"));
+    let on_c = c.queries();
+    assert_eq!(
+        on_c[..BUSY_CARRIED.len()],
+        BUSY_CARRIED,
+        "the same values to C: {on_c:#?}"
+    );
+    assert_eq!(on_c.last().map(String::as_str), Some("SHOW DATABASES"));
+    assert_eq!(env.stats.sessions_migrated.load(Relaxed), 2);
+    assert_eq!(outcome, ConnOutcome::Closed);
 }

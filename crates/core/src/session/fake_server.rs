@@ -3,10 +3,10 @@
 //! mysql_native_password answer is refused, as a server would), then
 //! commands answered from a scripted session state (`fake_state.rs`) with
 //! real result-set packets in either EOF mode (prepared statements get ids
-//! from a scripted first one; their executions an OK). It listens on an in-process
-//! loopback port (new logins) and serves sessions handed to it over an
-//! in-memory stream (a session already logged in); it records every
-//! command it received.
+//! from a scripted first one; their executions an OK). It listens on an
+//! in-process loopback port (new logins) and serves sessions handed to it
+//! over an in-memory stream (a session already logged in); it records
+//! every command it received, and it can crash.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -49,6 +49,8 @@ struct Shared {
     logins: Mutex<Vec<Login>>,
     refused_logins: AtomicU32,
     next_conn: AtomicU32,
+    /// The listener's task and its connections' (a crash ends them all).
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A running fake server.
@@ -70,12 +72,24 @@ impl FakeServer {
         });
         let server = FakeServer { port, shared };
         let accepting = server.clone();
-        tokio::spawn(async move {
+        let accept = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let s = accepting.clone();
-                tokio::spawn(async move { s.greet_and_serve(tcp).await });
+                let conn = tokio::spawn(async move { s.greet_and_serve(tcp).await });
+                accepting
+                    .shared
+                    .tasks
+                    .lock()
+                    .unwrap()
+                    .push(conn.abort_handle());
             }
         });
+        server
+            .shared
+            .tasks
+            .lock()
+            .unwrap()
+            .push(accept.abort_handle());
         server
     }
 
@@ -98,6 +112,13 @@ impl FakeServer {
         let s = self.clone();
         let conn = self.shared.next_conn.fetch_add(1, Relaxed);
         tokio::spawn(async move { s.serve(io, conn, session, deprecate_eof).await })
+    }
+
+    /// Crash: stop listening and drop every connection it accepted.
+    pub(crate) fn crash(&self) {
+        for task in self.shared.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 
     /// The script, to change how the server behaves from now on.

@@ -6,40 +6,12 @@
 
 use std::time::Duration;
 
-use super::fake_server::{FakeSession, FakeVar, Login, Script, USER};
-use super::switchover_kit::{Planned, Switched};
+use super::fake_server::{Login, Script, USER};
+use super::switchover_kit::{busy, Planned, Switched, BUSY_CARRIED};
 use super::testkit::CAPS;
 use crate::metrics::ConnOutcome;
 use mysql_zk_proxy_protocol::caps;
 use mysql_zk_proxy_protocol::command;
-
-/// A session with system and user variables and a LAST_INSERT_ID.
-fn busy(s: &mut FakeSession) {
-    s.sysvars.insert("SQL_MODE".into(), "ANSI".into());
-    s.sysvars.insert("WAIT_TIMEOUT".into(), "60".into());
-    s.user_vars = vec![
-        FakeVar {
-            name: "n".into(),
-            kind: "INT".into(),
-            value: "5".into(),
-            collation: "binary".into(),
-        },
-        FakeVar {
-            name: "s".into(),
-            kind: "VARCHAR".into(),
-            value: "hé".into(),
-            collation: "utf8mb4_general_ci".into(),
-        },
-    ];
-    s.last_insert_id = 42;
-}
-
-/// What carries [`busy`]'s state: values, in the order the carry sends them.
-const BUSY_CARRIED: [&str; 3] = [
-    "SET SESSION `sql_mode` = 'ANSI', SESSION `wait_timeout` = 60",
-    "SET @`n` = CAST('5' AS SIGNED), @`s` = _utf8mb4 X'68C3A9' COLLATE `utf8mb4_general_ci`",
-    "SET LAST_INSERT_ID = 42",
-];
 
 /// A busy session's planned move to a new primary scripted by `new`
 /// (bounded by the config `tweak` leaves).

@@ -97,7 +97,7 @@ async fn a_value_that_cannot_be_written_exactly_refuses() {
     .await;
 }
 
-/// A planned switchover, bounded by a `migrate_timeout` of 2 s, from an
+/// A planned switchover, bounded by a `migrate_timeout` of 4 s, from an
 /// old primary that never answers the first read, after `first` ran there.
 async fn silent_old_primary(first: &'static [u8]) -> super::switchover_kit::Switched {
     let old = Script {
@@ -107,7 +107,7 @@ async fn silent_old_primary(first: &'static [u8]) -> super::switchover_kit::Swit
     let planned = Planned {
         first,
         old,
-        tweak: |c| c.failover.migrate_timeout = Duration::from_secs(2),
+        tweak: |c| c.failover.migrate_timeout = Duration::from_secs(4),
         ..Planned::default()
     };
     planned.run().await
@@ -117,7 +117,7 @@ async fn silent_old_primary(first: &'static [u8]) -> super::switchover_kit::Swit
 async fn an_old_primary_that_does_not_answer_refuses_a_session_that_ran_statements() {
     let s = silent_old_primary(b"\x03UPDATE t SET x = 1").await;
     s.refused("its state cannot be read on 127.0.0.1:");
-    s.refused("(no answer within 1s) and it ran statements since its state was last known");
+    s.refused("(no answer within 2s) and it ran statements since its state was last known");
 }
 
 #[tokio::test]

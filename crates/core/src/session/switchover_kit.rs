@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::io::AsyncWriteExt;
 
-use super::fake_server::{FakeServer, FakeSession, Script};
+use super::fake_server::{FakeServer, FakeSession, FakeVar, Script};
 use super::testkit::{
     command, env_with, error_of, live_with, publish, read_payload, record_with, run_session_as,
     CAPS, PATIENCE,
@@ -16,6 +16,34 @@ use crate::metrics::ConnOutcome;
 use crate::routing::RecordState;
 use mysql_zk_proxy_protocol::caps;
 use mysql_zk_proxy_protocol::packet_io::frame;
+
+/// A session with system and user variables and a LAST_INSERT_ID.
+pub(super) fn busy(s: &mut FakeSession) {
+    s.sysvars.insert("SQL_MODE".into(), "ANSI".into());
+    s.sysvars.insert("WAIT_TIMEOUT".into(), "60".into());
+    s.user_vars = vec![
+        FakeVar {
+            name: "n".into(),
+            kind: "INT".into(),
+            value: "5".into(),
+            collation: "binary".into(),
+        },
+        FakeVar {
+            name: "s".into(),
+            kind: "VARCHAR".into(),
+            value: "hé".into(),
+            collation: "utf8mb4_general_ci".into(),
+        },
+    ];
+    s.last_insert_id = 42;
+}
+
+/// What carries [`busy`]'s state: values, in the order the carry sends them.
+pub(super) const BUSY_CARRIED: [&str; 3] = [
+    "SET SESSION `sql_mode` = 'ANSI', SESSION `wait_timeout` = 60",
+    "SET @`n` = CAST('5' AS SIGNED), @`s` = _utf8mb4 X'68C3A9' COLLATE `utf8mb4_general_ci`",
+    "SET LAST_INSERT_ID = 42",
+];
 
 /// A planned switchover: a session on a live old primary (scripted by
 /// `old`), in the state `edit` gives a fresh login into `app`, runs the
