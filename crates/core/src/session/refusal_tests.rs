@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
-use super::fake_server::{FakeSession, Script};
+use super::fake_server::{FakeServer, FakeSession, Script};
 use super::switchover_kit::Planned;
+use super::testkit::{ask_error, attached, env_with, publish, run_session, wait_until, PATIENCE};
+use crate::metrics::ConnOutcome;
+use crate::routing::RecordState;
+use mysql_zk_proxy_protocol::status;
 
 /// A planned switchover from an old primary scripted by `old`, in the
 /// state `edit` gives the session, is refused naming `why`.
@@ -129,4 +133,51 @@ async fn an_old_primary_that_does_not_answer_moves_a_session_whose_state_is_know
         s.new.received("SELECT 2"),
         "the held command ran on the new primary"
     );
+}
+
+/// A session on a live old primary scripted by `old`, with status `flags`,
+/// whose route names a new primary while the client is silent: the old
+/// primary's connection closes before the client speaks again, and its
+/// next command gets error `code` naming `why`.
+async fn refused_while_silent(old: Script, flags: u16, code: u16, why: &str) {
+    let old = FakeServer::listen(old).await;
+    let new = FakeServer::listen(Script::default()).await;
+    let env = env_with(Some(old.primary(1)), |c| {
+        c.failover.hold_timeout = PATIENCE;
+        c.listen.idle_timeout = PATIENCE;
+    });
+    let mut state = old.session(Some("app"));
+    state.status = flags;
+    let (live, conn) = attached(&env, &old, &old.primary(1), state);
+    let (e, to) = (&env, new.primary(2));
+    let (outcome, (got, msg)) = run_session(&env, live, |mut app| async move {
+        publish(e, Some(to), RecordState::Serving);
+        let released = || conn.is_finished();
+        wait_until("the refused session closes its old backend", released).await;
+        ask_error(&mut app, "COMMIT").await
+    })
+    .await;
+    assert_eq!(got, code, "{msg}");
+    assert!(msg.contains(why), "{why:?} in {msg:?}");
+    assert_eq!(outcome, ConnOutcome::FailoverClosed);
+    assert!(
+        !old.received("COMMIT"),
+        "the command never reached the old primary"
+    );
+}
+
+#[tokio::test]
+async fn a_session_refused_at_rest_holds_no_backend_while_it_waits() {
+    let old = Script {
+        locks: Some(1),
+        ..Script::default()
+    };
+    refused_while_silent(old, status::AUTOCOMMIT, 9005, "the session holds locks").await;
+}
+
+#[tokio::test]
+async fn a_transaction_aborted_by_a_move_holds_no_backend_while_it_waits() {
+    let in_trans = status::AUTOCOMMIT | status::IN_TRANS;
+    let why = "transaction aborted by failover";
+    refused_while_silent(Script::default(), in_trans, 9006, why).await;
 }

@@ -258,9 +258,9 @@ pub(super) async fn closed(app: &mut DuplexStream) {
     assert_eq!(rest, b"", "closed with nothing more");
 }
 
-/// Wait (bounded) until `cond` holds.
+/// Wait (bounded, within a session's [`PATIENCE`]) until `cond` holds.
 pub(super) async fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let deadline = tokio::time::Instant::now() + PATIENCE / 2;
     while !cond() {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
