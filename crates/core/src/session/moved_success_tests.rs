@@ -201,3 +201,26 @@ async fn prepared_statements_are_prepared_again_under_the_ids_the_client_knows()
         "nothing executed on the old primary"
     );
 }
+
+#[tokio::test]
+async fn a_kill_of_the_id_the_client_knows_reaches_its_thread_on_the_new_primary() {
+    // the client knows thread 7 (its login); on the new primary it is 100,
+    // the fake server's first connection
+    let s = Planned {
+        held: b"\x03KILL QUERY 7",
+        ..Planned::default()
+    }
+    .run()
+    .await;
+    assert_eq!(s.reply.first(), Some(&0x00), "{:?}", s.reply);
+    let on_new = s.new.queries();
+    assert_eq!(
+        on_new.last().map(String::as_str),
+        Some("KILL QUERY 100"),
+        "{on_new:#?}"
+    );
+    assert!(
+        !s.old.received("KILL"),
+        "nothing of it reached the old primary"
+    );
+}
