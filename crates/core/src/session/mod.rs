@@ -24,6 +24,23 @@ pub mod stream;
 pub mod switch;
 pub mod timers;
 
+#[cfg(test)]
+mod backend_loss_tests;
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod fake_state;
+#[cfg(test)]
+mod moved_success_tests;
+#[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
+mod route_tests;
+#[cfg(test)]
+mod switchover_kit;
+#[cfg(test)]
+mod testkit;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -38,7 +55,7 @@ use crate::routing::Primary;
 pub(crate) use ending::send_error;
 use ending::{login_failure, unreachable};
 pub use env::Env;
-use live::{after_relay, relay_until_moved, Live, Next};
+use live::{serve_logged_in, Live};
 use login::{LoginOutcome, LoginTls};
 use mysql_zk_proxy_protocol::errors::{Phase, ProxyErrorCode};
 use mysql_zk_proxy_protocol::handshake::offer_ssl;
@@ -214,11 +231,5 @@ async fn connect_and_relay(
             .kills
             .register(greeting.connection_id, &primary.address()),
     };
-    loop {
-        let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
-        match after_relay(end, &mut client, &mut live, &record, ctx, gauge).await {
-            Next::Relay => continue,
-            Next::Done(outcome) => return outcome,
-        }
-    }
+    serve_logged_in(&mut client, &mut live, &record, ctx, gauge).await
 }

@@ -42,6 +42,7 @@ pub(super) async fn failover(
             humantime::format_duration(wait)
         );
         tracing::warn!("{msg}");
+        release_backend(live);
         let held = std::mem::take(&mut live.early.0);
         ending::close_at_next_command(
             client,
@@ -227,6 +228,7 @@ pub(super) async fn close_after_loss(
 
 async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Env) {
     tracing::warn!(backend = %live.primary, "{msg}");
+    release_backend(live);
     let wait = refusal_wait(ctx);
     let held = std::mem::take(&mut live.early.0);
     ending::close_at_next_command(
@@ -238,6 +240,13 @@ async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ct
         wait,
     )
     .await;
+}
+
+/// A refused session closes its backend connection at once, not when its
+/// client next speaks: it holds no backend while it waits (an open
+/// transaction there is rolled back now).
+fn release_backend(live: &mut Live<'_>) {
+    live.backend = Stream::Closed;
 }
 
 /// How long a refused session waits for its next command, to answer it
