@@ -178,7 +178,7 @@ impl FakeServer {
         let Ok(p) = reader.read(&mut io).await else {
             return;
         };
-        if self.script().stall_login {
+        if self.script().faults.stall_login {
             return std::future::pending().await;
         }
         let response = HandshakeResponse::parse(&p.payload);

@@ -62,6 +62,24 @@ pub(crate) struct Script {
     pub locks: Option<u64>,
     /// `@@warning_count` left by the previous statement.
     pub warnings: u64,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// The id of a session's first prepared statement.
+    pub first_statement_id: u32,
+}
+
+impl Script {
+    /// The default script with the faults `set` sets.
+    pub(crate) fn faulty(set: impl FnOnce(&mut Faults)) -> Script {
+        let mut script = Script::default();
+        set(&mut script.faults);
+        script
+    }
+}
+
+/// How a scripted server misbehaves (nothing by default).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Faults {
     /// A system variable a `SET` silently leaves as it was.
     pub ignores: Option<String>,
     /// A system variable a `SET` is refused for (error 1231).
@@ -72,8 +90,6 @@ pub(crate) struct Script {
     pub stalls: Option<String>,
     /// Greet, then never answer the login.
     pub stall_login: bool,
-    /// The id of a session's first prepared statement.
-    pub first_statement_id: u32,
 }
 
 impl Default for Script {
@@ -95,11 +111,7 @@ impl Default for Script {
             temp_tables: 0,
             locks: Some(0),
             warnings: 0,
-            ignores: None,
-            refuses: None,
-            fails: None,
-            stalls: None,
-            stall_login: false,
+            faults: Faults::default(),
             first_statement_id: 1,
         }
     }
@@ -144,10 +156,15 @@ impl Script {
 
     /// Answer the query `sql` in `s`.
     pub(crate) fn query(&self, s: &mut FakeSession, sql: &str) -> Answer {
-        if let Some(text) = self.fails.as_deref().filter(|t| sql.contains(t)) {
+        if let Some(text) = self.faults.fails.as_deref().filter(|t| sql.contains(t)) {
             return Answer::Err(1105, format!("scripted failure at {text}"));
         }
-        if self.stalls.as_deref().is_some_and(|t| sql.contains(t)) {
+        if self
+            .faults
+            .stalls
+            .as_deref()
+            .is_some_and(|t| sql.contains(t))
+        {
             return Answer::Silence;
         }
         let q = unprefixed(sql);
@@ -237,11 +254,11 @@ impl Script {
                 "insert_id" => s.insert_id = value.parse().expect("a number"),
                 _ => {
                     let upper = name.to_uppercase();
-                    if self.refuses.as_deref() == Some(&upper) {
+                    if self.faults.refuses.as_deref() == Some(&upper) {
                         let msg = format!("Variable '{name}' can't be set to the value of {value}");
                         return Answer::Err(1231, msg);
                     }
-                    if self.ignores.as_deref() != Some(&upper) {
+                    if self.faults.ignores.as_deref() != Some(&upper) {
                         s.sysvars.insert(upper, unquoted(value));
                     }
                 }

@@ -115,31 +115,23 @@ async fn the_collation_results_are_sent_in_is_carried_from_the_result_metadata()
 }
 
 #[tokio::test]
-async fn a_read_back_that_differs_refuses_the_move() {
-    let new = Script {
-        ignores: Some("SQL_MODE".into()),
-        ..Script::default()
-    };
-    let s = busy_move(new, |_| {}).await;
-    s.refused("the carried state differs: @@sql_mode");
-}
-
-#[tokio::test]
-async fn a_value_the_new_primary_refuses_refuses_the_move() {
-    let new = Script {
-        refuses: Some("WAIT_TIMEOUT".into()),
-        ..Script::default()
-    };
-    let s = busy_move(new, |_| {}).await;
-    s.refused("carrying the session's state failed: SET SESSION `sql_mode` = 'ANSI'");
+async fn a_read_back_that_differs_or_a_refused_value_refuses_the_move() {
+    let differs = Script::faulty(|f| f.ignores = Some("SQL_MODE".into()));
+    let refuses = Script::faulty(|f| f.refuses = Some("WAIT_TIMEOUT".into()));
+    for (new, why) in [
+        (differs, "the carried state differs: @@sql_mode"),
+        (
+            refuses,
+            "carrying the session's state failed: SET SESSION `sql_mode` = 'ANSI'",
+        ),
+    ] {
+        busy_move(new, |_| {}).await.refused(why);
+    }
 }
 
 #[tokio::test]
 async fn a_move_blocked_past_the_migrate_timeout_refuses_naming_it() {
-    let new = Script {
-        stall_login: true,
-        ..Script::default()
-    };
+    let new = Script::faulty(|f| f.stall_login = true);
     let bounded = |c: &mut crate::config::Config| {
         c.failover.migrate_timeout = Duration::from_millis(300);
     };

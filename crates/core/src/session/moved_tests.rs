@@ -178,30 +178,24 @@ async fn prepared_statements_that_cannot_be_prepared_again_get_9005_naming_why()
         l.state.stmts.prepared(1, 1, None, schema());
     })
     .await;
-    refused_before_reading(
-        "prepared statement parameter types not seen",
-        record(),
-        |l| {
+    // a statement prepared with one parameter, then `command` for it
+    let prepared_then = |command: &'static [u8]| {
+        move |l: &mut Live<'_>| {
             l.state.stmts.prepared(1, 1, sql(), schema());
-            let execute = [command::STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
-            l.state
-                .stmts
-                .on_command(command::STMT_EXECUTE, &execute, None);
-        },
-    )
-    .await;
-    refused_before_reading(
-        "prepared statement with pending SEND_LONG_DATA",
-        record(),
-        |l| {
-            l.state.stmts.prepared(1, 1, sql(), schema());
-            let long = [command::STMT_SEND_LONG_DATA, 1, 0, 0, 0, 0, 0, b'x'];
-            l.state
-                .stmts
-                .on_command(command::STMT_SEND_LONG_DATA, &long, None);
-        },
-    )
-    .await;
+            l.state.stmts.on_command(command[0], command, None);
+        }
+    };
+    let execute = &[command::STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+    let long_data = &[command::STMT_SEND_LONG_DATA, 1, 0, 0, 0, 0, 0, b'x'];
+    for (why, command) in [
+        ("prepared statement parameter types not seen", &execute[..]),
+        (
+            "prepared statement with pending SEND_LONG_DATA",
+            &long_data[..],
+        ),
+    ] {
+        refused_before_reading(why, record(), prepared_then(command)).await;
+    }
     refused_before_reading(
         "a prepared statement's default schema is not known",
         record(),

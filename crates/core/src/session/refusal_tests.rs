@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::fake_server::{FakeServer, FakeSession, Script};
 use super::switchover_kit::Planned;
-use super::testkit::{ask_error, attached, env_with, publish, run_session, wait_until, PATIENCE};
+use super::testkit::{
+    ask_error, attached_at, env_with, publish, run_session, wait_until, PATIENCE,
+};
 use crate::metrics::ConnOutcome;
 use crate::routing::RecordState;
 use mysql_zk_proxy_protocol::status;
@@ -78,10 +80,7 @@ async fn warnings_of_the_previous_statement_refuse() {
 
 #[tokio::test]
 async fn a_read_the_old_primary_refuses_refuses() {
-    let old = Script {
-        fails: Some("USER_VARIABLES".into()),
-        ..Script::default()
-    };
+    let old = Script::faulty(|f| f.fails = Some("USER_VARIABLES".into()));
     let s = Planned {
         old,
         ..Planned::default()
@@ -104,10 +103,7 @@ async fn a_value_that_cannot_be_written_exactly_refuses() {
 /// A planned switchover, bounded by a `migrate_timeout` of 4 s, from an
 /// old primary that never answers the first read, after `first` ran there.
 async fn silent_old_primary(first: &'static [u8]) -> super::switchover_kit::Switched {
-    let old = Script {
-        stalls: Some("@@session.sql_select_limit".into()),
-        ..Script::default()
-    };
+    let old = Script::faulty(|f| f.stalls = Some("@@session.sql_select_limit".into()));
     let planned = Planned {
         first,
         old,
@@ -146,9 +142,7 @@ async fn refused_while_silent(old: Script, flags: u16, code: u16, why: &str) {
         c.failover.hold_timeout = PATIENCE;
         c.listen.idle_timeout = PATIENCE;
     });
-    let mut state = old.session(Some("app"));
-    state.status = flags;
-    let (live, conn) = attached(&env, &old, &old.primary(1), state);
+    let (live, conn) = attached_at(&env, &old, flags);
     let (e, to) = (&env, new.primary(2));
     let (outcome, (got, msg)) = run_session(&env, live, |mut app| async move {
         publish(e, Some(to), RecordState::Serving);

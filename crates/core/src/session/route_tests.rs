@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::fake_server::{FakeServer, Script};
 use super::switchover_kit::Planned;
 use super::testkit::{
-    ask_error, ask_ok, attached, env_with, pipeline, publish, read_payload, run_session,
-    wait_until, PATIENCE,
+    ask_error, ask_ok, attached, attached_at, env_with, pipeline, publish, read_payload,
+    run_session, wait_until, PATIENCE,
 };
 use crate::metrics::ConnOutcome;
 use crate::routing::RecordState;
@@ -44,9 +44,7 @@ async fn two_primaries(hold: Duration, drain: Duration) -> (FakeServer, FakeServ
 /// session's outcome. The command never reached either server.
 async fn refused_after_move(flags: u16, to: To) -> (u16, String, ConnOutcome) {
     let (old, new, env) = two_primaries(Duration::from_millis(200), PATIENCE).await;
-    let mut state = old.session(Some("app"));
-    state.status = flags;
-    let (live, _conn) = attached(&env, &old, &old.primary(1), state);
+    let (live, _conn) = attached_at(&env, &old, flags);
     let route = match to {
         To::New => Some(new.primary(2)),
         To::Nobody => None,
@@ -95,9 +93,7 @@ async fn a_serving_route_naming_the_backend_lets_the_command_leave() {
 async fn a_draining_route_lets_a_transaction_finish_then_holds_the_next_command_for_the_new_primary(
 ) {
     let (old, new, env) = two_primaries(PATIENCE, PATIENCE).await;
-    let mut state = old.session(Some("app"));
-    state.status = IN_TRANS;
-    let (live, _conn) = attached(&env, &old, &old.primary(1), state);
+    let (live, _conn) = attached_at(&env, &old, IN_TRANS);
     let (e, from, to) = (&env, old.primary(1), new.primary(2));
     let (outcome, ()) = run_session(&env, live, |mut app| async move {
         publish(e, Some(from), RecordState::Draining);
@@ -128,9 +124,7 @@ async fn a_draining_route_lets_a_transaction_finish_then_holds_the_next_command_
 #[tokio::test]
 async fn a_transaction_that_does_not_end_within_the_drain_timeout_is_aborted_with_9006() {
     let (old, _new, env) = two_primaries(PATIENCE, Duration::from_millis(200)).await;
-    let mut state = old.session(Some("app"));
-    state.status = IN_TRANS;
-    let (live, _conn) = attached(&env, &old, &old.primary(1), state);
+    let (live, _conn) = attached_at(&env, &old, IN_TRANS);
     let (e, from) = (&env, old.primary(1));
     let (outcome, (code, msg)) = run_session(&env, live, |mut app| async move {
         publish(e, Some(from), RecordState::Draining);

@@ -162,6 +162,18 @@ pub(super) fn attached<'a>(
     (live, server.attach(far, session, true))
 }
 
+/// [`attached`]: an `app` session in schema `app` on `server` (epoch 1)
+/// whose last reply left status `flags`.
+pub(super) fn attached_at<'a>(
+    env: &'a Env,
+    server: &FakeServer,
+    flags: u16,
+) -> (Live<'a>, JoinHandle<()>) {
+    let mut state = server.session(Some("app"));
+    state.status = flags;
+    attached(env, server, &server.primary(1), state)
+}
+
 /// Serve `live` as the proxy does after a login while `app` plays the
 /// application on the client connection's other end; the client
 /// connection closes when the session ends. Both must end in time.
