@@ -5,6 +5,7 @@
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakePacket;
 use mysql_zk_proxy_protocol::caps::*;
+use mysql_zk_proxy_protocol::handshake::Response;
 use mysql_zk_proxy_protocol::{Framer, ServerEvent, Tracker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -103,18 +104,17 @@ impl RawConn {
         } else {
             0
         };
-        let mut hr = caps.to_le_bytes().to_vec();
-        hr.extend_from_slice(&(64u32 << 20).to_le_bytes());
-        hr.push(45);
-        hr.extend_from_slice(&[0; 19]);
-        hr.extend_from_slice(&mariadb.to_le_bytes());
-        hr.extend_from_slice(user.as_bytes());
-        hr.push(0);
-        hr.push(auth.len() as u8);
-        hr.extend_from_slice(&auth);
-        hr.extend_from_slice(db.as_bytes());
-        hr.push(0);
-        hr.extend_from_slice(b"mysql_native_password\0");
+        let hr = Response {
+            caps,
+            max_packet: 64u32 << 20,
+            collation: 45,
+            mariadb_caps: mariadb,
+            user,
+            auth: &auth,
+            db: Some(db),
+            plugin: "mysql_native_password",
+        }
+        .encode();
         stream.write_all(&frame(1, &hr)).await?;
         let (_, reply) = read_packet(&mut stream).await?;
         anyhow::ensure!(

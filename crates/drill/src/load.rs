@@ -190,9 +190,7 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
             }
             continue;
         };
-        let start = ctx.t0.elapsed();
-        let out = tokio::time::timeout(ctx.op_timeout, one_op(&ctx, kind, l)).await;
-        let latency = ctx.t0.elapsed() - start;
+        let (start, out, latency) = timed(&ctx, one_op(&ctx, kind, l)).await;
         let (error, lost, ack) = match out {
             Ok(Ok(ack)) => (None, false, ack),
             Ok(Err(e)) => {
@@ -252,6 +250,17 @@ pub(crate) fn record(ctx: &LoadCtx, res: &mut WorkerResult, op: Op) {
 }
 
 /// Sleep `d`, or less when the drill stops.
+/// Run one operation bounded by `drill.op_timeout`: when it started (since
+/// the drill's start), its outcome (`Err` on timeout) and its latency.
+pub(crate) async fn timed<T>(
+    ctx: &LoadCtx,
+    op: impl std::future::Future<Output = T>,
+) -> (Duration, Result<T, tokio::time::error::Elapsed>, Duration) {
+    let start = ctx.t0.elapsed();
+    let out = tokio::time::timeout(ctx.op_timeout, op).await;
+    (start, out, ctx.t0.elapsed() - start)
+}
+
 pub(crate) async fn pause(ctx: &LoadCtx, d: Duration) {
     if d.is_zero() {
         return tokio::task::yield_now().await;

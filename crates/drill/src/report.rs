@@ -139,6 +139,13 @@ pub struct Verdict {
     pub failures: Vec<String>,
 }
 
+impl Verdict {
+    /// Whether the drill failed with a failure line that `is` picks out.
+    pub fn failed_for(&self, is: impl Fn(&str) -> bool) -> bool {
+        !self.pass && self.failures.iter().any(|f| is(f))
+    }
+}
+
 /// Work out the report.
 pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
     let ops: Vec<Op> = c

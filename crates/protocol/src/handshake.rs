@@ -207,3 +207,45 @@ mod tests {
         assert!(adjust_greeting(&mut []).is_err());
     }
 }
+
+/// A HandshakeResponse41 whose auth data fits one length byte (a
+/// `mysql_native_password` answer): what a client sends after the greeting.
+/// MariaDB's extended capabilities go in the filler's last 4 bytes, which
+/// only a server without CLIENT_MYSQL reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response<'a> {
+    pub caps: u32,
+    pub max_packet: u32,
+    pub collation: u8,
+    pub mariadb_caps: u32,
+    pub user: &'a str,
+    pub auth: &'a [u8],
+    /// Sent only with CLIENT_CONNECT_WITH_DB set in `caps`.
+    pub db: Option<&'a str>,
+    pub plugin: &'a str,
+}
+
+impl Response<'_> {
+    /// The payload (connection attributes, if any, are appended by the caller).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = self.caps.to_le_bytes().to_vec();
+        p.extend_from_slice(&self.max_packet.to_le_bytes());
+        p.push(self.collation);
+        p.extend_from_slice(&[0; 19]);
+        p.extend_from_slice(&self.mariadb_caps.to_le_bytes());
+        p.extend_from_slice(self.user.as_bytes());
+        p.push(0);
+        p.push(self.auth.len() as u8);
+        p.extend_from_slice(self.auth);
+        if let Some(db) = self
+            .db
+            .filter(|_| self.caps & caps::CLIENT_CONNECT_WITH_DB != 0)
+        {
+            p.extend_from_slice(db.as_bytes());
+            p.push(0);
+        }
+        p.extend_from_slice(self.plugin.as_bytes());
+        p.push(0);
+        p
+    }
+}

@@ -182,11 +182,8 @@ pub fn down(dir: &Path, wipe: bool) -> Result<Vec<String>> {
     Ok(done)
 }
 
-/// Planned switchover of the persistent cluster; records the new roles.
-pub async fn switchover(dir: &Path) -> Result<super::SwitchoverReport> {
-    let dir = absolute(dir)?;
-    let _lock = DirLock::acquire(&dir)?;
-    let (mut c, mut st) = attach(&dir)?;
+/// Every server of the cluster is up: a role change needs them all.
+fn all_running(c: &Cluster) -> Result<()> {
     for (what, up) in [
         ("zookeeper", c.zk().is_running()),
         ("primary", c.primary().is_running()),
@@ -198,6 +195,15 @@ pub async fn switchover(dir: &Path) -> Result<super::SwitchoverReport> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Planned switchover of the persistent cluster; records the new roles.
+pub async fn switchover(dir: &Path) -> Result<super::SwitchoverReport> {
+    let dir = absolute(dir)?;
+    let _lock = DirLock::acquire(&dir)?;
+    let (mut c, mut st) = attach(&dir)?;
+    all_running(&c)?;
     let report = c.switchover().await?;
     st.primary = c.primary().name().to_owned();
     st.save()?;
@@ -213,17 +219,7 @@ pub async fn crash_failover(
     let dir = absolute(dir)?;
     let _lock = DirLock::acquire(&dir)?;
     let (mut c, mut st) = attach(&dir)?;
-    for (what, up) in [
-        ("zookeeper", c.zk().is_running()),
-        ("primary", c.primary().is_running()),
-        ("replica", c.replica().is_some_and(MariaDb::is_running)),
-    ] {
-        if !up {
-            return Err(SandboxError::State(format!(
-                "{what} is not running (run `sandbox up`)"
-            )));
-        }
-    }
+    all_running(&c)?;
     let report = c.crash_failover(lag).await;
     st.primary = c.primary().name().to_owned();
     for db in [Some(c.primary()), c.replica()].into_iter().flatten() {

@@ -346,17 +346,7 @@ fn auth_switch(record: &mut LoginRecord, payload: &[u8]) {
 mod tests {
     use super::*;
 
-    fn greeting() -> Greeting {
-        Greeting {
-            server_version: "10.11".into(),
-            connection_id: 1,
-            caps: 0,
-            mariadb_caps: 0,
-            auth_plugin: Some("mysql_native_password".into()),
-            scramble: vec![3; 20],
-            backend_ssl: false,
-        }
-    }
+    use crate::session::testkit::greeting;
 
     #[test]
     fn ssl_request_is_recognised_and_not_parsed_as_a_login() {

@@ -23,7 +23,7 @@ use crate::session::stream::Stream;
 use crate::tls::BackendTls;
 use mysql_zk_proxy_protocol::caps;
 use mysql_zk_proxy_protocol::command;
-use mysql_zk_proxy_protocol::handshake::Greeting;
+use mysql_zk_proxy_protocol::handshake::{self, Greeting};
 use mysql_zk_proxy_protocol::packet_io::{frame, PacketReader};
 use mysql_zk_proxy_protocol::Tracker;
 
@@ -247,26 +247,22 @@ fn handshake_response(
     } else {
         flags &= !caps::CLIENT_CONNECT_WITH_DB;
     }
-    let mut p = flags.to_le_bytes().to_vec();
-    p.extend_from_slice(&record.max_packet.to_le_bytes());
-    p.push(record.collation);
-    p.extend_from_slice(&[0; 19]);
-    let mariadb = if flags & caps::CLIENT_MYSQL == 0 {
+    let mariadb_caps = if flags & caps::CLIENT_MYSQL == 0 {
         record.client_mariadb_caps & g.mariadb_caps
     } else {
         0
     };
-    p.extend_from_slice(&mariadb.to_le_bytes());
-    p.extend_from_slice(record.user.as_bytes());
-    p.push(0);
-    p.push(auth.len() as u8); // lenenc of 20 == one byte; also the 4.1 length form
-    p.extend_from_slice(auth);
-    if let Some(db) = db {
-        p.extend_from_slice(db.as_bytes());
-        p.push(0);
+    let mut p = handshake::Response {
+        caps: flags,
+        max_packet: record.max_packet,
+        collation: record.collation,
+        mariadb_caps,
+        user: &record.user,
+        auth,
+        db,
+        plugin: NATIVE,
     }
-    p.extend_from_slice(NATIVE.as_bytes());
-    p.push(0);
+    .encode();
     if flags & CLIENT_CONNECT_ATTRS != 0 {
         p.extend_from_slice(&connect_attrs(record));
     }

@@ -292,3 +292,16 @@ pub(super) fn gone_primary(epoch: u64) -> Primary {
     let port = listener.local_addr().unwrap().port();
     Primary::local(port, epoch)
 }
+
+/// A MariaDB 10.11 greeting offering no capabilities, with a fixed scramble.
+pub(super) fn greeting() -> mysql_zk_proxy_protocol::handshake::Greeting {
+    mysql_zk_proxy_protocol::handshake::Greeting {
+        server_version: "10.11".into(),
+        connection_id: 1,
+        caps: 0,
+        mariadb_caps: 0,
+        auth_plugin: Some("mysql_native_password".into()),
+        scramble: vec![3; 20],
+        backend_ssl: false,
+    }
+}

@@ -53,17 +53,7 @@ pub(super) fn for_client(payload: &mut Vec<u8>, tracking: Tracking) {
 mod tests {
     use super::*;
 
-    fn greeting() -> Greeting {
-        Greeting {
-            server_version: "10.11".into(),
-            connection_id: 1,
-            caps: 0,
-            mariadb_caps: 0,
-            auth_plugin: Some("mysql_native_password".into()),
-            scramble: vec![3; 20],
-            backend_ssl: false,
-        }
-    }
+    use crate::session::testkit::greeting;
 
     #[test]
     fn tracking_is_asked_for_only_with_the_ledger_and_a_server_offering_it() {

@@ -10,6 +10,7 @@ use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakePacket;
 use mysql_zk_proxy_core::acknowledged::Gtid;
 use mysql_zk_proxy_protocol::caps::*;
+use mysql_zk_proxy_protocol::handshake::Response;
 use mysql_zk_proxy_protocol::packet_io::{frame, PacketReader};
 use mysql_zk_proxy_protocol::{ok, Framer, ServerEvent, Tracker};
 use tokio::io::AsyncWriteExt;
@@ -68,17 +69,17 @@ impl RawConn {
         let auth = mysql_common::scramble::scramble_native(&hs.nonce(), pass.as_bytes())
             .map(|a| a.to_vec())
             .unwrap_or_default();
-        let mut hr = caps.to_le_bytes().to_vec();
-        hr.extend_from_slice(&(16u32 << 20).to_le_bytes());
-        hr.push(45);
-        hr.extend_from_slice(&[0; 23]);
-        hr.extend_from_slice(user.as_bytes());
-        hr.push(0);
-        hr.push(auth.len() as u8);
-        hr.extend_from_slice(&auth);
-        hr.extend_from_slice(db.as_bytes());
-        hr.push(0);
-        hr.extend_from_slice(b"mysql_native_password\0");
+        let hr = Response {
+            caps,
+            max_packet: 16u32 << 20,
+            collation: 45,
+            mariadb_caps: 0,
+            user,
+            auth: &auth,
+            db: Some(db),
+            plugin: "mysql_native_password",
+        }
+        .encode();
         stream.write_all(&frame(greeting.seq + 1, &hr)).await?;
         let reply = reader.read(&mut stream).await?;
         match reply.payload.first() {

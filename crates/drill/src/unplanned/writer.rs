@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConn, Reply};
-use crate::load::{pause, record, Acked, ErrKind, LoadCtx, Op, OpKind, WorkerResult, TABLE};
+use crate::load::{pause, record, timed, Acked, ErrKind, LoadCtx, Op, OpKind, WorkerResult, TABLE};
 
 /// How an operation failed: its kind, whether the connection is gone, the message.
 type Failure = (ErrKind, bool, String);
@@ -24,9 +24,7 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
             }
             continue;
         };
-        let start = ctx.t0.elapsed();
-        let out = tokio::time::timeout(ctx.op_timeout, one_op(&ctx, kind, c)).await;
-        let latency = ctx.t0.elapsed() - start;
+        let (start, out, latency) = timed(&ctx, one_op(&ctx, kind, c)).await;
         let out = out.unwrap_or_else(|_| Err((ErrKind::Timeout, true, "timeout".into())));
         let (error, lost) = match &out {
             Ok(_) => (None, false),
