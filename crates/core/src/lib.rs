@@ -42,11 +42,13 @@
 //! owned by [`proxy::Proxy`]; nothing on the data path is global, so several
 //! proxies can run in one process (the integration tests do).
 
+pub mod acknowledged;
 pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod discovery;
 pub mod failover;
+pub mod gtid;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
@@ -54,7 +56,9 @@ pub mod native_password;
 mod net;
 pub mod proxy;
 pub mod proxy_header;
+mod read_only;
 pub mod reload;
+pub mod replicas;
 pub mod routing;
 pub mod session;
 mod time;

@@ -47,6 +47,14 @@ pub enum ProxyError {
     Credentials(#[source] crate::failover::credentials::CredentialError),
     #[error("invalid `{key}`: {0}", key = .0.key())]
     Tls(#[source] crate::tls::TlsError),
+    #[error("cannot listen for read-only clients on {addr}: {source}")]
+    BindReadOnly {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read_only: {0}")]
+    ReadOnly(#[source] crate::config::ConfigError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
@@ -69,6 +77,11 @@ pub struct Proxy {
     sessions: TaskTracker,
     listen_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    /// The read-only listener, when `[read_only]` is on.
+    read_only: Option<crate::read_only::ReadOnly>,
+    /// The highest GTID position acknowledged to clients (the `proxy`
+    /// consistency mode reads it; the write path feeds it).
+    acknowledged: crate::acknowledged::Acknowledged,
 }
 
 impl Proxy {
@@ -106,7 +119,13 @@ impl Proxy {
         crate::tls::install_default_provider();
         let tls =
             Arc::new(crate::tls::TlsState::from_config(config.tls()).map_err(ProxyError::Tls)?);
+        let acknowledged = crate::acknowledged::Acknowledged::new();
+        let read_only = match config.read_only.enabled() {
+            true => Some(crate::read_only::Pending::bind(&config).await?),
+            false => None,
+        };
         let extras = discovery::Extras {
+            replicas: read_only.as_ref().map(|r| r.set.clone()),
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
             registration: Some(discovery::RegistrationInfo {
@@ -144,6 +163,7 @@ impl Proxy {
             drain: drain.clone(),
             kills: Default::default(),
             buffers: BufferPool::for_relays(),
+            before_read: None,
         });
         let ctx = Arc::new(listener::Context {
             session: env,
@@ -151,7 +171,12 @@ impl Proxy {
             slots: Default::default(),
             registry: registry.clone(),
             workers: start_workers(&config.runtime)?,
+            reads: None,
         });
+        let read_only = match read_only {
+            Some(ro) => Some(ro.start(&ctx, &sessions, &cancel, &tracker, &acknowledged)?),
+            None => None,
+        };
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 
         let mut admin = None;
@@ -167,6 +192,9 @@ impl Proxy {
                 listen_addr,
                 shutting_down: Default::default(),
                 timeline: timeline.clone(),
+                read_only: read_only
+                    .as_ref()
+                    .map(|r| (r.router.clone(), r.addr.to_string())),
             });
             tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
             admin = Some(state);
@@ -189,7 +217,24 @@ impl Proxy {
             sessions,
             listen_addr,
             admin_addr,
+            read_only,
+            acknowledged,
         })
+    }
+
+    /// The read-only listener's address, when `[read_only]` is on.
+    pub fn read_only_addr(&self) -> Option<SocketAddr> {
+        self.read_only.as_ref().map(|r| r.addr)
+    }
+
+    /// The acknowledged-position handle the `proxy` consistency mode reads.
+    pub fn acknowledged(&self) -> &crate::acknowledged::Acknowledged {
+        &self.acknowledged
+    }
+
+    /// The read-only listener's routing, when `[read_only]` is on.
+    pub fn read_router(&self) -> Option<&Arc<crate::replicas::ReadRouter>> {
+        self.read_only.as_ref().map(|r| &r.router)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -342,7 +342,13 @@ fn env(d: &DirArg) -> Result<()> {
     if let Some(r) = c.replica() {
         vars.push(("REPLICA", r.name().to_owned()));
         vars.push(("REPLICA_PORT", r.port().to_string()));
+        // its record (docs/replicas.md), for the read-only listener
+        vars.push(("REPLICA_ZNODE", c.replica_path(r.name())));
     }
+    let replicas_path = mysql_zk_proxy_core::discovery::replicas::replicas_path(&st.primary_path);
+    vars.push(("REPLICAS_PATH", replicas_path));
+    let names: Vec<String> = c.replicas().iter().map(|r| r.name().to_owned()).collect();
+    vars.push(("REPLICA_NAMES", names.join(" ")));
     for (k, v) in [
         ("APP_USER", APP_USER),
         ("APP_PASS", APP_PASS),

@@ -109,8 +109,11 @@ pub async fn up(dir: &Path) -> Result<(Cluster, SandboxState, UpOutcome)> {
         c.bootstrap(true).await?;
         st.bootstrapped = true;
         st.save()?;
-    } else if c.published().await?.is_none() {
-        c.publish_json(c.primary().port(), 1).await?;
+    } else {
+        if c.published().await?.is_none() {
+            c.publish_json(c.primary().port(), 1).await?;
+        }
+        c.ensure_replica_records().await?;
     }
     Ok((c, st, UpOutcome::Started))
 }

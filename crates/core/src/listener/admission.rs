@@ -17,6 +17,7 @@ use super::Context;
 use crate::config::ProxyProtocol;
 use crate::metrics::ConnOutcome;
 use crate::proxy_header::{read_header, Header, ProxyHeaderError};
+use crate::replicas::Picked;
 use crate::session;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
 
@@ -113,7 +114,31 @@ pub(crate) async fn admit(
         (peer, None)
     };
     let _listed = ctx.registry.add(id, client, via);
-    session::run(sock, client, via, id, ctx.session.clone()).await;
+    let Some(reads) = &ctx.reads else {
+        session::run(sock, client, via, id, ctx.session.clone()).await;
+        return;
+    };
+    match reads.pick() {
+        Picked::Replica(env, _lease) => session::run(sock, client, via, id, env).await,
+        Picked::Primary => session::run(sock, client, via, id, ctx.session.clone()).await,
+        Picked::Nothing => refuse_no_replica(sock, client, &ctx).await,
+    }
+}
+
+/// Read-only listener, no replica qualifies and no fallback: 9021.
+async fn refuse_no_replica(mut sock: TcpStream, peer: SocketAddr, ctx: &Context) {
+    tracing::warn!(client = %peer, "no replica qualifies for reads; refusing");
+    let code = ProxyErrorCode::NoReplica;
+    let msg =
+        "no replica qualifies for reads and read_only.fallback_to_primary is off; retry later";
+    ctx.session.stats.ops.count_error(code);
+    let packet = err_packet(0, code, Phase::BeforeGreeting, msg);
+    ctx.session.stats.connection_closed(ConnOutcome::NoPrimary);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = sock.write_all(&packet).await;
+        let _ = sock.shutdown().await;
+    })
+    .await;
 }
 
 fn refuse_header(peer: SocketAddr, e: ProxyHeaderError, ctx: &Context) {

@@ -60,6 +60,7 @@ fn env(route: Option<Primary>) -> Env {
         drain: Default::default(),
         kills: Default::default(),
         buffers: BufferPool::for_relays(),
+        before_read: None,
     }
 }
 

@@ -1,0 +1,200 @@
+//! Causal reads for `read_only.consistency` `fleet` and `proxy`: before a
+//! read at a rest point, the position it must see is taken from a
+//! [`PositionSource`] (the primary's `@@gtid_binlog_pos`, one round trip,
+//! or the position this proxy acknowledged, no round trip), then the
+//! session's replica is asked to reach it: `@@gtid_current_pos` when that
+//! already covers it, else `MASTER_GTID_WAIT(pos, remaining)`. Both run on
+//! pooled control connections, never on the client's own session, so its
+//! state (warnings, `FOUND_ROWS()`, ...) is untouched. The whole wait is
+//! bounded by `read_only.causal_timeout`.
+//!
+//! MariaDB caveat: `MASTER_GTID_WAIT` compares with `@@gtid_slave_pos`, the
+//! position replicated into the server; a former primary that has not
+//! replicated a transaction since its demotion may have a position only in
+//! its binlog, which is why `@@gtid_current_pos` is read first.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, PoolConstraints, PoolOpts};
+
+use super::probe::Login;
+use super::SlotCounters;
+use crate::acknowledged::Acknowledged;
+use crate::gtid::GtidPos;
+use crate::routing::{Primary, RouteTable};
+use crate::session::causal::{BeforeRead, WaitFuture};
+
+/// Most pooled control connections per server.
+const POOL_MAX: usize = 32;
+
+/// A boxed position read.
+pub type PositionFuture<'a> = Pin<Box<dyn Future<Output = Result<GtidPos, String>> + Send + 'a>>;
+
+/// Where the position a read must see comes from.
+pub trait PositionSource: Send + Sync {
+    fn position(&self) -> PositionFuture<'_>;
+}
+
+/// `fleet`: the primary's `@@gtid_binlog_pos` when the read begins.
+pub struct PrimaryPosition {
+    pub table: Arc<RouteTable>,
+    pub pools: Arc<Pools>,
+}
+
+impl PositionSource for PrimaryPosition {
+    fn position(&self) -> PositionFuture<'_> {
+        Box::pin(async move {
+            let route = self.table.current();
+            let p = route.primary.as_ref().ok_or("no primary known")?;
+            let mut conn = self
+                .pools
+                .get(p)
+                .get_conn()
+                .await
+                .map_err(|e| e.to_string())?;
+            let text: Option<String> = conn
+                .query_first("SELECT @@gtid_binlog_pos")
+                .await
+                .map_err(|e| format!("primary {p}: {e}"))?;
+            GtidPos::parse(&text.unwrap_or_default()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `proxy`: the highest position this proxy acknowledged to its clients.
+pub struct AcknowledgedPosition(pub Acknowledged);
+
+impl PositionSource for AcknowledgedPosition {
+    fn position(&self) -> PositionFuture<'_> {
+        let pos = self.0.position();
+        Box::pin(async move { Ok(pos) })
+    }
+}
+
+/// Control connection pools by server address.
+pub struct Pools {
+    login: Login,
+    pools: Mutex<HashMap<String, Pool>>,
+}
+
+impl Pools {
+    pub fn new(login: Login) -> Pools {
+        Pools {
+            login,
+            pools: Mutex::default(),
+        }
+    }
+
+    fn get(&self, p: &Primary) -> Pool {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(p.address())
+            .or_insert_with(|| {
+                let constraints = PoolConstraints::new(0, POOL_MAX).expect("0 <= max");
+                let opts = self
+                    .login
+                    .opts(&p.host, p.port)
+                    .pool_opts(PoolOpts::default().with_constraints(constraints));
+                Pool::new(opts)
+            })
+            .clone()
+    }
+}
+
+/// What every slot's causal hook shares.
+pub struct CausalShared {
+    pub source: Arc<dyn PositionSource>,
+    pub pools: Arc<Pools>,
+    /// The primary's route: a session moved to the primary needs no wait.
+    pub table: Arc<RouteTable>,
+    pub timeout: Duration,
+}
+
+impl CausalShared {
+    /// The hook of one slot's sessions (its waits counted there).
+    pub fn for_slot(self: &Arc<Self>, counters: Arc<SlotCounters>) -> CausalReads {
+        CausalReads {
+            shared: self.clone(),
+            counters,
+        }
+    }
+
+    async fn wait_for(&self, backend: &Primary, deadline: Instant) -> Result<(), String> {
+        let on_primary = self.table.current().primary.as_ref().map(Primary::address);
+        if on_primary == Some(backend.address()) {
+            return Ok(());
+        }
+        let target = self.source.position().await?;
+        if target.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self
+            .pools
+            .get(backend)
+            .get_conn()
+            .await
+            .map_err(|e| format!("replica {}: {e}", backend.address()))?;
+        let err = |e: mysql_async::Error| format!("replica {}: {e}", backend.address());
+        let current: Option<String> = conn
+            .query_first("SELECT @@gtid_current_pos")
+            .await
+            .map_err(err)?;
+        let current = GtidPos::parse(&current.unwrap_or_default()).map_err(|e| e.to_string())?;
+        if current.covers(&target) {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let waited: Option<i64> = conn
+            .exec_first(
+                "SELECT MASTER_GTID_WAIT(?, ?)",
+                (target.to_string(), left.as_secs_f64()),
+            )
+            .await
+            .map_err(err)?;
+        match waited {
+            Some(0) => Ok(()),
+            _ => Err(format!(
+                "replica {} did not reach GTID position {target} within read_only.causal_timeout ({:?})",
+                backend.address(),
+                self.timeout
+            )),
+        }
+    }
+}
+
+/// The [`BeforeRead`] hook of one slot's sessions.
+pub struct CausalReads {
+    shared: Arc<CausalShared>,
+    counters: Arc<SlotCounters>,
+}
+
+impl BeforeRead for CausalReads {
+    fn wait<'a>(&'a self, backend: &'a Primary) -> WaitFuture<'a> {
+        Box::pin(async move {
+            let t0 = Instant::now();
+            let timeout = self.shared.timeout;
+            let run = self.shared.wait_for(backend, t0 + timeout);
+            let r = match tokio::time::timeout(timeout, run).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "no causal answer from replica {} within read_only.causal_timeout ({timeout:?})",
+                    backend.address()
+                )),
+            };
+            let c = &self.counters;
+            c.causal_waits.fetch_add(1, Relaxed);
+            c.causal_wait_us
+                .fetch_add(t0.elapsed().as_micros() as u64, Relaxed);
+            if r.is_err() {
+                c.causal_failures.fetch_add(1, Relaxed);
+            }
+            r
+        })
+    }
+}
