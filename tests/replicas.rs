@@ -145,3 +145,64 @@ async fn killed_replica_moves_its_idle_sessions() {
     assert_eq!(moved, 2, "the two idle db3 sessions that ran nothing moved");
     close_all(conns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_brings_the_replica_records_along() {
+    let mut env = start(Consistency::None, |_| {}).await;
+    env.qualified(&["db2", "db3"], SECS_5).await;
+    let report = env.cluster.switchover().await.expect("switchover");
+    assert_eq!(env.cluster.primary().name(), "db2");
+    // the promoted replica's record is gone; the old primary follows it
+    assert!(env
+        .cluster
+        .published()
+        .await
+        .unwrap()
+        .is_some_and(|(d, _)| String::from_utf8_lossy(&d).contains(&report.new_epoch.to_string())));
+    env.qualified(&["db1", "db3"], Duration::from_secs(10))
+        .await;
+    let (ids, conns) = env.server_ids(4).await;
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1, 1, 3, 3], "{ids:?}");
+    close_all(conns).await;
+
+    // an old primary back read-only with replication not started: no session
+    let mut admin = env.admin_on("db1").await;
+    admin
+        .query_drop("STOP SLAVE; RESET SLAVE ALL")
+        .await
+        .unwrap();
+    env.until("db1 not replicating", SECS_5, |r| {
+        r["db1"].why_not.as_ref().map(|w| w.label()) == Some("not_replicating")
+    })
+    .await;
+    let (ids, conns) = env.server_ids(4).await;
+    assert_eq!(ids, [3; 4]);
+    close_all(conns).await;
+
+    // /metrics shows every replica with its reason
+    let admin_addr = env.proxy.admin_addr().unwrap();
+    let (code, text) = common::http::get(admin_addr, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let documented: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `mysql_zk_proxy_read_only_"))
+        .map(|rest| rest.split('`').next().unwrap())
+        .collect();
+    assert_eq!(documented.len(), 14, "{documented:?}");
+    for name in documented {
+        let typed = format!("# TYPE mysql_zk_proxy_read_only_{name} ");
+        assert!(text.contains(&typed), "{name} not exposed");
+    }
+    for line in [
+        "mysql_zk_proxy_read_only_replica_qualified{replica=\"db3\"} 1",
+        "mysql_zk_proxy_read_only_replica_qualified{replica=\"db1\"} 0",
+        "mysql_zk_proxy_read_only_replica_not_qualified{replica=\"db1\",reason=\"not_replicating\"} 1",
+        "mysql_zk_proxy_read_only_replica_not_qualified{replica=\"db2\",reason=\"removed\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+}

@@ -177,6 +177,10 @@ impl Proxy {
             Some(ro) => Some(ro.start(&ctx, &sessions, &cancel, &tracker, &acknowledged)?),
             None => None,
         };
+        if let Some(ro) = &read_only {
+            let router = ro.router.clone();
+            metrics.set_extra(move |out| router.render_metrics(out));
+        }
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 
         let mut admin = None;

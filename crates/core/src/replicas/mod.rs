@@ -14,6 +14,7 @@
 
 pub mod causal;
 pub mod health;
+mod metrics;
 mod monitor;
 mod pick;
 pub mod probe;

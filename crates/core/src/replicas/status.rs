@@ -30,6 +30,8 @@ pub struct ReplicaView {
     pub causal_waits: u64,
     pub causal_failures: u64,
     pub causal_wait_avg_ms: Option<f64>,
+    /// Time spent in causal waits, in all.
+    pub causal_wait_seconds: f64,
     /// Where its sessions go now (itself, another replica, the primary).
     pub routes_to: Option<String>,
 }
@@ -71,6 +73,7 @@ impl ReadRouter {
                     causal_waits: waits,
                     causal_failures: c.causal_failures.load(Relaxed),
                     causal_wait_avg_ms: (waits > 0).then(|| us as f64 / waits as f64 / 1000.0),
+                    causal_wait_seconds: us as f64 / 1e6,
                     routes_to: s.table.current().primary.as_ref().map(|p| p.address()),
                 }
             })
