@@ -114,6 +114,49 @@ async fn lagging_replica_gets_no_new_sessions_and_comes_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
+    let env = start(Consistency::None, |_| {}).await;
+    env.qualified(&["db2", "db3"], SECS_5).await;
+    // db3's SQL thread keeps running but cannot apply: a table lock holds it
+    let mut lock = env.admin_on("db3").await;
+    lock.query_drop("LOCK TABLES app.kv WRITE").await.unwrap();
+    let mut primary = Conn::new(env.rw_opts()).await.unwrap();
+    primary
+        .query_drop("UPDATE app.kv SET v = 'late' WHERE k = 'hello'")
+        .await
+        .unwrap();
+    let written = Instant::now();
+    env.until("db3 lagging", Duration::from_secs(10), |r| {
+        r["db3"].why_not.as_ref().map(|w| w.label()) == Some("lagging")
+    })
+    .await;
+    let took = written.elapsed();
+    let max_lag = Duration::from_secs(2);
+    eprintln!("db3 disqualified for lag {took:?} after the write (max_lag {max_lag:?})");
+    assert!(
+        took >= max_lag - CHECK,
+        "left before its lag reached max_lag: {took:?}"
+    );
+    assert!(
+        took <= max_lag + CHECK * 2 + Duration::from_millis(500),
+        "{took:?}"
+    );
+    let (ids, conns) = env.server_ids(4).await;
+    assert_eq!(ids, [2; 4], "a replica over max_lag got a session");
+    close_all(conns).await;
+
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    let caught_up = Instant::now();
+    env.qualified(&["db2", "db3"], SECS_5).await;
+    let back = caught_up.elapsed();
+    eprintln!("db3 qualified again {back:?} after catching up (requalify_checks 2)");
+    assert!(
+        back >= CHECK,
+        "requalified without a second good check: {back:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_replica_moves_its_idle_sessions() {
     let mut env = start(Consistency::None, |_| {}).await;
     env.qualified(&["db2", "db3"], SECS_5).await;

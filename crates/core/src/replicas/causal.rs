@@ -28,13 +28,41 @@ use super::SlotCounters;
 use crate::acknowledged::Acknowledged;
 use crate::gtid::GtidPos;
 use crate::routing::{Primary, RouteTable};
-use crate::session::causal::{BeforeRead, WaitFuture};
+use crate::session::causal::{BeforeRead, WaitError, WaitFuture};
 
 /// Most pooled control connections per server.
 const POOL_MAX: usize = 32;
 
+/// Why a causal wait failed; the read does not run (error 9020).
+#[derive(Debug, thiserror::Error)]
+pub enum CausalError {
+    #[error("no primary known to read the GTID position from")]
+    NoPrimary,
+    #[error("{addr}: {source}")]
+    Mysql {
+        addr: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    #[error("{addr}: {source}")]
+    Position {
+        addr: String,
+        #[source]
+        source: crate::gtid::GtidError,
+    },
+    #[error("replica {addr} did not reach GTID position {pos} within read_only.causal_timeout ({after:?})")]
+    NotReached {
+        addr: String,
+        pos: String,
+        after: Duration,
+    },
+    #[error("no causal answer from replica {addr} within read_only.causal_timeout ({after:?})")]
+    Timeout { addr: String, after: Duration },
+}
+
 /// A boxed position read.
-pub type PositionFuture<'a> = Pin<Box<dyn Future<Output = Result<GtidPos, String>> + Send + 'a>>;
+pub type PositionFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<GtidPos, CausalError>> + Send + 'a>>;
 
 /// Where the position a read must see comes from.
 pub trait PositionSource: Send + Sync {
@@ -51,20 +79,25 @@ impl PositionSource for PrimaryPosition {
     fn position(&self) -> PositionFuture<'_> {
         Box::pin(async move {
             let route = self.table.current();
-            let p = route.primary.as_ref().ok_or("no primary known")?;
-            let mut conn = self
-                .pools
-                .get(p)
-                .get_conn()
-                .await
-                .map_err(|e| e.to_string())?;
-            let text: Option<String> = conn
-                .query_first("SELECT @@gtid_binlog_pos")
-                .await
-                .map_err(|e| format!("primary {p}: {e}"))?;
-            GtidPos::parse(&text.unwrap_or_default()).map_err(|e| e.to_string())
+            let p = route.primary.as_ref().ok_or(CausalError::NoPrimary)?;
+            read_position(&self.pools.get(p), p, "SELECT @@gtid_binlog_pos").await
         })
     }
+}
+
+/// Read a position variable over a pooled connection to `p`.
+async fn read_position(pool: &Pool, p: &Primary, sql: &str) -> Result<GtidPos, CausalError> {
+    let addr = p.address();
+    let mysql = |source| CausalError::Mysql {
+        addr: addr.clone(),
+        source,
+    };
+    let mut conn = pool.get_conn().await.map_err(mysql)?;
+    let text: Option<String> = conn.query_first(sql).await.map_err(mysql)?;
+    GtidPos::parse(&text.unwrap_or_default()).map_err(|source| CausalError::Position {
+        addr: addr.clone(),
+        source,
+    })
 }
 
 /// `proxy`: the highest position this proxy acknowledged to its clients.
@@ -125,7 +158,7 @@ impl CausalShared {
         }
     }
 
-    async fn wait_for(&self, backend: &Primary, deadline: Instant) -> Result<(), String> {
+    async fn wait_for(&self, backend: &Primary, deadline: Instant) -> Result<(), CausalError> {
         let on_primary = self.table.current().primary.as_ref().map(Primary::address);
         if on_primary == Some(backend.address()) {
             return Ok(());
@@ -134,21 +167,17 @@ impl CausalShared {
         if target.is_empty() {
             return Ok(());
         }
-        let mut conn = self
-            .pools
-            .get(backend)
-            .get_conn()
-            .await
-            .map_err(|e| format!("replica {}: {e}", backend.address()))?;
-        let err = |e: mysql_async::Error| format!("replica {}: {e}", backend.address());
-        let current: Option<String> = conn
-            .query_first("SELECT @@gtid_current_pos")
-            .await
-            .map_err(err)?;
-        let current = GtidPos::parse(&current.unwrap_or_default()).map_err(|e| e.to_string())?;
+        let pool = self.pools.get(backend);
+        let current = read_position(&pool, backend, "SELECT @@gtid_current_pos").await?;
         if current.covers(&target) {
             return Ok(());
         }
+        let addr = backend.address();
+        let mysql = |source| CausalError::Mysql {
+            addr: addr.clone(),
+            source,
+        };
+        let mut conn = pool.get_conn().await.map_err(mysql)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let waited: Option<i64> = conn
             .exec_first(
@@ -156,14 +185,14 @@ impl CausalShared {
                 (target.to_string(), left.as_secs_f64()),
             )
             .await
-            .map_err(err)?;
+            .map_err(mysql)?;
         match waited {
             Some(0) => Ok(()),
-            _ => Err(format!(
-                "replica {} did not reach GTID position {target} within read_only.causal_timeout ({:?})",
-                backend.address(),
-                self.timeout
-            )),
+            _ => Err(CausalError::NotReached {
+                addr,
+                pos: target.to_string(),
+                after: self.timeout,
+            }),
         }
     }
 }
@@ -182,10 +211,10 @@ impl BeforeRead for CausalReads {
             let run = self.shared.wait_for(backend, t0 + timeout);
             let r = match tokio::time::timeout(timeout, run).await {
                 Ok(r) => r,
-                Err(_) => Err(format!(
-                    "no causal answer from replica {} within read_only.causal_timeout ({timeout:?})",
-                    backend.address()
-                )),
+                Err(_) => Err(CausalError::Timeout {
+                    addr: backend.address(),
+                    after: timeout,
+                }),
             };
             let c = &self.counters;
             c.causal_waits.fetch_add(1, Relaxed);
@@ -194,7 +223,7 @@ impl BeforeRead for CausalReads {
             if r.is_err() {
                 c.causal_failures.fetch_add(1, Relaxed);
             }
-            r
+            r.map_err(WaitError::from)
         })
     }
 }

@@ -64,10 +64,14 @@ impl Monitor {
         let mut records = self.router.set.subscribe();
         let mut routes = self.primary_env.table.subscribe();
         let interval = self.router.cfg.check_interval;
+        let cancel = self.cancel.clone();
         loop {
-            self.round().await;
             tokio::select! {
-                _ = self.cancel.cancelled() => break,
+                _ = cancel.cancelled() => break,
+                _ = self.round() => {}
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(interval) => {}
                 r = records.changed() => if r.is_err() { break },
                 r = routes.changed() => if r.is_err() { break },

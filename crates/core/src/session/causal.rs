@@ -18,8 +18,11 @@ use crate::session::stream::Stream;
 use mysql_zk_proxy_protocol::command;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
 
+/// Why a read may not run yet (the hook's own error type, shown to the client).
+pub type WaitError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A boxed wait (the hook is a trait object).
-pub type WaitFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type WaitFuture<'a> = Pin<Box<dyn Future<Output = Result<(), WaitError>> + Send + 'a>>;
 
 /// What a session asks before a read leaves for its backend.
 pub trait BeforeRead: Send + Sync {
