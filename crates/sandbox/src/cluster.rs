@@ -165,6 +165,12 @@ impl Cluster {
         }
     }
 
+    /// More replicas after the first (persistent sandbox with several).
+    pub fn with_more_replicas(mut self, more: Vec<MariaDb>) -> Cluster {
+        self.more_replicas = more;
+        self
+    }
+
     pub fn zk(&self) -> &ZkServer {
         &self.zk
     }

@@ -100,6 +100,8 @@ pub struct ReadRouter {
     /// The qualified replicas, replaced whole after each check round.
     qualified: ArcSwap<Vec<Candidate>>,
     pub counters: ReadCounters,
+    /// Where the next tie between equally loaded replicas starts.
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 impl ReadRouter {
@@ -110,6 +112,7 @@ impl ReadRouter {
             slots: Mutex::default(),
             qualified: ArcSwap::from_pointee(Vec::new()),
             counters: ReadCounters::default(),
+            turn: Default::default(),
         }
     }
 
