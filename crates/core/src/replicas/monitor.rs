@@ -265,20 +265,26 @@ impl Monitor {
 }
 
 /// Where a slot's sessions should be: the replica itself while it
-/// qualifies, else the least loaded qualified replica, else the fallback.
+/// qualifies, else the qualified replica they are on already (no churn
+/// between rounds), else the least loaded qualified one, else the fallback.
 fn target_of(slot: &Slot, qualified: &[Candidate], fallback: Option<&Primary>) -> Option<Primary> {
     use std::sync::atomic::Ordering::Relaxed;
-    let own = qualified.iter().find(|c| c.slot.name == slot.name);
-    let best = own.or_else(|| {
-        qualified
-            .iter()
-            .min_by_key(|c| c.slot.counters.sessions.load(Relaxed))
-    });
-    match best {
-        Some(c) => {
-            let st = c.slot.state.lock().unwrap_or_else(|e| e.into_inner());
-            Some(replica_primary(&st.record))
-        }
+    let target = |c: &Candidate| {
+        let st = c.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        replica_primary(&st.record)
+    };
+    if let Some(own) = qualified.iter().find(|c| c.slot.name == slot.name) {
+        return Some(target(own));
+    }
+    let now = slot.table.current().primary.as_ref().map(Primary::address);
+    let targets: Vec<Primary> = qualified.iter().map(target).collect();
+    if let Some(kept) = targets.iter().find(|t| Some(t.address()) == now) {
+        return Some(kept.clone());
+    }
+    let least =
+        (0..qualified.len()).min_by_key(|&i| qualified[i].slot.counters.sessions.load(Relaxed));
+    match least {
+        Some(i) => Some(targets[i].clone()),
         None => fallback.cloned(),
     }
 }
