@@ -2,11 +2,14 @@
 //! (db2, db3): sessions spread over qualified replicas; records with a
 //! stale epoch, garbage and replicas following another server are kept
 //! out; a lagging replica leaves and comes back; a killed replica's idle
-//! sessions move. Read-your-writes per consistency mode: tests/replicas/causal.rs.
+//! sessions move. Read-your-writes per consistency mode: tests/replicas/causal.rs;
+//! `publish --replica`: tests/replicas/publish.rs.
 
 #[path = "replicas/causal.rs"]
 mod causal;
 mod common;
+#[path = "replicas/publish.rs"]
+mod publish;
 #[path = "replicas/support.rs"]
 mod support;
 
