@@ -56,7 +56,7 @@ pub mod native_password;
 mod net;
 pub mod proxy;
 pub mod proxy_header;
-mod read_only;
+pub mod read_only;
 pub mod reload;
 pub mod replicas;
 pub mod routing;

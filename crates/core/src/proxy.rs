@@ -47,14 +47,8 @@ pub enum ProxyError {
     Credentials(#[source] crate::failover::credentials::CredentialError),
     #[error("invalid `{key}`: {0}", key = .0.key())]
     Tls(#[source] crate::tls::TlsError),
-    #[error("cannot listen for read-only clients on {addr}: {source}")]
-    BindReadOnly {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("read_only: {0}")]
-    ReadOnly(#[source] crate::config::ConfigError),
+    #[error(transparent)]
+    ReadOnly(#[from] crate::read_only::ReadOnlyError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.

@@ -14,10 +14,22 @@ use crate::acknowledged::Acknowledged;
 use crate::config::{Config, Consistency};
 use crate::discovery::replicas::ReplicaSet;
 use crate::listener::{self, Context};
-use crate::proxy::ProxyError;
 use crate::replicas::causal::{AcknowledgedPosition, CausalShared, Pools, PrimaryPosition};
 use crate::replicas::probe::Login;
 use crate::replicas::{spawn_monitor, ReadRouter};
+
+/// Why the read-only listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadOnlyError {
+    #[error("cannot listen for read-only clients on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read_only: {0}")]
+    Password(#[source] crate::config::ConfigError),
+}
 
 /// Bound, not started yet (discovery needs the replica set first).
 pub(crate) struct Pending {
@@ -34,11 +46,11 @@ pub(crate) struct ReadOnly {
 }
 
 impl Pending {
-    pub(crate) async fn bind(cfg: &Config) -> Result<Pending, ProxyError> {
+    pub(crate) async fn bind(cfg: &Config) -> Result<Pending, ReadOnlyError> {
         let addr: SocketAddr = cfg.read_only.listen.parse().expect("validated");
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| ProxyError::BindReadOnly { addr, source })?;
+            .map_err(|source| ReadOnlyError::Bind { addr, source })?;
         Ok(Pending {
             addr: listener.local_addr().unwrap_or(addr),
             listener,
@@ -56,7 +68,7 @@ impl Pending {
         cancel: &CancellationToken,
         tracker: &TaskTracker,
         acknowledged: &Acknowledged,
-    ) -> Result<ReadOnly, ProxyError> {
+    ) -> Result<ReadOnly, ReadOnlyError> {
         let ro = self.cfg.read_only.clone();
         let login = Login {
             user: self.cfg.fencing.user.clone(),
@@ -64,7 +76,7 @@ impl Pending {
                 .cfg
                 .fencing
                 .resolve_password()
-                .map_err(ProxyError::ReadOnly)?,
+                .map_err(ReadOnlyError::Password)?,
         };
         let env = primary.session.clone();
         let pools = Arc::new(Pools::new(login.clone()));
