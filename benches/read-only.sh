@@ -151,7 +151,7 @@ start_proxy() { # start_proxy TARGET CONSISTENCY
   pid=$!
   PIDS+=("$pid") MID[$t]="$pid" PORT[$t]="$ro"
   both_qualified() {
-    alive "$pid" && [[ "$(curl -fs --max-time 2 "http://$HOST:$admin/status" | grep -o '"qualified":true' | wc -l)" == 2 ]]
+    alive "$pid" && [[ "$(curl -fs --max-time 2 "http://$HOST:$admin/status" | grep -o '"qualified": *true' | wc -l)" == 2 ]]
   }
   wait_until 30 "$t: both replicas qualified" both_qualified || die "$t: $(tail -20 "$OUT/$t.log")"
   log "$t: proxy pid $pid, read-only listener :$ro (consistency $2)"
