@@ -91,8 +91,9 @@ async fn lagging_replica_gets_no_new_sessions_and_comes_back() {
     env.qualified(&["db2"], SECS_5).await;
     let took = stopped.elapsed();
     eprintln!("db3 disqualified {took:?} after its SQL thread stopped (check interval {CHECK:?})");
-    // a round may be under way when the thread stops: one interval plus a check
-    assert!(took <= CHECK * 2 + Duration::from_millis(500), "{took:?}");
+    // a round may be under way when the thread stops: at most one interval
+    // and two checks (check_timeout 1 s each), also on a loaded machine
+    assert!(took <= CHECK * 2 + Duration::from_secs(2), "{took:?}");
     let (ids, conns) = env.server_ids(6).await;
     assert_eq!(ids, [2; 6], "a lagging replica got a session");
     close_all(conns).await;
@@ -141,7 +142,7 @@ async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
         "left before its lag reached max_lag: {took:?}"
     );
     assert!(
-        took <= max_lag + CHECK * 2 + Duration::from_millis(500),
+        took <= max_lag + CHECK * 2 + Duration::from_secs(2),
         "{took:?}"
     );
     let (ids, conns) = env.server_ids(4).await;

@@ -163,13 +163,16 @@ impl CausalShared {
         if on_primary == Some(backend.address()) {
             return Ok(());
         }
-        let target = self.source.position().await?;
-        if target.is_empty() {
-            return Ok(());
-        }
+        // Both read after the read arrived, so in parallel: a replica
+        // position that covers the target has everything the read must see,
+        // whichever answered first.
         let pool = self.pools.get(backend);
-        let current = read_position(&pool, backend, "SELECT @@gtid_current_pos").await?;
-        if current.covers(&target) {
+        let (target, current) = tokio::join!(
+            self.source.position(),
+            read_position(&pool, backend, "SELECT @@gtid_current_pos")
+        );
+        let target = target?;
+        if target.is_empty() || current?.covers(&target) {
             return Ok(());
         }
         let addr = backend.address();
