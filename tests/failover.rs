@@ -30,15 +30,6 @@ async fn move_record_to_replica(env: &common::Env) -> u16 {
 }
 
 /// A direct connection to the primary, with an empty table `app.t`.
-async fn direct_with_table(env: &common::Env) -> Conn {
-    let mut admin = Conn::new(env.direct()).await.unwrap();
-    admin
-        .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
-    admin
-}
-
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() {
@@ -156,10 +147,8 @@ async fn wrong_stored_hash_closes_instead_of_migrating() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_transaction_is_aborted_when_the_record_moves_without_a_drain() {
     let env = common::start_with(true, with_app_user).await;
-    let mut admin = direct_with_table(&env).await;
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    c.query_drop("BEGIN").await.unwrap();
-    c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let mut admin = env.direct_with_table().await;
+    let mut c = env.client_in_transaction().await;
     // record-only change: the old primary stays writable
     move_record_to_replica(&env).await;
     let e = server_error(c.query_drop("INSERT INTO t VALUES (2)").await.unwrap_err());
@@ -171,10 +160,8 @@ async fn open_transaction_is_aborted_when_the_record_moves_without_a_drain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_past_the_drain_timeout_is_aborted() {
     let env = common::start_with(true, with_app_user).await;
-    let mut admin = direct_with_table(&env).await;
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    c.query_drop("BEGIN").await.unwrap();
-    c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let mut admin = env.direct_with_table().await;
+    let mut c = env.client_in_transaction().await;
     move_record_to_replica(&env).await;
     let stats = env.proxy.stats().clone();
     wait_until("the transaction to be aborted", || {
@@ -374,7 +361,7 @@ async fn a_blocked_move_ends_at_the_migrate_timeout() {
         c.failover.migrate_timeout = Duration::from_secs(1);
     })
     .await;
-    let _admin = direct_with_table(&env).await;
+    let _admin = env.direct_with_table().await;
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     let stmt = c.prep("SELECT id FROM app.t").await.unwrap();
     let replica = env.cluster.replica().expect("replica").port();

@@ -39,14 +39,8 @@ async fn shutdown_closes_idle_sessions_and_refuses_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_transaction_in_flight_finish() {
     let env = common::start(false).await;
-    let mut direct = Conn::new(env.direct()).await.unwrap();
-    direct
-        .query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    c.query_drop("BEGIN").await.unwrap();
-    c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let mut direct = env.direct_with_table().await;
+    let mut c = env.client_in_transaction().await;
     let stats = env.proxy.stats().clone();
     let proxy = env.proxy;
     let shutdown = tokio::spawn(proxy.shutdown(Duration::from_secs(20)));
@@ -72,14 +66,8 @@ async fn shutdown_lets_a_transaction_in_flight_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_left_open_is_rolled_back_not_half_applied() {
     let env = common::start(false).await;
-    let mut direct = Conn::new(env.direct()).await.unwrap();
-    direct
-        .query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    c.query_drop("BEGIN").await.unwrap();
-    c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let mut direct = env.direct_with_table().await;
+    let mut c = env.client_in_transaction().await;
     let t0 = Instant::now();
     let clean = env.proxy.shutdown(Duration::from_secs(2)).await;
     assert!(clean, "closed at the idle deadline, before the hard stop");

@@ -76,17 +76,29 @@ fn bigint(reply: &[Vec<u8>]) -> Result<i64, String> {
     Ok(i64::from_le_bytes(row[2..10].try_into().unwrap()))
 }
 
+/// A proxy over a primary and a replica, and a raw protocol session of the
+/// app user through it.
+async fn raw_session() -> (common::Env, RawConn) {
+    let env = common::start_with(true, with_app_user).await;
+    let c = RawConn::login(&env.proxy_addr(), APP_USER, APP_PASS, "app")
+        .await
+        .unwrap();
+    (env, c)
+}
+
+/// COM_STMT_PREPARE `command` (its payload); the statement id.
+async fn prepare(c: &mut RawConn, command: &[u8]) -> u32 {
+    let ok = c.command(command).await.unwrap();
+    u32::from_le_bytes(ok[0][1..5].try_into().unwrap())
+}
+
 /// Like libmysqlclient (sysbench), this client binds parameter types once:
 /// later EXECUTEs say "types as before", which a freshly prepared statement
 /// on the new primary would reject (1210) unless the proxy sends them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_without_types_works_after_the_move_even_in_a_transaction() {
-    let mut env = common::start_with(true, with_app_user).await;
-    let mut c = RawConn::login(&env.proxy_addr(), APP_USER, APP_PASS, "app")
-        .await
-        .unwrap();
-    let ok = c.command(b"\x16SELECT ? + 1").await.unwrap();
-    let id = u32::from_le_bytes(ok[0][1..5].try_into().unwrap());
+    let (mut env, mut c) = raw_session().await;
+    let id = prepare(&mut c, b"\x16SELECT ? + 1").await;
     assert_eq!(
         bigint(&c.command(&execute(id, 41, true)).await.unwrap()),
         Ok(42)
@@ -115,14 +127,10 @@ async fn execute_without_types_works_after_the_move_even_in_a_transaction() {
 /// one write: each gets its types sent again, not only the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_executes_without_types_each_get_theirs() {
-    let mut env = common::start_with(true, with_app_user).await;
-    let mut c = RawConn::login(&env.proxy_addr(), APP_USER, APP_PASS, "app")
-        .await
-        .unwrap();
+    let (mut env, mut c) = raw_session().await;
     let mut ids = Vec::new();
     for sql in [&b"\x16SELECT ? + 1"[..], b"\x16SELECT ? * 10"] {
-        let ok = c.command(sql).await.unwrap();
-        let id = u32::from_le_bytes(ok[0][1..5].try_into().unwrap());
+        let id = prepare(&mut c, sql).await;
         c.command(&execute(id, 1, true)).await.unwrap();
         ids.push(id);
     }

@@ -36,6 +36,26 @@ impl Env {
     pub fn direct(&self) -> OptsBuilder {
         app_opts(self.cluster.primary().port())
     }
+    /// A direct connection to the primary, after it created `app.t`
+    /// (`id INT PRIMARY KEY`).
+    pub async fn direct_with_table(&self) -> mysql_async::Conn {
+        use mysql_async::prelude::Queryable;
+        let mut admin = mysql_async::Conn::new(self.direct()).await.unwrap();
+        admin
+            .query_drop("CREATE TABLE app.t (id INT PRIMARY KEY)")
+            .await
+            .unwrap();
+        admin
+    }
+    /// A client through the proxy inside a transaction that inserted 1
+    /// into `app.t`.
+    pub async fn client_in_transaction(&self) -> mysql_async::Conn {
+        use mysql_async::prelude::Queryable;
+        let mut c = mysql_async::Conn::new(self.via_proxy()).await.unwrap();
+        c.query_drop("BEGIN").await.unwrap();
+        c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+        c
+    }
 }
 
 pub fn app_opts(port: u16) -> OptsBuilder {

@@ -136,9 +136,28 @@ const CHARSETS: &str = "SELECT @@character_set_client, @@character_set_connectio
      @@character_set_results, @@collation_connection";
 const LITERAL_CHARSET: &str = "SELECT CHARSET('x'), COLLATION('x'), 'caf\u{e9}' = 'CAFE'";
 
-fn var_case(name: &'static str, set: &[&str]) -> Case {
-    plain(name, set, &[VAR_X])
-}
+/// User variable `@x` set by these statements, one case each; the probe
+/// reads its value and type back.
+const VARIABLE_CASES: &[(&str, &[&str])] = &[
+    ("var_int", &["SET @x = 42"]),
+    ("var_negative_int", &["SET @x = -12345"]),
+    (
+        "var_bigint_unsigned_max",
+        &["SET @x = 18446744073709551615"],
+    ),
+    ("var_decimal_scale", &["SET @x = 1.50"]),
+    ("var_double_tenth", &["SET @x = 0.1e0"]),
+    ("var_double_huge", &["SET @x = 1e300"]),
+    (
+        "var_utf8mb4_text",
+        &["SET @x = 'h\u{e9}llo w\u{f6}rld \u{2713} \u{1f389}'"],
+    ),
+    ("var_latin1_text", &["SET @x = _latin1 X'636166E9'"]),
+    ("var_binary", &["SET @x = X'00FF'"]),
+    ("var_null", &["SET @x = NULL"]),
+    ("var_set_twice", &["SET @x = 'text'", "SET @x = 3.5"]),
+    ("var_from_own_value", &["SET @x = 1", "SET @x = @x + 1"]),
+];
 
 pub fn all() -> Vec<Case> {
     let mut v = vec![
@@ -246,24 +265,6 @@ pub fn all() -> Vec<Case> {
             &["SELECT @c"],
         ),
         plain("do_assign_var", &["DO @z := 5"], &["SELECT @z"]),
-        var_case("var_int", &["SET @x = 42"]),
-        var_case("var_negative_int", &["SET @x = -12345"]),
-        var_case(
-            "var_bigint_unsigned_max",
-            &["SET @x = 18446744073709551615"],
-        ),
-        var_case("var_decimal_scale", &["SET @x = 1.50"]),
-        var_case("var_double_tenth", &["SET @x = 0.1e0"]),
-        var_case("var_double_huge", &["SET @x = 1e300"]),
-        var_case(
-            "var_utf8mb4_text",
-            &["SET @x = 'h\u{e9}llo w\u{f6}rld \u{2713} \u{1f389}'"],
-        ),
-        var_case("var_latin1_text", &["SET @x = _latin1 X'636166E9'"]),
-        var_case("var_binary", &["SET @x = X'00FF'"]),
-        var_case("var_null", &["SET @x = NULL"]),
-        var_case("var_set_twice", &["SET @x = 'text'", "SET @x = 3.5"]),
-        var_case("var_from_own_value", &["SET @x = 1", "SET @x = @x + 1"]),
         plain(
             "multi_statement_sets",
             &["SET @a = 1; SET @b = 'two'"],
@@ -691,6 +692,11 @@ pub fn all() -> Vec<Case> {
             ],
         )
         .must_migrate(),
+    );
+    v.extend(
+        VARIABLE_CASES
+            .iter()
+            .map(|(name, set)| plain(name, set, &[VAR_X])),
     );
     v
 }

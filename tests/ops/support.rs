@@ -57,7 +57,8 @@ pub async fn read_only(port: u16) -> bool {
     v == 1
 }
 
-/// The operator account (created on the primary, replicated).
+/// The operator account, created on the primary; returns once the replica
+/// (if any) has it too, so a test may stop replication right after.
 pub async fn create_operator(cluster: &Cluster) {
     let mut c = admin(cluster.primary().port()).await;
     c.query_drop(format!(
@@ -66,6 +67,20 @@ pub async fn create_operator(cluster: &Cluster) {
     ))
     .await
     .unwrap();
+    if let Some(replica) = cluster.replica() {
+        let port = replica.port();
+        wait_for("the operator account on the replica", || async move {
+            let mut r = admin(port).await;
+            let n: Option<i64> = r
+                .query_first(format!(
+                    "SELECT COUNT(*) FROM mysql.global_priv WHERE User = '{OP_USER}'"
+                ))
+                .await
+                .unwrap();
+            n == Some(1)
+        })
+        .await;
+    }
 }
 
 /// The published record.

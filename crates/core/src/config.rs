@@ -306,6 +306,15 @@ pub(crate) fn positive(key: &'static str, d: Duration) -> Result<(), ConfigError
     Ok(())
 }
 
+/// A test's check that a validation failed naming `key`.
+#[cfg(test)]
+pub(crate) fn names_key<E: std::fmt::Display>(result: Result<(), E>, key: &str) {
+    match result {
+        Ok(()) => panic!("expected an error naming {key}"),
+        Err(e) => assert!(e.to_string().contains(key), "{key} not in: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,18 +341,10 @@ mod tests {
     fn bad_values_name_the_key() {
         let mut c = Config::default();
         c.zookeeper.primary_path = "relative".into();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("zookeeper.primary_path"));
+        crate::config::names_key(c.validate(), "zookeeper.primary_path");
         let mut c = Config::default();
         c.zookeeper.connect = "a:1,b".into();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("zookeeper.connect"));
+        crate::config::names_key(c.validate(), "zookeeper.connect");
         let mut c = Config::default();
         c.zookeeper.connect = "tcp+tls://127.0.0.1:2281".into();
         let e = c.validate().unwrap_err().to_string();
@@ -353,11 +354,7 @@ mod tests {
         );
         let mut c = Config::default();
         c.listen.address = "nope".into();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("listen.address"));
+        crate::config::names_key(c.validate(), "listen.address");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod report;
 pub mod summary;
 pub mod switcher;
 pub mod timeline;
+pub mod tool;
 pub mod verify;
 
 use std::sync::Arc;

@@ -26,7 +26,19 @@ pub struct PacketInfo<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
-impl PacketInfo<'_> {
+impl<'a> PacketInfo<'a> {
+    /// A whole packet of sequence 0 carrying `payload`, captured, as the
+    /// framer reports one (for code and tests that start from a payload).
+    pub fn of_payload(payload: &'a [u8]) -> PacketInfo<'a> {
+        PacketInfo {
+            len: payload.len(),
+            seq: 0,
+            prefix: &payload[..payload.len().min(PREFIX_LEN)],
+            continuation: false,
+            payload: Some(payload),
+        }
+    }
+
     /// First payload byte (the command, or the response header), if any.
     pub fn first(&self) -> Option<u8> {
         self.prefix.first().copied()

@@ -10,13 +10,23 @@ const BASE: u32 = CLIENT_PROTOCOL_41
     | CLIENT_MULTI_STATEMENTS
     | CLIENT_TRANSACTIONS;
 
+/// A packet whose payload the framer did not capture: the tracker works
+/// from its prefix.
 fn pkt(payload: &[u8]) -> PacketInfo<'_> {
     PacketInfo {
-        len: payload.len(),
-        seq: 0,
-        prefix: &payload[..payload.len().min(32)],
-        continuation: false,
         payload: None,
+        ..PacketInfo::of_payload(payload)
+    }
+}
+
+/// A one-column, one-row result (CLIENT_DEPRECATE_EOF) ended by an OK with
+/// SERVER_MORE_RESULTS_EXISTS: another result follows.
+const ONE_ROW_THEN_MORE: &[&[u8]] = &[&[0x01], COLDEF, &[0x01, b'1'], &[0xfe, 0, 0, 0x0a, 0, 0, 0]];
+
+/// Server packets that each leave the reply unfinished.
+fn mid_reply(t: &mut Tracker, packets: &[&[u8]]) {
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None, "packet {i}");
     }
 }
 
@@ -67,9 +77,10 @@ fn text_result_set_with_eof() {
         ClientEvent::Command(0x03)
     );
     assert!(!t.at_rest());
-    for p in [&[0x01][..], COLDEF, EOF_AUTOCOMMIT, &[0x01, b'1']] {
-        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
-    }
+    mid_reply(
+        &mut t,
+        &[&[0x01][..], COLDEF, EOF_AUTOCOMMIT, &[0x01, b'1']],
+    );
     assert_eq!(
         t.on_server_packet(&pkt(EOF_AUTOCOMMIT)),
         ServerEvent::ResponseDone
@@ -82,17 +93,8 @@ fn text_result_set_deprecate_eof_and_multi_results() {
     let mut t = tracker(true);
     t.on_client_packet(&pkt(b"\x03SELECT 1; SELECT 2"));
     // first result ends with an OK (0xFE header) carrying MORE_RESULTS_EXISTS
-    for p in [
-        &[0x01][..],
-        COLDEF,
-        &[0x01, b'1'],
-        &[0xfe, 0, 0, 0x0a, 0, 0, 0],
-    ] {
-        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
-    }
-    for p in [&[0x01][..], COLDEF, &[0x01, b'2']] {
-        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
-    }
+    mid_reply(&mut t, ONE_ROW_THEN_MORE);
+    mid_reply(&mut t, &[&[0x01][..], COLDEF, &[0x01, b'2']]);
     assert_eq!(
         t.on_server_packet(&pkt(&[0xfe, 0, 0, 0x02, 0, 0, 0])),
         ServerEvent::ResponseDone
@@ -141,14 +143,7 @@ fn in_rows_from_the_first_row_to_the_terminator_only() {
 fn call_ends_with_extra_ok() {
     let mut t = tracker(true);
     t.on_client_packet(&pkt(b"\x03CALL p()"));
-    for p in [
-        &[0x01][..],
-        COLDEF,
-        &[0x01, b'1'],
-        &[0xfe, 0, 0, 0x0a, 0, 0, 0],
-    ] {
-        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
-    }
+    mid_reply(&mut t, ONE_ROW_THEN_MORE);
     assert_eq!(
         t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
         ServerEvent::ResponseDone
@@ -230,14 +225,15 @@ fn prepare_without_params_or_columns() {
 fn binary_rows_starting_with_zero_are_rows() {
     let mut t = tracker(true);
     t.on_client_packet(&pkt(&[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0]));
-    for p in [
-        &[0x01][..],
-        COLDEF,
-        &[0x00, 0x00, 1, 0, 0, 0],
-        &[0x00, 0x00, 2, 0, 0, 0],
-    ] {
-        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
-    }
+    mid_reply(
+        &mut t,
+        &[
+            &[0x01][..],
+            COLDEF,
+            &[0x00, 0x00, 1, 0, 0, 0],
+            &[0x00, 0x00, 2, 0, 0, 0],
+        ],
+    );
     assert_eq!(
         t.on_server_packet(&pkt(&[0xfe, 0, 0, 2, 0, 0, 0])),
         ServerEvent::ResponseDone
@@ -452,9 +448,7 @@ fn a_count_with_flag_1_or_none_is_followed_by_definitions() {
     // agreed: MariaDB puts the flag (1) on a text result's count too
     let mut t = cached_metadata_tracker(true);
     t.on_client_packet(&pkt(b"\x03SELECT 1"));
-    for p in [&[0x01, 0x01][..], COLDEF, &[0x01, b'1']] {
-        assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None);
-    }
+    mid_reply(&mut t, &[&[0x01, 0x01][..], COLDEF, &[0x01, b'1']]);
     assert_eq!(
         t.on_server_packet(&pkt(OK_AS_EOF)),
         ServerEvent::ResponseDone

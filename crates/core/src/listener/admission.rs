@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub(crate) use crate::net::set_keepalive;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::Context;
@@ -19,7 +18,8 @@ use crate::metrics::ConnOutcome;
 use crate::proxy_header::{read_header, Header, ProxyHeaderError};
 use crate::replicas::Picked;
 use crate::session;
-use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
+use crate::session::send_error;
+use mysql_zk_proxy_protocol::errors::{Phase, ProxyErrorCode};
 
 /// Most sessions `/status` lists.
 pub(crate) const LISTED_MAX: usize = 100;
@@ -64,26 +64,12 @@ pub(crate) async fn refuse_too_many(
 ) {
     tracing::warn!(client = %peer, max_connections = max, "too many connections; refusing");
     let msg = format!("Too many connections (listen.max_connections = {max})");
-    ctx.session
-        .stats
-        .ops
-        .count_error(ProxyErrorCode::TooManyConnections);
-    let packet = err_packet(
-        0,
-        ProxyErrorCode::TooManyConnections,
-        Phase::BeforeGreeting,
-        &msg,
-    );
+    let stats = &ctx.session.stats;
     // counted before the client can read the error: a client (or test) that
     // sees 1040 finds it in the metrics too
-    ctx.session
-        .stats
-        .connection_closed(ConnOutcome::TooManyConnections);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = sock.write_all(&packet).await;
-        let _ = sock.shutdown().await;
-    })
-    .await;
+    stats.connection_closed(ConnOutcome::TooManyConnections);
+    let code = ProxyErrorCode::TooManyConnections;
+    send_error(&mut sock, stats, 0, code, Phase::BeforeGreeting, &msg).await;
 }
 
 /// Read the PROXY header when the source must send one, then run the session.
@@ -128,17 +114,12 @@ pub(crate) async fn admit(
 /// Read-only listener, no replica qualifies and no fallback: 9021.
 async fn refuse_no_replica(mut sock: TcpStream, peer: SocketAddr, ctx: &Context) {
     tracing::warn!(client = %peer, "no replica qualifies for reads; refusing");
-    let code = ProxyErrorCode::NoReplica;
     let msg =
         "no replica qualifies for reads and read_only.fallback_to_primary is off; retry later";
-    ctx.session.stats.ops.count_error(code);
-    let packet = err_packet(0, code, Phase::BeforeGreeting, msg);
-    ctx.session.stats.connection_closed(ConnOutcome::NoPrimary);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = sock.write_all(&packet).await;
-        let _ = sock.shutdown().await;
-    })
-    .await;
+    let stats = &ctx.session.stats;
+    stats.connection_closed(ConnOutcome::NoPrimary);
+    let code = ProxyErrorCode::NoReplica;
+    send_error(&mut sock, stats, 0, code, Phase::BeforeGreeting, msg).await;
 }
 
 fn refuse_header(peer: SocketAddr, e: ProxyHeaderError, ctx: &Context) {

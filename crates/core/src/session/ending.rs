@@ -1,6 +1,8 @@
 //! How a session ends: the proxy's own error packets and the outcome counted
 //! for each way a relay or a login can end.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::login::LoginOutcome;
@@ -8,7 +10,9 @@ use super::relay::RelayEnd;
 use super::stream::Stream;
 use super::timers::Expired;
 use crate::metrics::{ConnOutcome, Stats};
+use mysql_zk_proxy_protocol::command;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
+use mysql_zk_proxy_protocol::packet_io::PacketReader;
 
 /// Error 9002 in place of the greeting.
 pub(super) async fn unreachable<S: AsyncWrite + Unpin>(
@@ -103,7 +107,13 @@ pub(super) async fn outcome_of(end: RelayEnd, quit: bool, client: &mut Stream) -
     }
 }
 
-/// Send one of the proxy's own errors (counted by code) and close.
+/// How long the proxy tries to hand a client its error, and then to close
+/// the connection: a client that does not read is not waited for.
+const ERROR_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Send one of the proxy's own errors (counted by code) and close: the one
+/// way the proxy ends a client connection with an error, before the
+/// greeting, during login or at a command.
 pub(crate) async fn send_error<S: AsyncWrite + Unpin>(
     client: &mut S,
     stats: &Stats,
@@ -114,12 +124,38 @@ pub(crate) async fn send_error<S: AsyncWrite + Unpin>(
 ) {
     stats.ops.count_error(code);
     let packet = err_packet(seq, code, phase, msg);
-    let sent = async {
+    let sent = tokio::time::timeout(ERROR_WRITE_TIMEOUT, async {
         client.write_all(&packet).await?;
         client.flush().await
-    };
-    if let Err(e) = sent.await {
-        tracing::debug!(error = %e, "could not send the error to the client");
+    });
+    match sent.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "could not send the error to the client"),
+        Err(_) => tracing::debug!("the client did not take its error in time"),
     }
-    let _ = client.shutdown().await;
+    let _ = tokio::time::timeout(ERROR_WRITE_TIMEOUT, client.shutdown()).await;
+}
+
+/// Answer the client's next command (possibly already read: `held`) with
+/// `code` and close; a client that stays silent for `wait`, or quits, is
+/// closed without a word.
+pub(crate) async fn close_at_next_command(
+    client: &mut Stream,
+    stats: &Stats,
+    held: &[u8],
+    code: ProxyErrorCode,
+    msg: &str,
+    wait: Duration,
+) {
+    let mut reader = PacketReader::with_initial(16 * 1024 * 1024, held);
+    let next = tokio::time::timeout(wait, reader.read(client)).await;
+    match next {
+        Ok(Ok(p)) if p.payload.first() != Some(&command::QUIT) => {
+            let seq = p.seq.wrapping_add(1);
+            send_error(client, stats, seq, code, Phase::AfterGreeting, msg).await;
+        }
+        _ => {
+            let _ = tokio::time::timeout(ERROR_WRITE_TIMEOUT, client.shutdown()).await;
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::DiscoveryHandle;
@@ -14,7 +15,7 @@ use crate::failover::credentials::CredentialStore;
 use crate::failover::timeline::Timeline;
 use crate::metrics::Stats;
 use crate::reload::LiveConfig;
-use crate::routing::RouteTable;
+use crate::routing::{Route, RouteTable};
 use crate::session::buffers::BufferPool;
 use crate::session::kill::KillMap;
 use crate::session::relay::StopSignals;
@@ -43,4 +44,18 @@ pub struct Env {
     /// Causal reads (read-only listener): asked before each read at rest;
     /// `None` everywhere else.
     pub before_read: Option<Arc<dyn crate::session::causal::BeforeRead>>,
+}
+
+impl Env {
+    /// The current route when it has a serving primary; otherwise wait for
+    /// one, bounded by `failover.hold_timeout`. `None` on timeout or when
+    /// the proxy starts draining. The one wait for a primary: a new client's
+    /// greeting and a moved session both hold here.
+    pub(crate) async fn serving_route(&self) -> Option<Arc<Route>> {
+        let deadline = Instant::now() + self.config.load().failover.hold_timeout;
+        tokio::select! {
+            r = self.table.wait_for_primary(deadline) => r,
+            _ = self.drain.at_rest.cancelled() => None,
+        }
+    }
 }

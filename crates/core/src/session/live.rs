@@ -38,10 +38,28 @@ pub(super) struct Live<'a> {
     pub(super) kill: kill::Registered<'a>,
 }
 
+/// Relay, following the route from primary to primary, until the session
+/// ends.
+pub(super) async fn serve_logged_in(
+    client: &mut Stream,
+    live: &mut Live<'_>,
+    record: &LoginRecord,
+    ctx: &Env,
+    gauge: &mut SessionGauge,
+) -> ConnOutcome {
+    loop {
+        let end = relay_until_moved(client, live, ctx, gauge).await;
+        match after_relay(end, client, live, record, ctx, gauge).await {
+            Next::Relay => continue,
+            Next::Done(outcome) => return outcome,
+        }
+    }
+}
+
 /// Relay until the session ends, or until the route moved away from its
 /// primary and the session reached a rest point (or, past the drain timeout,
 /// at least no reply outstanding).
-pub(super) async fn relay_until_moved(
+async fn relay_until_moved(
     client: &mut Stream,
     live: &mut Live<'_>,
     ctx: &Env,
@@ -168,7 +186,7 @@ pub(super) enum Next {
 }
 
 /// What follows a relay that ended.
-pub(super) async fn after_relay(
+async fn after_relay(
     end: RelayEnd,
     client: &mut Stream,
     live: &mut Live<'_>,

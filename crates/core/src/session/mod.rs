@@ -25,6 +25,23 @@ pub mod stream;
 pub mod switch;
 pub mod timers;
 
+#[cfg(test)]
+mod backend_loss_tests;
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod fake_state;
+#[cfg(test)]
+mod moved_success_tests;
+#[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
+mod route_tests;
+#[cfg(test)]
+mod switchover_kit;
+#[cfg(test)]
+mod testkit;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -35,11 +52,11 @@ use tracing::{field, Instrument};
 
 use crate::backend::{self, OpenError};
 use crate::metrics::{ConnOutcome, SessionGauge, SessionState};
-use crate::routing::{Primary, Route};
+use crate::routing::Primary;
 pub(crate) use ending::send_error;
 use ending::{login_failure, unreachable};
 pub use env::Env;
-use live::{after_relay, relay_until_moved, Live, Next};
+use live::{serve_logged_in, Live};
 use login::{LoginOutcome, LoginTls};
 use mysql_zk_proxy_protocol::errors::{Phase, ProxyErrorCode};
 use mysql_zk_proxy_protocol::handshake::offer_ssl;
@@ -86,7 +103,7 @@ pub async fn run(
 async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
     let accepted = Instant::now();
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
-    let Some(route) = route_with_primary(ctx).await else {
+    let Some(route) = ctx.serving_route().await else {
         if ctx.drain.at_rest.is_cancelled() {
             let msg = "the proxy is shutting down; reconnect";
             send_error(
@@ -124,20 +141,6 @@ async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
     span.record("epoch", primary.epoch);
     gauge.set(SessionState::Handshake);
     connect_and_relay(client, primary, ctx, &mut gauge, accepted).await
-}
-
-/// The current route if it has a primary, else wait up to `hold_timeout`.
-async fn route_with_primary(ctx: &Env) -> Option<Arc<Route>> {
-    let route = ctx.table.current();
-    if route.serving() {
-        return Some(route);
-    }
-    let deadline = Instant::now() + ctx.config.load().failover.hold_timeout;
-    tracing::debug!("no primary known; holding the greeting");
-    tokio::select! {
-        r = ctx.table.wait_for_primary(deadline) => r,
-        _ = ctx.drain.at_rest.cancelled() => None,
-    }
 }
 
 async fn connect_and_relay(
@@ -229,11 +232,5 @@ async fn connect_and_relay(
             .kills
             .register(greeting.connection_id, &primary.address()),
     };
-    loop {
-        let end = relay_until_moved(&mut client, &mut live, ctx, gauge).await;
-        match after_relay(end, &mut client, &mut live, &record, ctx, gauge).await {
-            Next::Relay => continue,
-            Next::Done(outcome) => return outcome,
-        }
-    }
+    serve_logged_in(&mut client, &mut live, &record, ctx, gauge).await
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::live::{Live, Next};
 use super::login::LoginRecord;
 use super::stream::Stream;
-use super::{migrate, switch};
+use super::{ending, migrate, switch};
 use crate::metrics::ConnOutcome;
 use crate::routing::Primary;
 use crate::session::query::{Backend, QueryError};
@@ -42,8 +42,9 @@ pub(super) async fn failover(
             humantime::format_duration(wait)
         );
         tracing::warn!("{msg}");
+        release_backend(live);
         let held = std::mem::take(&mut live.early.0);
-        switch::close_at_next_command(
+        ending::close_at_next_command(
             client,
             &ctx.stats,
             &held,
@@ -227,9 +228,10 @@ pub(super) async fn close_after_loss(
 
 async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Env) {
     tracing::warn!(backend = %live.primary, "{msg}");
+    release_backend(live);
     let wait = refusal_wait(ctx);
     let held = std::mem::take(&mut live.early.0);
-    switch::close_at_next_command(
+    ending::close_at_next_command(
         client,
         &ctx.stats,
         &held,
@@ -238,6 +240,13 @@ async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ct
         wait,
     )
     .await;
+}
+
+/// A refused session closes its backend connection at once, not when its
+/// client next speaks: it holds no backend while it waits (an open
+/// transaction there is rolled back now).
+fn release_backend(live: &mut Live<'_>) {
+    live.backend = Stream::Closed;
 }
 
 /// How long a refused session waits for its next command, to answer it

@@ -1,114 +1,20 @@
 //! Unit tests of the failover outcomes a session gets when its route moves
 //! (docs/failover.md), over in-memory streams: no server, no ZooKeeper.
-//! What needs a new primary to log in to (a move itself) is covered by the
-//! integration tests.
+//! Moves that log in on a new primary are in `moved_success_tests.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::watch;
-
 use super::*;
-use crate::config::Config;
-use crate::discovery::{DiscoveryHandle, DiscoveryStatus};
+use crate::config::{Secret, UserConfig};
 use crate::failover::credentials::CredentialStore;
-use crate::failover::timeline::Timeline;
-use crate::metrics::Stats;
-use crate::reload::LiveConfig;
-use crate::routing::{RecordState, Route, RouteTable};
-use crate::session::buffers::BufferPool;
-use crate::session::state::CarriedState;
-use crate::tls::TlsState;
-use mysql_zk_proxy_protocol::packet_io::frame;
-use mysql_zk_proxy_protocol::{caps, status};
+use crate::session::stmts;
+use crate::session::testkit::{ask_error, env, live, record};
+use mysql_zk_proxy_protocol::tracker::ClientEvent;
+use mysql_zk_proxy_protocol::{command, status, PacketInfo};
 
 fn primary(port: u16, epoch: u64) -> Primary {
-    Primary {
-        host: "127.0.0.1".into(),
-        port,
-        epoch,
-        server_id: None,
-        server_uuid: None,
-    }
-}
-
-/// A session environment with short waits and the route naming `route`.
-fn env(route: Option<Primary>) -> Env {
-    let mut config = Config::default();
-    config.failover.hold_timeout = Duration::from_millis(200);
-    config.failover.drain_timeout = Duration::from_millis(200);
-    config.listen.idle_timeout = Duration::from_secs(5);
-    let stats = Stats::new();
-    let table = Arc::new(RouteTable::new());
-    table.publish(|r| Route {
-        primary: route,
-        state: RecordState::Serving,
-        ..r.clone()
-    });
-    Env {
-        tls: Arc::new(TlsState::from_config(config.tls()).unwrap()),
-        config: Arc::new(LiveConfig::new(config)),
-        table,
-        stats: stats.clone(),
-        discovery: DiscoveryHandle {
-            status: watch::channel(DiscoveryStatus::starting()).1,
-        },
-        credentials: Arc::new(CredentialStore::from_config(&[]).unwrap()),
-        timeline: Timeline::new(stats),
-        cancel: Default::default(),
-        drain: Default::default(),
-        kills: Default::default(),
-        buffers: BufferPool::for_relays(),
-        before_read: None,
-    }
-}
-
-fn record() -> LoginRecord {
-    LoginRecord {
-        user: "app".into(),
-        db: Some("app".into()),
-        client_caps: caps::CLIENT_PROTOCOL_41,
-        client_mariadb_caps: 0,
-        collation: 45,
-        max_packet: 1 << 24,
-        connect_attrs: None,
-        plugin: "mysql_native_password".into(),
-        scramble: vec![1; 20],
-        auth_response: vec![2; 20],
-        status: status::AUTOCOMMIT,
-    }
-}
-
-/// A session on `from` whose last reply left `flags`, and its backend's
-/// far end (kept open: the old primary is alive).
-fn live<'a>(env: &'a Env, from: &Primary, flags: u16) -> (Live<'a>, DuplexStream) {
-    let (server, backend) = tokio::io::duplex(64 * 1024);
-    let live = Live {
-        backend: Stream::Boxed(Box::new(backend)),
-        primary: from.clone(),
-        tracker: Tracker::logged_in(caps::CLIENT_PROTOCOL_41, 0, flags),
-        state: CarriedState::new("app", Some("app".into())),
-        early: (Vec::new(), Vec::new()),
-        timers: None,
-        held_since: None,
-        kill: env.kills.register(7, &from.address()),
-    };
-    (live, server)
-}
-
-/// The client's next command, and the error it gets: (code, message).
-async fn next_command_error(app: &mut DuplexStream) -> (u16, String) {
-    app.write_all(&frame(0, b"\x03SELECT 1")).await.unwrap();
-    let mut header = [0u8; 4];
-    app.read_exact(&mut header).await.unwrap();
-    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
-    let mut p = vec![0u8; len];
-    app.read_exact(&mut p).await.unwrap();
-    assert_eq!(p[0], 0xff, "an error packet: {p:?}");
-    let code = u16::from_le_bytes([p[1], p[2]]);
-    let message = String::from_utf8_lossy(&p[9..]).into_owned();
-    (code, message)
+    Primary::local(port, epoch)
 }
 
 /// Run `failover` for a session on `from` with `flags` (after `prepare`),
@@ -118,15 +24,15 @@ async fn outcome(
     env: &Env,
     from: &Primary,
     flags: u16,
+    rec: LoginRecord,
     prepare: impl FnOnce(&mut Live<'_>),
 ) -> (u16, String, Option<ConnOutcome>) {
     let (mut live, _server) = live(env, from, flags);
     prepare(&mut live);
     let (mut app, client_end) = tokio::io::duplex(64 * 1024);
     let mut client = Stream::Boxed(Box::new(client_end));
-    let rec = record();
     let session = failover(&mut client, &mut live, &rec, env);
-    let told = next_command_error(&mut app);
+    let told = ask_error(&mut app, "SELECT 1");
     let (next, (code, msg)) = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::join!(session, told)
     })
@@ -139,15 +45,24 @@ async fn outcome(
     (code, msg, done)
 }
 
+/// The session got error `code` with a message containing `needle`, and
+/// its connection was closed for the failover.
+fn closed_with(code: u16, needle: &str, (got, msg, done): (u16, String, Option<ConnOutcome>)) {
+    assert_eq!(got, code, "{msg}");
+    assert!(msg.contains(needle), "{msg}");
+    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+}
+
 #[tokio::test]
 async fn a_transaction_open_when_the_record_names_another_server_gets_9006() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
     let in_trans = status::AUTOCOMMIT | status::IN_TRANS;
-    let (code, msg, done) = outcome(&env, &old, in_trans, |_| {}).await;
-    assert_eq!(code, 9006, "{msg}");
-    assert!(msg.contains("transaction aborted by failover"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(
+        9006,
+        "transaction aborted by failover",
+        outcome(&env, &old, in_trans, record(), |_| {}).await,
+    );
 }
 
 #[tokio::test]
@@ -155,26 +70,35 @@ async fn an_open_cursor_gets_9005() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
     let cursor = status::AUTOCOMMIT | status::CURSOR_EXISTS;
-    let (code, msg, done) = outcome(&env, &old, cursor, |_| {}).await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(msg.contains("cursor"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(
+        9005,
+        "cursor",
+        outcome(&env, &old, cursor, record(), |_| {}).await,
+    );
 }
 
 #[tokio::test]
 async fn no_primary_within_the_hold_timeout_gets_9005() {
     let env = env(None);
-    let (code, msg, done) = outcome(&env, &primary(3306, 1), status::AUTOCOMMIT, |_| {}).await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(msg.contains("no primary known"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    closed_with(
+        9005,
+        "no primary known",
+        outcome(
+            &env,
+            &primary(3306, 1),
+            status::AUTOCOMMIT,
+            record(),
+            |_| {},
+        )
+        .await,
+    );
 }
 
 #[tokio::test]
 async fn state_that_cannot_move_gets_9005_naming_it() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
-    let (code, msg, done) = outcome(&env, &old, status::AUTOCOMMIT, |live| {
+    let (code, msg, done) = outcome(&env, &old, status::AUTOCOMMIT, record(), |live| {
         live.state.next_transaction_set = true;
     })
     .await;
@@ -189,11 +113,13 @@ async fn state_that_cannot_move_gets_9005_naming_it() {
 #[tokio::test]
 async fn a_user_without_a_stored_credential_gets_9005() {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
-    let env = env(Some(new));
-    let (code, msg, done) = outcome(&env, &old, status::AUTOCOMMIT, |_| {}).await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(msg.contains("not in the credential store"), "{msg}");
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
+    let mut env = env(Some(new));
+    env.credentials = Arc::new(CredentialStore::from_config(&[]).unwrap());
+    closed_with(
+        9005,
+        "not in the credential store",
+        outcome(&env, &old, status::AUTOCOMMIT, record(), |_| {}).await,
+    );
 }
 
 #[tokio::test]
@@ -212,4 +138,92 @@ async fn the_same_server_under_a_new_epoch_keeps_the_backend() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+}
+
+/// 9005 naming `why` for a session on a live old primary that `prepare`
+/// left in some state, logged in as `rec` says.
+async fn refused_before_reading(why: &str, rec: LoginRecord, prepare: impl FnOnce(&mut Live<'_>)) {
+    let (old, new) = (primary(3306, 1), primary(3307, 2));
+    let env = env(Some(new));
+    let got = outcome(&env, &old, status::AUTOCOMMIT, rec, prepare).await;
+    closed_with(9005, why, got);
+}
+
+#[tokio::test]
+async fn a_stored_hash_that_does_not_match_the_login_gets_9005() {
+    let (old, new) = (primary(3306, 1), primary(3307, 2));
+    let mut env = env(Some(new));
+    let other = UserConfig {
+        name: "app".into(),
+        // SHA1(SHA1("app")), not the password the client logged in with
+        mysql_native_password: Secret::new("*5BCB3E6AC345B435C7C2E6B7949A04CE6F6563D3"),
+    };
+    env.credentials = Arc::new(CredentialStore::from_config(&[other]).unwrap());
+    let got = outcome(&env, &old, status::AUTOCOMMIT, record(), |_| {}).await;
+    closed_with(9005, "stored hash for \"app\" does not match", got);
+}
+
+#[tokio::test]
+async fn a_login_with_another_auth_plugin_gets_9005() {
+    let mut rec = record();
+    rec.plugin = "client_ed25519".into();
+    refused_before_reading("user logged in with client_ed25519", rec, |_| {}).await;
+}
+
+#[tokio::test]
+async fn prepared_statements_that_cannot_be_prepared_again_get_9005_naming_why() {
+    let sql = || Some(b"SELECT ?".to_vec());
+    let schema = || Some(Some("app".to_string()));
+    refused_before_reading("prepared statement too long to track", record(), |l| {
+        l.state.stmts.prepared(1, 1, None, schema());
+    })
+    .await;
+    // a statement prepared with one parameter, then `command` for it
+    let prepared_then = |command: &'static [u8]| {
+        move |l: &mut Live<'_>| {
+            l.state.stmts.prepared(1, 1, sql(), schema());
+            l.state.stmts.on_command(command[0], command, None);
+        }
+    };
+    let execute = &[command::STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+    let long_data = &[command::STMT_SEND_LONG_DATA, 1, 0, 0, 0, 0, 0, b'x'];
+    for (why, command) in [
+        ("prepared statement parameter types not seen", &execute[..]),
+        (
+            "prepared statement with pending SEND_LONG_DATA",
+            &long_data[..],
+        ),
+    ] {
+        refused_before_reading(why, record(), prepared_then(command)).await;
+    }
+    refused_before_reading(
+        "a prepared statement's default schema is not known",
+        record(),
+        |l| {
+            l.state.stmts.prepared(1, 0, sql(), None);
+        },
+    )
+    .await;
+    refused_before_reading("too many prepared statements", record(), |l| {
+        for id in 1..=(stmts::MAX_STATEMENTS as u32 + 1) {
+            l.state.stmts.prepared(id, 0, sql(), schema());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn more_commands_pipelined_than_the_proxy_follows_gets_9005() {
+    refused_before_reading(
+        "more commands pipelined than the proxy follows",
+        record(),
+        |l| {
+            let query = b"\x03SELECT 1";
+            for _ in 0..65 {
+                let p = PacketInfo::of_payload(query);
+                l.state.on_client(ClientEvent::Command(command::QUERY), &p);
+            }
+        },
+    )
+    .await;
 }

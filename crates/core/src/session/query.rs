@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use crate::session::stream::Stream;
 use mysql_zk_proxy_protocol::caps::MARIADB_CLIENT_EXTENDED_METADATA;
 use mysql_zk_proxy_protocol::packet_io::{frame, PacketReader};
-use mysql_zk_proxy_protocol::{read_lenenc, PacketInfo, ServerEvent, Tracker, PREFIX_LEN};
+use mysql_zk_proxy_protocol::{read_lenenc, PacketInfo, ServerEvent, Tracker};
 
 /// One text row: `None` is SQL NULL.
 pub type Row = Vec<Option<Vec<u8>>>;
@@ -163,11 +163,9 @@ impl<'a> Backend<'a> {
 /// The packet as the tracker sees it.
 pub fn info(payload: &[u8], seq: u8) -> PacketInfo<'_> {
     PacketInfo {
-        len: payload.len(),
         seq,
-        prefix: &payload[..payload.len().min(PREFIX_LEN)],
-        continuation: false,
         payload: None,
+        ..PacketInfo::of_payload(payload)
     }
 }
 

@@ -69,6 +69,11 @@ fn query(seq: u8, sql: &str) -> Vec<u8> {
     frame(seq, &[&[command::QUERY][..], sql.as_bytes()].concat())
 }
 
+/// `SELECT 1` and an OK reply to it, outside a transaction.
+fn select_one() -> (Vec<u8>, Vec<u8>) {
+    (query(0, "SELECT 1"), ok(1, status::AUTOCOMMIT))
+}
+
 /// An OK packet with `status` flags.
 fn ok(seq: u8, status: u16) -> Vec<u8> {
     let s = status.to_le_bytes();
@@ -83,6 +88,46 @@ async fn read_n(s: &mut DuplexStream, n: usize) -> Vec<u8> {
         .expect("bytes arrive in time")
         .expect("read");
     got
+}
+
+/// `bytes` arrive, exactly.
+async fn arrives(s: &mut DuplexStream, bytes: &[u8]) {
+    assert_eq!(read_n(s, bytes.len()).await, bytes);
+}
+
+/// The server sends `reply` and the application receives it unchanged.
+async fn answer(server: &mut DuplexStream, app: &mut DuplexStream, reply: &[u8]) {
+    server.write_all(reply).await.unwrap();
+    arrives(app, reply).await;
+}
+
+/// The application sends `command` and the backend receives it unchanged.
+async fn forwarded(app: &mut DuplexStream, server: &mut DuplexStream, command: &[u8]) {
+    app.write_all(command).await.unwrap();
+    arrives(server, command).await;
+}
+
+/// The application writes `commands` in one write (pipelined).
+async fn send(app: &mut DuplexStream, commands: &[&[u8]]) {
+    app.write_all(&commands.concat()).await.unwrap();
+}
+
+/// The relay ended by stopping at `point`.
+fn stopped_at(end: &RelayEnd, point: StopPoint) {
+    assert!(
+        matches!(end, RelayEnd::Stopped(p) if *p == point),
+        "expected a stop at {point:?}, got {end:?}"
+    );
+}
+
+/// Once the session's legs are dropped, the backend received nothing more.
+async fn backend_got_no_more(server: &mut DuplexStream, why: &str) {
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, server.read_to_end(&mut got))
+        .await
+        .expect("the proxy's end closes in time")
+        .expect("read");
+    assert_eq!(got, b"", "{why}");
 }
 
 /// Nothing arrives for a while.
@@ -110,21 +155,15 @@ async fn drive<F: Future<Output = ()>>(
 async fn a_command_and_its_reply_pass_through_byte_for_byte() {
     let (mut parts, mut app, mut server) = session();
     let stop = StopSignals::default();
-    let q = query(0, "SELECT 1");
-    let reply = ok(1, status::AUTOCOMMIT);
+    let (q, reply) = select_one();
     let mut relay = parts.relay();
     let end = drive(&mut relay, &stop, async {
-        app.write_all(&q).await.unwrap();
-        assert_eq!(read_n(&mut server, q.len()).await, q);
-        server.write_all(&reply).await.unwrap();
-        assert_eq!(read_n(&mut app, reply.len()).await, reply);
+        forwarded(&mut app, &mut server, &q).await;
+        answer(&mut server, &mut app, &reply).await;
         stop.at_rest.cancel();
     })
     .await;
-    assert!(
-        matches!(end, RelayEnd::Stopped(StopPoint::AtRest)),
-        "{end:?}"
-    );
+    stopped_at(&end, StopPoint::AtRest);
     drop(relay);
     assert!(parts.tracker.at_rest());
     assert_eq!(
@@ -145,16 +184,14 @@ async fn a_pipelined_command_leaves_only_after_the_reply_before_it_ends() {
     let (r1, r2) = (ok(1, status::AUTOCOMMIT), ok(1, status::AUTOCOMMIT));
     let mut relay = parts.relay();
     let end = drive(&mut relay, &stop, async {
-        app.write_all(&[q1.clone(), q2.clone()].concat())
-            .await
-            .unwrap();
-        assert_eq!(read_n(&mut server, q1.len()).await, q1);
+        send(&mut app, &[&q1, &q2]).await;
+        arrives(&mut server, &q1).await;
         nothing_arrives(&mut server).await;
         // half the reply: still outstanding
         server.write_all(&r1[..3]).await.unwrap();
         nothing_arrives(&mut server).await;
         server.write_all(&r1[3..]).await.unwrap();
-        assert_eq!(read_n(&mut server, q2.len()).await, q2);
+        arrives(&mut server, &q2).await;
         server.write_all(&r2).await.unwrap();
         assert_eq!(
             read_n(&mut app, r1.len() + r2.len()).await,
@@ -163,10 +200,7 @@ async fn a_pipelined_command_leaves_only_after_the_reply_before_it_ends() {
         stop.at_rest.cancel();
     })
     .await;
-    assert!(
-        matches!(end, RelayEnd::Stopped(StopPoint::AtRest)),
-        "{end:?}"
-    );
+    stopped_at(&end, StopPoint::AtRest);
 }
 
 /// A fence that holds, with `hold`, every command whose packet contains
@@ -196,70 +230,54 @@ async fn a_moved_route_stops_at_rest_with_the_command_unsent() {
         app.write_all(&q).await.unwrap();
     })
     .await;
-    assert!(
-        matches!(end, RelayEnd::Stopped(StopPoint::AtRest)),
-        "{end:?}"
-    );
+    stopped_at(&end, StopPoint::AtRest);
     assert_eq!(relay.unsent_client_bytes(), q);
     drop(relay);
     assert_eq!(parts.tracker.outstanding(), 0);
     drop(parts);
-    let mut got = Vec::new();
-    server.read_to_end(&mut got).await.unwrap();
-    assert_eq!(got, b"", "the backend received nothing");
+    backend_got_no_more(&mut server, "the backend received nothing").await;
+}
+
+/// The application pipelines `first` and `second`; `first` and its `reply`
+/// pass, the fence holds `second` with `hold`. Checks that `second` stays
+/// unsent and the backend receives nothing more; returns how the relay
+/// ended and whether the session was at rest.
+async fn second_held(hold: Hold, first: &[u8], reply: &[u8], second: &[u8]) -> (RelayEnd, bool) {
+    let (mut parts, mut app, mut server) = session();
+    let stop = StopSignals::default();
+    let held = second.to_vec();
+    let fence = move |bytes: &[u8], _at_rest: bool| bytes.starts_with(&held).then_some(hold);
+    let mut relay = parts.relay().with_fence(&fence);
+    let end = drive(&mut relay, &stop, async {
+        send(&mut app, &[first, second]).await;
+        arrives(&mut server, first).await;
+        answer(&mut server, &mut app, reply).await;
+    })
+    .await;
+    assert_eq!(relay.unsent_client_bytes(), second);
+    drop(relay);
+    let at_rest = parts.tracker.at_rest();
+    drop(parts);
+    backend_got_no_more(&mut server, "the held command did not leave").await;
+    (end, at_rest)
 }
 
 #[tokio::test]
 async fn a_moved_route_inside_a_transaction_stops_idle_after_the_transactions_commands() {
-    let (mut parts, mut app, mut server) = session();
-    let stop = StopSignals::default();
-    let fence = holding(b"SELECT", Hold::Moved);
-    let (begin, q) = (query(0, "BEGIN"), query(0, "SELECT 1"));
     let began = ok(1, status::AUTOCOMMIT | status::IN_TRANS);
-    let mut relay = parts.relay().with_fence(&fence);
-    let end = drive(&mut relay, &stop, async {
-        app.write_all(&[begin.clone(), q.clone()].concat())
-            .await
-            .unwrap();
-        assert_eq!(read_n(&mut server, begin.len()).await, begin);
-        server.write_all(&began).await.unwrap();
-        assert_eq!(read_n(&mut app, began.len()).await, began);
-    })
-    .await;
-    assert!(matches!(end, RelayEnd::Stopped(StopPoint::Idle)), "{end:?}");
-    assert_eq!(relay.unsent_client_bytes(), q);
-    drop(relay);
-    assert!(!parts.tracker.at_rest(), "the transaction is open");
-    drop(parts);
-    let mut got = Vec::new();
-    server.read_to_end(&mut got).await.unwrap();
-    assert_eq!(got, b"", "the backend received only BEGIN");
+    let (begin, q) = (query(0, "BEGIN"), query(0, "SELECT 1"));
+    let (end, at_rest) = second_held(Hold::Moved, &begin, &began, &q).await;
+    stopped_at(&end, StopPoint::Idle);
+    assert!(!at_rest, "the transaction is open");
 }
 
 #[tokio::test]
 async fn a_command_to_rewrite_ends_the_relay_held_and_unsent() {
-    let (mut parts, mut app, mut server) = session();
-    let stop = StopSignals::default();
-    let fence = holding(b"KILL", Hold::Rewrite);
     let (q1, kill) = (query(0, "SELECT 1"), query(0, "KILL 7"));
     let r1 = ok(1, status::AUTOCOMMIT);
-    let mut relay = parts.relay().with_fence(&fence);
-    let end = drive(&mut relay, &stop, async {
-        app.write_all(&[q1.clone(), kill.clone()].concat())
-            .await
-            .unwrap();
-        assert_eq!(read_n(&mut server, q1.len()).await, q1);
-        server.write_all(&r1).await.unwrap();
-        assert_eq!(read_n(&mut app, r1.len()).await, r1);
-    })
-    .await;
+    let (end, at_rest) = second_held(Hold::Rewrite, &q1, &r1, &kill).await;
     assert!(matches!(end, RelayEnd::Held), "{end:?}");
-    assert_eq!(relay.unsent_client_bytes(), kill);
-    drop(relay);
-    drop(parts);
-    let mut got = Vec::new();
-    server.read_to_end(&mut got).await.unwrap();
-    assert_eq!(got, b"", "the held command did not leave");
+    assert!(at_rest);
 }
 
 #[tokio::test]
@@ -271,22 +289,15 @@ async fn stopping_at_rest_waits_for_the_statement_in_flight_and_the_transaction_
     let committed = ok(1, status::AUTOCOMMIT);
     let mut relay = parts.relay();
     let end = drive(&mut relay, &stop, async {
-        app.write_all(&begin).await.unwrap();
-        assert_eq!(read_n(&mut server, begin.len()).await, begin);
+        forwarded(&mut app, &mut server, &begin).await;
         stop.at_rest.cancel();
-        server.write_all(&began).await.unwrap();
-        assert_eq!(read_n(&mut app, began.len()).await, began);
+        answer(&mut server, &mut app, &began).await;
         // still relaying inside the transaction
-        app.write_all(&commit).await.unwrap();
-        assert_eq!(read_n(&mut server, commit.len()).await, commit);
-        server.write_all(&committed).await.unwrap();
-        assert_eq!(read_n(&mut app, committed.len()).await, committed);
+        forwarded(&mut app, &mut server, &commit).await;
+        answer(&mut server, &mut app, &committed).await;
     })
     .await;
-    assert!(
-        matches!(end, RelayEnd::Stopped(StopPoint::AtRest)),
-        "{end:?}"
-    );
+    stopped_at(&end, StopPoint::AtRest);
     drop(relay);
     assert!(parts.tracker.at_rest());
 }
@@ -299,8 +310,7 @@ async fn stopping_when_idle_waits_for_the_reply_but_not_for_the_transaction() {
     let began = ok(1, status::AUTOCOMMIT | status::IN_TRANS);
     let mut relay = parts.relay();
     let end = drive(&mut relay, &stop, async {
-        app.write_all(&begin).await.unwrap();
-        assert_eq!(read_n(&mut server, begin.len()).await, begin);
+        forwarded(&mut app, &mut server, &begin).await;
         stop.when_idle.cancel();
         // half the reply: the statement is still in flight
         server.write_all(&began[..5]).await.unwrap();
@@ -309,7 +319,7 @@ async fn stopping_when_idle_waits_for_the_reply_but_not_for_the_transaction() {
         assert_eq!(read_n(&mut app, began.len() - 5).await, &began[5..]);
     })
     .await;
-    assert!(matches!(end, RelayEnd::Stopped(StopPoint::Idle)), "{end:?}");
+    stopped_at(&end, StopPoint::Idle);
     drop(relay);
     assert_eq!(parts.tracker.outstanding(), 0);
     assert!(!parts.tracker.at_rest(), "the transaction is still open");
@@ -317,20 +327,18 @@ async fn stopping_when_idle_waits_for_the_reply_but_not_for_the_transaction() {
 
 #[tokio::test]
 async fn a_closing_backend_ends_the_relay_after_its_last_bytes_are_delivered() {
+    let (q, reply) = select_one();
     let (mut parts, mut app, mut server) = session();
     let stop = StopSignals::default();
-    let q = query(0, "SELECT 1");
-    let reply = ok(1, status::AUTOCOMMIT);
     let mut relay = parts.relay();
     let end = drive(&mut relay, &stop, async {
-        app.write_all(&q).await.unwrap();
-        assert_eq!(read_n(&mut server, q.len()).await, q);
+        forwarded(&mut app, &mut server, &q).await;
         server.write_all(&reply).await.unwrap();
         server.shutdown().await.unwrap();
     })
     .await;
     assert!(matches!(end, RelayEnd::BackendClosed), "{end:?}");
-    assert_eq!(read_n(&mut app, reply.len()).await, reply);
+    arrives(&mut app, &reply).await;
 }
 
 #[tokio::test]
@@ -345,5 +353,5 @@ async fn a_closing_client_ends_the_relay_after_its_quit_is_sent() {
     })
     .await;
     assert!(matches!(end, RelayEnd::ClientClosed), "{end:?}");
-    assert_eq!(read_n(&mut server, quit.len()).await, quit);
+    arrives(&mut server, &quit).await;
 }

@@ -7,13 +7,7 @@ fn query(sql: &str) -> Vec<u8> {
 }
 
 fn packet(payload: &[u8]) -> PacketInfo<'_> {
-    PacketInfo {
-        len: payload.len(),
-        seq: 0,
-        prefix: &payload[..payload.len().min(32)],
-        continuation: false,
-        payload: Some(payload),
-    }
+    PacketInfo::of_payload(payload)
 }
 
 /// The client sends `payload`; the server answers with one packet whose

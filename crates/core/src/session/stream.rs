@@ -109,19 +109,39 @@ fn closed() -> io::Error {
     io::ErrorKind::NotConnected.into()
 }
 
+/// One poll, delegated to the stream inside `$self` (bound to `$s`, pinned);
+/// a closed leg answers `$closed`.
+macro_rules! delegate {
+    ($self:ident, $s:ident => $poll:expr, closed => $closed:expr) => {
+        match $self.get_mut() {
+            Stream::Plain(s) => {
+                let $s = Pin::new(s);
+                $poll
+            }
+            Stream::ServerTls(s) => {
+                let $s = Pin::new(s.as_mut());
+                $poll
+            }
+            Stream::ClientTls(s) => {
+                let $s = Pin::new(s.as_mut());
+                $poll
+            }
+            Stream::Boxed(s) => {
+                let $s = Pin::new(s.as_mut());
+                $poll
+            }
+            Stream::Closed => Poll::Ready($closed),
+        }
+    };
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
+        delegate!(self, s => s.poll_read(cx, buf), closed => Err(closed()))
     }
 }
 
@@ -131,32 +151,14 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
+        delegate!(self, s => s.poll_write(cx, buf), closed => Err(closed()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Closed => Poll::Ready(Ok(())),
-        }
+        delegate!(self, s => s.poll_flush(cx), closed => Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Boxed(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Closed => Poll::Ready(Ok(())),
-        }
+        delegate!(self, s => s.poll_shutdown(cx), closed => Ok(()))
     }
 }

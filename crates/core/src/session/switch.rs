@@ -3,19 +3,10 @@
 //! next command is answered with a failover error and it is closed; a
 //! transaction past `failover.drain_timeout` is aborted.
 
-use std::time::Duration;
-
-use tokio::io::AsyncWriteExt;
-
 use crate::failover::native::{derive, DerivedPassword};
-use crate::metrics::Stats;
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
-use crate::session::stream::Stream;
 use crate::session::Env;
-use mysql_zk_proxy_protocol::command;
-use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
-use mysql_zk_proxy_protocol::packet_io::PacketReader;
 
 /// Where the route stands for a session on `current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +41,11 @@ pub fn moved(ctx: &Env, current: &Primary) -> bool {
     route_for(ctx, current) != RouteFor::Same
 }
 
-/// Wait (bounded by `hold_timeout`) for a serving primary; `None` on timeout
-/// or drain. Statements held meanwhile stay unread (or in the held buffer).
+/// The serving primary to move to ([`Env::serving_route`]); `None` on
+/// timeout or drain. Statements held meanwhile stay unread (or in the held
+/// buffer).
 pub(crate) async fn next_primary(ctx: &Env) -> Option<Primary> {
-    let deadline = tokio::time::Instant::now() + ctx.config.load().failover.hold_timeout;
-    tokio::select! {
-        r = ctx.table.wait_for_primary(deadline) => r.and_then(|r| r.primary.clone()),
-        _ = ctx.drain.at_rest.cancelled() => None,
-    }
+    ctx.serving_route().await.and_then(|r| r.primary.clone())
 }
 
 /// The credential to log in again as this client, or why there is none.
@@ -77,28 +65,4 @@ pub fn credential(ctx: &Env, record: &LoginRecord) -> Result<DerivedPassword, St
             record.user
         )
     })
-}
-
-/// Answer the client's next command (possibly already read: `held`) with
-/// `code` and close; a client that stays silent for `wait` is closed without a word.
-pub(crate) async fn close_at_next_command(
-    client: &mut Stream,
-    stats: &Stats,
-    held: &[u8],
-    code: ProxyErrorCode,
-    msg: &str,
-    wait: Duration,
-) {
-    let mut reader = PacketReader::with_initial(16 * 1024 * 1024, held);
-    let next = tokio::time::timeout(wait, reader.read(client)).await;
-    if let Ok(Ok(p)) = next {
-        if p.payload.first() != Some(&command::QUIT) {
-            stats.ops.count_error(code);
-            let packet = err_packet(p.seq.wrapping_add(1), code, Phase::AfterGreeting, msg);
-            if client.write_all(&packet).await.is_ok() {
-                let _ = client.flush().await;
-            }
-        }
-    }
-    let _ = client.shutdown().await;
 }

@@ -9,8 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mysql_zk_proxy_core::config::LogConfig;
-use mysql_zk_proxy_drill::{DrillArgs, EXIT_DRILL_FAILED};
+use mysql_zk_proxy_drill::{tool, DrillArgs, DrillError, EXIT_DRILL_FAILED};
 
 /// Failover drill for mysql-zk-proxy: load, repeated switchovers, a report.
 #[derive(Debug, Parser)]
@@ -21,30 +20,13 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // Before any TLS: zookeeper-client and mysql_async use the process default.
-    mysql_zk_proxy_core::tls::install_default_provider();
     let cli = Cli::parse();
-    let log = LogConfig {
-        level: "warn".into(),
-        ..LogConfig::default()
-    };
-    if let Err(e) = mysql_zk_proxy_core::logging::init(&log) {
-        eprintln!("mysql-zk-proxy-drill: {e}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mysql-zk-proxy-drill: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(mysql_zk_proxy_drill::cli(cli.drill)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(EXIT_DRILL_FAILED),
-        Err(e) => {
-            eprintln!("mysql-zk-proxy-drill: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tool::run("mysql-zk-proxy-drill", "warn", async {
+        let passed = mysql_zk_proxy_drill::cli(cli.drill).await?;
+        Ok::<_, DrillError>(if passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_DRILL_FAILED)
+        })
+    })
 }

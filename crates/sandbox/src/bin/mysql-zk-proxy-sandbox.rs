@@ -10,8 +10,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mysql_zk_proxy_core::config::LogConfig;
-use mysql_zk_proxy_drill::EXIT_DRILL_FAILED;
+use mysql_zk_proxy_drill::{tool, EXIT_DRILL_FAILED};
 use mysql_zk_proxy_sandbox::cli::{self, SandboxCommand};
 use mysql_zk_proxy_sandbox::SandboxError;
 
@@ -24,8 +23,6 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // Before any TLS: zookeeper-client and mysql_async use the process default.
-    mysql_zk_proxy_core::tls::install_default_provider();
     let cli = Cli::parse();
     // The sandbox prints its own summary lines; library chatter stays below
     // warn (a drill prints its own report: warnings only).
@@ -33,27 +30,11 @@ fn main() -> ExitCode {
         SandboxCommand::Drill(_) => "warn",
         _ => "warn,mysql_zk_proxy=info",
     };
-    let log = LogConfig {
-        level: level.into(),
-        ..LogConfig::default()
-    };
-    if let Err(e) = mysql_zk_proxy_core::logging::init(&log) {
-        eprintln!("mysql-zk-proxy-sandbox: {e}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mysql-zk-proxy-sandbox: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    tool::run("mysql-zk-proxy-sandbox", level, async {
+        match cli::run(cli.command).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(SandboxError::DrillFailed) => Ok(ExitCode::from(EXIT_DRILL_FAILED)),
+            Err(e) => Err(e),
         }
-    };
-    match runtime.block_on(cli::run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(SandboxError::DrillFailed) => ExitCode::from(EXIT_DRILL_FAILED),
-        Err(e) => {
-            eprintln!("mysql-zk-proxy-sandbox: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
