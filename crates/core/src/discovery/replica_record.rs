@@ -61,6 +61,12 @@ pub enum ReplicaRecordError {
         #[source]
         source: RecordError,
     },
+    #[error("replica {name:?}: not a replica record (JSON with host, port, epoch): {source}")]
+    Json {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("replica {name:?}: weight {weight} is not in 1..={MAX_WEIGHT}")]
     BadWeight { name: String, weight: u64 },
     #[error("replica {name:?}: state {state:?} is not serving, draining or maintenance")]
@@ -89,7 +95,10 @@ pub fn parse_replica(name: &str, data: &[u8]) -> Result<ReplicaRecord, ReplicaRe
     if text.is_empty() {
         return Err(rec(RecordError::Empty));
     }
-    let j: JsonReplica = serde_json::from_str(text).map_err(|e| rec(RecordError::Json(e)))?;
+    let j: JsonReplica = serde_json::from_str(text).map_err(|source| ReplicaRecordError::Json {
+        name: name.to_owned(),
+        source,
+    })?;
     let port = match u16::try_from(j.port) {
         Ok(p) if p != 0 => p,
         _ => return Err(rec(RecordError::BadPort(j.port.to_string()))),
@@ -173,8 +182,8 @@ mod tests {
             br#"{"host":"h","port":1,"epoch":-1}"#,
         ];
         for data in cases {
-            let e = parse_replica("dbx", data).unwrap_err();
-            assert!(e.to_string().contains("\"dbx\""), "{e}");
+            let e = parse_replica("dbx", data).unwrap_err().to_string();
+            assert!(e.contains("\"dbx\"") && !e.contains("primary"), "{e}");
         }
     }
 }
