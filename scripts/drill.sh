@@ -7,6 +7,10 @@
 # default 20 planned switchovers under load) and write drill-report.json and
 # drill-report.html into OUT_DIR (default: .).
 # Extra arguments go to `drill` (e.g. --switchovers 5 --interval 2s).
+# --unplanned: each switch kills the primary (SIGKILL) and publishes the
+# replica (`mysql-zk-proxy-sandbox failover --unplanned`); the reports are
+# drill-unplanned-report.*. The proxy's [fencing] user is the sandbox's admin
+# (its loss reports read the new primary's GTID position).
 # Stops only what it started; KEEP=1 leaves them running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +46,15 @@ cat >"$CONFIG" <<EOF
 name = "$APP_USER"
 mysql_native_password = "$HASH"
 EOF
+# the ledger's loss reports read the new primary's GTID position as this
+# user; the drill checks them (0 for a planned switchover)
+cat >>"$CONFIG" <<EOF
+[fencing]
+user = "$ADMIN_USER"
+password = "$ADMIN_PASS"
+EOF
+REPORT=drill-report
+[[ " $* " == *" --unplanned "* ]] && REPORT=drill-unplanned-report
 
 if admin_get /live >/dev/null 2>&1; then
   echo "something already serves 127.0.0.1:$ADMIN_PORT; set ADMIN_PORT/PROXY_PORT"; exit 1
@@ -55,6 +68,6 @@ wait_ready "$SANDBOX_DIR/drill-proxy.log"
 echo "==> drill (proxy log: $SANDBOX_DIR/drill-proxy.log)"
 status=0
 "$SANDBOX_BIN" drill --dir "$SANDBOX_DIR" --proxy "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
-  --json "$OUT_DIR/drill-report.json" --html "$OUT_DIR/drill-report.html" "$@" || status=$?
+  --json "$OUT_DIR/$REPORT.json" --html "$OUT_DIR/$REPORT.html" "$@" || status=$?
 if [[ "$status" == 3 ]]; then echo "==> the drill ran; its verdict is FAIL (see the reports)"; fi
 exit "$status"

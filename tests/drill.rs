@@ -33,6 +33,10 @@ fn with_app_user(c: &mut Config) {
     .unwrap();
     c.users = vec![user];
     c.failover.drain_timeout = Duration::from_secs(2);
+    // the proxy's loss reports read the new primary's position as this user
+    c.fencing.user = mysql_zk_proxy_sandbox::cluster::ADMIN_USER.into();
+    c.fencing.password =
+        mysql_zk_proxy_core::config::Secret::new(mysql_zk_proxy_sandbox::cluster::ADMIN_PASS);
 }
 
 /// A short drill's options against `env`, verified through its ZooKeeper.
@@ -101,6 +105,13 @@ async fn a_short_drill_reports_and_verifies_its_writes() {
     assert_eq!(report.switchovers.len(), 2, "{json:#}");
     for s in &report.switchovers {
         assert!(s.ok, "{s:?}");
+        let loss = s.loss.as_ref().expect("the proxy's loss report, compared");
+        assert_eq!(
+            loss.proxy_missing,
+            Some(0),
+            "a planned switchover loses nothing: {loss:?}"
+        );
+        assert!(loss.agree, "{loss:?}");
         let f = s
             .proxy
             .as_ref()

@@ -13,9 +13,11 @@ pub struct RawConn {
     stream: TcpStream,
     tracker: Tracker,
     pub connection_id: u32,
+    /// The payload of the login's final OK.
+    pub login_ok: Vec<u8>,
 }
 
-const CLIENT_CAPS: u32 = CLIENT_MYSQL
+pub const CLIENT_CAPS: u32 = CLIENT_MYSQL
     | CLIENT_PROTOCOL_41
     | CLIENT_SECURE_CONNECTION
     | CLIENT_PLUGIN_AUTH
@@ -57,6 +59,16 @@ impl RawConn {
         }
         let stream = TcpStream::connect(addr).await?;
         Self::login_as(stream, (user, pass, db), caps, mariadb_caps).await
+    }
+
+    /// Log in asking for exactly `caps` (those the server offers are agreed).
+    pub async fn login_with_caps(
+        addr: &str,
+        login: (&str, &str, &str),
+        caps: u32,
+    ) -> anyhow::Result<RawConn> {
+        let stream = TcpStream::connect(addr).await?;
+        Self::login_as(stream, login, caps, 0).await
     }
 
     /// Log in on a connection already open (e.g. after a PROXY header).
@@ -116,6 +128,7 @@ impl RawConn {
             stream,
             tracker,
             connection_id,
+            login_ok: reply,
         })
     }
 

@@ -115,6 +115,18 @@ pub struct FailoverConfig {
     /// check); past it the session gets error 9005.
     #[serde(with = "humantime_serde")]
     pub migrate_timeout: Duration,
+    /// Keep the ledger of acknowledged commits (docs/ledger.md): backend
+    /// logins ask for session tracking, commit OKs are read for their GTID
+    /// and the route's moves to another server get a loss report.
+    pub ledger: bool,
+    /// Recent acknowledged commits kept per primary term (the loss report
+    /// lists the missing ones among them).
+    pub ledger_capacity: usize,
+    /// The gate: after the route moved to another server, sessions wait up
+    /// to this long (before their backend connection) until the new primary
+    /// applied every commit acknowledged under the old one. Absent = off.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub wait_for_acknowledged: Option<Duration>,
 }
 
 impl Default for FailoverConfig {
@@ -123,6 +135,9 @@ impl Default for FailoverConfig {
             hold_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
             migrate_timeout: Duration::from_secs(10),
+            ledger: true,
+            ledger_capacity: 10_000,
+            wait_for_acknowledged: None,
         }
     }
 }

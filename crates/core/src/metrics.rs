@@ -140,6 +140,12 @@ pub struct Stats {
     pub sessions_closed_by_failover: AtomicU64,
     /// Transactions aborted because they outlived `failover.drain_timeout`.
     pub transactions_aborted: AtomicU64,
+    /// Commit OKs with a GTID sent to clients (the ledger's entries).
+    pub acknowledged_writes: AtomicU64,
+    /// Acknowledged commits the new primary lacked at the last move of the
+    /// route to another server, and at every move together.
+    pub acknowledged_missing_last: AtomicU64,
+    pub acknowledged_missing: AtomicU64,
     /// Commands, latencies, reloads.
     pub ops: OpsStats,
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acknowledged::{self, Ledger, Observers};
 use crate::admin::{self, AdminState};
 use crate::config::{Config, ConfigError, RuntimeConfig, RuntimeMode};
 use crate::discovery::{self, DiscoveryHandle};
@@ -62,6 +63,7 @@ pub struct Proxy {
     stats: Arc<Stats>,
     metrics: Arc<Metrics>,
     timeline: Arc<Timeline>,
+    ledger: Arc<Ledger>,
     discovery: DiscoveryHandle,
     cancel: CancellationToken,
     drain: StopSignals,
@@ -73,9 +75,6 @@ pub struct Proxy {
     admin_addr: Option<SocketAddr>,
     /// The read-only listener, when `[read_only]` is on.
     read_only: Option<crate::read_only::ReadOnly>,
-    /// The highest GTID position acknowledged to clients (the `proxy`
-    /// consistency mode reads it; the write path feeds it).
-    acknowledged: crate::acknowledged::Acknowledged,
 }
 
 impl Proxy {
@@ -85,7 +84,12 @@ impl Proxy {
         let registry = Arc::new(admission::Registry::default());
         let stats = Stats::new();
         let timeline = Timeline::new(stats.clone());
-        let table = Arc::new(RouteTable::observed(timeline.clone()));
+        let (ledger, moves) = Ledger::new(
+            config.failover.ledger_capacity,
+            config.failover.wait_for_acknowledged,
+        );
+        let observers = Observers(vec![timeline.clone(), ledger.clone()]);
+        let table = Arc::new(RouteTable::observed(Arc::new(observers)));
         let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
         let cancel = CancellationToken::new();
         let drain = StopSignals::default();
@@ -113,7 +117,20 @@ impl Proxy {
         crate::tls::install_default_provider();
         let tls =
             Arc::new(crate::tls::TlsState::from_config(config.tls()).map_err(ProxyError::Tls)?);
-        let acknowledged = crate::acknowledged::Acknowledged::new();
+        let proxy_id = config
+            .zookeeper
+            .proxy_id
+            .clone()
+            .unwrap_or_else(|| default_proxy_id(listen_addr.port()));
+        let reporter = acknowledged::Reporter {
+            ledger: ledger.clone(),
+            stats: stats.clone(),
+            fencing: config.fencing.clone(),
+            zookeeper: config.zookeeper.clone(),
+            zk_tls: tls.zookeeper(),
+            proxy_id: proxy_id.clone(),
+        };
+        acknowledged::spawn_reporter(reporter, moves, cancel.child_token(), &tracker);
         let read_only = match config.read_only.enabled() {
             true => Some(crate::read_only::Pending::bind(&config).await?),
             false => None,
@@ -123,11 +140,7 @@ impl Proxy {
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
             registration: Some(discovery::RegistrationInfo {
-                id: config
-                    .zookeeper
-                    .proxy_id
-                    .clone()
-                    .unwrap_or_else(|| default_proxy_id(listen_addr.port())),
+                id: proxy_id,
                 listen: listen_addr.to_string(),
                 stats: stats.clone(),
                 drain_timeout: config.failover.drain_timeout,
@@ -158,6 +171,7 @@ impl Proxy {
             kills: Default::default(),
             buffers: BufferPool::for_relays(),
             before_read: None,
+            ledger: ledger.clone(),
         });
         let ctx = Arc::new(listener::Context {
             session: env,
@@ -168,7 +182,7 @@ impl Proxy {
             reads: None,
         });
         let read_only = match read_only {
-            Some(ro) => Some(ro.start(&ctx, &sessions, &cancel, &tracker, &acknowledged)?),
+            Some(ro) => Some(ro.start(&ctx, &sessions, &cancel, &tracker, &ledger)?),
             None => None,
         };
         if let Some(ro) = &read_only {
@@ -193,6 +207,7 @@ impl Proxy {
                 read_only: read_only
                     .as_ref()
                     .map(|r| (r.router.clone(), r.addr.to_string())),
+                ledger: ledger.clone(),
             });
             tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
             admin = Some(state);
@@ -208,6 +223,7 @@ impl Proxy {
             stats,
             metrics,
             timeline,
+            ledger,
             discovery,
             cancel,
             drain,
@@ -216,18 +232,12 @@ impl Proxy {
             listen_addr,
             admin_addr,
             read_only,
-            acknowledged,
         })
     }
 
     /// The read-only listener's address, when `[read_only]` is on.
     pub fn read_only_addr(&self) -> Option<SocketAddr> {
         self.read_only.as_ref().map(|r| r.addr)
-    }
-
-    /// The acknowledged-position handle the `proxy` consistency mode reads.
-    pub fn acknowledged(&self) -> &crate::acknowledged::Acknowledged {
-        &self.acknowledged
     }
 
     /// The read-only listener's routing, when `[read_only]` is on.
@@ -253,6 +263,11 @@ impl Proxy {
     /// The last failover's timeline (also in /status).
     pub fn last_failover(&self) -> Option<timeline::TimelineView> {
         self.timeline.last()
+    }
+
+    /// Acknowledged commits, the loss reports and the gate.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     pub fn discovery(&self) -> &DiscoveryHandle {

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::acknowledged::Acknowledged;
+use crate::acknowledged::Ledger;
 use crate::config::{Config, Consistency};
 use crate::discovery::replicas::ReplicaSet;
 use crate::listener::{self, Context};
@@ -67,7 +67,7 @@ impl Pending {
         sessions: &TaskTracker,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
-        acknowledged: &Acknowledged,
+        ledger: &Arc<Ledger>,
     ) -> Result<ReadOnly, ReadOnlyError> {
         let ro = self.cfg.read_only.clone();
         let login = Login {
@@ -87,7 +87,7 @@ impl Pending {
                 table: env.table.clone(),
                 pools: pools.clone(),
             })),
-            Consistency::Proxy => Some(Arc::new(AcknowledgedPosition(acknowledged.clone()))),
+            Consistency::Proxy => Some(Arc::new(AcknowledgedPosition(ledger.clone()))),
         };
         let causal = source.map(|source| {
             Arc::new(CausalShared {

@@ -56,6 +56,7 @@ pub fn page(r: &Report) -> String {
     o.push_str(&summary_table(r));
     o.push_str(&charts(r));
     o.push_str(&switchover_table(r));
+    o.push_str(&crate::unplanned::html::loss_table(r));
     o.push_str(&errors_table(r));
     o.push_str(&operations_table(r));
     o.push_str("</body></html>\n");

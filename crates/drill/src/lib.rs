@@ -26,6 +26,7 @@ pub mod summary;
 pub mod switcher;
 pub mod timeline;
 pub mod tool;
+pub mod unplanned;
 pub mod verify;
 
 use std::sync::Arc;
@@ -84,6 +85,8 @@ pub struct Switched {
     pub failover: Option<LastFailover>,
     /// When the last record of the switchover was written in ZooKeeper.
     pub record_written: Option<SystemTime>,
+    /// `--unplanned`: the proxy's loss report and the drill's ground truth.
+    pub loss: Option<unplanned::FailoverLoss>,
 }
 
 /// What a drill collected, before the numbers are worked out.
@@ -161,6 +164,8 @@ pub async fn collect(
         next_seq: 1.into(),
         live: Default::default(),
         stop: CancellationToken::new(),
+        unplanned: o.unplanned,
+        acked_log: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (&kind, &n) in &o.workers {
@@ -231,6 +236,12 @@ async fn switch_loop(
     use std::sync::atomic::Ordering::Relaxed;
     tokio::time::sleep(o.warmup).await;
     let mut done: Vec<Switched> = Vec::new();
+    // unplanned: the acknowledged writes checked so far, the last report seen
+    let mut checked = 0;
+    let mut last_report = match &o.admin {
+        Some(a) => unplanned::last_report_epoch(a).await,
+        None => 0,
+    };
     for i in 1..=o.switchovers {
         phase.current.store(i, Relaxed);
         let epoch = match &o.admin {
@@ -252,6 +263,15 @@ async fn switch_loop(
             (Some(t), true) => verify::record_written(t).await.ok(),
             _ => None,
         };
+        // planned switchovers are compared too when the proxy's /status is read
+        let loss = match (o.unplanned || o.admin.is_some()) && run.ok {
+            true => {
+                let l = unplanned::check(o, ctx, last_report, &mut checked, start).await;
+                last_report = l.epoch.unwrap_or(last_report);
+                Some(l)
+            }
+            false => None,
+        };
         let ok = run.ok;
         done.push(Switched {
             start,
@@ -259,6 +279,7 @@ async fn switch_loop(
             run,
             failover,
             record_written,
+            loss,
         });
         if !ok {
             break;

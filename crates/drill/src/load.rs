@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Statement};
+use mysql_zk_proxy_core::acknowledged::Gtid;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -102,6 +103,10 @@ impl Op {
 pub struct Acked {
     pub seq: u64,
     pub n: i64,
+    /// Its GTID, when the client saw it (the unplanned drill's writers).
+    pub gtid: Option<Gtid>,
+    /// When the acknowledgement arrived, since the drill started.
+    pub at: Duration,
 }
 
 /// Live counters for the progress line.
@@ -125,6 +130,21 @@ pub struct LoadCtx {
     pub next_seq: AtomicU64,
     pub live: Live,
     pub stop: CancellationToken,
+    /// `--unplanned`: writes and transactions go through GTID-aware
+    /// connections ([`crate::unplanned::writer`]).
+    pub unplanned: bool,
+    /// Every acknowledged write so far, in order (the unplanned drill's
+    /// ground truth is taken from it at each failover).
+    pub acked_log: std::sync::Mutex<Vec<Acked>>,
+}
+
+impl LoadCtx {
+    /// Count an acknowledged write (the worker keeps it too).
+    pub(crate) fn note_acked(&self, a: Acked) {
+        self.live.acked.fetch_add(1, Relaxed);
+        let mut log = self.acked_log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(a);
+    }
 }
 
 /// Everything one worker saw.
@@ -157,6 +177,9 @@ struct Live1 {
 
 /// Run one worker of `kind` until `ctx.stop`.
 pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
+    if ctx.unplanned && matches!(kind, OpKind::Write | OpKind::Transaction) {
+        return crate::unplanned::writer::worker(ctx, kind).await;
+    }
     let mut res = WorkerResult::default();
     let mut live: Option<Live1> = None;
     while !ctx.stop.is_cancelled() {
@@ -194,7 +217,7 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
         );
         if let Some(a) = ack {
             res.acked.push(a);
-            ctx.live.acked.fetch_add(1, Relaxed);
+            ctx.note_acked(a);
         }
         if lost {
             if error != Some(ErrKind::Timeout) {
@@ -220,7 +243,7 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
     res
 }
 
-fn record(ctx: &LoadCtx, res: &mut WorkerResult, op: Op) {
+pub(crate) fn record(ctx: &LoadCtx, res: &mut WorkerResult, op: Op) {
     ctx.live.ops.fetch_add(1, Relaxed);
     if op.error.is_some() {
         ctx.live.errors.fetch_add(1, Relaxed);
@@ -229,7 +252,7 @@ fn record(ctx: &LoadCtx, res: &mut WorkerResult, op: Op) {
 }
 
 /// Sleep `d`, or less when the drill stops.
-async fn pause(ctx: &LoadCtx, d: Duration) {
+pub(crate) async fn pause(ctx: &LoadCtx, d: Duration) {
     if d.is_zero() {
         return tokio::task::yield_now().await;
     }
@@ -286,6 +309,17 @@ async fn connect(ctx: &LoadCtx, kind: OpKind, res: &mut WorkerResult) -> Option<
     live
 }
 
+/// A write acknowledged now, its GTID unseen (mysql_async does not ask for
+/// session tracking).
+pub(crate) fn acked(ctx: &LoadCtx, seq: u64, n: i64) -> Acked {
+    Acked {
+        seq,
+        n,
+        gtid: None,
+        at: ctx.t0.elapsed(),
+    }
+}
+
 /// One operation of `kind`; `Some` when it was an acknowledged write.
 async fn one_op(ctx: &LoadCtx, kind: OpKind, l: &mut Live1) -> mysql_async::Result<Option<Acked>> {
     let run = ctx.run;
@@ -300,7 +334,7 @@ async fn one_op(ctx: &LoadCtx, kind: OpKind, l: &mut Live1) -> mysql_async::Resu
             let sql =
                 format!("INSERT INTO {TABLE} (run, seq, kind) VALUES ({run}, {seq}, 'write')");
             l.conn.query_drop(sql).await?;
-            Ok(Some(Acked { seq, n: 0 }))
+            Ok(Some(acked(ctx, seq, 0)))
         }
         OpKind::Transaction => {
             let seq = ctx.next_seq.fetch_add(1, Relaxed);
@@ -315,7 +349,7 @@ async fn one_op(ctx: &LoadCtx, kind: OpKind, l: &mut Live1) -> mysql_async::Resu
             ))
             .await?;
             c.query_drop("COMMIT").await?;
-            Ok(Some(Acked { seq, n: 1 }))
+            Ok(Some(acked(ctx, seq, 1)))
         }
         OpKind::Prepared => {
             let (insert, select) = l.stmts.clone().expect("prepared at connect");
@@ -323,7 +357,7 @@ async fn one_op(ctx: &LoadCtx, kind: OpKind, l: &mut Live1) -> mysql_async::Resu
             if l.flip {
                 let seq = ctx.next_seq.fetch_add(1, Relaxed);
                 l.conn.exec_drop(&insert, (run, seq)).await?;
-                Ok(Some(Acked { seq, n: 0 }))
+                Ok(Some(acked(ctx, seq, 0)))
             } else {
                 let seq = ctx.next_seq.load(Relaxed).saturating_sub(1);
                 l.conn.exec_drop(&select, (run, seq)).await.map(|()| None)

@@ -48,6 +48,11 @@ pub struct DrillArgs {
     /// Added to the end of each switchover's window (see docs/drill.md).
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub settle: Duration,
+    /// Each switch is an unplanned failover (the command kills the primary
+    /// and publishes a replica): per failover, the proxy's loss report is
+    /// compared with the acknowledged writes the new primary lacks.
+    #[arg(long)]
+    pub unplanned: bool,
     /// Switchover command run with `sh -c` (exit 0 = done), e.g. a
     /// `mysql-zk-proxy switchover ...` line.
     #[arg(long, value_name = "CMD", required = true)]
@@ -114,6 +119,9 @@ pub struct DrillOptions {
     pub verify: Option<VerifyTarget>,
     /// The run id the rows are written with [default: now in ms since 1970].
     pub run: Option<u64>,
+    /// Each switch is an unplanned failover: compare the proxy's loss report
+    /// with the drill's ground truth (docs/drill.md, Unplanned drill).
+    pub unplanned: bool,
 }
 
 impl DrillOptions {
@@ -144,6 +152,7 @@ impl DrillOptions {
             op_timeout: Duration::from_secs(30),
             verify: None,
             run: None,
+            unplanned: false,
         }
     }
 }
@@ -198,6 +207,7 @@ impl DrillArgs {
         .into_iter()
         .collect();
         (o.think, o.idle_every, o.op_timeout) = (self.think, self.idle_every, self.op_timeout);
+        o.unplanned = self.unplanned;
         if o.workers.values().sum::<u32>() == 0 {
             return Err(DrillError::Options(
                 "no workers: nothing would load the proxy".into(),

@@ -49,6 +49,8 @@ pub struct Settings {
     pub settle_ms: f64,
     pub think_ms: f64,
     pub workers: BTreeMap<&'static str, u32>,
+    /// Each switch was an unplanned failover (`--unplanned`).
+    pub unplanned: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +105,8 @@ pub struct SwitchoverReport {
     pub first_statement_ms: Option<f64>,
     /// The proxy's `last_failover` for this switchover (admin only).
     pub proxy: Option<LastFailover>,
+    /// `--unplanned`: the proxy's loss report next to the drill's ground truth.
+    pub loss: Option<super::unplanned::FailoverLoss>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +175,7 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
             route_switch_ms: since_written(s, |f| f.swapped_after_ms),
             first_statement_ms: since_written(s, |f| f.first_statement_after_ms),
             proxy: s.failover.clone(),
+            loss: s.loss.clone(),
         })
         .collect();
     let errors = errors(&c);
@@ -194,6 +199,7 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
             settle_ms: ms(o.settle),
             think_ms: ms(o.think),
             workers: o.workers.iter().map(|(k, n)| (k.label(), *n)).collect(),
+            unplanned: o.unplanned,
         },
         operations: operations(&ops),
         errors,
@@ -319,6 +325,9 @@ fn summary_of(sw: &[SwitchoverReport], delta: &BTreeMap<String, f64>) -> Summary
 }
 
 fn verdict(r: &Report) -> Verdict {
+    if r.settings.unplanned {
+        return super::unplanned::verdict(r);
+    }
     let mut f = Vec::new();
     let s = &r.summary;
     if s.switchovers_done < r.settings.switchovers {
@@ -332,6 +341,19 @@ fn verdict(r: &Report) -> Verdict {
     }
     if r.connections_dropped > 0 {
         f.push(format!("{} connections dropped", r.connections_dropped));
+    }
+    // a planned switchover must not lose an acknowledged commit: the
+    // proxy's loss report says 0 (when it could read the new primary)
+    for sw in &r.switchovers {
+        if let Some(l) = sw.loss.as_ref().filter(|l| l.proxy_missing.is_some()) {
+            if l.proxy_missing != Some(0) || !l.agree {
+                let n = l.proxy_missing.unwrap_or(0);
+                f.push(format!(
+                    "switchover {}: the proxy reported {n} acknowledged writes missing",
+                    sw.index
+                ));
+            }
+        }
     }
     match (&r.verification, &r.verification_error) {
         (Some(v), _) if v.lost > 0 => f.push(format!("{} acknowledged writes lost", v.lost)),

@@ -81,6 +81,19 @@ pub fn summary(r: &Report) -> String {
             );
         }
     }
+    for (i, l) in r
+        .switchovers
+        .iter()
+        .filter_map(|s| Some((s.index, s.loss.as_ref()?)))
+    {
+        let missing = l.proxy_missing.map_or("?".into(), |m| m.to_string());
+        let agree = if l.agree { "agree" } else { "DIFFER" };
+        let _ = writeln!(
+            o,
+            "  failover {i:<3}       proxy reports {missing} missing, drill observed {} lost: {agree}",
+            l.observed_missing
+        );
+    }
     for w in &r.warnings {
         let _ = writeln!(o, "  warning            {w}");
     }

@@ -151,11 +151,13 @@ mod tests {
     #[test]
     fn missing_rows_and_lost_updates_count_as_lost() {
         let rows: HashMap<u64, i64> = [(1, 0), (2, 0), (4, 0)].into_iter().collect();
-        let acked = [
-            Acked { seq: 1, n: 0 },
-            Acked { seq: 2, n: 1 },
-            Acked { seq: 3, n: 0 },
-        ];
+        let a = |seq, n| Acked {
+            seq,
+            n,
+            gtid: None,
+            at: Duration::ZERO,
+        };
+        let acked = [a(1, 0), a(2, 1), a(3, 0)];
         let v = compare("p:1".into(), &rows, &acked);
         assert_eq!((v.acknowledged, v.found, v.lost), (3, 1, 2));
         assert_eq!(v.lost_seqs, vec![2, 3]);

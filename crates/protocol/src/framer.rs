@@ -161,6 +161,19 @@ impl Framer {
         }
     }
 
+    /// The packet under way, if one is: the bytes of it fed so far, its
+    /// payload length and first payload byte (once known).
+    pub fn partial_packet(&self) -> Option<(usize, usize, Option<u8>)> {
+        match self.header_have as usize {
+            0 => None,
+            n @ 1..=3 => Some((n, 0, None)),
+            _ => {
+                let first = (self.prefix_have > 0).then_some(self.prefix[0]);
+                Some((4 + self.len - self.remaining, self.len, first))
+            }
+        }
+    }
+
     /// How many bytes of `data` (the stream's continuation after what was
     /// fed) belong to the packet under way or starting there: all of
     /// `data` when that packet does not end inside it.

@@ -293,3 +293,18 @@ fn packet_end_finds_the_end_of_the_packet_under_way_at_every_split() {
         assert_eq!(f.packet_end(short), short.len());
     }
 }
+
+#[test]
+fn partial_packet_reports_what_was_fed_of_the_packet_under_way() {
+    let mut f = Framer::new();
+    assert_eq!(f.partial_packet(), None);
+    f.feed(&[7, 0], |_| {});
+    assert_eq!(f.partial_packet(), Some((2, 0, None)));
+    f.feed(&[0, 1], |_| {});
+    assert_eq!(f.partial_packet(), Some((4, 7, None)));
+    f.feed(&[0x00, 1, 2], |_| {});
+    assert_eq!(f.partial_packet(), Some((7, 7, Some(0x00))));
+    let mut done = 0;
+    f.feed(&[3, 4, 5, 6], |_| done += 1);
+    assert_eq!((done, f.partial_packet()), (1, None));
+}

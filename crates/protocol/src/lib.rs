@@ -11,7 +11,9 @@
 
 pub mod errors;
 pub mod framer;
+pub mod gtid;
 pub mod handshake;
+pub mod ok;
 pub mod packet_io;
 pub mod tracker;
 

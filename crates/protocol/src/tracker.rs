@@ -149,6 +149,25 @@ impl Tracker {
             .front()
             .is_some_and(|p| matches!(p.step, Step::Defs { .. }))
     }
+    /// A server packet starting with `first`, `len` bytes long, coming next
+    /// would be an OK packet (one that may carry session state information):
+    /// the OK answering a command or ending a result, or, with
+    /// CLIENT_DEPRECATE_EOF, the 0xFE OK ending rows. Never a row, a
+    /// definition, a PREPARE OK or an auth switch.
+    pub fn next_is_ok(&self, first: u8, len: usize) -> bool {
+        let Some(head) = self.pending.front() else {
+            return false;
+        };
+        match (head.step, first) {
+            (Step::First, 0x00) => !matches!(
+                head.expect,
+                Expect::Prepare | Expect::Stream | Expect::FieldList | Expect::Fetch
+            ),
+            (Step::InfileData | Step::InfileResult, 0x00) => true,
+            (Step::Rows, 0xfe) => self.deprecate_eof() && (7..MAX_PAYLOAD).contains(&len),
+            _ => false,
+        }
+    }
     /// MariaDB capabilities in effect for this session.
     pub fn mariadb_caps(&self) -> u32 {
         self.mariadb_caps

@@ -454,3 +454,37 @@ fn a_count_with_flag_1_or_none_is_followed_by_definitions() {
         ServerEvent::ResponseDone
     );
 }
+
+#[test]
+fn next_is_ok_names_only_packets_that_are_oks() {
+    let mut t = tracker(true);
+    assert!(!t.next_is_ok(0x00, 7), "nothing outstanding");
+    t.on_client_packet(&pkt(b"\x03SELECT 1"));
+    assert!(t.next_is_ok(0x00, 7), "an OK instead of a result set");
+    assert!(!t.next_is_ok(0x01, 1), "a column count");
+    t.on_server_packet(&pkt(&[0x01]));
+    assert!(!t.next_is_ok(0x00, 7), "a definition");
+    t.on_server_packet(&pkt(COLDEF));
+    assert!(t.in_rows());
+    assert!(!t.next_is_ok(0x00, 7), "a row");
+    assert!(t.next_is_ok(0xfe, 7), "the OK ending the rows");
+    assert!(
+        !t.next_is_ok(0xfe, MAX_PAYLOAD),
+        "a row with a huge first column"
+    );
+    let end = [0xfe, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
+    assert_eq!(t.on_server_packet(&pkt(&end)), ServerEvent::ResponseDone);
+
+    t.on_client_packet(&pkt(b"\x16SELECT ?"));
+    assert!(!t.next_is_ok(0x00, 12), "a PREPARE OK");
+    let mut t = tracker(false);
+    t.on_client_packet(&pkt(b"\x03SELECT 1"));
+    t.on_server_packet(&pkt(&[0x01]));
+    t.on_server_packet(&pkt(COLDEF));
+    t.on_server_packet(&pkt(EOF_AUTOCOMMIT));
+    assert!(!t.next_is_ok(0xfe, 5), "an EOF without DEPRECATE_EOF");
+    t.on_server_packet(&pkt(EOF_AUTOCOMMIT));
+    t.on_client_packet(&pkt(b"\x11app\0"));
+    assert!(!t.next_is_ok(0xfe, 30), "an auth switch");
+    assert!(t.next_is_ok(0x00, 7), "the OK of COM_CHANGE_USER");
+}

@@ -52,6 +52,9 @@ pub enum SandboxCommand {
     },
     /// Planned switchover primary <-> replica, znode epoch + 1; prints phase timings.
     Switchover(DirArg),
+    /// Unplanned failover: SIGKILL the primary, promote the replica, publish
+    /// it (epoch + 1), rebuild the crashed server as its replica.
+    Failover(FailoverArgs),
     /// Write the primary znode by hand (drills): JSON with the given or next epoch.
     Publish {
         #[command(flatten)]
@@ -71,6 +74,22 @@ pub enum SandboxCommand {
     /// database, its ZooKeeper and its switchover unless given; the other
     /// flags are the drill's (docs/drill.md).
     Drill(Box<SandboxDrillArgs>),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Crash the primary (the only kind of `failover`; `switchover` is the planned one)
+    #[arg(long, required = true)]
+    pub unplanned: bool,
+    /// Stop the replica's SQL thread this long before the kill, so the
+    /// writes acknowledged meanwhile are lost
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub lag: std::time::Duration,
+    /// Apply --lag only when the new epoch is a multiple of N (2: every other failover)
+    #[arg(long, default_value_t = 1)]
+    pub lag_every: u64,
 }
 
 /// The drill's flags, with the ones the sandbox fills in made optional.
@@ -100,6 +119,16 @@ pub async fn run(cmd: SandboxCommand) -> Result<(), SandboxError> {
         SandboxCommand::Status { dir, json } => status(&dir, json).await,
         SandboxCommand::Switchover(d) => {
             let report = persistent::switchover(&d.path()).await?;
+            println!("{report}");
+            Ok(())
+        }
+        SandboxCommand::Failover(a) => {
+            let (c, _) = persistent::attach(&a.dir.path())?;
+            let next = c.published_epoch().await?.unwrap_or(0) + 1;
+            drop(c);
+            let lagged = a.lag_every > 0 && next % a.lag_every == 0;
+            let lag = if lagged { a.lag } else { Default::default() };
+            let report = persistent::crash_failover(&a.dir.path(), lag).await?;
             println!("{report}");
             Ok(())
         }
@@ -133,16 +162,29 @@ async fn run_drill(a: SandboxDrillArgs) -> Result<bool> {
     args.database.get_or_insert_with(|| APP_DB.into());
     args.zk.get_or_insert(st.zk_connect);
     args.primary_path.get_or_insert(st.primary_path);
+    let dir_arg = dir.display().to_string();
+    let own = match args.unplanned {
+        // losses in every other failover: the replica lags 300 ms before the kill
+        true => vec![
+            "failover",
+            "--unplanned",
+            "--lag",
+            "300ms",
+            "--lag-every",
+            "2",
+        ],
+        false => vec!["switchover"],
+    };
     let switcher = match args.switch_cmd.take() {
         Some(cmd) => Switcher::Command(cmd),
         None => Switcher::Exec {
             program: std::env::current_exe()
                 .map_err(|e| SandboxError::io("cannot find this binary", e))?,
-            args: vec![
-                "switchover".into(),
-                "--dir".into(),
-                dir.display().to_string(),
-            ],
+            args: own
+                .into_iter()
+                .map(String::from)
+                .chain(["--dir".into(), dir_arg])
+                .collect(),
         },
     };
     let (json, html) = (args.json.clone(), args.html.clone());

@@ -155,7 +155,7 @@ impl Cluster {
         );
     }
 
-    fn replica_or_err(&self) -> Result<&super::MariaDb> {
+    pub(crate) fn replica_or_err(&self) -> Result<&super::MariaDb> {
         self.replica
             .as_ref()
             .ok_or_else(|| SandboxError::State("the cluster has no replica".into()))

@@ -39,6 +39,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod crash;
 pub mod failover;
 pub mod instance;
 pub mod mariadb;

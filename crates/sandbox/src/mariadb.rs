@@ -164,6 +164,23 @@ impl MariaDb {
         }
     }
 
+    /// Stop it, delete its data (binlogs and relay logs included) and start
+    /// it again from the template datadir: a blank server on the same port,
+    /// ready to be made a replica.
+    pub fn start_blank(&mut self) -> Result<()> {
+        self.stop()?;
+        let data = self.dir().join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)
+                .map_err(|e| SandboxError::io(format!("remove {}", data.display()), e))?;
+        }
+        self.prepare_dir()?;
+        match self.spawn_and_wait()? {
+            true => Ok(()),
+            false => Err(self.start_error(format!("port {} taken meanwhile", self.port))),
+        }
+    }
+
     /// SIGSTOP (a hung server: connections stall, nothing is refused).
     pub fn pause(&self) -> Result<()> {
         self.running()?.pause()
@@ -188,6 +205,10 @@ impl MariaDb {
         }
     }
 }
+
+/// `session_track_system_variables` of sandbox servers.
+pub const TRACKED_VARIABLES: &str = "--session-track-system-variables=autocommit,\
+character_set_client,character_set_connection,character_set_results,time_zone,last_gtid";
 
 impl MariaDb {
     fn prepare_dir(&self) -> Result<()> {
@@ -233,6 +254,9 @@ impl MariaDb {
             ])
             // lets a migration see a session's user locks and LOCK TABLES
             .arg("--plugin-load-add=metadata_lock_info")
+            // the server's defaults plus last_gtid: commit OKs name their
+            // GTID, which the proxy's ledger reads (docs/ledger.md)
+            .arg(TRACKED_VARIABLES)
             .args(["--slave-net-timeout=10", "--character-set-server=utf8mb4"])
             .args([
                 "--collation-server=utf8mb4_general_ci",

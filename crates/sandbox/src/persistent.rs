@@ -246,3 +246,34 @@ pub async fn switchover(dir: &Path) -> Result<super::SwitchoverReport> {
     st.save()?;
     Ok(report)
 }
+
+/// Unplanned failover of the persistent cluster (`crash.rs`); records the
+/// new roles and the rebuilt server's process.
+pub async fn crash_failover(
+    dir: &Path,
+    lag: std::time::Duration,
+) -> Result<super::crash::CrashReport> {
+    let dir = absolute(dir)?;
+    let _lock = DirLock::acquire(&dir)?;
+    let (mut c, mut st) = attach(&dir)?;
+    for (what, up) in [
+        ("zookeeper", c.zk().is_running()),
+        ("primary", c.primary().is_running()),
+        ("replica", c.replica().is_some_and(MariaDb::is_running)),
+    ] {
+        if !up {
+            return Err(SandboxError::State(format!(
+                "{what} is not running (run `sandbox up`)"
+            )));
+        }
+    }
+    let report = c.crash_failover(lag).await;
+    st.primary = c.primary().name().to_owned();
+    for db in [Some(c.primary()), c.replica()].into_iter().flatten() {
+        if let Some(s) = st.db_mut(db.name()) {
+            s.pid = db.pid();
+        }
+    }
+    st.save()?;
+    report
+}

@@ -44,6 +44,8 @@ pub struct Status {
     /// The read-only listener and its replicas (absent when it is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<crate::replicas::status::ReadOnlyView>,
+    /// Acknowledged commits and the loss reports of the route's moves.
+    pub ledger: crate::acknowledged::LedgerStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +136,7 @@ impl Status {
                 .read_only
                 .as_ref()
                 .map(|(r, addr)| r.view(addr.clone())),
+            ledger: state.ledger.status(stats.acknowledged_writes.load(Relaxed)),
         }
     }
 }

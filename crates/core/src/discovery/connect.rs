@@ -129,7 +129,7 @@ pub async fn open(spec: &SessionSpec<'_>) -> Result<Client, ConnectError> {
 /// Establish discovery's session. `shared` is the proxy's TLS material
 /// (kept current by its reloads); without it, enabled TLS is read from the
 /// files here.
-pub(super) async fn open_discovery(
+pub(crate) async fn open_discovery(
     cfg: &ZookeeperConfig,
     shared: Option<&Arc<ZkTls>>,
 ) -> Result<Client, DiscoveryError> {

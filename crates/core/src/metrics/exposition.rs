@@ -71,6 +71,9 @@ struct RouteHandles {
     sessions_migrated: Counter,
     sessions_closed_by_failover: Counter,
     transactions_aborted: Counter,
+    acknowledged: Counter,
+    missing_last: Gauge,
+    missing: Counter,
 }
 
 struct ZkHandles {
@@ -227,6 +230,20 @@ impl RouteHandles {
                 "transactions_aborted_by_failover_total",
                 Unit::Count,
                 "Open transactions rolled back because they outlived failover.drain_timeout.",
+            ),
+            acknowledged: r.counter(
+                "acknowledged_writes_total",
+                Unit::Count,
+                "Commit OKs carrying a GTID sent to clients (entries of the ledger).",
+            ),
+            missing_last: r.gauge(
+                "acknowledged_writes_missing",
+                "Acknowledged commits the new primary lacked at the last move of the route to another server.",
+            ),
+            missing: r.counter(
+                "acknowledged_writes_missing_total",
+                Unit::Count,
+                "Acknowledged commits the new primary lacked, summed over every move of the route.",
             ),
         }
     }
@@ -409,6 +426,10 @@ impl Metrics {
             .absolute(s.sessions_closed_by_failover.load(Relaxed));
         h.transactions_aborted
             .absolute(s.transactions_aborted.load(Relaxed));
+        h.acknowledged.absolute(s.acknowledged_writes.load(Relaxed));
+        h.missing_last
+            .set(s.acknowledged_missing_last.load(Relaxed) as f64);
+        h.missing.absolute(s.acknowledged_missing.load(Relaxed));
     }
 
     fn sync_zookeeper(&self) {

@@ -25,7 +25,7 @@ use mysql_async::{Pool, PoolConstraints, PoolOpts};
 
 use super::probe::Login;
 use super::SlotCounters;
-use crate::acknowledged::Acknowledged;
+use crate::acknowledged::Ledger;
 use crate::gtid::GtidPos;
 use crate::routing::{Primary, RouteTable};
 use crate::session::causal::{BeforeRead, WaitError, WaitFuture};
@@ -94,14 +94,17 @@ async fn read_position(pool: &Pool, p: &Primary, sql: &str) -> Result<GtidPos, C
     };
     let mut conn = pool.get_conn().await.map_err(mysql)?;
     let text: Option<String> = conn.query_first(sql).await.map_err(mysql)?;
-    GtidPos::parse(&text.unwrap_or_default()).map_err(|source| CausalError::Position {
-        addr: addr.clone(),
-        source,
-    })
+    text.unwrap_or_default()
+        .parse::<GtidPos>()
+        .map_err(|source| CausalError::Position {
+            addr: addr.clone(),
+            source,
+        })
 }
 
-/// `proxy`: the highest position this proxy acknowledged to its clients.
-pub struct AcknowledgedPosition(pub Acknowledged);
+/// `proxy`: the highest position this proxy acknowledged to its clients
+/// on the current primary (the ledger's, docs/ledger.md).
+pub struct AcknowledgedPosition(pub Arc<Ledger>);
 
 impl PositionSource for AcknowledgedPosition {
     fn position(&self) -> PositionFuture<'_> {

@@ -216,7 +216,10 @@ impl Monitor {
                         })
                     }
                     Ok(f) => {
-                        st.behind = self.clock.latest().map(|l| f.position.behind(l));
+                        st.behind = self
+                            .clock
+                            .latest()
+                            .map(|l| crate::gtid::behind(&f.position, l));
                         let lag = self.lag_of(f, now);
                         judge(&observed(f, lag), (&p.host, p.port), r.state, cfg.max_lag)
                     }
@@ -325,7 +328,7 @@ fn observed(f: &ReplicaFacts, lag: Duration) -> Observed {
 }
 
 /// A slot's session environment: the primary's, with its own route table,
-/// KILL map, buffers, failover timeline and causal hook.
+/// KILL map, buffers, failover timeline, ledger and causal hook.
 fn slot_env(
     primary: &Env,
     table: Arc<RouteTable>,
@@ -344,5 +347,7 @@ fn slot_env(
         kills: Default::default(),
         buffers: crate::session::buffers::BufferPool::for_relays(),
         before_read,
+        // replicas acknowledge no commits and have no gate: a ledger of their own
+        ledger: crate::acknowledged::Ledger::new(0, None).0,
     }
 }

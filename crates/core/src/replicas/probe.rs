@@ -134,7 +134,7 @@ impl Probe {
             })
             .await?
             .unwrap_or_default();
-        GtidPos::parse(&text).map_err(|e| self.bad(e.to_string()))
+        text.parse::<GtidPos>().map_err(|e| self.bad(e.to_string()))
     }
 
     fn bad(&self, what: String) -> ProbeError {
@@ -157,7 +157,9 @@ impl Probe {
                 Ok((status, pos.unwrap_or_default()))
             })
             .await?;
-        let position = GtidPos::parse(&pos).map_err(|e| self.bad(e.to_string()))?;
+        let position = pos
+            .parse::<GtidPos>()
+            .map_err(|e| self.bad(e.to_string()))?;
         let Some(row) = status else {
             return Ok(ReplicaFacts {
                 source: None,
@@ -235,7 +237,7 @@ mod tests {
     use super::*;
 
     fn pos(t: &str) -> GtidPos {
-        GtidPos::parse(t).unwrap()
+        t.parse().unwrap()
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A session's environment: what every client session of one proxy
 //! shares (the live config, TLS, the route table, counters, discovery's
 //! status, the credential store, the failover timeline, the stop signals,
-//! the KILL map and the relay buffers). The listener builds it once and
+//! the KILL map, the relay buffers and the ledger). The listener builds it once and
 //! hands each session an `Arc` of it; the session knows nothing of the
 //! listener.
 
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::acknowledged::Ledger;
 use crate::discovery::DiscoveryHandle;
 use crate::failover::credentials::CredentialStore;
 use crate::failover::timeline::Timeline;
@@ -44,6 +45,8 @@ pub struct Env {
     /// Causal reads (read-only listener): asked before each read at rest;
     /// `None` everywhere else.
     pub before_read: Option<Arc<dyn crate::session::causal::BeforeRead>>,
+    /// Acknowledged commits (docs/ledger.md) and the gate.
+    pub ledger: Arc<Ledger>,
 }
 
 impl Env {

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::ending::outcome_of;
-use super::login::LoginRecord;
+use super::login::{LoginRecord, Tracking};
 use super::moved::{close_after_loss, failover};
+use super::oks::OkTap;
 use super::quiet::Quiet;
 use super::relay::{Hold, Relay, RelayEnd, StopSignals};
 use super::state::CarriedState;
@@ -36,6 +37,15 @@ pub(super) struct Live<'a> {
     pub(super) held_since: Option<Instant>,
     /// The connection id the client knows, and where it runs now (KILL).
     pub(super) kill: kill::Registered<'a>,
+    /// Who the ledger records this session's commits for.
+    pub(super) acks: Acks,
+}
+
+/// Who the ledger records a session's commits for, and how its OKs are read.
+pub(super) struct Acks {
+    pub(super) session: u64,
+    pub(super) user: std::sync::Arc<str>,
+    pub(super) tracking: Tracking,
 }
 
 /// Relay, following the route from primary to primary, until the session
@@ -131,6 +141,17 @@ async fn relay_until_moved(
     .with_fence(&fence)
     .with_timers(live.timers.take())
     .on_first_reply(&answered);
+    if live.acks.tracking != Tracking::Off {
+        relay = relay.with_oks(OkTap {
+            ledger: &ctx.ledger,
+            stats: &ctx.stats,
+            server: &backend,
+            epoch: current.epoch,
+            session: live.acks.session,
+            user: &live.acks.user,
+            strip: live.acks.tracking == Tracking::Proxy,
+        });
+    }
     relay.preload(&up, &down);
     let mut drain = Drain::Watching;
     let end = {

@@ -18,6 +18,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::session::secure::{self, is_ssl_request, plugin_needs_tls};
 use crate::session::stream::Stream;
+pub use crate::session::tracking::Tracking;
+use crate::session::tracking::{ask_for_tracking, for_client};
 use crate::tls::BackendTls;
 use mysql_zk_proxy_protocol::caps;
 use mysql_zk_proxy_protocol::errors::ProxyErrorCode;
@@ -45,6 +47,8 @@ pub struct LoginRecord {
     pub auth_response: Vec<u8>,
     /// Status flags of the final OK.
     pub status: u16,
+    /// Who asked the backend for session state tracking.
+    pub tracking: Tracking,
 }
 
 impl std::fmt::Debug for LoginRecord {
@@ -117,6 +121,7 @@ pub async fn login(
     backend: &mut Stream,
     greeting: &Greeting,
     tls: &LoginTls,
+    ledger: bool,
 ) -> LoginOutcome {
     let mut first = match client_response(client, tls).await {
         Ok(p) => p,
@@ -152,6 +157,7 @@ pub async fn login(
         return refused(ProxyErrorCode::InsecureAuth, first.seq.wrapping_add(1), msg);
     }
     secure::set_ssl_flag(&mut first.payload, backend.is_tls());
+    record.tracking = ask_for_tracking(&mut first.payload, greeting, ledger);
     first.seq = backend_seq;
     if let Err(e) = send(backend, &first).await {
         return LoginOutcome::BackendGone(e);
@@ -225,6 +231,9 @@ async fn exchange(
                 let msg = secure::refusal(&what, client.is_tls(), backend.is_tls());
                 return refused(ProxyErrorCode::InsecureAuth, p.seq, msg);
             }
+        }
+        if p.payload.first() == Some(&0x00) {
+            for_client(&mut p.payload, record.tracking);
         }
         if let Err(e) = send(client, &p).await {
             return LoginOutcome::ClientGone(e);
@@ -316,6 +325,7 @@ pub fn parse_response(p: &Packet, greeting: &Greeting) -> Result<Option<LoginRec
         scramble: greeting.scramble.clone(),
         auth_response: hr.scramble_buf().to_vec(),
         status: 0,
+        tracking: Tracking::Off,
     }))
 }
 
@@ -396,6 +406,7 @@ mod tests {
             scramble: vec![1; 20],
             auth_response: vec![7; 32],
             status: 0,
+            tracking: Tracking::Off,
         };
         let mut p = b"\xfemysql_native_password\0".to_vec();
         p.extend_from_slice(&[5u8; 20]);

@@ -237,6 +237,9 @@ fn handshake_response(
 ) -> Vec<u8> {
     let mut flags = record.client_caps & (g.caps | caps::CLIENT_MYSQL);
     flags &= !(caps::CLIENT_SSL | caps::CLIENT_COMPRESS);
+    if record.tracking != super::login::Tracking::Off {
+        flags |= g.caps & caps::CLIENT_SESSION_TRACK;
+    }
     flags |= caps::CLIENT_PLUGIN_AUTH | caps::CLIENT_SECURE_CONNECTION;
     let db = schema.filter(|d| !d.is_empty());
     if db.is_some() {

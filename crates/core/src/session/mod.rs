@@ -11,6 +11,7 @@ mod live;
 pub mod login;
 pub mod migrate;
 mod moved;
+mod oks;
 mod pipe;
 pub mod query;
 mod quiet;
@@ -24,6 +25,7 @@ pub mod stmts;
 pub mod stream;
 pub mod switch;
 pub mod timers;
+mod tracking;
 
 #[cfg(test)]
 mod backend_loss_tests;
@@ -89,7 +91,7 @@ pub async fn run(
         let cancel = ctx.cancel.clone();
         let outcome = tokio::select! {
             biased;
-            o = serve(client, &ctx) => o,
+            o = serve(client, id, &ctx) => o,
             // polled only when the shutdown fires, not on every packet
             _ = quiet::Quiet::new(cancel.cancelled()) => ConnOutcome::Shutdown,
         };
@@ -100,7 +102,7 @@ pub async fn run(
     .await
 }
 
-async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
+async fn serve(mut client: TcpStream, id: u64, ctx: &Env) -> ConnOutcome {
     let accepted = Instant::now();
     let mut gauge = ctx.stats.session(SessionState::WaitingForPrimary);
     let Some(route) = ctx.serving_route().await else {
@@ -139,13 +141,24 @@ async fn serve(mut client: TcpStream, ctx: &Env) -> ConnOutcome {
     let span = tracing::Span::current();
     span.record("backend", primary.address());
     span.record("epoch", primary.epoch);
+    let waited = ctx.ledger.gate.pass(&primary.address(), GATE_GRACE).await;
+    if !waited.is_zero() {
+        tracing::debug!(
+            ?waited,
+            "held by the gate until the new primary applied acknowledged commits"
+        );
+    }
     gauge.set(SessionState::Handshake);
-    connect_and_relay(client, primary, ctx, &mut gauge, accepted).await
+    connect_and_relay(client, (primary, id), ctx, &mut gauge, accepted).await
 }
+
+/// Beyond `failover.wait_for_acknowledged`, how long a session may wait for
+/// the gate's reporter to log in and open it.
+pub(crate) const GATE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn connect_and_relay(
     mut client: TcpStream,
-    primary: &Primary,
+    (primary, id): (&Primary, u64),
     ctx: &Env,
     gauge: &mut SessionGauge,
     accepted: Instant,
@@ -197,7 +210,8 @@ async fn connect_and_relay(
     };
     let mut client = Stream::Plain(client);
     let mut backend = Stream::Plain(be.stream);
-    let login = login::login(&mut client, &mut backend, &greeting, &tls);
+    let ledger = cfg.failover.ledger;
+    let login = login::login(&mut client, &mut backend, &greeting, &tls, ledger);
     let (record, client_early, backend_early) =
         match tokio::time::timeout(cfg.listen.handshake_timeout, login).await {
             Err(_) => {
@@ -231,6 +245,11 @@ async fn connect_and_relay(
         kill: ctx
             .kills
             .register(greeting.connection_id, &primary.address()),
+        acks: live::Acks {
+            session: id,
+            user: Arc::from(record.user.as_str()),
+            tracking: record.tracking,
+        },
     };
     serve_logged_in(&mut client, &mut live, &record, ctx, gauge).await
 }

@@ -42,6 +42,12 @@ pub(super) struct Pipe<'a> {
     /// Keep a packet's incomplete head unsent (its statement id may be
     /// rewritten in place once it is whole).
     pub(super) hold_heads: bool,
+    /// With `hold_heads`: bytes at the end of the scanned ones kept unsent
+    /// besides the head (an OK packet under way, `session::oks`).
+    pub(super) held_tail: usize,
+    /// Bytes moved out of the buffer's front so far: a buffer offset plus
+    /// this is a position in the stream that stays valid across moves.
+    pub(super) shifted: usize,
     pool: &'a BufferPool,
 }
 
@@ -56,6 +62,8 @@ impl<'a> Pipe<'a> {
             eof: false,
             framer: Framer::new(),
             hold_heads: false,
+            held_tail: 0,
+            shifted: 0,
             pool,
         }
     }
@@ -65,6 +73,7 @@ impl<'a> Pipe<'a> {
 
     /// Give the (empty) buffer back to the pool.
     fn release(&mut self) {
+        self.shifted += self.end;
         self.start = 0;
         self.end = 0;
         self.scanned = 0;
@@ -80,7 +89,7 @@ impl<'a> Pipe<'a> {
     /// End of what may be written now.
     pub(super) fn sendable(&self) -> usize {
         if self.hold_heads && !self.eof {
-            self.scanned - self.framer.partial_head()
+            self.scanned - self.framer.partial_head().max(self.held_tail)
         } else {
             self.scanned
         }
@@ -132,6 +141,7 @@ impl<'a> Pipe<'a> {
             // a held head or a command waiting its turn sits at the very
             // end: move it to the front
             self.buf.copy_within(self.start..self.end, 0);
+            self.shifted += self.start;
             self.end -= self.start;
             self.scanned -= self.start;
             self.start = 0;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{SessionGauge, SessionState, Stats};
 use crate::session::buffers::BufferPool;
+use crate::session::oks::{self, OkScan, OkTap};
 use crate::session::pipe::{Filled, Pipe};
 use crate::session::quiet::Quiet;
 use crate::session::replies::Replies;
@@ -106,6 +107,8 @@ pub(crate) struct Relay<'a> {
     timers: Option<SessionTimers>,
     /// Reads from the client so far (activity marker for the idle timer).
     client_reads: u64,
+    /// With the ledger on: the OK tap and what it found.
+    oks: Option<(OkTap<'a>, OkScan)>,
 }
 
 impl<'a> Relay<'a> {
@@ -143,7 +146,16 @@ impl<'a> Relay<'a> {
             first_reply: None,
             timers: None,
             client_reads: 0,
+            oks: None,
         }
+    }
+
+    /// Read commit GTIDs from the backend's OKs into the ledger (and strip
+    /// state information the client did not ask for), see [`crate::session::oks`].
+    pub(crate) fn with_oks(mut self, tap: OkTap<'a>) -> Self {
+        self.down.hold_heads = true;
+        self.oks = Some((tap, OkScan::default()));
+        self
     }
 
     /// Enforce the idle timeout (and take the handshake latency sample) of `timers`.
@@ -406,6 +418,7 @@ impl<'a> Relay<'a> {
     }
 
     fn scan_server_range(&mut self, r: std::ops::Range<usize>) {
+        let shifted = self.down.shifted;
         let Pipe {
             buf,
             framer,
@@ -415,13 +428,22 @@ impl<'a> Relay<'a> {
         } = &mut self.down;
         *scanned = r.end;
         let mut sink = Replies::new(&mut *self.tracker, &mut *self.state, r.start);
+        if let Some((_, scan)) = self.oks.as_mut() {
+            sink = sink.with_oks(scan, shifted);
+        }
         if *hold_heads {
             framer.feed_frames::<true>(&buf[r], &mut sink);
             apply_rewrites(buf, &sink.rewrites);
         } else {
             framer.feed_frames::<false>(&buf[r], &mut sink);
         }
-        if sink.replied {
+        let replied = sink.replied;
+        if let Some((tap, scan)) = self.oks.as_mut() {
+            tap.apply(&mut self.down, scan);
+            let partial = self.down.framer.partial_packet();
+            self.down.held_tail = oks::held_tail(partial, self.tracker);
+        }
+        if replied {
             if let Some(f) = self.first_reply.take() {
                 f();
             }

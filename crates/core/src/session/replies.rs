@@ -3,6 +3,7 @@
 //! rewritten in place when the client knows it by another id, and the rows
 //! of a result set stream past without being looked at one by one.
 
+use crate::session::oks::OkScan;
 use crate::session::state::CarriedState;
 use crate::session::stmts;
 use mysql_zk_proxy_protocol::{Frame, FrameSink, ServerEvent, Tracker};
@@ -17,6 +18,9 @@ pub(super) struct Replies<'a> {
     pub(super) rewrites: Vec<(usize, u32)>,
     /// A reply to a command completed.
     pub(super) replied: bool,
+    /// With the ledger on: where OKs with state information lie, and the
+    /// pipe's shift (see [`crate::session::oks`]).
+    oks: Option<(&'a mut OkScan, usize)>,
 }
 
 impl<'a> Replies<'a> {
@@ -27,7 +31,14 @@ impl<'a> Replies<'a> {
             base,
             rewrites: Vec::new(),
             replied: false,
+            oks: None,
         }
+    }
+
+    /// Note OKs with state information in `scan` (buffer offsets + `shifted`).
+    pub(super) fn with_oks(mut self, scan: &'a mut OkScan, shifted: usize) -> Self {
+        self.oks = Some((scan, shifted));
+        self
     }
 }
 
@@ -35,11 +46,17 @@ impl FrameSink for Replies<'_> {
     fn frame(&mut self, f: Frame<'_>) {
         match f {
             Frame::Packet(p) => {
+                if let Some((scan, _)) = self.oks.as_mut() {
+                    scan.packet(&p, self.tracker);
+                }
                 let ev = self.tracker.on_server_packet(&p);
                 self.replied |= ev == ServerEvent::ResponseDone;
                 self.state.on_server(ev, &p, self.tracker.status());
             }
             Frame::Head(h) => {
+                if let Some((scan, shifted)) = self.oks.as_mut() {
+                    scan.head(*shifted, self.base + h.end, 4 + h.prefix.len());
+                }
                 if !h.continuation
                     && h.prefix.first() == Some(&0)
                     && self.tracker.awaiting_prepare_ok()

@@ -82,6 +82,7 @@ pub(super) fn env_with(route: Option<Primary>, tweak: impl FnOnce(&mut Config)) 
         kills: Default::default(),
         buffers: BufferPool::for_relays(),
         before_read: None,
+        ledger: crate::acknowledged::Ledger::new(10, None).0,
     };
     publish(&env, route, RecordState::Serving);
     env
@@ -121,6 +122,7 @@ pub(super) fn record_with(caps: u32) -> LoginRecord {
         scramble: LOGIN_SCRAMBLE.to_vec(),
         auth_response: scramble_native(LOGIN_SCRAMBLE, PASSWORD).unwrap().to_vec(),
         status: status::AUTOCOMMIT,
+        tracking: Default::default(),
     }
 }
 
@@ -147,6 +149,11 @@ pub(super) fn live_with<'a>(
         timers: None,
         held_since: None,
         kill: env.kills.register(7, &from.address()),
+        acks: crate::session::live::Acks {
+            session: 1,
+            user: Arc::from("app"),
+            tracking: Default::default(),
+        },
     };
     (live, server)
 }
