@@ -73,6 +73,10 @@ pub struct OverrideArgs {
     /// Admin HTTP address, "" to disable it (`admin.address`).
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+    /// Address of the read-only listener (replicas), "" to disable it
+    /// (`read_only.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub read_only_listen: Option<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -82,6 +86,7 @@ impl From<OverrideArgs> for Overrides {
             zk: a.zk,
             primary_path: a.primary_path,
             admin: a.admin,
+            read_only_listen: a.read_only_listen,
         }
     }
 }
@@ -109,6 +114,8 @@ mod tests {
             "/p",
             "--admin",
             "",
+            "--read-only-listen",
+            "127.0.0.1:0",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
@@ -120,6 +127,7 @@ mod tests {
         assert_eq!(o.zk.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(o.primary_path.as_deref(), Some("/p"));
         assert_eq!(o.admin.as_deref(), Some(""));
+        assert_eq!(o.read_only_listen.as_deref(), Some("127.0.0.1:0"));
     }
 
     #[test]

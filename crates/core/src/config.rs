@@ -11,6 +11,8 @@ mod failover;
 pub use failover::{FencingConfig, Secret, UserConfig};
 mod listen;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
+mod read_only;
+pub use read_only::{Balance, Consistency, ReadOnlyConfig};
 mod runtime;
 pub use runtime::{RuntimeConfig, RuntimeMode};
 pub mod secrets;
@@ -68,6 +70,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     pub shutdown: ShutdownConfig,
     pub runtime: RuntimeConfig,
+    /// `[read_only]`: the read-only listener on replicas.
+    pub read_only: ReadOnlyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -205,6 +209,8 @@ pub struct Overrides {
     pub zk: Option<String>,
     pub primary_path: Option<String>,
     pub admin: Option<String>,
+    /// `--read-only-listen`: replaces `read_only.listen`.
+    pub read_only_listen: Option<String>,
 }
 
 impl Config {
@@ -256,6 +262,9 @@ impl Config {
         if let Some(v) = &o.admin {
             self.admin.address = v.clone();
         }
+        if let Some(v) = &o.read_only_listen {
+            self.read_only.listen = v.clone();
+        }
     }
 
     /// Check every value before use; the error names the key.
@@ -272,6 +281,7 @@ impl Config {
         positive("backend.connect_timeout", self.backend.connect_timeout)?;
         self.backend.tls.validate()?;
         self.validate_failover()?;
+        self.read_only.validate(&self.fencing.user)?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
         }
@@ -377,6 +387,7 @@ mod tests {
             zk: Some("h:2".into()),
             primary_path: Some("/p".into()),
             admin: Some("".into()),
+            read_only_listen: None,
         });
         c.validate().unwrap();
         assert_eq!(c.zookeeper.connect, "h:2");

@@ -29,6 +29,10 @@ pub struct Context {
     /// Per-core workers sessions are handed to (`runtime.mode = "per_core"`);
     /// None: sessions run on the acceptor's runtime.
     pub workers: Option<Arc<Workers>>,
+    /// The read-only listener's routing: each session goes to a replica
+    /// it picks (`session` is then the primary's environment, the
+    /// fallback). `None`: the primary listener.
+    pub reads: Option<Arc<crate::replicas::ReadRouter>>,
 }
 
 /// Accept until cancelled; each connection becomes a tracked task.

@@ -48,6 +48,8 @@ pub enum ProxyError {
     Credentials(#[source] crate::failover::credentials::CredentialError),
     #[error("invalid `{key}`: {0}", key = .0.key())]
     Tls(#[source] crate::tls::TlsError),
+    #[error(transparent)]
+    ReadOnly(#[from] crate::read_only::ReadOnlyError),
 }
 
 /// A running proxy. Drop without `shutdown` cancels everything too.
@@ -71,6 +73,8 @@ pub struct Proxy {
     sessions: TaskTracker,
     listen_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    /// The read-only listener, when `[read_only]` is on.
+    read_only: Option<crate::read_only::ReadOnly>,
 }
 
 impl Proxy {
@@ -127,7 +131,12 @@ impl Proxy {
             proxy_id: proxy_id.clone(),
         };
         acknowledged::spawn_reporter(reporter, moves, cancel.child_token(), &tracker);
+        let read_only = match config.read_only.enabled() {
+            true => Some(crate::read_only::Pending::bind(&config).await?),
+            false => None,
+        };
         let extras = discovery::Extras {
+            replicas: read_only.as_ref().map(|r| r.set.clone()),
             verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
             credentials: Some(credentials.clone()),
             registration: Some(discovery::RegistrationInfo {
@@ -161,6 +170,7 @@ impl Proxy {
             drain: drain.clone(),
             kills: Default::default(),
             buffers: BufferPool::for_relays(),
+            before_read: None,
             ledger: ledger.clone(),
         });
         let ctx = Arc::new(listener::Context {
@@ -169,7 +179,16 @@ impl Proxy {
             slots: Default::default(),
             registry: registry.clone(),
             workers: start_workers(&config.runtime)?,
+            reads: None,
         });
+        let read_only = match read_only {
+            Some(ro) => Some(ro.start(&ctx, &sessions, &cancel, &tracker, &ledger)?),
+            None => None,
+        };
+        if let Some(ro) = &read_only {
+            let router = ro.router.clone();
+            metrics.set_extra(move |out| router.render_metrics(out));
+        }
         sessions.spawn(listener::accept_loop(client_listener, ctx));
 
         let mut admin = None;
@@ -185,6 +204,9 @@ impl Proxy {
                 listen_addr,
                 shutting_down: Default::default(),
                 timeline: timeline.clone(),
+                read_only: read_only
+                    .as_ref()
+                    .map(|r| (r.router.clone(), r.addr.to_string())),
                 ledger: ledger.clone(),
             });
             tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
@@ -209,7 +231,18 @@ impl Proxy {
             sessions,
             listen_addr,
             admin_addr,
+            read_only,
         })
+    }
+
+    /// The read-only listener's address, when `[read_only]` is on.
+    pub fn read_only_addr(&self) -> Option<SocketAddr> {
+        self.read_only.as_ref().map(|r| r.addr)
+    }
+
+    /// The read-only listener's routing, when `[read_only]` is on.
+    pub fn read_router(&self) -> Option<&Arc<crate::replicas::ReadRouter>> {
+        self.read_only.as_ref().map(|r| &r.router)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

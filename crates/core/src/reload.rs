@@ -111,6 +111,7 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
         "zookeeper" => zookeeper;
         "log" => log;
         "runtime" => runtime;
+        "read_only" => read_only;
         "failover.ledger_capacity" => failover.ledger_capacity;
         "failover.wait_for_acknowledged" => failover.wait_for_acknowledged;
     }

@@ -12,6 +12,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::publish::{publish, PublishError, PublishRequest};
+use super::replicas::{publish_replica, ReplicaRequest};
 use super::server::Login;
 use super::switchover::{self, Plan};
 use super::zk::{self, ZkOpError};
@@ -19,6 +20,7 @@ use super::Endpoint;
 use mysql_zk_proxy_core::config::secrets::resolve;
 use mysql_zk_proxy_core::config::Secret;
 use mysql_zk_proxy_core::config::{invalid, ConfigError, ZkAuth, ZkTlsConfig};
+use mysql_zk_proxy_core::discovery::replica_record::ReplicaState;
 
 /// Where the record lives.
 #[derive(Debug, Clone, Args)]
@@ -152,6 +154,26 @@ pub struct PublishArgs {
     /// Write only if the znode is at this data version (-1: only if absent).
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1..))]
     pub expect_version: Option<i32>,
+    /// Write the replica record `<cluster>/replicas/NAME` for the server at
+    /// --host/--port instead of the primary record; its epoch defaults to
+    /// the primary record's.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["server_id", "server_uuid", "expect_version"])]
+    pub replica: Option<String>,
+    /// Replica record: its share of new read sessions (1-1000, `weighted` balance).
+    #[arg(long, requires = "replica", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub weight: u32,
+    /// Replica record: serving, draining or maintenance.
+    #[arg(long, requires = "replica", default_value = "serving", value_parser = replica_state)]
+    pub state: ReplicaState,
+}
+
+fn replica_state(s: &str) -> Result<ReplicaState, String> {
+    match s {
+        "serving" => Ok(ReplicaState::Serving),
+        "draining" => Ok(ReplicaState::Draining),
+        "maintenance" => Ok(ReplicaState::Maintenance),
+        other => Err(format!("{other:?} is not serving, draining or maintenance")),
+    }
 }
 
 /// `switchover`: planned switchover to a GTID replica of the primary.
@@ -187,6 +209,10 @@ pub struct SwitchoverArgs {
     /// (their open transactions are cut off); default: roll back.
     #[arg(long)]
     pub force: bool,
+    /// Name of the old primary's replica record, written after the
+    /// switchover when it has none (default `<host>-<port>`).
+    #[arg(long, value_name = "NAME")]
+    pub old_primary_name: Option<String>,
 }
 
 /// A password argument: redacted in Debug output.
@@ -216,6 +242,7 @@ impl SwitchoverArgs {
             catch_up_timeout: self.catch_up_timeout,
             sql_timeout: self.sql_timeout,
             force: self.force,
+            old_primary_name: self.old_primary_name.clone(),
         }
     }
 }
@@ -237,6 +264,9 @@ pub async fn run_publish(args: PublishArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return unreached(args.zk.json, "failed", &e),
     };
+    if let Some(name) = &args.replica {
+        return run_publish_replica(&client, &args, name).await;
+    }
     let req = PublishRequest {
         primary: Endpoint::new(args.host.clone(), args.port),
         epoch: args.epoch,
@@ -264,6 +294,36 @@ pub async fn run_publish(args: PublishArgs) -> u8 {
             json!({"outcome": refused_or_failed(e), "error": e.to_string()})
         ),
         (Err(e), false) => eprintln!("mysql-zk-proxy: publish {}: {e}", refused_or_failed(e)),
+    }
+    u8::from(result.is_err())
+}
+
+/// `publish --replica NAME`; the exit code.
+async fn run_publish_replica(
+    client: &zookeeper_client::Client,
+    args: &PublishArgs,
+    name: &str,
+) -> u8 {
+    let req = ReplicaRequest {
+        name: name.to_owned(),
+        replica: Endpoint::new(args.host.clone(), args.port),
+        epoch: args.epoch,
+        weight: args.weight,
+        state: args.state,
+    };
+    let result = publish_replica(client, &args.zk.primary_path, &req).await;
+    match (&result, args.zk.json) {
+        (Ok(p), true) => {
+            let mut v = serde_json::to_value(p).expect("plain struct serializes");
+            v["outcome"] = "published".into();
+            println!("{v}");
+        }
+        (Ok(p), false) => println!(
+            "published replica {} epoch {} at {} (znode version {})",
+            p.replica, p.epoch, p.path, p.version
+        ),
+        (Err(e), true) => println!("{}", json!({"outcome": "failed", "error": e.to_string()})),
+        (Err(e), false) => eprintln!("mysql-zk-proxy: publish failed: {e}"),
     }
     u8::from(result.is_err())
 }

@@ -12,6 +12,7 @@
 //!
 //! * [`zk`]: bounded ZooKeeper session, versioned read, compare-and-set write.
 //! * [`publish`]: `mysql-zk-proxy publish` (epoch = previous + 1, never backwards).
+//! * [`replicas`]: replica records (`publish --replica`, and a switchover's update).
 //! * [`server`]: one control connection to a MariaDB/MySQL server (mysql_async).
 //! * [`checks`]: what must hold before a switchover acts (refusals).
 //! * [`drain`]: waiting for every registered proxy's drain acknowledgement.
@@ -23,6 +24,7 @@ pub mod checks;
 pub mod cli;
 pub mod drain;
 pub mod publish;
+pub mod replicas;
 pub mod report;
 pub mod server;
 pub mod switchover;

@@ -177,6 +177,17 @@ impl Server {
             "SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos",
         )
         .await?;
+        self.change_master(primary, repl).await
+    }
+
+    /// A replica follows `primary` from its own replicated position
+    /// (another replica's repoint at a switchover).
+    pub async fn follow(&mut self, primary: &Endpoint, repl: &Login) -> Result<(), ServerError> {
+        self.exec("STOP SLAVE", "STOP SLAVE").await?;
+        self.change_master(primary, repl).await
+    }
+
+    async fn change_master(&mut self, primary: &Endpoint, repl: &Login) -> Result<(), ServerError> {
         let change = format!(
             "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, \
              MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",

@@ -39,6 +39,9 @@ pub struct Plan {
     pub sql_timeout: Duration,
     /// Proceed when not every proxy acknowledged in time.
     pub force: bool,
+    /// Name of the old primary's replica record when it has none yet
+    /// (default `<host>-<port>`).
+    pub old_primary_name: Option<String>,
 }
 
 /// Why a switchover stopped after the checks.
@@ -146,6 +149,7 @@ impl<'a> Run<'a> {
         self.promoted = true;
         self.publish_target(zk).await?;
         self.repoint().await;
+        self.update_replicas(zk).await;
         Ok(())
     }
 
@@ -274,6 +278,24 @@ impl<'a> Run<'a> {
             self.report.warnings.push(w);
         }
         self.report.phases.repoint = Some(t.elapsed());
+    }
+
+    /// The replica records follow the new epoch (only warnings on failure).
+    async fn update_replicas(&mut self, zk: &Client) {
+        let (plan, from) = (self.plan, self.report.from.clone().expect("checked"));
+        let logins = (&plan.login, &plan.repl, plan.sql_timeout);
+        let epoch = self.epoch_after(2);
+        let names = (&from, plan.old_primary_name.as_deref());
+        let warnings = super::replicas::follow_switchover(
+            zk,
+            &plan.primary_path,
+            names,
+            &plan.target,
+            epoch,
+            logins,
+        )
+        .await;
+        self.report.warnings.extend(warnings);
     }
 
     /// The target serving, with its server_id, epoch + 2.

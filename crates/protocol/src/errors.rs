@@ -30,10 +30,17 @@ pub enum ProxyErrorCode {
     InsecureAuth,
     /// `listen.tls.require`: the client did not start TLS.
     TlsRequired,
+    /// Read-only listener, causal consistency: the replica did not reach the
+    /// read's GTID position within `read_only.causal_timeout`. The command
+    /// did not run; the session stays open. Retry, or read from the primary.
+    CausalTimeout,
+    /// Read-only listener: no replica qualifies for reads and
+    /// `read_only.fallback_to_primary` is off. Sent instead of the greeting.
+    NoReplica,
 }
 
 impl ProxyErrorCode {
-    pub const ALL: [ProxyErrorCode; 9] = [
+    pub const ALL: [ProxyErrorCode; 11] = [
         ProxyErrorCode::NoPrimary,
         ProxyErrorCode::BackendUnreachable,
         ProxyErrorCode::TlsUnsupported,
@@ -43,6 +50,8 @@ impl ProxyErrorCode {
         ProxyErrorCode::TooManyConnections,
         ProxyErrorCode::InsecureAuth,
         ProxyErrorCode::TlsRequired,
+        ProxyErrorCode::CausalTimeout,
+        ProxyErrorCode::NoReplica,
     ];
 
     /// The code as a metric label ("9001", ..., "1040").
@@ -57,6 +66,8 @@ impl ProxyErrorCode {
             ProxyErrorCode::TooManyConnections => "1040",
             ProxyErrorCode::InsecureAuth => "9007",
             ProxyErrorCode::TlsRequired => "9008",
+            ProxyErrorCode::CausalTimeout => "9020",
+            ProxyErrorCode::NoReplica => "9021",
         }
     }
 
@@ -71,6 +82,8 @@ impl ProxyErrorCode {
             ProxyErrorCode::TooManyConnections => 1040,
             ProxyErrorCode::InsecureAuth => 9007,
             ProxyErrorCode::TlsRequired => 9008,
+            ProxyErrorCode::CausalTimeout => 9020,
+            ProxyErrorCode::NoReplica => 9021,
         }
     }
 
@@ -85,6 +98,8 @@ impl ProxyErrorCode {
             | ProxyErrorCode::ShuttingDown
             | ProxyErrorCode::FailoverClosed => *b"08S01",
             ProxyErrorCode::TransactionAborted => *b"40001",
+            ProxyErrorCode::CausalTimeout => *b"HY000",
+            ProxyErrorCode::NoReplica => *b"08004",
         }
     }
 }

@@ -28,8 +28,14 @@ impl DirArg {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
-    /// Start ZooKeeper + MariaDB primary + GTID replica (detached; idempotent).
-    Up(DirArg),
+    /// Start ZooKeeper + MariaDB primary + GTID replica(s) (detached; idempotent).
+    Up {
+        #[command(flatten)]
+        dir: DirArg,
+        /// GTID replicas of a new sandbox (db2, db3, ...); an existing one keeps its own.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+        replicas: u16,
+    },
     /// Stop the recorded processes; --wipe also deletes the state dir.
     Down {
         #[command(flatten)]
@@ -103,7 +109,7 @@ pub struct SandboxDrillArgs {
 
 pub async fn run(cmd: SandboxCommand) -> Result<(), SandboxError> {
     match cmd {
-        SandboxCommand::Up(d) => up(&d).await,
+        SandboxCommand::Up { dir, replicas } => up(&dir, replicas.into()).await,
         SandboxCommand::Down { dir, wipe } => {
             for line in persistent::down(&dir.path(), wipe)? {
                 println!("{line}");
@@ -192,9 +198,9 @@ fn drill_error(e: drill::DrillError) -> SandboxError {
     SandboxError::Other(e.to_string())
 }
 
-async fn up(d: &DirArg) -> Result<()> {
+async fn up(d: &DirArg, replicas: usize) -> Result<()> {
     let t0 = Instant::now();
-    let (c, st, outcome) = persistent::up(&d.path()).await?;
+    let (c, st, outcome) = persistent::up_with_replicas(&d.path(), replicas).await?;
     let verb = match outcome {
         UpOutcome::AlreadyUp => "already up",
         UpOutcome::Started => "up",
@@ -204,8 +210,11 @@ async fn up(d: &DirArg) -> Result<()> {
         t0.elapsed().as_millis(),
         c.primary().name(),
         c.primary().port(),
-        c.replica()
-            .map_or("-".into(), |r| format!("{}:{}", r.name(), r.port())),
+        c.replicas()
+            .iter()
+            .map(|r| format!("{}:{}", r.name(), r.port()))
+            .collect::<Vec<_>>()
+            .join(","),
         st.zk_connect,
         st.dir.display()
     );
@@ -277,7 +286,7 @@ async fn collect_status(c: &Cluster, st: &SandboxState) -> Status {
         false => None,
     };
     let mut servers = vec![server_status(c.primary(), "primary").await];
-    if let Some(r) = c.replica() {
+    for r in c.replicas() {
         servers.push(server_status(r, "replica").await);
     }
     Status {
@@ -369,22 +378,26 @@ fn env(d: &DirArg) -> Result<()> {
         ("PRIMARY_PATH", st.primary_path.clone()),
         ("ZNODE", st.primary_path.clone()),
     ];
-    vars.push(("DB1_PORT", st.db("db1")?.port.to_string()));
-    vars.push(("DB2_PORT", st.db("db2")?.port.to_string()));
-    vars.push((
-        "DB1_SOCKET",
-        st.dir.join("db1/mysqld.sock").display().to_string(),
-    ));
-    vars.push((
-        "DB2_SOCKET",
-        st.dir.join("db2/mysqld.sock").display().to_string(),
-    ));
+    // DB1_PORT, DB1_SOCKET, DB2_PORT, ... for every server
+    let mut per_db: Vec<(String, String)> = Vec::new();
+    for db in &st.dbs {
+        let upper = db.name.to_ascii_uppercase();
+        per_db.push((format!("{upper}_PORT"), db.port.to_string()));
+        let path = st.dir.join(&db.name).join("mysqld.sock");
+        per_db.push((format!("{upper}_SOCKET"), path.display().to_string()));
+    }
     vars.push(("PRIMARY", c.primary().name().to_owned()));
     vars.push(("PRIMARY_PORT", c.primary().port().to_string()));
     if let Some(r) = c.replica() {
         vars.push(("REPLICA", r.name().to_owned()));
         vars.push(("REPLICA_PORT", r.port().to_string()));
+        // its record (docs/replicas.md), for the read-only listener
+        vars.push(("REPLICA_ZNODE", c.replica_path(r.name())));
     }
+    let replicas_path = mysql_zk_proxy_core::discovery::replicas::replicas_path(&st.primary_path);
+    vars.push(("REPLICAS_PATH", replicas_path));
+    let names: Vec<String> = c.replicas().iter().map(|r| r.name().to_owned()).collect();
+    vars.push(("REPLICA_NAMES", names.join(" ")));
     for (k, v) in [
         ("APP_USER", APP_USER),
         ("APP_PASS", APP_PASS),
@@ -395,6 +408,9 @@ fn env(d: &DirArg) -> Result<()> {
         ("REPL_PASS", REPL_PASS),
     ] {
         vars.push((k, v.to_owned()));
+    }
+    for (k, v) in per_db {
+        println!("export {k}={}", sh_quote(&v));
     }
     for (k, v) in vars {
         println!("export {k}={}", sh_quote(&v));

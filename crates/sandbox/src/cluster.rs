@@ -1,11 +1,12 @@
-//! `Cluster`: ZooKeeper + MariaDB primary + GTID replica, users and schemas
-//! as in devenv/up.sh, the primary published in ZooKeeper. Role changes
-//! (switchover, failover) live in `failover.rs`.
+//! `Cluster`: ZooKeeper + MariaDB primary + GTID replica(s), users and
+//! schemas as in devenv/up.sh, the primary and the replicas published in
+//! ZooKeeper. Role changes (switchover, failover) live in `failover.rs`.
 
 use super::mariadb::MariaDb;
 use super::zk_tls::ZkTlsSpec;
 use super::zookeeper::ZkServer;
 use super::{zk_delete, zk_read, zk_write, Result, SandboxError};
+use mysql_zk_proxy_core::discovery::replicas::replicas_path;
 use std::path::PathBuf;
 
 pub const DEFAULT_PRIMARY_PATH: &str = "/mysql/clusters/main/primary";
@@ -20,7 +21,8 @@ pub(crate) const REPL_PASS: &str = "repl";
 /// What to start. `Cluster::builder().without_replica().start().await`.
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
-    replica: bool,
+    /// GTID replicas of the primary (db2, db3, ...).
+    replicas: usize,
     primary_path: String,
     publish: bool,
     server_args: Vec<String>,
@@ -30,7 +32,7 @@ pub struct ClusterBuilder {
 impl Default for ClusterBuilder {
     fn default() -> Self {
         ClusterBuilder {
-            replica: true,
+            replicas: 1,
             primary_path: DEFAULT_PRIMARY_PATH.to_owned(),
             publish: true,
             server_args: Vec::new(),
@@ -42,7 +44,12 @@ impl Default for ClusterBuilder {
 impl ClusterBuilder {
     /// Only a primary (faster, for tests that need one server).
     pub fn without_replica(mut self) -> Self {
-        self.replica = false;
+        self.replicas = 0;
+        self
+    }
+    /// `n` GTID replicas (default 1): db2, db3, ..., server ids 2, 3, ...
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
         self
     }
     /// The znode holding the primary (default [`DEFAULT_PRIMARY_PATH`]).
@@ -50,7 +57,8 @@ impl ClusterBuilder {
         self.primary_path = path.to_owned();
         self
     }
-    /// Whether `start` publishes `{"host","port","epoch":1}` (default true).
+    /// Whether `start` publishes `{"host","port","epoch":1}` and a replica
+    /// record per replica (default true).
     pub fn publish(mut self, publish: bool) -> Self {
         self.publish = publish;
         self
@@ -75,20 +83,34 @@ impl ClusterBuilder {
             Some(spec) => ZkServer::start_tls(spec),
             None => ZkServer::start(),
         });
-        let (a1, a2) = (self.server_args.clone(), self.server_args.clone());
+        let a1 = self.server_args.clone();
         let db1 = blocking(|| MariaDb::start_with("db1", 1, false, a1));
-        let db2 = blocking(|| MariaDb::start_with("db2", 2, true, a2));
-        let (zk, primary, replica) = if self.replica {
-            let (zk, p, r) = tokio::join!(zk, db1, db2);
-            (zk?, p?, Some(r?))
-        } else {
-            let (zk, p) = tokio::join!(zk, db1);
-            (zk?, p?, None)
-        };
+        // spawned at once, so every server starts in parallel
+        let replicas: Vec<_> = (0..self.replicas)
+            .map(|i| {
+                let args = self.server_args.clone();
+                let id = i as u32 + 2;
+                tokio::task::spawn_blocking(move || {
+                    MariaDb::start_with(&format!("db{id}"), id, true, args)
+                })
+            })
+            .collect();
+        let (zk, primary) = tokio::join!(zk, db1);
+        let mut started = Vec::with_capacity(replicas.len());
+        for r in replicas {
+            started.push(
+                r.await
+                    .map_err(|e| SandboxError::Other(format!("sandbox start task failed: {e}")))?,
+            );
+        }
+        let mut replicas = started.into_iter().collect::<Result<Vec<_>>>()?;
+        let (zk, primary) = (zk?, primary?);
+        let replica = (!replicas.is_empty()).then(|| replicas.remove(0));
         let cluster = Cluster {
             zk,
             primary,
             replica,
+            more_replicas: replicas,
             primary_path: self.primary_path,
         };
         cluster.bootstrap(self.publish).await?;
@@ -112,6 +134,8 @@ pub struct Cluster {
     pub(crate) zk: ZkServer,
     pub(crate) primary: MariaDb,
     pub(crate) replica: Option<MariaDb>,
+    /// Replicas after the first (db3, ...); they follow the primary too.
+    pub(crate) more_replicas: Vec<MariaDb>,
     pub(crate) primary_path: String,
 }
 
@@ -136,8 +160,15 @@ impl Cluster {
             zk,
             primary,
             replica,
+            more_replicas: Vec::new(),
             primary_path,
         }
+    }
+
+    /// More replicas after the first (persistent sandbox with several).
+    pub fn with_more_replicas(mut self, more: Vec<MariaDb>) -> Cluster {
+        self.more_replicas = more;
+        self
     }
 
     pub fn zk(&self) -> &ZkServer {
@@ -152,6 +183,17 @@ impl Cluster {
     pub fn replica(&self) -> Option<&MariaDb> {
         self.replica.as_ref()
     }
+    /// Every replica, the first one first.
+    pub fn replicas(&self) -> Vec<&MariaDb> {
+        self.replica.iter().chain(&self.more_replicas).collect()
+    }
+    /// Every replica, mutable (to kill or restart one).
+    pub fn replicas_mut(&mut self) -> Vec<&mut MariaDb> {
+        self.replica
+            .iter_mut()
+            .chain(self.more_replicas.iter_mut())
+            .collect()
+    }
     pub fn zk_connect(&self) -> String {
         self.zk.connect_string()
     }
@@ -163,7 +205,7 @@ impl Cluster {
     /// caught up before this returns.
     pub(crate) async fn bootstrap(&self, publish: bool) -> Result<()> {
         self.primary.sql_async(&bootstrap_sql()).await?;
-        if let Some(r) = &self.replica {
+        for r in self.replicas() {
             // STOP first: a re-run after a half-done bootstrap finds it running.
             let repl = change_master_sql(self.primary.port());
             r.sql_async(&format!("STOP SLAVE; {repl}; START SLAVE"))
@@ -178,8 +220,47 @@ impl Cluster {
         }
         if publish {
             self.publish_json(self.primary.port(), 1).await?;
+            for r in self.replicas() {
+                self.publish_replica(r.name(), r.port(), 1).await?;
+            }
         }
         Ok(())
+    }
+
+    /// `<cluster>/replicas/<name>`, the replica record's znode.
+    pub fn replica_path(&self, name: &str) -> String {
+        format!("{}/{name}", replicas_path(&self.primary_path))
+    }
+
+    /// Publish the replica record `{"host":"127.0.0.1","port":P,"epoch":E}`.
+    pub async fn publish_replica(&self, name: &str, port: u16, epoch: u64) -> Result<()> {
+        let data = record_json("127.0.0.1", port, epoch);
+        zk_write(
+            &self.zk_connect(),
+            &self.replica_path(name),
+            data.as_bytes(),
+        )
+        .await
+    }
+
+    /// Publish a record for every replica that has none, at the published
+    /// primary's epoch (a sandbox bootstrapped before replica records).
+    pub async fn ensure_replica_records(&self) -> Result<()> {
+        let epoch = self.published_epoch().await?.unwrap_or(1);
+        for r in self.replicas() {
+            if zk_read(&self.zk_connect(), &self.replica_path(r.name()))
+                .await?
+                .is_none()
+            {
+                self.publish_replica(r.name(), r.port(), epoch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete a replica record.
+    pub async fn unpublish_replica(&self, name: &str) -> Result<()> {
+        zk_delete(&self.zk_connect(), &self.replica_path(name)).await
     }
 
     /// Publish `{"host":"127.0.0.1","port":P,"epoch":E}` at the primary path.
@@ -213,7 +294,7 @@ impl Cluster {
     /// Every instance dir (for diagnostics).
     pub fn dirs(&self) -> Vec<PathBuf> {
         let mut v = vec![self.zk.dir().to_owned(), self.primary.dir().to_owned()];
-        v.extend(self.replica.iter().map(|r| r.dir().to_owned()));
+        v.extend(self.replicas().iter().map(|r| r.dir().to_owned()));
         v
     }
 
@@ -223,7 +304,7 @@ impl Cluster {
             .into_iter()
             .flatten()
             .collect();
-        v.extend(self.replica.iter().filter_map(MariaDb::pid));
+        v.extend(self.replicas().into_iter().filter_map(MariaDb::pid));
         v
     }
 }

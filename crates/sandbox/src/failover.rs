@@ -91,6 +91,7 @@ impl Cluster {
             catch_up_timeout: CATCH_UP_TIMEOUT,
             sql_timeout: Duration::from_secs(10),
             force: false,
+            old_primary_name: Some(self.primary.name().to_owned()),
         })
     }
 

@@ -26,12 +26,14 @@ fn port_choice(st: &SandboxState, port: u16) -> PortChoice {
     }
 }
 
-fn fresh_state(dir: &Path) -> SandboxState {
-    let [zk_port, p1, p2] = DEFAULT_PORTS;
-    let db = |name: &str, server_id, port| DbState {
-        name: name.to_owned(),
-        server_id,
-        port,
+/// A new sandbox: db1 primary, `replicas` replicas db2, db3, ... on the
+/// default ports and the ones after them.
+fn fresh_state(dir: &Path, replicas: usize) -> SandboxState {
+    let [zk_port, p1, _] = DEFAULT_PORTS;
+    let db = |i: usize| DbState {
+        name: format!("db{}", i + 1),
+        server_id: i as u32 + 1,
+        port: p1 + i as u16,
         pid: None,
     };
     SandboxState {
@@ -40,7 +42,7 @@ fn fresh_state(dir: &Path) -> SandboxState {
         zk_pid: None,
         zk_connect: format!("127.0.0.1:{zk_port}"),
         primary_path: DEFAULT_PRIMARY_PATH.to_owned(),
-        dbs: vec![db("db1", 1, p1), db("db2", 2, p2)],
+        dbs: (0..=replicas.max(1)).map(db).collect(),
         primary: "db1".to_owned(),
         bootstrapped: false,
     }
@@ -54,14 +56,34 @@ fn spec(st: &SandboxState, db: &DbState) -> DbSpec {
     }
 }
 
-/// Adopt the recorded processes (dead ones are simply not running).
-fn adopt_all(st: &SandboxState) -> Result<(ZkServer, MariaDb, MariaDb)> {
+/// Adopt the recorded processes (dead ones are simply not running): ZooKeeper,
+/// the primary, and the replicas in the recorded order.
+fn adopt_all(st: &SandboxState) -> Result<(ZkServer, MariaDb, Vec<MariaDb>)> {
     let zk = ZkServer::adopt(&st.dir.join("zk"), st.zk_port, st.zk_pid)?;
     let adopt = |name: &str| -> Result<MariaDb> {
         let db = st.db(name)?;
         MariaDb::adopt(&st.dir.join(name), spec(st, db), db.port, db.pid)
     };
-    Ok((zk, adopt(&st.primary)?, adopt(st.replica_name()?)?))
+    st.replica_name()?;
+    let replicas = st
+        .dbs
+        .iter()
+        .filter(|d| d.name != st.primary)
+        .map(|d| adopt(&d.name))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((zk, adopt(&st.primary)?, replicas))
+}
+
+/// The cluster of adopted parts.
+fn cluster(
+    st: &SandboxState,
+    zk: ZkServer,
+    primary: MariaDb,
+    mut replicas: Vec<MariaDb>,
+) -> Cluster {
+    let first = replicas.remove(0);
+    Cluster::from_parts(zk, primary, Some(first), st.primary_path.clone())
+        .with_more_replicas(replicas)
 }
 
 /// Whether `up` found the cluster already running.
@@ -71,21 +93,34 @@ pub enum UpOutcome {
     Started,
 }
 
-/// Start (or restart, keeping data, ports and roles) the persistent cluster.
+/// Start (or restart, keeping data, ports and roles) the persistent cluster
+/// (one replica when it is new).
 pub async fn up(dir: &Path) -> Result<(Cluster, SandboxState, UpOutcome)> {
+    up_with_replicas(dir, 1).await
+}
+
+/// [`up`]; `replicas` is how many a new sandbox gets (an existing one keeps its own).
+pub async fn up_with_replicas(
+    dir: &Path,
+    replicas: usize,
+) -> Result<(Cluster, SandboxState, UpOutcome)> {
     let dir = absolute(dir)?;
     let _lock = DirLock::acquire(&dir)?;
     let mut st = match SandboxState::load(&dir)? {
         Some(st) => st,
-        None => fresh_state(&dir),
+        None => fresh_state(&dir, replicas),
     };
-    let (zk, primary, replica) = adopt_all(&st)?;
-    let all_up = zk.is_running() && primary.is_running() && replica.is_running();
+    let (zk, primary, replicas) = adopt_all(&st)?;
+    let all_up =
+        zk.is_running() && primary.is_running() && replicas.iter().all(MariaDb::is_running);
     if all_up && st.bootstrapped {
-        let c = Cluster::from_parts(zk, primary, Some(replica), st.primary_path.clone());
-        return Ok((c, st, UpOutcome::AlreadyUp));
+        return Ok((
+            cluster(&st, zk, primary, replicas),
+            st,
+            UpOutcome::AlreadyUp,
+        ));
     }
-    let (primary_port, replica_port) = (primary.port(), replica.port());
+    let primary_port = primary.port();
     let zk = match zk.is_running() {
         true => zk,
         false => {
@@ -94,23 +129,31 @@ pub async fn up(dir: &Path) -> Result<(Cluster, SandboxState, UpOutcome)> {
         }
     };
     let primary = ensure_db(primary, port_choice(&st, primary_port)).await?;
-    let replica = ensure_db(replica, port_choice(&st, replica_port)).await?;
+    let mut started = Vec::with_capacity(replicas.len());
+    for r in replicas {
+        let port = port_choice(&st, r.port());
+        started.push(ensure_db(r, port).await?);
+    }
+    let replicas = started;
     st.zk_pid = zk.pid();
     st.zk_port = zk.port();
     st.zk_connect = zk.connect_string();
-    for db in [&primary, &replica] {
+    for db in std::iter::once(&primary).chain(&replicas) {
         if let Some(s) = st.db_mut(db.name()) {
             (s.pid, s.port) = (db.pid(), db.port());
         }
     }
     st.save()?;
-    let c = Cluster::from_parts(zk, primary, Some(replica), st.primary_path.clone());
+    let c = cluster(&st, zk, primary, replicas);
     if !st.bootstrapped {
         c.bootstrap(true).await?;
         st.bootstrapped = true;
         st.save()?;
-    } else if c.published().await?.is_none() {
-        c.publish_json(c.primary().port(), 1).await?;
+    } else {
+        if c.published().await?.is_none() {
+            c.publish_json(c.primary().port(), 1).await?;
+        }
+        c.ensure_replica_records().await?;
     }
     Ok((c, st, UpOutcome::Started))
 }
@@ -131,8 +174,8 @@ pub fn attach(dir: &Path) -> Result<(Cluster, SandboxState)> {
         path: SandboxState::path(&dir),
         reason: "no sandbox here: run `mysql-zk-proxy-sandbox up` first".into(),
     })?;
-    let (zk, primary, replica) = adopt_all(&st)?;
-    let c = Cluster::from_parts(zk, primary, Some(replica), st.primary_path.clone());
+    let (zk, primary, replicas) = adopt_all(&st)?;
+    let c = cluster(&st, zk, primary, replicas);
     Ok((c, st))
 }
 
@@ -155,8 +198,8 @@ pub fn down(dir: &Path, wipe: bool) -> Result<Vec<String>> {
     let lock = DirLock::acquire(&dir)?;
     let mut done = Vec::new();
     if let Some(mut st) = SandboxState::load(&dir)? {
-        let (mut zk, mut primary, mut replica) = adopt_all(&st)?;
-        for db in [&mut replica, &mut primary] {
+        let (mut zk, mut primary, mut replicas) = adopt_all(&st)?;
+        for db in replicas.iter_mut().chain([&mut primary]) {
             if let Some(pid) = db.pid() {
                 db.stop()?;
                 done.push(format!("stopped {} (pid {pid})", db.name()));

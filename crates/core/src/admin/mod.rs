@@ -51,6 +51,8 @@ pub struct AdminState {
     pub shutting_down: AtomicBool,
     /// The last failover's timeline.
     pub timeline: Arc<crate::failover::timeline::Timeline>,
+    /// The read-only listener's routing and address, when it is on.
+    pub read_only: Option<(Arc<crate::replicas::ReadRouter>, String)>,
     /// Acknowledged commits and loss reports.
     pub ledger: Arc<crate::acknowledged::Ledger>,
 }

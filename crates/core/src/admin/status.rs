@@ -41,6 +41,9 @@ pub struct Status {
     pub sessions_list: Vec<ListedSession>,
     /// The last failover seen by this proxy (phases and session outcomes).
     pub last_failover: Option<crate::failover::timeline::TimelineView>,
+    /// The read-only listener and its replicas (absent when it is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<crate::replicas::status::ReadOnlyView>,
     /// Acknowledged commits and the loss reports of the route's moves.
     pub ledger: crate::acknowledged::LedgerStatus,
 }
@@ -129,6 +132,10 @@ impl Status {
             last_reload: state.config.last_reload(),
             sessions_list: state.registry.list(),
             last_failover: state.timeline.last(),
+            read_only: state
+                .read_only
+                .as_ref()
+                .map(|(r, addr)| r.view(addr.clone())),
             ledger: state.ledger.status(stats.acknowledged_writes.load(Relaxed)),
         }
     }

@@ -33,6 +33,7 @@ fn fixture() -> Fixture {
         started: SystemTime::now(),
         listen_addr: "127.0.0.1:6033".parse().unwrap(),
         shutting_down: AtomicBool::new(false),
+        read_only: None,
         ledger: crate::acknowledged::Ledger::new(10, None).0,
     });
     Fixture { state, zk }

@@ -12,6 +12,8 @@
 //! - `fence`: turns a verified pending primary into the route (`[fencing]`).
 //! - `loss`: the `zookeeper.fail_closed_after` clock.
 //! - `users`: the credential store's ZooKeeper half (`zookeeper.users_path`).
+//! - [`replicas`]: the replica set under `<cluster>/replicas/`
+//!   ([`replica_record`] parses one), followed by `children`.
 //!
 //! Contract (docs/architecture.md, ZooKeeper contract): a record ordered
 //! below the route's high water is ignored; znode absent = no primary;
@@ -34,12 +36,15 @@ use crate::metrics::Stats;
 use crate::routing::RouteTable;
 
 mod apply;
+mod children;
 pub mod connect;
 pub mod diagnose;
 mod fence;
 mod loss;
 pub mod record;
 pub mod register;
+pub mod replica_record;
+pub mod replicas;
 mod session;
 mod status;
 mod users;
@@ -188,6 +193,9 @@ pub struct Extras {
     /// The `[zookeeper.tls]` material, kept current by the proxy's reloads.
     /// `None` with TLS enabled: read from the files at each session attempt.
     pub zk_tls: Option<Arc<crate::tls::ZkTls>>,
+    /// Where the replica records under `<cluster>/replicas/` go (the
+    /// read-only listener); `None` = not followed.
+    pub replicas: Option<Arc<replicas::ReplicaSet>>,
 }
 
 /// Who this proxy is, for its registration znode.
@@ -229,6 +237,12 @@ pub fn spawn_with(
         }),
         _ => None,
     };
+    let replicas = extras.replicas.map(|set| children::ChildrenSync {
+        path: replicas::replicas_path(&cfg.primary_path),
+        sink: set,
+        tracker: tracker.clone(),
+        retry: cfg.retry_backoff.max(std::time::Duration::from_millis(10)),
+    });
     let registration = extras.registration.map(|r| register::Registration {
         path: register::registration_path(&cfg.primary_path, &r.id),
         id: r.id,
@@ -243,6 +257,7 @@ pub fn spawn_with(
         tls: extras.zk_tls,
         loss: loss::LossClock::new(cfg.fail_closed_after),
         users,
+        replicas,
         cfg,
         out: apply::Publisher {
             table,

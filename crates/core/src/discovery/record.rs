@@ -59,7 +59,9 @@ struct JsonRecord {
 }
 
 /// An optional field that, when present, must have its type (`null` is rejected).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -135,7 +137,7 @@ fn parse_port(s: &str) -> Result<u16, RecordError> {
 
 /// Host names, IPv4 and IPv6 literals (with an optional `%zone`); nothing
 /// that could smuggle a path, credentials or whitespace into an address.
-fn valid_host(host: &str) -> Result<String, RecordError> {
+pub(crate) fn valid_host(host: &str) -> Result<String, RecordError> {
     let ok = !host.is_empty()
         && host.len() <= 253
         && host

@@ -25,6 +25,8 @@ pub(crate) struct Live {
     id: String,
     /// Stops this session's users task (`zookeeper.users_path`) when dropped.
     users: Option<DropGuard>,
+    /// Stops this session's replica-set task when dropped.
+    replicas: Option<DropGuard>,
     /// Stops this session's registration task when dropped.
     registration: Option<DropGuard>,
 }
@@ -67,6 +69,9 @@ pub(crate) struct Discovery {
     pub(crate) loss: LossClock,
     /// Follows `zookeeper.users_path` on each session, when configured.
     pub(crate) users: Option<UsersSync>,
+    /// Follows `<cluster>/replicas/` on each session, when the read-only
+    /// listener is on.
+    pub(crate) replicas: Option<super::children::ChildrenSync>,
     /// Registers this proxy and acknowledges drains on each session.
     pub(crate) registration: Option<Registration>,
     /// `[zookeeper.tls]` material shared with the proxy's reloads.
@@ -167,6 +172,7 @@ impl Discovery {
             states,
             id,
             users: None,
+            replicas: None,
             registration: None,
         })
     }
@@ -177,6 +183,10 @@ impl Discovery {
             .users
             .as_ref()
             .map(|u| u.start(&live.client, &self.cancel));
+        live.replicas = self
+            .replicas
+            .as_ref()
+            .map(|r| r.start(&live.client, &self.cancel));
         live.registration = self
             .registration
             .as_ref()
@@ -355,12 +365,14 @@ async fn close(live: Option<Live>) {
         mut states,
         id,
         users,
+        replicas,
         registration,
     }) = live
     else {
         return;
     };
     drop(users);
+    drop(replicas);
     drop(registration);
     let connected = client.state() == SessionState::SyncConnected;
     drop(client);

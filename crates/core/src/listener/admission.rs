@@ -16,6 +16,7 @@ use super::Context;
 use crate::config::ProxyProtocol;
 use crate::metrics::ConnOutcome;
 use crate::proxy_header::{read_header, Header, ProxyHeaderError};
+use crate::replicas::Picked;
 use crate::session;
 use crate::session::send_error;
 use mysql_zk_proxy_protocol::errors::{Phase, ProxyErrorCode};
@@ -99,7 +100,26 @@ pub(crate) async fn admit(
         (peer, None)
     };
     let _listed = ctx.registry.add(id, client, via);
-    session::run(sock, client, via, id, ctx.session.clone()).await;
+    let Some(reads) = &ctx.reads else {
+        session::run(sock, client, via, id, ctx.session.clone()).await;
+        return;
+    };
+    match reads.pick() {
+        Picked::Replica(env, _lease) => session::run(sock, client, via, id, env).await,
+        Picked::Primary => session::run(sock, client, via, id, ctx.session.clone()).await,
+        Picked::Nothing => refuse_no_replica(sock, client, &ctx).await,
+    }
+}
+
+/// Read-only listener, no replica qualifies and no fallback: 9021.
+async fn refuse_no_replica(mut sock: TcpStream, peer: SocketAddr, ctx: &Context) {
+    tracing::warn!(client = %peer, "no replica qualifies for reads; refusing");
+    let msg =
+        "no replica qualifies for reads and read_only.fallback_to_primary is off; retry later";
+    let stats = &ctx.session.stats;
+    stats.connection_closed(ConnOutcome::NoPrimary);
+    let code = ProxyErrorCode::NoReplica;
+    send_error(&mut sock, stats, 0, code, Phase::BeforeGreeting, msg).await;
 }
 
 fn refuse_header(peer: SocketAddr, e: ProxyHeaderError, ctx: &Context) {

@@ -29,11 +29,16 @@ pub(crate) const ZK_STATE_LABELS: [&str; 6] = [
 /// Reads the `state` label of the ZooKeeper session now.
 type ZkStateSource = Box<dyn Fn() -> &'static str + Send + Sync>;
 
+/// Appends more metrics in the text format (the read-only listener's,
+/// whose replicas come and go): called at each scrape.
+type ExtraSource = Box<dyn Fn(&mut String) + Send + Sync>;
+
 /// Prometheus exposition for one proxy.
 pub struct Metrics {
     stats: Arc<Stats>,
     table: Arc<RouteTable>,
     zk_state: OnceLock<ZkStateSource>,
+    extra: OnceLock<ExtraSource>,
     handle: PrometheusHandle,
     h: Handles,
 }
@@ -319,6 +324,7 @@ impl Metrics {
             stats,
             table,
             zk_state: OnceLock::new(),
+            extra: OnceLock::new(),
             handle: registrar.recorder.handle(),
             h,
         }
@@ -331,6 +337,12 @@ impl Metrics {
         let _ = self.zk_state.set(Box::new(current));
     }
 
+    /// Where the read-only listener's metrics are rendered from; set once
+    /// by the proxy when that listener is on (later calls are ignored).
+    pub(crate) fn set_extra(&self, render: impl Fn(&mut String) + Send + Sync + 'static) {
+        let _ = self.extra.set(Box::new(render));
+    }
+
     /// Prometheus text format, with every value read now.
     pub(crate) fn render(&self) -> String {
         self.sync_connections();
@@ -339,6 +351,9 @@ impl Metrics {
         self.sync_ops();
         let mut text = self.handle.render();
         self.render_histograms(&mut text);
+        if let Some(extra) = self.extra.get() {
+            extra(&mut text);
+        }
         text
     }
 

@@ -42,6 +42,9 @@ pub struct Env {
     pub kills: Arc<KillMap>,
     /// Relay buffers, reused from one command to the next.
     pub buffers: BufferPool,
+    /// Causal reads (read-only listener): asked before each read at rest;
+    /// `None` everywhere else.
+    pub before_read: Option<Arc<dyn crate::session::causal::BeforeRead>>,
     /// Acknowledged commits (docs/ledger.md) and the gate.
     pub ledger: Arc<Ledger>,
 }

@@ -88,6 +88,19 @@ async fn relay_until_moved(
     if let Err(e) = rewritten.await {
         return RelayEnd::ClientError(e);
     }
+    if let Some(hook) = &ctx.before_read {
+        let waited = super::causal::held_read(
+            client,
+            &mut live.early.0,
+            &live.primary,
+            hook.as_ref(),
+            &ctx.stats,
+            wait,
+        );
+        if let Err(e) = waited.await {
+            return RelayEnd::ClientError(e);
+        }
+    }
     let stop = StopSignals {
         at_rest: ctx.drain.at_rest.child_token(),
         when_idle: ctx.drain.when_idle.child_token(),
@@ -113,7 +126,8 @@ async fn relay_until_moved(
                 RouteFor::Draining | RouteFor::Elsewhere => return Some(Hold::Moved),
             }
         }
-        (ctx.kills.any_moved() && kill::is_kill(bytes)).then_some(Hold::Rewrite)
+        let causal = ctx.before_read.is_some() && super::causal::is_read(bytes, at_rest);
+        (causal || (ctx.kills.any_moved() && kill::is_kill(bytes))).then_some(Hold::Rewrite)
     };
     let mut relay = Relay::new(
         client,

@@ -3,6 +3,7 @@
 //! ends with exactly one counted outcome.
 
 pub(crate) mod buffers;
+pub mod causal;
 mod ending;
 mod env;
 pub mod kill;

@@ -63,7 +63,7 @@ pub(crate) async fn held_command(
 }
 
 /// Read from the client until `held` has `n` bytes.
-async fn fill_to(
+pub(crate) async fn fill_to(
     client: &mut Stream,
     held: &mut Vec<u8>,
     n: usize,

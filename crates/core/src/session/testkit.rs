@@ -81,6 +81,7 @@ pub(super) fn env_with(route: Option<Primary>, tweak: impl FnOnce(&mut Config)) 
         drain: Default::default(),
         kills: Default::default(),
         buffers: BufferPool::for_relays(),
+        before_read: None,
         ledger: crate::acknowledged::Ledger::new(10, None).0,
     };
     publish(&env, route, RecordState::Serving);
