@@ -6,25 +6,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::acknowledged::{self, Ledger, Observers};
-use crate::admin::{self, AdminState};
+use crate::acknowledged::Ledger;
+use crate::admin::AdminState;
 use crate::config::{Config, ConfigError, RuntimeConfig, RuntimeMode};
-use crate::discovery::{self, DiscoveryHandle};
-use crate::failover::credentials::CredentialStore;
+use crate::discovery::DiscoveryHandle;
 use crate::failover::timeline::{self, Timeline};
-use crate::failover::verify::Verifier;
-use crate::listener::{self, admission};
 use crate::metrics::{Metrics, Stats};
 use crate::reload::{LiveConfig, ReloadRecord};
 use crate::routing::RouteTable;
-use crate::session;
-use crate::session::buffers::BufferPool;
 use crate::session::relay::StopSignals;
 use crate::workers::Workers;
+
+mod start;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -80,159 +76,7 @@ pub struct Proxy {
 impl Proxy {
     /// Bind, spawn every task and return at once (discovery runs in the background).
     pub async fn start(config: Config) -> Result<Proxy, ProxyError> {
-        let live = Arc::new(LiveConfig::new(config.clone()));
-        let registry = Arc::new(admission::Registry::default());
-        let stats = Stats::new();
-        let timeline = Timeline::new(stats.clone());
-        let (ledger, moves) = Ledger::new(
-            config.failover.ledger_capacity,
-            config.failover.wait_for_acknowledged,
-        );
-        let observers = Observers(vec![timeline.clone(), ledger.clone()]);
-        let table = Arc::new(RouteTable::observed(Arc::new(observers)));
-        let metrics = Arc::new(Metrics::new(stats.clone(), table.clone()));
-        let cancel = CancellationToken::new();
-        let drain = StopSignals::default();
-        let tracker = TaskTracker::new();
-        let sessions = TaskTracker::new();
-
-        let addr = config.listen_addr();
-        let client_listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ProxyError::BindClient { addr, source })?;
-        let listen_addr = client_listener.local_addr().unwrap_or(addr);
-
-        let admin_listener = match config.admin_addr() {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ProxyError::BindAdmin { addr, source })?,
-            ),
-            None => None,
-        };
-        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
-
-        let credentials =
-            Arc::new(CredentialStore::from_config(&config.users).map_err(ProxyError::Credentials)?);
-        crate::tls::install_default_provider();
-        let tls =
-            Arc::new(crate::tls::TlsState::from_config(config.tls()).map_err(ProxyError::Tls)?);
-        let proxy_id = config
-            .zookeeper
-            .proxy_id
-            .clone()
-            .unwrap_or_else(|| default_proxy_id(listen_addr.port()));
-        let reporter = acknowledged::Reporter {
-            ledger: ledger.clone(),
-            stats: stats.clone(),
-            fencing: config.fencing.clone(),
-            zookeeper: config.zookeeper.clone(),
-            zk_tls: tls.zookeeper(),
-            proxy_id: proxy_id.clone(),
-        };
-        acknowledged::spawn_reporter(reporter, moves, cancel.child_token(), &tracker);
-        let read_only = match config.read_only.enabled() {
-            true => Some(crate::read_only::Pending::bind(&config).await?),
-            false => None,
-        };
-        let extras = discovery::Extras {
-            replicas: read_only.as_ref().map(|r| r.set.clone()),
-            verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
-            credentials: Some(credentials.clone()),
-            registration: Some(discovery::RegistrationInfo {
-                id: proxy_id,
-                listen: listen_addr.to_string(),
-                stats: stats.clone(),
-                drain_timeout: config.failover.drain_timeout,
-            }),
-            zk_tls: tls.zookeeper(),
-        };
-        let discovery = discovery::spawn_with(
-            config.zookeeper.clone(),
-            extras,
-            table.clone(),
-            stats.clone(),
-            cancel.child_token(),
-            &tracker,
-        );
-        let zk_status = discovery.status.clone();
-        metrics.set_zk_state(move || zk_status.borrow().state.label());
-
-        let env = Arc::new(session::Env {
-            tls: tls.clone(),
-            credentials: credentials.clone(),
-            timeline: timeline.clone(),
-            config: live.clone(),
-            table: table.clone(),
-            stats: stats.clone(),
-            discovery: discovery.clone(),
-            cancel: cancel.child_token(),
-            drain: drain.clone(),
-            kills: Default::default(),
-            buffers: BufferPool::for_relays(),
-            before_read: None,
-            ledger: ledger.clone(),
-        });
-        let ctx = Arc::new(listener::Context {
-            session: env,
-            sessions: sessions.clone(),
-            slots: Default::default(),
-            registry: registry.clone(),
-            workers: start_workers(&config.runtime)?,
-            reads: None,
-        });
-        let read_only = match read_only {
-            Some(ro) => Some(ro.start(&ctx, &sessions, &cancel, &tracker, &ledger)?),
-            None => None,
-        };
-        if let Some(ro) = &read_only {
-            let router = ro.router.clone();
-            metrics.set_extra(move |out| router.render_metrics(out));
-        }
-        sessions.spawn(listener::accept_loop(client_listener, ctx));
-
-        let mut admin = None;
-        if let Some(l) = admin_listener {
-            let state = Arc::new(AdminState {
-                config: live.clone(),
-                registry,
-                table: table.clone(),
-                discovery: discovery.clone(),
-                metrics: metrics.clone(),
-                stats: stats.clone(),
-                started: std::time::SystemTime::now(),
-                listen_addr,
-                shutting_down: Default::default(),
-                timeline: timeline.clone(),
-                read_only: read_only
-                    .as_ref()
-                    .map(|r| (r.router.clone(), r.addr.to_string())),
-                ledger: ledger.clone(),
-            });
-            tracker.spawn(admin::serve(l, state.clone(), cancel.child_token()));
-            admin = Some(state);
-        }
-
-        tracing::info!(%listen_addr, admin = ?admin_addr, zk = %config.zookeeper.connect,
-            primary_path = %config.zookeeper.primary_path, "proxy started");
-        Ok(Proxy {
-            config: live,
-            tls,
-            admin,
-            table,
-            stats,
-            metrics,
-            timeline,
-            ledger,
-            discovery,
-            cancel,
-            drain,
-            tracker,
-            sessions,
-            listen_addr,
-            admin_addr,
-            read_only,
-        })
+        start::start(config).await
     }
 
     /// The read-only listener's address, when `[read_only]` is on.
