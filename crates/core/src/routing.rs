@@ -73,7 +73,7 @@ pub struct Route {
     /// Increases by one with every published route.
     pub generation: u64,
     /// The primary to send new connections to; `None` = no primary known
-    /// (znode absent, not read yet, not verified yet, or fenced off).
+    /// (znode absent, not read yet, not verified yet, or stale).
     /// `Some` only once verified when fencing is on (`crate::failover::verify`).
     pub primary: Option<Primary>,
     /// The record's primary while it is being verified (read-only, wrong

@@ -2,7 +2,7 @@
 //! [`Ordering`], no-op detection, "znode absent = no primary", and the log
 //! line, counters and status that go with each outcome. With verification on,
 //! a new primary is published as the route's `pending` one; the verifier
-//! task (`fence`) makes it the `primary` once it is writable.
+//! task (`promote`) makes it the `primary` once it is writable.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub(crate) enum Decision {
     },
     /// Same ordering, primary and state: nothing to publish.
     Unchanged,
-    /// Ordered below the route's high water: fenced off.
+    /// Ordered below the route's high water: stale, ignored.
     Stale { got: Ordering, high_water: Ordering },
 }
 
@@ -338,7 +338,7 @@ mod tests {
         let r = p.table.current();
         assert!(r.primary.is_none());
         assert_eq!(r.pending.as_ref().unwrap().epoch, 5);
-        // Verified (what the fence task does), then a draining record at the same epoch.
+        // Verified (what the promote task does), then a draining record at the same epoch.
         p.table.publish(|prev| Route {
             primary: prev.pending.clone(),
             pending: None,

@@ -9,7 +9,7 @@
 //!   the one way the whole crate opens ZooKeeper sessions;
 //!   `diagnose`: why a TLS connection to ZooKeeper failed.
 //! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
-//! - `fence`: turns a verified pending primary into the route (`[fencing]`).
+//! - `promote`: turns a verified pending primary into the route (`[fencing]`).
 //! - `loss`: the `zookeeper.fail_closed_after` clock.
 //! - `users`: the credential store's ZooKeeper half (`zookeeper.users_path`).
 //! - [`replicas`]: the replica set under `<cluster>/replicas/`
@@ -39,8 +39,8 @@ mod apply;
 mod children;
 pub mod connect;
 pub mod diagnose;
-mod fence;
 mod loss;
+mod promote;
 pub mod record;
 pub mod register;
 pub mod replica_record;
@@ -220,13 +220,13 @@ pub fn spawn_with(
     let (tx, rx) = watch::channel(DiscoveryStatus::starting());
     let status = status::StatusTx::new(tx);
     if let Some(verifier) = extras.verifier.clone() {
-        let fence = fence::Fence {
+        let promoter = promote::Promoter {
             verifier,
             table: table.clone(),
             status: status.clone(),
             cancel: cancel.clone(),
         };
-        tracker.spawn(fence.run());
+        tracker.spawn(promoter.run());
     }
     let users = match (&cfg.users_path, extras.credentials) {
         (Some(path), Some(store)) => Some(users::UsersSync {

@@ -18,7 +18,7 @@ use super::{DiscoveryError, ZkState};
 use crate::config::ZookeeperConfig;
 
 /// A usable session: the client plus its state watcher.
-pub(crate) struct Live {
+pub(crate) struct Connected {
     client: Client,
     states: StateWatcher,
     /// Session id, hex (`0x...`).
@@ -36,15 +36,15 @@ enum Step {
     /// No session: create one, retrying; `shown` is the status meanwhile.
     Connect { shown: ZkState, pause_first: bool },
     /// Session usable: read the record and arm a watch on it.
-    Read(Live),
+    Read(Connected),
     /// Watch armed: wait for it to fire or for the session state to move.
-    Watch(Live, OneshotWatcher),
+    Watch(Connected, OneshotWatcher),
     /// Connection lost, session maybe alive: wait to reconnect within it.
-    Disconnected(Live),
+    Disconnected(Connected),
     /// The session is over (expired, auth failed, closed): drop it.
-    Ended(Live, SessionState),
+    Ended(Connected, SessionState),
     /// `cancel` fired: close the session, if any, and end.
-    Stop(Option<Live>),
+    Stop(Option<Connected>),
 }
 
 /// The record as read, with the watch that follows it.
@@ -89,12 +89,12 @@ impl Discovery {
         loop {
             step = match step {
                 Step::Connect { shown, pause_first } => self.connect(shown, pause_first).await,
-                Step::Read(live) => self.read(live).await,
-                Step::Watch(live, watcher) => self.watch(live, watcher).await,
-                Step::Disconnected(live) => self.disconnected(live).await,
-                Step::Ended(live, state) => self.ended(live, state),
-                Step::Stop(live) => {
-                    close(live).await;
+                Step::Read(conn) => self.read(conn).await,
+                Step::Watch(conn, watcher) => self.watch(conn, watcher).await,
+                Step::Disconnected(conn) => self.disconnected(conn).await,
+                Step::Ended(conn, state) => self.ended(conn, state),
+                Step::Stop(conn) => {
+                    close(conn).await;
                     break;
                 }
             };
@@ -145,7 +145,7 @@ impl Discovery {
             attempt += 1;
             match self.or_cancel(self.try_connect()).await {
                 None => return Step::Stop(None),
-                Some(Ok(live)) => return self.established(live),
+                Some(Ok(conn)) => return self.established(conn),
                 // Warn on the first failure and every tenth, not every backoff.
                 Some(Err(e)) if attempt % 10 == 1 => {
                     tracing::warn!(error = %e, attempt, retry_in = ?self.cfg.retry_backoff, "no ZooKeeper session");
@@ -163,11 +163,11 @@ impl Discovery {
     }
 
     /// One attempt, bounded by `connect_timeout`.
-    async fn try_connect(&self) -> Result<Live, DiscoveryError> {
+    async fn try_connect(&self) -> Result<Connected, DiscoveryError> {
         let client = super::connect::open_discovery(&self.cfg, self.tls.as_ref()).await?;
         let states = client.state_watcher();
         let id = client.session_id().to_string();
-        Ok(Live {
+        Ok(Connected {
             client,
             states,
             id,
@@ -177,62 +177,62 @@ impl Discovery {
         })
     }
 
-    fn established(&self, mut live: Live) -> Step {
+    fn established(&self, mut conn: Connected) -> Step {
         self.session_usable();
-        live.users = self
+        conn.users = self
             .users
             .as_ref()
-            .map(|u| u.start(&live.client, &self.cancel));
-        live.replicas = self
+            .map(|u| u.start(&conn.client, &self.cancel));
+        conn.replicas = self
             .replicas
             .as_ref()
-            .map(|r| r.start(&live.client, &self.cancel));
-        live.registration = self
+            .map(|r| r.start(&conn.client, &self.cancel));
+        conn.registration = self
             .registration
             .as_ref()
-            .map(|r| r.start(&live.client, &self.cancel));
+            .map(|r| r.start(&conn.client, &self.cancel));
         self.out.stats.zk_sessions_established.fetch_add(1, Relaxed);
         tracing::info!(
-            session = %live.id,
-            timeout = ?live.client.session_timeout(),
+            session = %conn.id,
+            timeout = ?conn.client.session_timeout(),
             "ZooKeeper session established"
         );
         self.out
             .status
-            .set_state(ZkState::Connected, Some(live.id.clone()));
-        Step::Read(live)
+            .set_state(ZkState::Connected, Some(conn.id.clone()));
+        Step::Read(conn)
     }
 
-    async fn read(&self, live: Live) -> Step {
+    async fn read(&self, conn: Connected) -> Step {
         let path = &self.cfg.primary_path;
-        match self.or_cancel(read_and_watch(&live.client, path)).await {
-            None => Step::Stop(Some(live)),
+        match self.or_cancel(read_and_watch(&conn.client, path)).await {
+            None => Step::Stop(Some(conn)),
             Some(Ok(Observed::Data(data, stat, watcher))) => {
                 self.out.data(&data, stat.mzxid);
-                Step::Watch(live, watcher)
+                Step::Watch(conn, watcher)
             }
             Some(Ok(Observed::Absent(watcher))) => {
                 self.out.absent();
-                Step::Watch(live, watcher)
+                Step::Watch(conn, watcher)
             }
-            Some(Err(source)) => self.read_failed(live, source).await,
+            Some(Err(source)) => self.read_failed(conn, source).await,
         }
     }
 
-    async fn read_failed(&self, live: Live, source: zookeeper_client::Error) -> Step {
+    async fn read_failed(&self, conn: Connected, source: zookeeper_client::Error) -> Step {
         use zookeeper_client::Error as E;
         // In-flight requests fail with the connection's own error (e.g. "no
         // response in 800ms"), so the session state decides first.
-        match live.client.state() {
-            SessionState::Disconnected => return Step::Disconnected(live),
-            s if s.is_terminated() => return Step::Ended(live, s),
+        match conn.client.state() {
+            SessionState::Disconnected => return Step::Disconnected(conn),
+            s if s.is_terminated() => return Step::Ended(conn, s),
             _ => {}
         }
         match source {
-            E::ConnectionLoss => Step::Disconnected(live),
-            E::SessionExpired | E::SessionMoved => Step::Ended(live, SessionState::Expired),
-            E::AuthFailed => Step::Ended(live, SessionState::AuthFailed),
-            E::ClientClosed => Step::Ended(live, SessionState::Closed),
+            E::ConnectionLoss => Step::Disconnected(conn),
+            E::SessionExpired | E::SessionMoved => Step::Ended(conn, SessionState::Expired),
+            E::AuthFailed => Step::Ended(conn, SessionState::AuthFailed),
+            E::ClientClosed => Step::Ended(conn, SessionState::Closed),
             source => {
                 let path = &self.cfg.primary_path;
                 let e = DiscoveryError::denied("read", path, source.clone()).unwrap_or(
@@ -248,76 +248,76 @@ impl Discovery {
                     tracing::debug!(error = %e, "cannot read the primary record");
                 }
                 match self.backoff().await {
-                    true => Step::Read(live),
-                    false => Step::Stop(Some(live)),
+                    true => Step::Read(conn),
+                    false => Step::Stop(Some(conn)),
                 }
             }
         }
     }
 
-    async fn watch(&self, mut live: Live, watcher: OneshotWatcher) -> Step {
+    async fn watch(&self, mut conn: Connected, watcher: OneshotWatcher) -> Step {
         let woke = tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Woke::Cancel,
-            state = live.states.changed() => Woke::State(state),
+            state = conn.states.changed() => Woke::State(state),
             event = watcher.changed() => Woke::Node(event),
         };
         match woke {
-            Woke::Cancel => Step::Stop(Some(live)),
+            Woke::Cancel => Step::Stop(Some(conn)),
             Woke::Node(event) if event.event_type == EventType::Session => {
-                Step::Ended(live, event.session_state)
+                Step::Ended(conn, event.session_state)
             }
             Woke::Node(event) => {
                 tracing::debug!(event = ?event.event_type, zxid = event.zxid, "primary znode changed");
-                Step::Read(live)
+                Step::Read(conn)
             }
-            Woke::State(state) => self.state_moved(live, state),
+            Woke::State(state) => self.state_moved(conn, state),
         }
     }
 
     /// The session state moved while the watch was armed.
-    fn state_moved(&self, live: Live, state: SessionState) -> Step {
+    fn state_moved(&self, conn: Connected, state: SessionState) -> Step {
         match state {
-            SessionState::Disconnected => Step::Disconnected(live),
+            SessionState::Disconnected => Step::Disconnected(conn),
             SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                 // Disconnected and reconnected between two polls: still a
                 // loss, and changes may have been missed.
                 self.out.stats.zk_disconnects.fetch_add(1, Relaxed);
-                tracing::warn!(session = %live.id, "ZooKeeper connection was lost and recovered; re-reading");
-                Step::Read(live)
+                tracing::warn!(session = %conn.id, "ZooKeeper connection was lost and recovered; re-reading");
+                Step::Read(conn)
             }
-            terminal => Step::Ended(live, terminal),
+            terminal => Step::Ended(conn, terminal),
         }
     }
 
-    async fn disconnected(&self, mut live: Live) -> Step {
+    async fn disconnected(&self, mut conn: Connected) -> Step {
         self.loss.lost();
         self.out.stats.zk_disconnects.fetch_add(1, Relaxed);
         self.out.status.set_state(ZkState::Disconnected, None);
-        tracing::warn!(session = %live.id, "ZooKeeper connection lost; keeping the current route");
-        let mut state = live.states.state();
+        tracing::warn!(session = %conn.id, "ZooKeeper connection lost; keeping the current route");
+        let mut state = conn.states.state();
         loop {
             match state {
-                SessionState::Disconnected => match self.or_cancel(live.states.changed()).await {
-                    None => return Step::Stop(Some(live)),
+                SessionState::Disconnected => match self.or_cancel(conn.states.changed()).await {
+                    None => return Step::Stop(Some(conn)),
                     Some(next) => state = next,
                 },
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                    tracing::info!(session = %live.id, "ZooKeeper connection recovered; re-reading the record");
+                    tracing::info!(session = %conn.id, "ZooKeeper connection recovered; re-reading the record");
                     self.session_usable();
                     self.out
                         .status
-                        .set_state(ZkState::Connected, Some(live.id.clone()));
-                    return Step::Read(live);
+                        .set_state(ZkState::Connected, Some(conn.id.clone()));
+                    return Step::Read(conn);
                 }
-                terminal => return Step::Ended(live, terminal),
+                terminal => return Step::Ended(conn, terminal),
             }
         }
     }
 
     /// Drop the finished session and decide how to create the next one.
-    fn ended(&self, live: Live, state: SessionState) -> Step {
-        let Live { client, id, .. } = live;
+    fn ended(&self, conn: Connected, state: SessionState) -> Step {
+        let Connected { client, id, .. } = conn;
         drop(client);
         self.loss.lost();
         match state {
@@ -359,15 +359,15 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Close the session: dropping the last client sends CloseSession; wait
 /// (bounded) until the session reports a terminal state, so the ephemeral
 /// state on the server is gone when discovery has stopped.
-async fn close(live: Option<Live>) {
-    let Some(Live {
+async fn close(conn: Option<Connected>) {
+    let Some(Connected {
         client,
         mut states,
         id,
         users,
         replicas,
         registration,
-    }) = live
+    }) = conn
     else {
         return;
     };

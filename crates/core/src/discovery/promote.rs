@@ -1,4 +1,4 @@
-//! The fencing verifier task: turns the route's `pending` primary (a record
+//! The promote task: turns the route's `pending` primary (a record
 //! seen, not verified) into its `primary` once [`Verifier::verify`] accepts
 //! it, re-checking every `recheck_interval` until then. Runs beside the
 //! ZooKeeper session loop, so a slow or read-only server never delays
@@ -29,7 +29,7 @@ enum Phase {
     Stop,
 }
 
-pub(crate) struct Fence {
+pub(crate) struct Promoter {
     pub(crate) verifier: Verifier,
     pub(crate) table: Arc<RouteTable>,
     pub(crate) status: StatusTx,
@@ -39,7 +39,7 @@ pub(crate) struct Fence {
 /// Warn on the first failed check of a candidate and then every this many.
 const WARN_EVERY: u64 = 25;
 
-impl Fence {
+impl Promoter {
     pub(crate) async fn run(self) {
         let mut phase = Phase::Idle;
         loop {
