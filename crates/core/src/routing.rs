@@ -113,7 +113,7 @@ pub trait RouteObserver: Send + Sync {
 }
 
 /// The table: readers take one `Arc<Route>` (never hold a guard across
-/// `.await`); writers (discovery, the fencing verifier) publish whole new
+/// `.await`); writers (discovery, its promote task) publish whole new
 /// routes, one at a time.
 pub struct RouteTable {
     current: ArcSwap<Route>,
