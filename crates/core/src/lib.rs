@@ -48,7 +48,6 @@ pub mod backend;
 pub mod config;
 pub mod discovery;
 pub mod failover;
-pub mod gtid;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

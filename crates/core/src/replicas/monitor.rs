@@ -216,10 +216,7 @@ impl Monitor {
                         })
                     }
                     Ok(f) => {
-                        st.behind = self
-                            .clock
-                            .latest()
-                            .map(|l| crate::gtid::behind(&f.position, l));
+                        st.behind = self.clock.latest().map(|l| f.position.behind(l));
                         let lag = self.lag_of(f, now);
                         judge(&observed(f, lag), (&p.host, p.port), r.state, cfg.max_lag)
                     }

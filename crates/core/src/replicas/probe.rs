@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
 
 use crate::config::Secret;
-use crate::gtid::GtidPos;
+use mysql_zk_proxy_protocol::gtid::GtidPos;
 
 /// Why a control-plane read failed.
 #[derive(Debug, thiserror::Error)]
