@@ -46,6 +46,7 @@ pub mod acknowledged;
 pub mod admin;
 pub mod backend;
 pub mod config;
+pub mod control;
 pub mod discovery;
 pub mod failover;
 pub mod listener;

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, PoolConstraints, PoolOpts};
 
-use super::probe::Login;
 use super::SlotCounters;
 use crate::acknowledged::Ledger;
+use crate::control::Login;
 use crate::routing::{Primary, RouteTable};
 use crate::session::causal::{BeforeRead, WaitError, WaitFuture};
 use mysql_zk_proxy_protocol::gtid::GtidPos;

@@ -15,8 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use super::causal::CausalShared;
 use super::health::{judge, Health, NotQualified, Observed};
-use super::probe::{LagClock, Login, Probe, ProbeError, ReplicaFacts};
+use super::probe::{LagClock, Probe, ProbeError, ReplicaFacts};
 use super::{Candidate, ReadRouter, Slot, SlotCounters, SlotState};
+use crate::control::Login;
 use crate::discovery::replica_record::ReplicaRecord;
 use crate::routing::{Primary, RecordState, Route, RouteTable};
 use crate::session::Env;

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Row};
+use mysql_async::{Conn, Row};
 
-use crate::config::Secret;
+pub use crate::control::Login;
 use mysql_zk_proxy_protocol::gtid::GtidPos;
 
 /// Why a control-plane read failed.
@@ -25,26 +25,6 @@ pub enum ProbeError {
     Timeout { addr: String, after: Duration },
     #[error("{addr}: {what}")]
     Bad { addr: String, what: String },
-}
-
-/// Who the checks log in as.
-#[derive(Debug, Clone)]
-pub struct Login {
-    pub user: String,
-    pub password: Secret,
-}
-
-impl Login {
-    /// Connection options for `host:port` (TCP, no statement cache).
-    pub fn opts(&self, host: &str, port: u16) -> OptsBuilder {
-        OptsBuilder::default()
-            .ip_or_hostname(host.to_owned())
-            .tcp_port(port)
-            .user(Some(self.user.clone()))
-            .pass(Some(self.password.expose().to_owned()))
-            .prefer_socket(false)
-            .stmt_cache_size(0)
-    }
 }
 
 /// What a replica said about its replication.
