@@ -2,9 +2,43 @@
 //! `[fencing]` user: one [`Login`] serves the failover verifier, the loss
 //! reporter's GTID reads and the replica health checks.
 
+use std::future::Future;
+use std::time::Duration;
+
 use mysql_async::{Conn, OptsBuilder};
 
 use crate::config::{ConfigError, FencingConfig, Secret};
+
+/// Why a control-plane read got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{addr}: {source}")]
+    Mysql {
+        addr: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    #[error("{addr}: no answer within {after:?}")]
+    Timeout { addr: String, after: Duration },
+}
+
+/// `read` (a login and queries on `addr`) bounded by `bound`.
+pub async fn within<T>(
+    addr: &str,
+    bound: Duration,
+    read: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, ControlError> {
+    match tokio::time::timeout(bound, read).await {
+        Ok(r) => r.map_err(|source| ControlError::Mysql {
+            addr: addr.to_owned(),
+            source,
+        }),
+        Err(_) => Err(ControlError::Timeout {
+            addr: addr.to_owned(),
+            after: bound,
+        }),
+    }
+}
 
 /// Who a control-plane connection logs in as.
 #[derive(Debug, Clone)]

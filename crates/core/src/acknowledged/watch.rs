@@ -18,7 +18,7 @@ use zookeeper_client::{Acls, CreateMode, Error as ZkError};
 use super::report::{GateOutcome, LossReport, Moved, Positions};
 use super::{GtidPos, Ledger};
 use crate::config::{FencingConfig, ZookeeperConfig};
-use crate::control::Login;
+use crate::control::{within, ControlError, Login};
 use crate::metrics::Stats;
 use crate::routing::Primary;
 use crate::tls::ZkTls;
@@ -30,14 +30,8 @@ pub enum ReadError {
     NoUser,
     #[error("[fencing] password: {0}")]
     Password(#[source] crate::config::ConfigError),
-    #[error("{addr}: {source}")]
-    Mysql {
-        addr: String,
-        #[source]
-        source: mysql_async::Error,
-    },
-    #[error("{addr}: no answer within {after:?}")]
-    Timeout { addr: String, after: Duration },
+    #[error(transparent)]
+    Control(#[from] ControlError),
     #[error("{addr} answered an unreadable GTID position: {source}")]
     Position {
         addr: String,
@@ -152,14 +146,10 @@ impl Reporter {
             return Err(ReadError::NoUser);
         }
         let login = Login::fencing(&self.fencing).map_err(ReadError::Password)?;
-        let addr = p.address();
         let run = login.once(&p.host, p.port, async |c: &mut Conn| {
             c.query_first(sql).await
         });
-        match tokio::time::timeout(bound, run).await {
-            Ok(r) => r.map_err(|source| ReadError::Mysql { addr, source }),
-            Err(_) => Err(ReadError::Timeout { addr, after: bound }),
-        }
+        Ok(within(&p.address(), bound, run).await?)
     }
 
     async fn publish(&self, report: LossReport) {
