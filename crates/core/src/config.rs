@@ -330,16 +330,6 @@ pub(crate) fn names_key<E: std::fmt::Display>(result: Result<(), E>, key: &str) 
     }
 }
 
-/// A test's check that none of `secrets` shows in the config's `Debug`
-/// or its TOML.
-#[cfg(test)]
-pub(crate) fn hides(c: &Config, secrets: &[&str]) {
-    let shown = format!("{c:?} {}", toml::to_string(c).unwrap());
-    for s in secrets {
-        assert!(!shown.contains(s), "{s} shown: {shown}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,7 +211,7 @@ mysql_native_password = "*5BCB3E6AC345B435C7C2E6B7949A04CE6F6563D3"
             c.zookeeper.fail_closed_after,
             Some(std::time::Duration::from_secs(30))
         );
-        crate::config::hides(&c, &["s3cret", "5BCB"]);
+        crate::config::secrets::hides(&c, &["s3cret", "5BCB"]);
     }
 
     #[test]
