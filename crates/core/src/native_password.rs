@@ -72,34 +72,30 @@ impl StoredHash {
     }
 }
 
-impl fmt::Debug for StoredHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StoredHash(<redacted>)")
-    }
+/// Debug as `Name(<redacted>)` and wiped on drop, for the secret byte
+/// arrays of this module.
+macro_rules! redacted_and_wiped {
+    ($($name:ident),+) => {$(
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                wipe(&mut self.0);
+            }
+        }
+    )+};
 }
 
-impl Drop for StoredHash {
-    fn drop(&mut self) {
-        wipe(&mut self.0);
-    }
-}
+redacted_and_wiped!(StoredHash, DerivedPassword);
 
 /// `SHA1(pw)`: answers any native-password scramble for the user. Secret:
 /// Debug prints `<redacted>`, no Display, wiped on drop.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DerivedPassword([u8; LEN]);
-
-impl fmt::Debug for DerivedPassword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DerivedPassword(<redacted>)")
-    }
-}
-
-impl Drop for DerivedPassword {
-    fn drop(&mut self) {
-        wipe(&mut self.0);
-    }
-}
 
 fn sha1(bytes: &[u8]) -> [u8; LEN] {
     Sha1::digest(bytes).into()

@@ -12,10 +12,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::acknowledged::Ledger;
 use crate::config::{Config, Consistency};
+use crate::control::Login;
 use crate::discovery::replicas::ReplicaSet;
 use crate::listener::{self, Context};
 use crate::replicas::causal::{AcknowledgedPosition, CausalShared, Pools, PrimaryPosition};
-use crate::replicas::probe::Login;
 use crate::replicas::{spawn_monitor, ReadRouter};
 
 /// Why the read-only listener could not start.
@@ -70,14 +70,7 @@ impl Pending {
         ledger: &Arc<Ledger>,
     ) -> Result<ReadOnly, ReadOnlyError> {
         let ro = self.cfg.read_only.clone();
-        let login = Login {
-            user: self.cfg.fencing.user.clone(),
-            password: self
-                .cfg
-                .fencing
-                .resolve_password()
-                .map_err(ReadOnlyError::Password)?,
-        };
+        let login = Login::fencing(&self.cfg.fencing).map_err(ReadOnlyError::Password)?;
         let env = primary.session.clone();
         let pools = Arc::new(Pools::new(login.clone()));
         let source: Option<Arc<dyn crate::replicas::causal::PositionSource>> = match ro.consistency

@@ -106,6 +106,18 @@ impl GtidPos {
     pub fn covers(&self, other: &GtidPos) -> bool {
         other.gtids().all(|g| self.contains(g))
     }
+
+    /// Transactions of `ahead` that this position lacks, summed over
+    /// domains (the `behind` of the proxy's `/status`).
+    pub fn behind(&self, ahead: &GtidPos) -> u64 {
+        ahead
+            .gtids()
+            .map(|g| {
+                g.seq
+                    .saturating_sub(self.get(g.domain).map_or(0, |h| h.seq))
+            })
+            .sum()
+    }
 }
 
 impl FromStr for GtidPos {
@@ -203,5 +215,15 @@ mod tests {
         q.merge(&p);
         assert_eq!(q.to_string(), "0-1-9,1-1-1,3-1-1");
         assert_eq!(q.get(3), Some(&g("3-1-1")));
+    }
+
+    #[test]
+    fn behind_counts_missing_transactions() {
+        let pos = |t: &str| t.parse::<GtidPos>().unwrap();
+        assert_eq!(pos("0-1-7").behind(&pos("0-1-10")), 3);
+        assert_eq!(pos("0-1-12").behind(&pos("0-1-10")), 0);
+        assert_eq!(pos("0-1-7").behind(&pos("0-1-10,1-1-2")), 5);
+        assert_eq!(pos("").behind(&pos("")), 0);
+        assert!(pos("0-2-11").covers(&pos("0-1-10")), "whichever server");
     }
 }

@@ -30,6 +30,12 @@ fn mid_reply(t: &mut Tracker, packets: &[&[u8]]) {
     }
 }
 
+/// The server packet that ends the reply, leaving the session at rest.
+fn ends_reply(t: &mut Tracker, packet: &[u8]) {
+    assert_eq!(t.on_server_packet(&pkt(packet)), ServerEvent::ResponseDone);
+    assert!(t.at_rest());
+}
+
 /// A logged-in session, with or without CLIENT_DEPRECATE_EOF.
 fn tracker(deprecate_eof: bool) -> Tracker {
     let dep = if deprecate_eof {
@@ -81,11 +87,7 @@ fn text_result_set_with_eof() {
         &mut t,
         &[&[0x01][..], COLDEF, EOF_AUTOCOMMIT, &[0x01, b'1']],
     );
-    assert_eq!(
-        t.on_server_packet(&pkt(EOF_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
-    assert!(t.at_rest());
+    ends_reply(&mut t, EOF_AUTOCOMMIT);
 }
 
 #[test]
@@ -95,11 +97,7 @@ fn text_result_set_deprecate_eof_and_multi_results() {
     // first result ends with an OK (0xFE header) carrying MORE_RESULTS_EXISTS
     mid_reply(&mut t, ONE_ROW_THEN_MORE);
     mid_reply(&mut t, &[&[0x01][..], COLDEF, &[0x01, b'2']]);
-    assert_eq!(
-        t.on_server_packet(&pkt(&[0xfe, 0, 0, 0x02, 0, 0, 0])),
-        ServerEvent::ResponseDone
-    );
-    assert!(t.at_rest());
+    ends_reply(&mut t, &[0xfe, 0, 0, 0x02, 0, 0, 0]);
 }
 
 #[test]
@@ -255,11 +253,7 @@ fn cursor_execute_ends_after_column_eof_then_fetch() {
     t.on_client_packet(&pkt(&[0x1c, 1, 0, 0, 0, 10, 0, 0, 0]));
     t.on_server_packet(&pkt(&[0x00, 0x00, 7]));
     // EOF with CURSOR_EXISTS | LAST_ROW_SENT | AUTOCOMMIT
-    assert_eq!(
-        t.on_server_packet(&pkt(&[0xfe, 0, 0, 0xc2, 0])),
-        ServerEvent::ResponseDone
-    );
-    assert!(t.at_rest());
+    ends_reply(&mut t, &[0xfe, 0, 0, 0xc2, 0]);
 }
 
 #[test]
@@ -270,11 +264,7 @@ fn local_infile_exchange() {
     // file content: its first byte could look like any command
     assert_eq!(t.on_client_packet(&pkt(b"\x01\x02data")), ClientEvent::Data);
     assert_eq!(t.on_client_packet(&pkt(b"")), ClientEvent::Data);
-    assert_eq!(
-        t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
-    assert!(t.at_rest());
+    ends_reply(&mut t, OK_AUTOCOMMIT);
 }
 
 #[test]
@@ -292,11 +282,7 @@ fn commands_without_reply_and_pipelining() {
         t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
         ServerEvent::ResponseDone
     );
-    assert_eq!(
-        t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
-    assert!(t.at_rest());
+    ends_reply(&mut t, OK_AUTOCOMMIT);
     assert_eq!(
         t.on_client_packet(&pkt(&[0x01])),
         ClientEvent::NoReply(0x01)
@@ -372,8 +358,7 @@ fn prepare_with_params_only_deprecate_eof() {
     t.on_client_packet(&pkt(b"\x16INSERT INTO t VALUES (?)"));
     let ok = [0x00, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
     assert_eq!(t.on_server_packet(&pkt(&ok)), ServerEvent::None);
-    assert_eq!(t.on_server_packet(&pkt(COLDEF)), ServerEvent::ResponseDone);
-    assert!(t.at_rest());
+    ends_reply(&mut t, COLDEF);
 }
 
 /// A session that agreed on MARIADB_CLIENT_CACHE_METADATA.
@@ -401,8 +386,7 @@ fn execute_reply(t: &mut Tracker, reply: &[&[u8]]) {
     for p in rest {
         assert_eq!(t.on_server_packet(&pkt(p)), ServerEvent::None, "{p:?}");
     }
-    assert_eq!(t.on_server_packet(&pkt(last)), ServerEvent::ResponseDone);
-    assert!(t.at_rest());
+    ends_reply(t, last);
 }
 
 // Shapes as MariaDB 10.11 sends them (captured against the sandbox server):

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +18,7 @@ use zookeeper_client::{Acls, CreateMode, Error as ZkError};
 use super::report::{GateOutcome, LossReport, Moved, Positions};
 use super::{GtidPos, Ledger};
 use crate::config::{FencingConfig, ZookeeperConfig};
+use crate::control::{within, ControlError, Login};
 use crate::metrics::Stats;
 use crate::routing::Primary;
 use crate::tls::ZkTls;
@@ -29,14 +30,8 @@ pub enum ReadError {
     NoUser,
     #[error("[fencing] password: {0}")]
     Password(#[source] crate::config::ConfigError),
-    #[error("{addr}: {source}")]
-    Mysql {
-        addr: String,
-        #[source]
-        source: mysql_async::Error,
-    },
-    #[error("{addr}: no answer within {after:?}")]
-    Timeout { addr: String, after: Duration },
+    #[error(transparent)]
+    Control(#[from] ControlError),
     #[error("{addr} answered an unreadable GTID position: {source}")]
     Position {
         addr: String,
@@ -150,28 +145,11 @@ impl Reporter {
         if self.fencing.user.is_empty() {
             return Err(ReadError::NoUser);
         }
-        let password = self
-            .fencing
-            .resolve_password()
-            .map_err(ReadError::Password)?;
-        let addr = p.address();
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(p.host.clone())
-            .tcp_port(p.port)
-            .user(Some(self.fencing.user.clone()))
-            .pass(Some(password.expose().to_owned()))
-            .prefer_socket(false)
-            .stmt_cache_size(0);
-        let run = async {
-            let mut conn = Conn::new(opts).await?;
-            let row = conn.query_first(sql).await;
-            let _ = conn.disconnect().await;
-            row
-        };
-        match tokio::time::timeout(bound, run).await {
-            Ok(r) => r.map_err(|source| ReadError::Mysql { addr, source }),
-            Err(_) => Err(ReadError::Timeout { addr, after: bound }),
-        }
+        let login = Login::fencing(&self.fencing).map_err(ReadError::Password)?;
+        let run = login.once(&p.host, p.port, async |c: &mut Conn| {
+            c.query_first(sql).await
+        });
+        Ok(within(&p.address(), bound, run).await?)
     }
 
     async fn publish(&self, report: LossReport) {

@@ -130,6 +130,16 @@ pub(crate) fn admin_token(
     Ok((!token.is_empty()).then_some(token))
 }
 
+/// A test's check that none of `secrets` shows in the config's `Debug`
+/// or its TOML.
+#[cfg(test)]
+pub(crate) fn hides(c: &super::Config, secrets: &[&str]) {
+    let shown = format!("{c:?} {}", toml::to_string(c).unwrap());
+    for s in secrets {
+        assert!(!shown.contains(s), "{s} shown: {shown}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
@@ -148,11 +158,7 @@ mod tests {
         c.validate().unwrap();
         let auth = c.zookeeper.auth.as_ref().unwrap();
         assert_eq!(auth.digest_credentials().unwrap().expose(), "proxy:zk-Pa55");
-        let shown = format!("{c:?} {}", toml::to_string(&c).unwrap());
-        assert!(
-            !shown.contains("zk-Pa55") && !shown.contains("tok-0123"),
-            "{shown}"
-        );
+        super::hides(&c, &["zk-Pa55", "tok-0123"]);
     }
 
     #[test]

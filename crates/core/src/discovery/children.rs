@@ -1,8 +1,9 @@
 //! Following every child of one znode on a ZooKeeper session: a persistent
 //! recursive watch (children created, deleted, changed) triggers a full
-//! read of the children's data, handed to a [`ChildrenSink`]. One task per
-//! session, started by the session loop and stopped with it; what was last
-//! read stays with the sink until the next session has read it again.
+//! read of the children's data, handed to a [`ChildrenSink`] (the replica
+//! records, the users of the credential store). One task per session,
+//! started by the session loop and stopped with it; what was last read
+//! stays with the sink until the next session has read it again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub(crate) trait ChildrenSink: Send + Sync + 'static {
 
 /// What the session loop needs to start a children task on each session.
 pub(crate) struct ChildrenSync {
+    /// What the znode holds, for the logs ("users znode").
+    pub(crate) label: &'static str,
     pub(crate) path: String,
     pub(crate) sink: Arc<dyn ChildrenSink>,
     pub(crate) tracker: TaskTracker,
@@ -34,6 +37,7 @@ impl ChildrenSync {
     pub(crate) fn start(&self, client: &Client, cancel: &CancellationToken) -> DropGuard {
         let cancel = cancel.child_token();
         let task = Task {
+            label: self.label,
             client: client.clone(),
             path: self.path.clone(),
             sink: self.sink.clone(),
@@ -45,14 +49,19 @@ impl ChildrenSync {
     }
 }
 
+/// Where the task is.
 enum Phase {
+    /// Set the persistent recursive watch.
     Arm,
+    /// Read every child into the sink.
     Load(PersistentWatcher),
+    /// Wait for a change under the path.
     Wait(PersistentWatcher),
     Stop,
 }
 
 struct Task {
+    label: &'static str,
     client: Client,
     path: String,
     sink: Arc<dyn ChildrenSink>,
@@ -71,7 +80,7 @@ impl Task {
                 Phase::Stop => break,
             };
         }
-        tracing::debug!(path = %self.path, "children watch stopped");
+        tracing::debug!(path = %self.path, "{} watch stopped", self.label);
     }
 
     async fn or_cancel<F: Future>(&self, fut: F) -> Option<F::Output> {
@@ -82,18 +91,26 @@ impl Task {
         }
     }
 
+    /// After a failure: `then` after a pause, or stop if the session is over.
     async fn retry(&self, what: &str, e: ZkError, then: Phase) -> Phase {
+        let label = self.label;
         match self.client.state() {
             s if s.is_terminated() => return Phase::Stop,
-            // The watcher reports the reconnection: reload then.
+            // The watcher reports the reconnection: reload then, no retry storm.
             SessionState::Disconnected => {
+                tracing::debug!(path = %self.path, error = %e, "cannot {what} the {label} while disconnected");
                 if let Phase::Load(w) = then {
                     return Phase::Wait(w);
                 }
             }
-            _ => {
-                tracing::warn!(path = %self.path, error = %e, retry_in = ?self.retry, "cannot {what} the znode's children")
-            }
+            _ => match super::DiscoveryError::denied("read", &self.path, e.clone()) {
+                Some(denied) => {
+                    tracing::warn!(error = %denied, retry_in = ?self.retry, "cannot {what} the {label}")
+                }
+                None => {
+                    tracing::warn!(path = %self.path, error = %e, retry_in = ?self.retry, "cannot {what} the {label}")
+                }
+            },
         }
         match self.or_cancel(tokio::time::sleep(self.retry)).await {
             Some(()) => then,
@@ -131,6 +148,7 @@ impl Task {
             return Phase::Load(w);
         }
         match event.session_state {
+            // Events during a connection loss may be lost: rebuild.
             SessionState::SyncConnected | SessionState::ConnectedReadOnly => Phase::Load(w),
             s if s.is_terminated() => Phase::Stop,
             _ => Phase::Wait(w),

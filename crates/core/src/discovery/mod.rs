@@ -229,15 +229,17 @@ pub fn spawn_with(
         tracker.spawn(promoter.run());
     }
     let users = match (&cfg.users_path, extras.credentials) {
-        (Some(path), Some(store)) => Some(users::UsersSync {
+        (Some(path), Some(store)) => Some(children::ChildrenSync {
+            label: "users znode",
             path: path.clone(),
-            store,
+            sink: store,
             tracker: tracker.clone(),
             retry: cfg.retry_backoff.max(std::time::Duration::from_millis(10)),
         }),
         _ => None,
     };
     let replicas = extras.replicas.map(|set| children::ChildrenSync {
+        label: "replicas znode",
         path: replicas::replicas_path(&cfg.primary_path),
         sink: set,
         tracker: tracker.clone(),

@@ -67,11 +67,7 @@ pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// Parse znode data into a [`Record`].
 pub fn parse_record(data: &[u8]) -> Result<Record, RecordError> {
-    let text = std::str::from_utf8(data).map_err(|_| RecordError::NotUtf8)?;
-    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
-    if text.is_empty() {
-        return Err(RecordError::Empty);
-    }
+    let text = record_text(data)?;
     if text.starts_with('{') {
         parse_json(text)
     } else {
@@ -81,22 +77,14 @@ pub fn parse_record(data: &[u8]) -> Result<Record, RecordError> {
 
 fn parse_json(text: &str) -> Result<Record, RecordError> {
     let j: JsonRecord = serde_json::from_str(text).map_err(RecordError::Json)?;
-    let port = match u16::try_from(j.port) {
-        Ok(p) if p != 0 => p,
-        _ => return Err(RecordError::BadPort(j.port.to_string())),
-    };
+    let port = json_port(j.port)?;
     let state = match j.state.as_deref() {
         None | Some("serving") => RecordState::Serving,
         Some("draining") => RecordState::Draining,
         Some(other) => return Err(RecordError::BadState(other.to_owned())),
     };
-    let host = j
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(&j.host);
     Ok(Record {
-        host: valid_host(host)?,
+        host: json_host(&j.host)?,
         port,
         epoch: j.epoch,
         server_id: j.server_id,
@@ -133,6 +121,30 @@ fn parse_port(s: &str) -> Result<u16, RecordError> {
         Ok(p) if p != 0 => Ok(p),
         _ => Err(bad()),
     }
+}
+
+/// Znode data as text: UTF-8, ASCII whitespace trimmed, not empty.
+pub(crate) fn record_text(data: &[u8]) -> Result<&str, RecordError> {
+    let text = std::str::from_utf8(data).map_err(|_| RecordError::NotUtf8)?;
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    if text.is_empty() {
+        return Err(RecordError::Empty);
+    }
+    Ok(text)
+}
+
+/// A JSON record's `port`: a TCP port other than zero.
+pub(crate) fn json_port(port: u64) -> Result<u16, RecordError> {
+    match u16::try_from(port) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(RecordError::BadPort(port.to_string())),
+    }
+}
+
+/// A JSON record's `host`, brackets around an IPv6 literal taken off.
+pub(crate) fn json_host(host: &str) -> Result<String, RecordError> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    valid_host(bare.unwrap_or(host))
 }
 
 /// Host names, IPv4 and IPv6 literals (with an optional `%zone`); nothing

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::record::{present, valid_host, RecordError};
+use super::record::{json_host, json_port, present, record_text, RecordError};
 
 /// Highest `weight` a record may carry.
 pub const MAX_WEIGHT: u32 = 1000;
@@ -90,19 +90,12 @@ pub fn parse_replica(name: &str, data: &[u8]) -> Result<ReplicaRecord, ReplicaRe
         name: name.to_owned(),
         source,
     };
-    let text = std::str::from_utf8(data).map_err(|_| rec(RecordError::NotUtf8))?;
-    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
-    if text.is_empty() {
-        return Err(rec(RecordError::Empty));
-    }
+    let text = record_text(data).map_err(rec)?;
     let j: JsonReplica = serde_json::from_str(text).map_err(|source| ReplicaRecordError::Json {
         name: name.to_owned(),
         source,
     })?;
-    let port = match u16::try_from(j.port) {
-        Ok(p) if p != 0 => p,
-        _ => return Err(rec(RecordError::BadPort(j.port.to_string()))),
-    };
+    let port = json_port(j.port).map_err(rec)?;
     let weight = match j.weight {
         None => 1,
         Some(w @ 1..=1000) => w as u32,
@@ -120,14 +113,9 @@ pub fn parse_replica(name: &str, data: &[u8]) -> Result<ReplicaRecord, ReplicaRe
             return Err(ReplicaRecordError::BadState { name, state });
         }
     };
-    let host = j
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(&j.host);
     Ok(ReplicaRecord {
         name: name.to_owned(),
-        host: valid_host(host).map_err(rec)?,
+        host: json_host(&j.host).map_err(rec)?,
         port,
         epoch: j.epoch,
         weight,

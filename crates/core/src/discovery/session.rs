@@ -11,9 +11,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use zookeeper_client::{Client, EventType, OneshotWatcher, SessionState, Stat, StateWatcher};
 
 use super::apply::Publisher;
+use super::children::ChildrenSync;
 use super::loss::{self, LossClock};
 use super::register::Registration;
-use super::users::UsersSync;
 use super::{DiscoveryError, ZkState};
 use crate::config::ZookeeperConfig;
 
@@ -68,10 +68,10 @@ pub(crate) struct Discovery {
     /// `zookeeper.fail_closed_after`: runs while no session is usable.
     pub(crate) loss: LossClock,
     /// Follows `zookeeper.users_path` on each session, when configured.
-    pub(crate) users: Option<UsersSync>,
+    pub(crate) users: Option<ChildrenSync>,
     /// Follows `<cluster>/replicas/` on each session, when the read-only
     /// listener is on.
-    pub(crate) replicas: Option<super::children::ChildrenSync>,
+    pub(crate) replicas: Option<ChildrenSync>,
     /// Registers this proxy and acknowledges drains on each session.
     pub(crate) registration: Option<Registration>,
     /// `[zookeeper.tls]` material shared with the proxy's reloads.

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Value};
+use mysql_async::{Conn, Value};
 
-use crate::config::ConfigError;
-use crate::config::{FencingConfig, Secret};
+use crate::config::{ConfigError, FencingConfig};
+use crate::control::Login;
 use crate::routing::Primary;
 
 /// MySQL's "Unknown system variable" (ER_UNKNOWN_SYSTEM_VARIABLE).
@@ -101,8 +101,7 @@ pub fn judge(p: &Primary, facts: &ServerFacts) -> Result<(), VerifyError> {
 /// Logs in to candidate primaries with the `[fencing]` credentials.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    user: String,
-    password: Secret,
+    login: Login,
     /// Bound on one check (connect + queries).
     pub check_timeout: Duration,
     /// Pause between checks of a candidate that failed one.
@@ -116,8 +115,7 @@ impl Verifier {
             return Ok(None);
         }
         Ok(Some(Verifier {
-            user: cfg.user.clone(),
-            password: cfg.resolve_password()?,
+            login: Login::fencing(cfg)?,
             check_timeout: cfg.check_timeout,
             recheck_interval: cfg.recheck_interval,
         }))
@@ -143,18 +141,13 @@ impl Verifier {
             addr: addr.clone(),
             source,
         };
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(p.host.clone())
-            .tcp_port(p.port)
-            .user(Some(self.user.clone()))
-            .pass(Some(self.password.expose().to_owned()))
-            .prefer_socket(false)
-            .stmt_cache_size(0);
-        let mut conn = Conn::new(opts).await.map_err(mysql)?;
-        let facts = read_facts(&mut conn, p.server_uuid.is_some()).await;
-        // Best effort: the answer is what matters, not a clean goodbye.
-        let _ = conn.disconnect().await;
-        facts.map_err(mysql)
+        let want_uuid = p.server_uuid.is_some();
+        self.login
+            .once(&p.host, p.port, async |c: &mut Conn| {
+                read_facts(c, want_uuid).await
+            })
+            .await
+            .map_err(mysql)
     }
 }
 

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, PoolConstraints, PoolOpts};
 
-use super::probe::Login;
 use super::SlotCounters;
 use crate::acknowledged::Ledger;
-use crate::gtid::GtidPos;
+use crate::control::Login;
 use crate::routing::{Primary, RouteTable};
 use crate::session::causal::{BeforeRead, WaitError, WaitFuture};
+use mysql_zk_proxy_protocol::gtid::GtidPos;
 
 /// Most pooled control connections per server.
 const POOL_MAX: usize = 32;
@@ -48,7 +48,7 @@ pub enum CausalError {
     Position {
         addr: String,
         #[source]
-        source: crate::gtid::GtidError,
+        source: mysql_zk_proxy_protocol::gtid::GtidError,
     },
     #[error("replica {addr} did not reach GTID position {pos} within read_only.causal_timeout ({after:?})")]
     NotReached {

@@ -15,8 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use super::causal::CausalShared;
 use super::health::{judge, Health, NotQualified, Observed};
-use super::probe::{LagClock, Login, Probe, ProbeError, ReplicaFacts};
+use super::probe::{LagClock, Probe, ProbeError, ReplicaFacts};
 use super::{Candidate, ReadRouter, Slot, SlotCounters, SlotState};
+use crate::control::Login;
 use crate::discovery::replica_record::ReplicaRecord;
 use crate::routing::{Primary, RecordState, Route, RouteTable};
 use crate::session::Env;
@@ -216,10 +217,7 @@ impl Monitor {
                         })
                     }
                     Ok(f) => {
-                        st.behind = self
-                            .clock
-                            .latest()
-                            .map(|l| crate::gtid::behind(&f.position, l));
+                        st.behind = self.clock.latest().map(|l| f.position.behind(l));
                         let lag = self.lag_of(f, now);
                         judge(&observed(f, lag), (&p.host, p.port), r.state, cfg.max_lag)
                     }

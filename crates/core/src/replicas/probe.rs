@@ -7,44 +7,19 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Row};
+use mysql_async::{Conn, Row};
 
-use crate::config::Secret;
-use crate::gtid::GtidPos;
+pub use crate::control::Login;
+use crate::control::{within, ControlError};
+use mysql_zk_proxy_protocol::gtid::GtidPos;
 
 /// Why a control-plane read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("{addr}: {source}")]
-    Mysql {
-        addr: String,
-        #[source]
-        source: mysql_async::Error,
-    },
-    #[error("{addr}: no answer within {after:?}")]
-    Timeout { addr: String, after: Duration },
+    #[error(transparent)]
+    Control(#[from] ControlError),
     #[error("{addr}: {what}")]
     Bad { addr: String, what: String },
-}
-
-/// Who the checks log in as.
-#[derive(Debug, Clone)]
-pub struct Login {
-    pub user: String,
-    pub password: Secret,
-}
-
-impl Login {
-    /// Connection options for `host:port` (TCP, no statement cache).
-    pub fn opts(&self, host: &str, port: u16) -> OptsBuilder {
-        OptsBuilder::default()
-            .ip_or_hostname(host.to_owned())
-            .tcp_port(port)
-            .user(Some(self.user.clone()))
-            .pass(Some(self.password.expose().to_owned()))
-            .prefer_socket(false)
-            .stmt_cache_size(0)
-    }
 }
 
 /// What a replica said about its replication.
@@ -76,23 +51,6 @@ impl Probe {
         }
     }
 
-    fn err(&self, source: mysql_async::Error) -> ProbeError {
-        ProbeError::Mysql {
-            addr: self.addr.clone(),
-            source,
-        }
-    }
-
-    async fn conn(&mut self, login: &Login) -> Result<&mut Conn, ProbeError> {
-        if self.conn.is_none() {
-            let c = Conn::new(login.opts(&self.host, self.port))
-                .await
-                .map_err(|e| self.err(e))?;
-            self.conn = Some(c);
-        }
-        Ok(self.conn.as_mut().expect("just set"))
-    }
-
     /// Run `read` within `timeout`; the connection is dropped on any failure.
     async fn bounded<T>(
         &mut self,
@@ -101,25 +59,19 @@ impl Probe {
         read: impl AsyncFnOnce(&mut Conn) -> Result<T, mysql_async::Error>,
     ) -> Result<T, ProbeError> {
         let run = async {
-            let conn = self.conn(login).await?;
-            read(conn).await.map_err(|e| ProbeError::Mysql {
-                addr: String::new(),
-                source: e,
-            })
+            let conn = match &mut self.conn {
+                Some(c) => c,
+                None => self
+                    .conn
+                    .insert(Conn::new(login.opts(&self.host, self.port)).await?),
+            };
+            read(conn).await
         };
-        let r = tokio::time::timeout(timeout, run).await;
-        let r = match r {
-            Err(_) => Err(ProbeError::Timeout {
-                addr: self.addr.clone(),
-                after: timeout,
-            }),
-            Ok(Err(ProbeError::Mysql { source, .. })) => Err(self.err(source)),
-            Ok(other) => other,
-        };
+        let r = within(&self.addr.clone(), timeout, run).await;
         if r.is_err() {
             self.conn = None;
         }
-        r
+        Ok(r?)
     }
 
     /// The primary's `@@gtid_binlog_pos`.

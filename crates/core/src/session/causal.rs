@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::metrics::Stats;
 use crate::routing::Primary;
-use crate::session::rewrite::fill_to;
+use crate::session::rewrite::{command_head, fill_to};
 use crate::session::stream::Stream;
 use mysql_zk_proxy_protocol::command;
 use mysql_zk_proxy_protocol::errors::{err_packet, Phase, ProxyErrorCode};
@@ -48,10 +48,9 @@ pub(crate) async fn held_read(
     stats: &Stats,
     wait: Duration,
 ) -> io::Result<()> {
-    if held.is_empty() {
+    if !command_head(client, held, wait).await? {
         return Ok(());
     }
-    fill_to(client, held, 5, wait).await?;
     if !is_read(held, true) {
         return Ok(());
     }

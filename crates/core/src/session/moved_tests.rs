@@ -53,28 +53,32 @@ fn closed_with(code: u16, needle: &str, (got, msg, done): (u16, String, Option<C
     assert_eq!(done, Some(ConnOutcome::FailoverClosed));
 }
 
-#[tokio::test]
-async fn a_transaction_open_when_the_record_names_another_server_gets_9006() {
+/// A session on a live old primary with `flags`, left by `prepare` in
+/// some state and logged in as `rec` says, when the record names another
+/// server: told `code` naming `why`, and closed.
+async fn closed_on_move(
+    code: u16,
+    why: &str,
+    flags: u16,
+    rec: LoginRecord,
+    prepare: impl FnOnce(&mut Live<'_>),
+) {
     let (old, new) = (primary(3306, 1), primary(3307, 2));
     let env = env(Some(new));
+    closed_with(code, why, outcome(&env, &old, flags, rec, prepare).await);
+}
+
+#[tokio::test]
+async fn a_transaction_open_when_the_record_names_another_server_gets_9006() {
     let in_trans = status::AUTOCOMMIT | status::IN_TRANS;
-    closed_with(
-        9006,
-        "transaction aborted by failover",
-        outcome(&env, &old, in_trans, record(), |_| {}).await,
-    );
+    let why = "transaction aborted by failover";
+    closed_on_move(9006, why, in_trans, record(), |_| {}).await;
 }
 
 #[tokio::test]
 async fn an_open_cursor_gets_9005() {
-    let (old, new) = (primary(3306, 1), primary(3307, 2));
-    let env = env(Some(new));
     let cursor = status::AUTOCOMMIT | status::CURSOR_EXISTS;
-    closed_with(
-        9005,
-        "cursor",
-        outcome(&env, &old, cursor, record(), |_| {}).await,
-    );
+    closed_on_move(9005, "cursor", cursor, record(), |_| {}).await;
 }
 
 #[tokio::test]
@@ -96,18 +100,11 @@ async fn no_primary_within_the_hold_timeout_gets_9005() {
 
 #[tokio::test]
 async fn state_that_cannot_move_gets_9005_naming_it() {
-    let (old, new) = (primary(3306, 1), primary(3307, 2));
-    let env = env(Some(new));
-    let (code, msg, done) = outcome(&env, &old, status::AUTOCOMMIT, record(), |live| {
+    let why = "SET TRANSACTION for the next transaction";
+    refused_before_reading(why, record(), |live| {
         live.state.next_transaction_set = true;
     })
     .await;
-    assert_eq!(code, 9005, "{msg}");
-    assert!(
-        msg.contains("SET TRANSACTION for the next transaction"),
-        "{msg}"
-    );
-    assert_eq!(done, Some(ConnOutcome::FailoverClosed));
 }
 
 #[tokio::test]
@@ -140,13 +137,9 @@ async fn the_same_server_under_a_new_epoch_keeps_the_backend() {
     );
 }
 
-/// 9005 naming `why` for a session on a live old primary that `prepare`
-/// left in some state, logged in as `rec` says.
+/// 9005 naming `why` for an autocommit session ([`closed_on_move`]).
 async fn refused_before_reading(why: &str, rec: LoginRecord, prepare: impl FnOnce(&mut Live<'_>)) {
-    let (old, new) = (primary(3306, 1), primary(3307, 2));
-    let env = env(Some(new));
-    let got = outcome(&env, &old, status::AUTOCOMMIT, rec, prepare).await;
-    closed_with(9005, why, got);
+    closed_on_move(9005, why, status::AUTOCOMMIT, rec, prepare).await;
 }
 
 #[tokio::test]

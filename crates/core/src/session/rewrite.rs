@@ -26,10 +26,9 @@ pub(crate) async fn held_command(
     kills: &KillMap,
     wait: Duration,
 ) -> io::Result<()> {
-    if held.is_empty() {
+    if !command_head(client, held, wait).await? {
         return Ok(());
     }
-    fill_to(client, held, 5, wait).await?;
     let len = u32::from_le_bytes([held[0], held[1], held[2], 0]) as usize;
     match held[4] {
         command::STMT_EXECUTE => {
@@ -60,6 +59,20 @@ pub(crate) async fn held_command(
         _ => {}
     }
     Ok(())
+}
+
+/// When `held` starts a command: read until its header and command byte
+/// are there, and say so; false when nothing is held.
+pub(crate) async fn command_head(
+    client: &mut Stream,
+    held: &mut Vec<u8>,
+    wait: Duration,
+) -> io::Result<bool> {
+    if held.is_empty() {
+        return Ok(false);
+    }
+    fill_to(client, held, 5, wait).await?;
+    Ok(true)
 }
 
 /// Read from the client until `held` has `n` bytes.
