@@ -1,7 +1,7 @@
 # Shell helpers shared by the bench scripts (sourced by benches/sysbench.sh and
 # benches/read-only.sh after they define `log` and `die` and set HOST):
-# process liveness and stopping by recorded PID, bounded waits, free ports and
-# per-process CPU ticks. Defines functions only; runs nothing.
+# process liveness and stopping by recorded PID, taking down the sandbox the
+# script started, bounded waits, free ports and per-process CPU ticks. Defines functions only; runs nothing.
 
 # alive PID: exists and is not a zombie (a killed child lingers until reaped).
 alive() {
@@ -23,6 +23,15 @@ stop_pid() {
     fi
   fi
   wait "$pid" 2>/dev/null || true
+}
+
+# sandbox_down DIR: `sandbox down --wipe` the sandbox in DIR if this script
+# started it (OWN_SANDBOX, its temp dir, is set), then remove OWN_SANDBOX.
+sandbox_down() {
+  [[ -n "$OWN_SANDBOX" ]] || return 0
+  timeout 120 "$SANDBOX_BIN" down --wipe --dir "$1" >/dev/null 2>&1 ||
+    log "sandbox down failed: stop it with '$SANDBOX_BIN down --wipe --dir $1'"
+  rmdir "$OWN_SANDBOX" 2>/dev/null || true
 }
 
 # wait_until SECONDS WHAT CMD...: poll CMD until it succeeds or the deadline passes.

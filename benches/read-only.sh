@@ -67,11 +67,7 @@ cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  if [[ -n "$OWN_SANDBOX" ]]; then
-    timeout 120 "$SANDBOX_BIN" down --wipe --dir "$OWN_SANDBOX/sandbox" >/dev/null 2>&1 ||
-      log "sandbox down failed: $SANDBOX_BIN down --wipe --dir $OWN_SANDBOX/sandbox"
-    rmdir "$OWN_SANDBOX" 2>/dev/null || true
-  fi
+  sandbox_down "$OWN_SANDBOX/sandbox"
   exit "$rc"
 }
 trap cleanup EXIT

@@ -112,11 +112,7 @@ cleanup() {
   stop_pid "$PROXY_PID" "mysql-zk-proxy"
   stop_pid "$PROXY2_PID" "mysql-zk-proxy (proxy2)"
   stop_pid "$HAPID" "haproxy"
-  if [[ -n "$OWN_SANDBOX" ]]; then
-    timeout 120 "$SANDBOX_BIN" down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
-      log "sandbox down failed: stop it with '$SANDBOX_BIN down --wipe --dir $SANDBOX_DIR'"
-    rmdir "$OWN_SANDBOX" 2>/dev/null || true
-  fi
+  sandbox_down "$SANDBOX_DIR"
   exit "$rc"
 }
 trap cleanup EXIT
