@@ -33,9 +33,14 @@ pub struct ZkServer {
 impl ZkServer {
     /// Start on a free port in a new temp dir; returns once it serves
     /// (`srvr` says standalone and `conf` shows our dataDir), ~0.3-1 s.
-    /// Blocking: from async code use `tokio::task::spawn_blocking`.
+    /// Blocking: from async code use [`ZkServer::start_async`].
     pub fn start() -> Result<ZkServer> {
         Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false, None)
+    }
+
+    /// [`ZkServer::start`] on the blocking pool, for async code.
+    pub async fn start_async() -> Result<ZkServer> {
+        super::cluster::blocking(ZkServer::start).await
     }
 
     /// [`ZkServer::start`] with a TLS client port besides the plain one
