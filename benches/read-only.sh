@@ -48,6 +48,7 @@ read -ra TARGETS <<<"$BENCH_TARGETS"
 
 log() { printf '[read-only bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+source benches/lib.sh
 for v in BENCH_TIME BENCH_THREADS BENCH_REPEAT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
@@ -62,44 +63,16 @@ CLK_TCK="$(getconf CLK_TCK)"
 
 # ---- processes: everything started here is recorded and only that is stopped
 PIDS=() OWN_SANDBOX=""
-alive() { local st; st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 1; [[ "${st%% *}" != Z ]]; }
-stop_pid() {
-  local pid="$1" deadline=$((SECONDS + 10))
-  alive "$pid" && kill -TERM "$pid" 2>/dev/null
-  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
-  alive "$pid" && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  if [[ -n "$OWN_SANDBOX" ]]; then
-    timeout 120 "$SANDBOX_BIN" down --wipe --dir "$OWN_SANDBOX/sandbox" >/dev/null 2>&1 ||
-      log "sandbox down failed: $SANDBOX_BIN down --wipe --dir $OWN_SANDBOX/sandbox"
-    rmdir "$OWN_SANDBOX" 2>/dev/null || true
-  fi
+  sandbox_down "$OWN_SANDBOX/sandbox"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-wait_until() { # wait_until SECONDS WHAT CMD...
-  local deadline=$((SECONDS + $1)) what="$2"
-  shift 2
-  until "$@"; do ((SECONDS < deadline)) || { log "timed out waiting for $what"; return 1; }; sleep 0.05; done
-}
-listening() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-free_port() { # free_port VAR
-  local p
-  for _ in $(seq 1 200); do
-    p=$((24000 + RANDOM % 6000))
-    listening "$p" || [[ " ${TAKEN:-} " == *" $p "* ]] || { TAKEN="${TAKEN:-} $p"; printf -v "$1" '%s' "$p"; return 0; }
-  done
-  die "no free port in 24000-29999"
-}
-cpu_ticks() { local st; st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 0; awk '{print $12 + $13}' <<<"$st"; }
 
 mkdir -p "$OUT"
 if [[ "$BENCH_BUILD" == 1 ]]; then

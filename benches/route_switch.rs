@@ -8,24 +8,19 @@
 //! fsync, is not the proxy's time); the commit time itself is reported too.
 //! Run: `cargo bench --bench route_switch` (N = SWITCHES, default 50).
 
+#[path = "../tests/common/login.rs"]
+mod login;
+
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
 use mysql_zk_proxy_core::config::Config;
 use mysql_zk_proxy_core::failover::native::StoredHash;
 use mysql_zk_proxy_core::proxy::Proxy;
 use mysql_zk_proxy_sandbox::Cluster;
 
-fn opts(port: u16) -> OptsBuilder {
-    OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some("app"))
-        .pass(Some("app"))
-        .db_name(Some("app"))
-        .prefer_socket(false)
-}
+use login::app_login;
 
 fn config(cluster: &Cluster) -> Config {
     let hex: String = StoredHash::of_password(b"app")
@@ -100,7 +95,7 @@ async fn main() {
         cluster.primary().port(),
         cluster.replica().expect("replica").port(),
     ];
-    let mut session = Conn::new(opts(pport)).await.expect("session");
+    let mut session = Conn::new(app_login(pport)).await.expect("session");
     let writer = mysql_zk_proxy_sandbox::zk_connect(&cluster.zk_connect())
         .await
         .expect("zk writer");
@@ -121,7 +116,7 @@ async fn main() {
             migrated.push((d, d - commit));
         } else {
             let d = until_port(t0, target, async || {
-                let mut c = Conn::new(opts(pport)).await.ok()?;
+                let mut c = Conn::new(app_login(pport)).await.ok()?;
                 let p = port_of(&mut c).await;
                 let _ = c.disconnect().await;
                 p

@@ -78,6 +78,7 @@ read -ra EXTRA <<<"$BENCH_EXTRA"
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+source benches/lib.sh
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 
 [[ "$BENCH_TIME" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TIME must be a positive integer, not '$BENCH_TIME'"
@@ -104,28 +105,6 @@ NPROC="$(nproc)"
 # ---- processes: everything we start is recorded here and only that is stopped
 HAPID="" PROXY_PID="" PROXY2_PID="" RUN_PIDS=() OWN_SANDBOX="" SANDBOX_DIR=""
 
-# alive PID: exists and is not a zombie (a killed child lingers until reaped).
-alive() {
-  local st
-  st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 1
-  [[ -n "$st" && "${st%% *}" != Z ]]
-}
-
-# stop_pid PID NAME: TERM, up to 10 s for it to exit, then KILL; reap it.
-stop_pid() {
-  local pid="$1" name="$2" deadline=$((SECONDS + 10))
-  [[ -n "$pid" ]] || return 0
-  if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
-    if alive "$pid"; then
-      log "$name (pid $pid) still running 10 s after SIGTERM: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -133,11 +112,7 @@ cleanup() {
   stop_pid "$PROXY_PID" "mysql-zk-proxy"
   stop_pid "$PROXY2_PID" "mysql-zk-proxy (proxy2)"
   stop_pid "$HAPID" "haproxy"
-  if [[ -n "$OWN_SANDBOX" ]]; then
-    timeout 120 "$SANDBOX_BIN" down --wipe --dir "$SANDBOX_DIR" >/dev/null 2>&1 ||
-      log "sandbox down failed: stop it with '$SANDBOX_BIN down --wipe --dir $SANDBOX_DIR'"
-    rmdir "$OWN_SANDBOX" 2>/dev/null || true
-  fi
+  sandbox_down "$SANDBOX_DIR"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -145,40 +120,7 @@ trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_until SECONDS WHAT CMD...: poll CMD until it succeeds or the deadline passes.
-wait_until() {
-  local limit="$1" what="$2"
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@"; do
-    ((SECONDS < deadline)) || { log "timed out after ${limit}s waiting for $what"; return 1; }
-    sleep 0.05
-  done
-}
-listening() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 ready() { curl -fs -o /dev/null --max-time 2 "http://$HOST:$1/ready"; }
-# free_port VAR: set VAR to a port in 24000-29999 that nothing listens on and
-# no socket uses (best effort: a start that loses a race fails loudly below).
-TAKEN=""
-free_port() {
-  local var="$1" p used=""
-  command -v ss >/dev/null && used="$(ss -Htan 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}')"
-  for _ in $(seq 1 200); do
-    p=$((24000 + RANDOM % 6000))
-    listening "$p" && continue
-    grep -qx "$p" <<<"$used" && continue
-    [[ " $TAKEN " == *" $p "* ]] && continue
-    TAKEN="$TAKEN $p"
-    printf -v "$var" '%s' "$p"
-    return 0
-  done
-  die "no free port found in 24000-29999"
-}
-cpu_ticks() { # utime + stime of a process (all its threads): fields 14, 15 of /proc/PID/stat; "" if gone
-  local st
-  st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 0
-  awk '{print $12 + $13}' <<<"$st"
-}
 # busy_ticks: non-idle CPU ticks of the whole machine (user nice system irq softirq steal)
 busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 # ours_ticks: CPU ticks of the sandbox servers, HAProxy and the proxy (sysbench is counted apart)

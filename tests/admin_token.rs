@@ -28,10 +28,7 @@ fn default_admin_address_is_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_needs_the_bearer_token_and_the_probes_do_not() {
-    let zk = tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .expect("zookeeper starts");
+    let zk = ZkServer::start_async().await.expect("zookeeper starts");
     let p = proxy(&zk, TOKEN).await;
     let admin = p.admin_addr().unwrap();
     let bearer = format!("Authorization: Bearer {TOKEN}");

@@ -39,6 +39,24 @@ fn hash_json(password: &str) -> Vec<u8> {
 }
 
 /// Wait (bounded) until the store satisfies `pred`.
+/// A discovery (primary record at `primary`, ZooKeeper session timeout
+/// `session`) that follows the users under `users` into `store`.
+fn follow_users(
+    connect: &str,
+    primary: &str,
+    session: Duration,
+    users: &str,
+    store: &Arc<CredentialStore>,
+) -> Disco {
+    let mut cfg = cfg(connect, primary, session);
+    cfg.users_path = Some(users.into());
+    let extras = Extras {
+        credentials: Some(store.clone()),
+        ..Extras::default()
+    };
+    Disco::start_with(cfg, extras)
+}
+
 async fn store_until(store: &CredentialStore, what: &str, pred: impl Fn(&CredentialStore) -> bool) {
     let mut rx = store.subscribe();
     let ok = tokio::time::timeout(WAIT, async {
@@ -74,13 +92,13 @@ async fn zookeeper_users_are_loaded_and_hot_reloaded() {
     let store = Arc::new(CredentialStore::from_config(&config).unwrap());
     assert_eq!(store.lookup("app"), Some(StoredHash::of_password(b"old")));
 
-    let mut cfg = cfg(&connect, "/t/users-primary", Duration::from_secs(4));
-    cfg.users_path = Some(users.into());
-    let extras = Extras {
-        credentials: Some(store.clone()),
-        ..Extras::default()
-    };
-    let d = Disco::start_with(cfg, extras);
+    let d = follow_users(
+        &connect,
+        "/t/users-primary",
+        Duration::from_secs(4),
+        users,
+        &store,
+    );
     store_until(&store, "first load", |s| {
         s.zookeeper_reloads.load(Relaxed) >= 1
     })
@@ -118,13 +136,13 @@ async fn users_are_followed_again_on_a_new_session_after_expiry() {
     let users = "/t/users-expiry";
     write(&connect, &format!("{users}/app"), &hash_json("app")).await;
     let store = Arc::new(CredentialStore::from_config(&[]).unwrap());
-    let mut cfg = cfg(&connect, "/t/users-expiry-primary", Duration::from_secs(2));
-    cfg.users_path = Some(users.into());
-    let extras = Extras {
-        credentials: Some(store.clone()),
-        ..Extras::default()
-    };
-    let d = Disco::start_with(cfg, extras);
+    let d = follow_users(
+        &connect,
+        "/t/users-expiry-primary",
+        Duration::from_secs(2),
+        users,
+        &store,
+    );
     store_until(&store, "first load", |s| s.lookup("app").is_some()).await;
     let first = d.connected().await.session_id;
 

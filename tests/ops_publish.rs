@@ -13,10 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mysql-zk-proxy");
 const PATH: &str = "/mysql/clusters/t/primary";
 
 async fn zk() -> ZkServer {
-    tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .expect("zookeeper starts")
+    ZkServer::start_async().await.expect("zookeeper starts")
 }
 
 /// Run `publish` with `extra` args; (exit code, JSON document).

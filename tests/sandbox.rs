@@ -18,7 +18,7 @@ async fn zookeeper_restart_keeps_data_and_drop_kills() {
     let stray = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(marker.as_file())) };
     assert!(stray >= 0);
     let t0 = Instant::now();
-    let zk = tokio::task::spawn_blocking(ZkServer::start).await.unwrap();
+    let zk = ZkServer::start_async().await;
     // SAFETY: closing the fd we dup'ed above.
     unsafe { libc::close(stray) };
     let mut zk = zk.unwrap();

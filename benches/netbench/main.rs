@@ -11,6 +11,8 @@
 //! ("conn stream idle"): which measurements; NB_PROXY_BIN: another proxy
 //! binary to measure (default target/release/mysql-zk-proxy).
 
+#[path = "../../tests/common/login.rs"]
+mod login;
 mod measure;
 mod procs;
 

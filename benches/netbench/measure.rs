@@ -7,19 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, Opts};
 
 use crate::procs;
 
 /// Client options: no socket probe, no settings query at connect.
 pub fn opts(port: u16) -> Opts {
-    OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some("app"))
-        .pass(Some("app"))
-        .db_name(Some("app"))
-        .prefer_socket(false)
+    crate::login::app_login(port)
         .max_allowed_packet(Some(64 << 20))
         .wait_timeout(Some(28800))
         .into()

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod http;
+pub mod login;
 pub mod pki;
 pub mod raw;
 
@@ -58,15 +59,9 @@ impl Env {
     }
 }
 
+/// [`login::app_login`] with a 64 MiB packet limit.
 pub fn app_opts(port: u16) -> OptsBuilder {
-    OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some(APP_USER))
-        .pass(Some(APP_PASS))
-        .db_name(Some("app"))
-        .prefer_socket(false)
-        .max_allowed_packet(Some(64 << 20))
+    login::app_login(port).max_allowed_packet(Some(64 << 20))
 }
 
 /// mysql_async options for the sandbox's admin user (all privileges), no schema.

@@ -136,10 +136,7 @@ pub fn port_of(r: &Route) -> Option<u16> {
 
 /// A fresh ZooKeeper for one test (killed on drop).
 pub async fn zk_server() -> ZkServer {
-    tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .expect("zookeeper starts")
+    ZkServer::start_async().await.expect("zookeeper starts")
 }
 
 pub async fn write(connect: &str, path: &str, data: &[u8]) {

@@ -28,10 +28,7 @@ async fn publish(zk: &ZkServer, extra: &[&str]) -> (i32, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_replica_writes_the_record_at_the_primary_epoch() {
-    let zk = tokio::task::spawn_blocking(ZkServer::start)
-        .await
-        .unwrap()
-        .expect("zookeeper starts");
+    let zk = ZkServer::start_async().await.expect("zookeeper starts");
     let db9 = ["--replica", "db9", "--host", "10.0.0.9", "--port", "3306"];
     let (code, doc) = publish(&zk, &db9).await;
     assert_eq!(code, 1, "no primary record, no --epoch: {doc}");

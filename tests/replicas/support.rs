@@ -72,18 +72,19 @@ impl RoEnv {
             .collect()
     }
 
-    /// Wait (up to `within`) until `cond` holds for the replica views.
+    /// Wait (up to `within`) until `cond` holds for the replica views: the
+    /// first views seen that satisfy it.
     pub async fn until(
         &self,
         what: &str,
         within: Duration,
         cond: impl Fn(&BTreeMap<String, ReplicaView>) -> bool,
-    ) {
+    ) -> BTreeMap<String, ReplicaView> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let r = self.replicas();
             if cond(&r) {
-                return;
+                return r;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

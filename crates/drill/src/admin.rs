@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -80,34 +80,22 @@ pub async fn metrics(addr: &str) -> Result<BTreeMap<String, f64>, DrillError> {
     Ok(parse_metrics(&get(addr, "/metrics").await?))
 }
 
-/// The `last_failover` part of `/status` (see docs/metrics.md).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct LastFailover {
-    pub from: Option<String>,
-    pub to: String,
-    pub epoch: u64,
-    /// When the proxy saw the record (RFC 3339, the proxy's clock).
-    #[serde(default)]
-    pub record_seen: Option<String>,
-    pub swapped_after_ms: Option<f64>,
-    pub first_statement_after_ms: Option<f64>,
-    pub sessions_migrated: u64,
-    pub sessions_closed: u64,
-    pub transactions_aborted: u64,
-    pub statements_held: u64,
-}
+/// The `last_failover` part of `/status` (see docs/metrics.md): the
+/// proxy's own type, read back.
+pub use mysql_zk_proxy_core::failover::timeline::TimelineView as LastFailover;
 
-impl LastFailover {
-    /// Milliseconds from `written` (the record's mtime in ZooKeeper) to
-    /// `after_ms` past the proxy seeing it (compares two clocks).
-    pub(crate) fn since_written(&self, written: SystemTime, after_ms: Option<f64>) -> Option<f64> {
-        let seen = humantime::parse_rfc3339_weak(self.record_seen.as_deref()?).ok()?;
-        let gap = match seen.duration_since(written) {
-            Ok(d) => d.as_secs_f64() * 1000.0,
-            Err(e) => -e.duration().as_secs_f64() * 1000.0,
-        };
-        Some(gap + after_ms?)
-    }
+/// Milliseconds from `written` (the record's mtime in ZooKeeper) to
+/// `after_ms` past the proxy seeing the record (compares two clocks).
+pub(crate) fn since_written(
+    f: &LastFailover,
+    written: SystemTime,
+    after_ms: Option<f64>,
+) -> Option<f64> {
+    let gap = match f.record_seen.duration_since(written) {
+        Ok(d) => d.as_secs_f64() * 1000.0,
+        Err(e) => -e.duration().as_secs_f64() * 1000.0,
+    };
+    Some(gap + after_ms?)
 }
 
 #[derive(Deserialize)]
@@ -169,18 +157,15 @@ mod tests {
 
     #[test]
     fn since_written_adds_the_proxy_phase_to_the_clock_gap() {
-        let f = LastFailover {
-            record_seen: Some("2026-01-01T00:00:00.250Z".into()),
-            ..LastFailover::default()
-        };
+        let doc = r#"{"from":null,"to":"db2:3306","epoch":3,
+            "record_seen":"2026-01-01T00:00:00.250Z","swapped_after_ms":null,
+            "first_statement_after_ms":null,"sessions_migrated":0,"sessions_closed":0,
+            "transactions_aborted":0,"statements_held":0}"#;
+        let f: LastFailover = serde_json::from_str(doc).unwrap();
         let written = humantime::parse_rfc3339("2026-01-01T00:00:00.240Z").unwrap();
-        assert_eq!(f.since_written(written, Some(1.5)), Some(11.5));
+        assert_eq!(since_written(&f, written, Some(1.5)), Some(11.5));
         let later = humantime::parse_rfc3339("2026-01-01T00:00:00.255Z").unwrap();
-        assert_eq!(f.since_written(later, Some(1.0)), Some(-4.0));
-        assert_eq!(f.since_written(written, None), None);
-        assert_eq!(
-            LastFailover::default().since_written(written, Some(1.0)),
-            None
-        );
+        assert_eq!(since_written(&f, later, Some(1.0)), Some(-4.0));
+        assert_eq!(since_written(&f, written, None), None);
     }
 }

@@ -191,37 +191,16 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
             continue;
         };
         let (start, out, latency) = timed(&ctx, one_op(&ctx, kind, l)).await;
-        let (error, lost, ack) = match out {
-            Ok(Ok(ack)) => (None, false, ack),
+        let out = match out {
+            Ok(Ok(ack)) => Ok(ack),
             Ok(Err(e)) => {
                 let (k, lost) = classify(&e);
-                res.samples
-                    .entry(k)
-                    .or_insert_with(|| (start, e.to_string()));
-                (Some(k), lost, None)
+                Err((k, lost, Some(e.to_string())))
             }
-            Err(_) => (Some(ErrKind::Timeout), true, None),
+            Err(_) => Err((ErrKind::Timeout, true, None)),
         };
-        record(
-            &ctx,
-            &mut res,
-            Op {
-                kind,
-                start,
-                latency,
-                error,
-                wrote: ack.is_some(),
-            },
-        );
-        if let Some(a) = ack {
-            res.acked.push(a);
-            ctx.note_acked(a);
-        }
+        let (error, lost) = settle(&ctx, &mut res, kind, (start, latency), out);
         if lost {
-            if error != Some(ErrKind::Timeout) {
-                res.dropped += 1;
-                ctx.live.dropped.fetch_add(1, Relaxed);
-            }
             live = None;
             continue;
         }
@@ -247,6 +226,50 @@ pub(crate) fn record(ctx: &LoadCtx, res: &mut WorkerResult, op: Op) {
         ctx.live.errors.fetch_add(1, Relaxed);
     }
     res.ops.push(op);
+}
+
+/// How an operation of a worker failed: its kind, whether the connection
+/// is gone, and its message (`None`: none to sample, a timeout).
+pub(crate) type Failed = (ErrKind, bool, Option<String>);
+
+/// Account one finished operation of a worker that started at `start` and
+/// took `latency`: the first message of each error kind, the [`record`]ed
+/// op, its acknowledged write (`Ok(Some)`), and the connection as dropped
+/// when it was lost other than by a timeout. Returns its error and whether
+/// the connection is gone.
+pub(crate) fn settle(
+    ctx: &LoadCtx,
+    res: &mut WorkerResult,
+    kind: OpKind,
+    (start, latency): (Duration, Duration),
+    out: Result<Option<Acked>, Failed>,
+) -> (Option<ErrKind>, bool) {
+    let (error, lost, ack) = match out {
+        Ok(ack) => (None, false, ack),
+        Err((k, lost, message)) => {
+            if let Some(m) = message {
+                res.samples.entry(k).or_insert((start, m));
+            }
+            (Some(k), lost, None)
+        }
+    };
+    let op = Op {
+        kind,
+        start,
+        latency,
+        error,
+        wrote: ack.is_some(),
+    };
+    record(ctx, res, op);
+    if let Some(a) = ack {
+        res.acked.push(a);
+        ctx.note_acked(a);
+    }
+    if lost && error != Some(ErrKind::Timeout) {
+        res.dropped += 1;
+        ctx.live.dropped.fetch_add(1, Relaxed);
+    }
+    (error, lost)
 }
 
 /// Sleep `d`, or less when the drill stops.

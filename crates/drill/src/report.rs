@@ -233,7 +233,7 @@ pub fn build(o: &DrillOptions, switcher: &str, c: Collected) -> Report {
 
 fn since_written(s: &super::Switched, after: fn(&LastFailover) -> Option<f64>) -> Option<f64> {
     let f = s.failover.as_ref()?;
-    f.since_written(s.record_written?, after(f))
+    super::admin::since_written(f, s.record_written?, after(f))
 }
 
 fn operations(ops: &[Op]) -> Operations {

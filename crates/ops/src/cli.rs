@@ -276,11 +276,7 @@ pub async fn run_publish(args: PublishArgs) -> u8 {
     };
     let result = publish(&client, &args.zk.primary_path, &req).await;
     match (&result, args.zk.json) {
-        (Ok(p), true) => {
-            let mut v = serde_json::to_value(p).expect("plain struct serializes");
-            v["outcome"] = "published".into();
-            println!("{v}");
-        }
+        (Ok(p), true) => print_published(p),
         (Ok(p), false) => println!(
             "published {} epoch {} at {} (previous epoch {}, znode version {})",
             p.primary,
@@ -298,6 +294,14 @@ pub async fn run_publish(args: PublishArgs) -> u8 {
     u8::from(result.is_err())
 }
 
+/// `--json` of a publish that succeeded: what was written, with
+/// `"outcome": "published"`.
+fn print_published(p: &impl serde::Serialize) {
+    let mut v = serde_json::to_value(p).expect("plain struct serializes");
+    v["outcome"] = "published".into();
+    println!("{v}");
+}
+
 /// `publish --replica NAME`; the exit code.
 async fn run_publish_replica(
     client: &zookeeper_client::Client,
@@ -313,11 +317,7 @@ async fn run_publish_replica(
     };
     let result = publish_replica(client, &args.zk.primary_path, &req).await;
     match (&result, args.zk.json) {
-        (Ok(p), true) => {
-            let mut v = serde_json::to_value(p).expect("plain struct serializes");
-            v["outcome"] = "published".into();
-            println!("{v}");
-        }
+        (Ok(p), true) => print_published(p),
         (Ok(p), false) => println!(
             "published replica {} epoch {} at {} (znode version {})",
             p.replica, p.epoch, p.path, p.version

@@ -3,9 +3,8 @@
 //! socket through the `mariadb` CLI.
 
 use super::instance::InstanceDir;
-use super::process;
 use super::process::{file_len, log_contains_since, log_tail, poll_until};
-use super::process::{server_command, PortChoice, ServerProc};
+use super::process::{server_command, PortChoice, ProcSlot, ServerProc};
 use super::template::{copy_dir, template_datadir, INNODB_LOG_FILE_SIZE, MARIADBD};
 use super::{Result, SandboxError};
 use std::io::Read;
@@ -38,10 +37,9 @@ pub struct DbSpec {
 /// One mariadbd process. Dropping it kills the process and removes a temp dir.
 #[derive(Debug)]
 pub struct MariaDb {
-    proc: Option<ServerProc>,
+    proc: ProcSlot,
     spec: DbSpec,
     port: u16,
-    detached: bool,
     dir: InstanceDir,
     /// More mariadbd options (TLS files, plugins), on every start.
     extra_args: Vec<String>,
@@ -80,10 +78,9 @@ impl MariaDb {
         let dir = InstanceDir::persistent(dir)?;
         let proc = pid.and_then(|p| ServerProc::adopt(&spec.name, p, dir.path()));
         Ok(MariaDb {
-            proc,
+            proc: ProcSlot::adopted(&spec.name, proc),
             spec,
             port,
-            detached: true,
             dir,
             extra_args: Vec::new(),
         })
@@ -97,10 +94,9 @@ impl MariaDb {
         extra_args: Vec<String>,
     ) -> Result<Self> {
         let mut db = MariaDb {
-            proc: None,
+            proc: ProcSlot::new(&spec.name, detached),
             spec,
             port: 0,
-            detached,
             dir,
             extra_args,
         };
@@ -133,11 +129,11 @@ impl MariaDb {
         self.dir().join("mysqld.sock")
     }
     pub fn pid(&self) -> Option<u32> {
-        self.proc.as_ref().and_then(ServerProc::pid)
+        self.proc.pid()
     }
     /// Alive (a zombie counts as dead).
     pub(crate) fn is_running(&self) -> bool {
-        self.proc.as_ref().is_some_and(ServerProc::alive)
+        self.proc.is_running()
     }
 
     /// Record the role so a later `start_again` starts with the right read_only.
@@ -147,12 +143,12 @@ impl MariaDb {
 
     /// SIGTERM, wait (SIGKILL after 30 s).
     pub fn stop(&mut self) -> Result<()> {
-        process::terminate_slot(&mut self.proc, STOP_GRACE)
+        self.proc.stop(STOP_GRACE)
     }
 
     /// SIGKILL and reap: an unplanned crash.
     pub fn kill(&mut self) -> Result<()> {
-        process::kill_slot(&mut self.proc)
+        self.proc.kill()
     }
 
     /// Start again on the same port and datadir (stops it first if running).
@@ -183,18 +179,12 @@ impl MariaDb {
 
     /// SIGSTOP (a hung server: connections stall, nothing is refused).
     pub fn pause(&self) -> Result<()> {
-        self.running()?.pause()
+        self.proc.pause()
     }
 
     /// SIGCONT after [`MariaDb::pause`].
     pub fn resume(&self) -> Result<()> {
-        self.running()?.resume()
-    }
-
-    fn running(&self) -> Result<&ServerProc> {
-        self.proc
-            .as_ref()
-            .ok_or_else(|| SandboxError::State(format!("{} is not running", self.spec.name)))
+        self.proc.resume()
     }
 
     pub(crate) fn start_error(&self, reason: String) -> SandboxError {
@@ -229,7 +219,7 @@ impl MariaDb {
     fn command(&self) -> Result<std::process::Command> {
         let d = self.dir();
         let s = &self.spec;
-        let mut cmd = server_command(MARIADBD, &d.join("stdout.log"), self.detached)?;
+        let mut cmd = server_command(MARIADBD, &d.join("stdout.log"), self.proc.detached())?;
         cmd.args(["--no-defaults", "--user=root"])
             .arg(format!("--datadir={}", d.join("data").display()))
             .arg(format!("--tmpdir={}", d.join("tmp").display()))
@@ -295,10 +285,7 @@ impl MariaDb {
         });
         match ready {
             Ok(ok) => {
-                if self.detached {
-                    proc.detach();
-                }
-                self.proc = Some(proc);
+                self.proc.set(proc);
                 Ok(ok)
             }
             Err(e) => {
@@ -320,21 +307,4 @@ fn greets(sock: &Path) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut head = [0u8; 5];
     s.read_exact(&mut head).is_ok() && head[4] == 10
-}
-
-impl Drop for MariaDb {
-    /// Kill (SIGCONT first if paused) and reap unless detached; the temp dir
-    /// is then removed by `InstanceDir`.
-    fn drop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            if self.detached {
-                p.detach();
-            } else {
-                if p.is_paused() {
-                    let _ = p.resume();
-                }
-                let _ = p.kill();
-            }
-        }
-    }
 }

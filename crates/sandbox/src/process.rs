@@ -422,12 +422,96 @@ impl Drop for ServerProc {
     }
 }
 
-/// Stop the server held in `slot`, if any (SIGTERM, SIGKILL after `grace`); the slot is emptied.
-pub(crate) fn terminate_slot(slot: &mut Option<ServerProc>, grace: Duration) -> Result<()> {
-    slot.take().map_or(Ok(()), |mut p| p.terminate(grace))
+/// The process slot of one server (`MariaDb`, `ZkServer`): its process while
+/// started, empty once stopped or killed. Dropping it kills the process
+/// (SIGCONT first if paused) and reaps it, unless the server is detached.
+#[derive(Debug)]
+pub(crate) struct ProcSlot {
+    proc: Option<ServerProc>,
+    /// The server's name in "not running" errors.
+    name: String,
+    /// Detached servers (`sandbox up`) outlive this process.
+    detached: bool,
 }
 
-/// SIGKILL and reap the server held in `slot`, if any; the slot is emptied.
-pub(crate) fn kill_slot(slot: &mut Option<ServerProc>) -> Result<()> {
-    slot.take().map_or(Ok(()), |mut p| p.kill())
+impl ProcSlot {
+    /// An empty slot.
+    pub(crate) fn new(name: &str, detached: bool) -> ProcSlot {
+        ProcSlot {
+            proc: None,
+            name: name.to_owned(),
+            detached,
+        }
+    }
+
+    /// A slot holding an adopted process, if `proc` is one (detached).
+    pub(crate) fn adopted(name: &str, proc: Option<ServerProc>) -> ProcSlot {
+        ProcSlot {
+            proc,
+            name: name.to_owned(),
+            detached: true,
+        }
+    }
+
+    pub(crate) fn detached(&self) -> bool {
+        self.detached
+    }
+
+    /// Hold a process that just started (its child handle is forgotten when detached).
+    pub(crate) fn set(&mut self, mut proc: ServerProc) {
+        if self.detached {
+            proc.detach();
+        }
+        self.proc = Some(proc);
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().and_then(ServerProc::pid)
+    }
+
+    /// Alive (a zombie counts as dead).
+    pub(crate) fn is_running(&self) -> bool {
+        self.proc.as_ref().is_some_and(ServerProc::alive)
+    }
+
+    /// SIGTERM, SIGKILL after `grace`; the slot is emptied.
+    pub(crate) fn stop(&mut self, grace: Duration) -> Result<()> {
+        self.proc.take().map_or(Ok(()), |mut p| p.terminate(grace))
+    }
+
+    /// SIGKILL and reap; the slot is emptied.
+    pub(crate) fn kill(&mut self) -> Result<()> {
+        self.proc.take().map_or(Ok(()), |mut p| p.kill())
+    }
+
+    /// SIGSTOP.
+    pub(crate) fn pause(&self) -> Result<()> {
+        self.running()?.pause()
+    }
+
+    /// SIGCONT after [`ProcSlot::pause`].
+    pub(crate) fn resume(&self) -> Result<()> {
+        self.running()?.resume()
+    }
+
+    fn running(&self) -> Result<&ServerProc> {
+        self.proc
+            .as_ref()
+            .ok_or_else(|| SandboxError::State(format!("{} is not running", self.name)))
+    }
+}
+
+impl Drop for ProcSlot {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            if self.detached {
+                p.detach();
+            } else {
+                if p.is_paused() {
+                    let _ = p.resume();
+                }
+                let _ = p.kill();
+            }
+        }
+    }
 }

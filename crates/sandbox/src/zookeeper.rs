@@ -5,7 +5,7 @@
 use super::instance::InstanceDir;
 use super::process;
 use super::process::{file_len, log_contains_since, log_tail, poll_until};
-use super::process::{server_command, PortChoice, ServerProc};
+use super::process::{server_command, PortChoice, ProcSlot, ServerProc};
 use super::zk_tls::{ZkTlsSpec, TLS_JARS};
 use super::{Result, SandboxError};
 use std::io::{Read, Write};
@@ -23,9 +23,8 @@ const PORT_ATTEMPTS: u32 = 5;
 /// (for temp instances) removes its dir.
 #[derive(Debug)]
 pub struct ZkServer {
-    proc: Option<ServerProc>,
+    proc: ProcSlot,
     port: u16,
-    detached: bool,
     dir: InstanceDir,
     /// The TLS client port and how it is served, when started with one.
     tls: Option<(ZkTlsSpec, u16)>,
@@ -34,9 +33,14 @@ pub struct ZkServer {
 impl ZkServer {
     /// Start on a free port in a new temp dir; returns once it serves
     /// (`srvr` says standalone and `conf` shows our dataDir), ~0.3-1 s.
-    /// Blocking: from async code use `tokio::task::spawn_blocking`.
+    /// Blocking: from async code use [`ZkServer::start_async`].
     pub fn start() -> Result<ZkServer> {
         Self::launch(InstanceDir::temp("zk")?, PortChoice::Any, false, None)
+    }
+
+    /// [`ZkServer::start`] on the blocking pool, for async code.
+    pub async fn start_async() -> Result<ZkServer> {
+        super::cluster::blocking(ZkServer::start).await
     }
 
     /// [`ZkServer::start`] with a TLS client port besides the plain one
@@ -55,9 +59,8 @@ impl ZkServer {
         let dir = InstanceDir::persistent(dir)?;
         let proc = pid.and_then(|p| ServerProc::adopt("zookeeper", p, dir.path()));
         Ok(ZkServer {
-            proc,
+            proc: ProcSlot::adopted("zookeeper", proc),
             port,
-            detached: true,
             dir,
             tls: None,
         })
@@ -70,9 +73,8 @@ impl ZkServer {
         tls: Option<ZkTlsSpec>,
     ) -> Result<ZkServer> {
         let mut zk = ZkServer {
-            proc: None,
+            proc: ProcSlot::new("zookeeper", detached),
             port: 0,
-            detached,
             dir,
             tls: tls.map(|spec| (spec, 0)),
         };
@@ -110,7 +112,7 @@ impl ZkServer {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.proc.as_ref().and_then(ServerProc::pid)
+        self.proc.pid()
     }
 
     pub fn dir(&self) -> &Path {
@@ -119,17 +121,17 @@ impl ZkServer {
 
     /// Whether the process is alive (a zombie counts as dead).
     pub(crate) fn is_running(&self) -> bool {
-        self.proc.as_ref().is_some_and(ServerProc::alive)
+        self.proc.is_running()
     }
 
     /// SIGTERM, wait for exit (SIGKILL after 10 s).
     pub fn stop(&mut self) -> Result<()> {
-        process::terminate_slot(&mut self.proc, STOP_GRACE)
+        self.proc.stop(STOP_GRACE)
     }
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) -> Result<()> {
-        process::kill_slot(&mut self.proc)
+        self.proc.kill()
     }
 
     /// Start again on the same port and data dir (stops it first if running).
@@ -146,12 +148,12 @@ impl ZkServer {
     /// SIGSTOP: the server stops answering (connections hang, nothing is
     /// refused); sessions expire once it resumes after their timeout.
     pub fn pause(&self) -> Result<()> {
-        self.running()?.pause()
+        self.proc.pause()
     }
 
     /// SIGCONT after [`ZkServer::pause`].
     pub fn resume(&self) -> Result<()> {
-        self.running()?.resume()
+        self.proc.resume()
     }
 
     /// Pause for `d`, then resume: every client session whose timeout is
@@ -167,12 +169,6 @@ impl ZkServer {
     pub fn four_letter(&self, word: &str) -> Result<String> {
         four_letter_word(self.port, word)
             .map_err(|e| SandboxError::io(format!("zookeeper 4lw {word} on port {}", self.port), e))
-    }
-
-    fn running(&self) -> Result<&ServerProc> {
-        self.proc
-            .as_ref()
-            .ok_or_else(|| SandboxError::State("zookeeper is not running".into()))
     }
 
     fn start_error(&self, reason: String) -> SandboxError {
@@ -233,7 +229,7 @@ impl ZkServer {
                 cp = format!("{cp}:{jar}");
             }
         }
-        let mut cmd = server_command("java", &d.join("zk.log"), self.detached)?;
+        let mut cmd = server_command("java", &d.join("zk.log"), self.proc.detached())?;
         cmd.args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC"])
             .args(["-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"])
             .arg("-Dzookeeper.admin.enableServer=false")
@@ -271,10 +267,7 @@ impl ZkServer {
         });
         match ready {
             Ok(r) => {
-                if self.detached {
-                    proc.detach();
-                }
-                self.proc = Some(proc);
+                self.proc.set(proc);
                 Ok(r)
             }
             Err(e) => {
@@ -328,21 +321,4 @@ fn is_timeout(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     )
-}
-
-impl Drop for ZkServer {
-    /// Kill (SIGCONT first if paused) and reap, unless detached; then the
-    /// temp dir is removed by `InstanceDir`.
-    fn drop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            if self.detached {
-                p.detach();
-            } else {
-                if p.is_paused() {
-                    let _ = p.resume();
-                }
-                let _ = p.kill();
-            }
-        }
-    }
 }

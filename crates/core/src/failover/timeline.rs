@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::Stats;
 use crate::routing::{Primary, Route, RouteObserver};
 
-/// What /status shows of the last failover.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// What /status shows of the last failover (also as the drill reads it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TimelineView {
     pub from: Option<String>,
     pub to: String,

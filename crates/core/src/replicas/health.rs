@@ -109,7 +109,8 @@ pub fn judge(
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     qualified: bool,
-    checked: bool,
+    /// Checks taken (`/status`; 0: never checked).
+    pub checks: u64,
     /// Consecutive checks passing with lag ≤ max_lag / 2, while disqualified.
     good: u32,
     /// Why not qualified, as of the last check.
@@ -130,8 +131,8 @@ impl Health {
         max_lag: Duration,
         need: u32,
     ) -> bool {
-        let first = !self.checked;
-        self.checked = true;
+        let first = self.checks == 0;
+        self.checks += 1;
         match judged {
             Err(why) => {
                 if let NotQualified::Lagging { lag_ms } = &why {

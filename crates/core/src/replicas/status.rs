@@ -18,6 +18,8 @@ pub struct ReplicaView {
     pub weight: u32,
     pub state: ReplicaState,
     pub qualified: bool,
+    /// Checks taken of it so far (a count of check rounds, not of time).
+    pub checks: u64,
     /// Why not, as of the last check (`null` while qualified).
     pub why_not: Option<NotQualified>,
     pub lag_ms: Option<u64>,
@@ -65,6 +67,7 @@ impl ReadRouter {
                     weight: st.record.weight,
                     state: st.record.state,
                     qualified: st.health.qualified(),
+                    checks: st.health.checks,
                     why_not: st.health.why_not.clone(),
                     lag_ms: st.health.lag.map(|l| l.as_millis() as u64),
                     behind: st.behind,

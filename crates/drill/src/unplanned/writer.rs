@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConn, Reply};
-use crate::load::{pause, record, timed, Acked, ErrKind, LoadCtx, Op, OpKind, WorkerResult, TABLE};
+use crate::load::{
+    pause, record, settle, timed, Acked, ErrKind, LoadCtx, Op, OpKind, WorkerResult, TABLE,
+};
 
 /// How an operation failed: its kind, whether the connection is gone, the message.
 type Failure = (ErrKind, bool, String);
@@ -26,34 +28,9 @@ pub async fn worker(ctx: Arc<LoadCtx>, kind: OpKind) -> WorkerResult {
         };
         let (start, out, latency) = timed(&ctx, one_op(&ctx, kind, c)).await;
         let out = out.unwrap_or_else(|_| Err((ErrKind::Timeout, true, "timeout".into())));
-        let (error, lost) = match &out {
-            Ok(_) => (None, false),
-            Err((k, lost, msg)) => {
-                res.samples
-                    .entry(*k)
-                    .or_insert_with(|| (start, msg.clone()));
-                (Some(*k), *lost)
-            }
-        };
-        let op = Op {
-            kind,
-            start,
-            latency,
-            error,
-            wrote: out.is_ok(),
-        };
-        record(&ctx, &mut res, op);
-        if let Ok(a) = out {
-            res.acked.push(a);
-            ctx.note_acked(a);
-        }
+        let out = out.map(Some).map_err(|(k, lost, msg)| (k, lost, Some(msg)));
+        let (error, lost) = settle(&ctx, &mut res, kind, (start, latency), out);
         if lost {
-            if error != Some(ErrKind::Timeout) {
-                res.dropped += 1;
-                ctx.live
-                    .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
             conn = None;
             continue;
         }
