@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use mysql_zk_proxy_core::config::Config;
-use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_core::native_password::StoredHash;
 use mysql_zk_proxy_core::proxy::Proxy;
 use mysql_zk_proxy_sandbox::Cluster;
 

@@ -12,7 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use mysql_zk_proxy_core::config::Config;
 use mysql_zk_proxy_core::config::UserConfig;
-use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_core::native_password::StoredHash;
 use mysql_zk_proxy_drill::progress::ProgressMode;
 use mysql_zk_proxy_drill::switcher::Switcher;
 use mysql_zk_proxy_drill::verify::VerifyTarget;

@@ -13,9 +13,9 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_zk_proxy_core::config::{FencingConfig, Secret};
 use mysql_zk_proxy_core::discovery::{Extras, ZkState};
-use mysql_zk_proxy_core::failover::verify::Verifier;
 use mysql_zk_proxy_core::metrics::SessionState;
 use mysql_zk_proxy_core::routing::Ordering;
+use mysql_zk_proxy_core::verify::Verifier;
 use mysql_zk_proxy_sandbox::Cluster;
 use support::*;
 

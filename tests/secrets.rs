@@ -16,7 +16,7 @@ use common::binary::{Running, BIN};
 use common::http::get_with;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_core::native_password::StoredHash;
 use mysql_zk_proxy_sandbox::Cluster;
 use sha1::{Digest, Sha1};
 use zookeeper_client::{Acls, Client, CreateMode};

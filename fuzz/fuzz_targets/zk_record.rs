@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mysql_zk_proxy_core::discovery::record::parse_record;
-use mysql_zk_proxy_core::failover::credentials::parse_zookeeper_user;
-use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_core::credentials::parse_zookeeper_user;
+use mysql_zk_proxy_core::native_password::StoredHash;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = parse_record(data) {

@@ -186,7 +186,7 @@ pub fn app_user() -> mysql_zk_proxy_core::config::UserConfig {
 /// A `[[users]]` entry for a mysql_native_password user (its sessions can migrate).
 pub fn user_entry(name: &str, pass: &str) -> mysql_zk_proxy_core::config::UserConfig {
     let hex: String =
-        mysql_zk_proxy_core::failover::native::StoredHash::of_password(pass.as_bytes())
+        mysql_zk_proxy_core::native_password::StoredHash::of_password(pass.as_bytes())
             .as_bytes()
             .iter()
             .map(|b| format!("{b:02X}"))

@@ -11,7 +11,7 @@ use mysql_zk_proxy_core::config::Config;
 use mysql_zk_proxy_core::config::UserConfig;
 use mysql_zk_proxy_core::discovery::record::{parse_record, Record};
 use mysql_zk_proxy_core::discovery::register::registration_path;
-use mysql_zk_proxy_core::failover::native::StoredHash;
+use mysql_zk_proxy_core::native_password::StoredHash;
 use mysql_zk_proxy_sandbox::{zk_read, Cluster};
 
 /// An operator account with a password that must never be printed.

@@ -65,7 +65,7 @@ pub struct Config {
     pub fencing: FencingConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
-    /// `[[users]]`: hashes for session migration (see `crate::failover::credentials`).
+    /// `[[users]]`: hashes for session migration (see `crate::credentials`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
     pub shutdown: ShutdownConfig,

@@ -1,7 +1,7 @@
 //! mysql-zk-proxy's core layer: the proxy itself, a MySQL/MariaDB
 //! wire-protocol proxy that follows the primary published in ZooKeeper.
 //! Config, discovery, routing, sessions, the listener, backends, admin
-//! HTTP, metrics, failover, reload, TLS, workers and the [`proxy::Proxy`]
+//! HTTP, metrics, credentials, verify, timeline, reload, TLS, workers and the [`proxy::Proxy`]
 //! that assembles them.
 //!
 //! Layer: above `mysql-zk-proxy-protocol` (the sans-IO codec), which is the
@@ -13,7 +13,7 @@
 //!
 //! ```text
 //!   ZooKeeper ──watch──▶ discovery ──record──▶ fence (verify writable) ──Arc<Route>──▶ routing::RouteTable
-//!       ▲  users_path ──▶ failover::credentials           (arc-swap + change watch) │
+//!       ▲  users_path ──▶ credentials           (arc-swap + change watch) │
 //!       └─ proxies/<id>: registration + drain acknowledgement                         │ one load per accept,
 //!                                                                                     │ a fence check per command
 //!   client ──TCP──▶ listener (limits, PROXY header) ──spawn──▶ session ───────────────┘
@@ -47,8 +47,8 @@ pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod discovery;
-pub mod failover;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
@@ -62,5 +62,7 @@ pub mod replicas;
 pub mod routing;
 pub mod session;
 mod time;
+pub mod timeline;
 pub mod tls;
+pub mod verify;
 pub mod workers;

@@ -4,8 +4,7 @@
 //! verify `SHA1(pw)`, then answer any later scramble with it. Pure functions,
 //! byte-literal tests.
 //!
-//! A leaf of the crate: `failover` (also as `failover::native`), the
-//! session's re-login and the config's `[[users]]` validation use it.
+//! A leaf of the crate: the credential store, the session's re-login and the config's `[[users]]` validation use it.
 //!
 //! ```text
 //! response = SHA1(pw) XOR SHA1(scramble ‖ SHA1(SHA1(pw)))

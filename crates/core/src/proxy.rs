@@ -13,11 +13,11 @@ use crate::acknowledged::Ledger;
 use crate::admin::AdminState;
 use crate::config::{Config, ConfigError, RuntimeConfig, RuntimeMode};
 use crate::discovery::DiscoveryHandle;
-use crate::failover::timeline::{self, Timeline};
 use crate::metrics::{Metrics, Stats};
 use crate::reload::{LiveConfig, ReloadRecord};
 use crate::routing::RouteTable;
 use crate::session::relay::StopSignals;
+use crate::timeline::{self, Timeline};
 use crate::workers::Workers;
 
 mod start;
@@ -41,7 +41,7 @@ pub enum ProxyError {
     #[error("cannot start the per-core worker threads: {0}")]
     Workers(#[source] std::io::Error),
     #[error("[[users]]: {0}")]
-    Credentials(#[source] crate::failover::credentials::CredentialError),
+    Credentials(#[source] crate::credentials::CredentialError),
     #[error("invalid `{key}`: {0}", key = .0.key())]
     Tls(#[source] crate::tls::TlsError),
     #[error(transparent)]

@@ -82,7 +82,7 @@ pub async fn metrics(addr: &str) -> Result<BTreeMap<String, f64>, DrillError> {
 
 /// The `last_failover` part of `/status` (see docs/metrics.md): the
 /// proxy's own type, read back.
-pub use mysql_zk_proxy_core::failover::timeline::TimelineView as LastFailover;
+pub use mysql_zk_proxy_core::timeline::TimelineView as LastFailover;
 
 /// Milliseconds from `written` (the record's mtime in ZooKeeper) to
 /// `after_ms` past the proxy seeing the record (compares two clocks).

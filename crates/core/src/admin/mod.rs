@@ -50,7 +50,7 @@ pub struct AdminState {
     /// so load balancers stop sending new clients.
     pub shutting_down: AtomicBool,
     /// The last failover's timeline.
-    pub timeline: Arc<crate::failover::timeline::Timeline>,
+    pub timeline: Arc<crate::timeline::Timeline>,
     /// The read-only listener's routing and address, when it is on.
     pub read_only: Option<(Arc<crate::replicas::ReadRouter>, String)>,
     /// Acknowledged commits and loss reports.

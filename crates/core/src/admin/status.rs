@@ -40,7 +40,7 @@ pub struct Status {
     /// The oldest live sessions (at most 100): id, client, via, since.
     pub sessions_list: Vec<ListedSession>,
     /// The last failover seen by this proxy (phases and session outcomes).
-    pub last_failover: Option<crate::failover::timeline::TimelineView>,
+    pub last_failover: Option<crate::timeline::TimelineView>,
     /// The read-only listener and its replicas (absent when it is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<crate::replicas::status::ReadOnlyView>,

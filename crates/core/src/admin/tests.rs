@@ -28,7 +28,7 @@ fn fixture() -> Fixture {
         table,
         discovery: DiscoveryHandle { status: rx },
         metrics,
-        timeline: crate::failover::timeline::Timeline::new(stats.clone()),
+        timeline: crate::timeline::Timeline::new(stats.clone()),
         stats,
         started: SystemTime::now(),
         listen_addr: "127.0.0.1:6033".parse().unwrap(),

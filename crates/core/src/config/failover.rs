@@ -1,7 +1,7 @@
 //! The configuration sections of failover: `[[users]]` (the credential store's
 //! file half) and `[fencing]` (verifying a new primary), with their
 //! validation, and [`Secret`], the redacted string other sections use too.
-//! Plain data: `crate::failover` reads these, they know nothing of it.
+//! Plain data: `crate::credentials` and `crate::verify` read these, they know nothing of them.
 
 use std::fmt;
 use std::path::PathBuf;

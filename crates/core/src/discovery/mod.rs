@@ -30,10 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ZookeeperConfig;
-use crate::failover::credentials::CredentialStore;
-use crate::failover::verify::Verifier;
+use crate::credentials::CredentialStore;
 use crate::metrics::Stats;
 use crate::routing::RouteTable;
+use crate::verify::Verifier;
 
 mod apply;
 mod children;

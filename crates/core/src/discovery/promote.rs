@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::status::StatusTx;
-use crate::failover::verify::{ServerFacts, Verifier, VerifyError};
 use crate::routing::{Primary, Route, RouteTable};
+use crate::verify::{ServerFacts, Verifier, VerifyError};
 
 /// Where the verifier is.
 enum Phase {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::children::ChildrenSink;
-use crate::failover::credentials::{parse_zookeeper_user, CredentialStore};
+use crate::credentials::{parse_zookeeper_user, CredentialStore};
 
 impl ChildrenSink for CredentialStore {
     /// Every valid child into the store; the others skipped and counted.

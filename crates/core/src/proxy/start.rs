@@ -13,10 +13,8 @@ use super::{default_proxy_id, start_workers, Proxy, ProxyError};
 use crate::acknowledged::{self, Ledger, Observers};
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::credentials::CredentialStore;
 use crate::discovery::{self, DiscoveryHandle};
-use crate::failover::credentials::CredentialStore;
-use crate::failover::timeline::Timeline;
-use crate::failover::verify::Verifier;
 use crate::listener::{self, admission};
 use crate::metrics::{Metrics, Stats};
 use crate::read_only::{self, ReadOnly};
@@ -25,7 +23,9 @@ use crate::routing::RouteTable;
 use crate::session;
 use crate::session::buffers::BufferPool;
 use crate::session::relay::StopSignals;
+use crate::timeline::Timeline;
 use crate::tls::TlsState;
+use crate::verify::Verifier;
 
 /// What every part of one proxy shares; nothing runs yet.
 struct Shared {

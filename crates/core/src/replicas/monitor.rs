@@ -339,7 +339,7 @@ fn slot_env(
         stats: primary.stats.clone(),
         discovery: primary.discovery.clone(),
         credentials: primary.credentials.clone(),
-        timeline: crate::failover::timeline::Timeline::new(primary.stats.clone()),
+        timeline: crate::timeline::Timeline::new(primary.stats.clone()),
         cancel: primary.cancel.clone(),
         drain: primary.drain.clone(),
         kills: Default::default(),

@@ -11,15 +11,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::acknowledged::Ledger;
+use crate::credentials::CredentialStore;
 use crate::discovery::DiscoveryHandle;
-use crate::failover::credentials::CredentialStore;
-use crate::failover::timeline::Timeline;
 use crate::metrics::Stats;
 use crate::reload::LiveConfig;
 use crate::routing::{Route, RouteTable};
 use crate::session::buffers::BufferPool;
 use crate::session::kill::KillMap;
 use crate::session::relay::StopSignals;
+use crate::timeline::Timeline;
 
 /// Everything a session needs, shared by all sessions of one proxy.
 pub struct Env {

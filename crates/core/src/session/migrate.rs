@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::backend::{self, OpenError};
 use crate::config::BackendConfig;
-use crate::failover::native::{respond, DerivedPassword};
+use crate::native_password::{respond, DerivedPassword};
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::query::{err_text, Backend, QueryError};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{Secret, UserConfig};
-use crate::failover::credentials::CredentialStore;
+use crate::credentials::CredentialStore;
 use crate::session::stmts;
 use crate::session::testkit::{ask_error, env, live, record};
 use mysql_zk_proxy_protocol::tracker::ClientEvent;

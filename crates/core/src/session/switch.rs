@@ -3,7 +3,7 @@
 //! next command is answered with a failover error and it is closed; a
 //! transaction past `failover.drain_timeout` is aborted.
 
-use crate::failover::native::{derive, DerivedPassword};
+use crate::native_password::{derive, DerivedPassword};
 use crate::routing::Primary;
 use crate::session::login::LoginRecord;
 use crate::session::Env;
