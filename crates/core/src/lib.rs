@@ -12,30 +12,39 @@
 //! Data flow (control plane publishes immutable snapshots, the data path reads them):
 //!
 //! ```text
-//!   ZooKeeper ──watch──▶ discovery ──record──▶ fence (verify writable) ──Arc<Route>──▶ routing::RouteTable
-//!       ▲  users_path ──▶ credentials           (arc-swap + change watch) │
-//!       └─ proxies/<id>: registration + drain acknowledgement                         │ one load per accept,
-//!                                                                                     │ a fence check per command
-//!   client ──TCP──▶ listener (limits, PROXY header) ──spawn──▶ session ───────────────┘
+//!   ZooKeeper ──watch──▶ discovery ──record──▶ verify (writable, right server) ──▶ promote
+//!       │  users_path ──▶ credentials                  ──Arc<Route>──▶ routing::RouteTable
+//!       │  replicas/  ──▶ ReplicaSet ──▶ replicas (health checks, choice)   │ (arc-swap + watch)
+//!       └─ proxies/<id>: registration, drain acknowledgement;               │ one load per accept,
+//!          failovers/<epoch>/<id>: the loss report (acknowledged)          │ a fence check per command
+//!                                                                          │
+//!   client ──TCP──▶ listener (limits, PROXY header) ──spawn──▶ session ─────┘
+//!   client ──TCP──▶ read_only listener ──(a qualified replica's route)──▶ session
 //!                                        │ greeting forwarded (caps adjusted); login passed
 //!                                        │ through packet by packet and recorded
 //!                                        ▼
-//!                                     backend (TCP to the primary)
+//!                                     backend (TCP to the primary, or to a replica)
 //!                                        │ relay: bytes as they are, in buffers borrowed from
 //!                                        │ the proxy's pool while in flight; commands leave one
-//!                                        │ at a time, the fence asked before each; the protocol
-//!                                        │ tracker knows reply boundaries and rest points
+//!                                        │ at a time, the fence asked before each (and, on a
+//!                                        │ replica, the causal wait); the protocol tracker knows
+//!                                        │ reply boundaries and rest points; commit OKs feed the
+//!                                        │ ledger (acknowledged) and are stripped for the client
 //!                                        ▼ route moved → at a rest point: the session's state
 //!                                          read on the old primary (session::snapshot), a new
 //!                                          login with the derived credential, the state written
 //!                                          as values and read back; or 9005 / 9006
-//!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery, metrics, timeline.
+//!   acknowledged: at a route move, the old term's acknowledged GTIDs against the new
+//!   primary's position (control logins): the loss report, and the gate before new writes.
+//!   admin (HTTP: /live /ready /status /metrics) reads routing, discovery, metrics,
+//!   timeline, replicas and the ledger.
 //!   reload (SIGHUP) swaps the live config; limits and credentials apply at once,
 //!   TLS certificates are read again (tls: acceptor for clients, connector for backends).
-//!   Above this crate, mysql-zk-proxy-ops (`publish`, `switchover`) writes the record
+//!   Above this crate, mysql-zk-proxy-ops (`publish`, `switchover`) writes the records
 //!   with compare-and-set and drives a planned switchover: draining → every
-//!   proxies/<id> acknowledges → fence, GTID catch-up, promote → serving record.
-//!   Below it, mysql-zk-proxy-protocol holds the framer, tracker and handshake.
+//!   proxies/<id> acknowledges → read_only = 1, GTID catch-up, promote → serving record.
+//!   Below it, mysql-zk-proxy-protocol holds the framer, tracker, handshake, OK
+//!   packets and GTIDs.
 //! ```
 //!
 //! Every long-lived task hangs off one `CancellationToken` + `TaskTracker`
