@@ -29,7 +29,8 @@
 //!                                        │ at a time, the fence asked before each (and, on a
 //!                                        │ replica, the causal wait); the protocol tracker knows
 //!                                        │ reply boundaries and rest points; commit OKs feed the
-//!                                        │ ledger (acknowledged) and are stripped for the client
+//!                                        │ ledger (acknowledged), stripped for a client that did
+//!                                        │ not ask for session tracking
 //!                                        ▼ route moved → at a rest point: the session's state
 //!                                          read on the old primary (session::snapshot), a new
 //!                                          login with the derived credential, the state written
