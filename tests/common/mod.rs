@@ -228,3 +228,6 @@ pub async fn outcome_counted(
 
 /// Assertions on the `--json` document of the ops commands.
 pub mod outcome;
+
+/// Bounded polling of a server.
+pub mod poll;
