@@ -38,18 +38,21 @@ fn hash_json(password: &str) -> Vec<u8> {
     format!(r#"{{"mysql_native_password":"{}"}}"#, hash_text(password)).into_bytes()
 }
 
-/// Wait (bounded) until the store satisfies `pred`.
+/// Write `data` as user `name`'s entry under the users znode.
+async fn put_user(users: &Znode, name: &str, data: &[u8]) {
+    write(&users.connect, &format!("{}/{name}", users.path), data).await;
+}
+
 /// A discovery (primary record at `primary`, ZooKeeper session timeout
 /// `session`) that follows the users under `users` into `store`.
 fn follow_users(
-    connect: &str,
+    users: &Znode,
     primary: &str,
     session: Duration,
-    users: &str,
     store: &Arc<CredentialStore>,
 ) -> Disco {
-    let mut cfg = cfg(connect, primary, session);
-    cfg.users_path = Some(users.into());
+    let mut cfg = cfg(&users.connect, primary, session);
+    cfg.users_path = Some(users.path.into());
     let extras = Extras {
         credentials: Some(store.clone()),
         ..Extras::default()
@@ -57,6 +60,7 @@ fn follow_users(
     Disco::start_with(cfg, extras)
 }
 
+/// Wait (bounded) until the store satisfies `pred`.
 async fn store_until(store: &CredentialStore, what: &str, pred: impl Fn(&CredentialStore) -> bool) {
     let mut rx = store.subscribe();
     let ok = tokio::time::timeout(WAIT, async {
@@ -74,17 +78,10 @@ async fn store_until(store: &CredentialStore, what: &str, pred: impl Fn(&Credent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_users_are_loaded_and_hot_reloaded() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let users = "/t/users";
-    write(&connect, &format!("{users}/app"), &hash_json("app")).await;
-    write(&connect, &format!("{users}/garbage"), b"not json").await;
-    write(
-        &connect,
-        &format!("{users}/plain"),
-        br#"{"mysql_native_password":"app"}"#,
-    )
-    .await;
+    let users = Znode::start("/t/users").await;
+    put_user(&users, "app", &hash_json("app")).await;
+    put_user(&users, "garbage", b"not json").await;
+    put_user(&users, "plain", br#"{"mysql_native_password":"app"}"#).await;
     let config = [("app", "old"), ("cfg", "cfg")].map(|(name, pw)| UserConfig {
         name: name.into(),
         mysql_native_password: Secret::new(hash_text(pw)),
@@ -92,13 +89,7 @@ async fn zookeeper_users_are_loaded_and_hot_reloaded() {
     let store = Arc::new(CredentialStore::from_config(&config).unwrap());
     assert_eq!(store.lookup("app"), Some(StoredHash::of_password(b"old")));
 
-    let d = follow_users(
-        &connect,
-        "/t/users-primary",
-        Duration::from_secs(4),
-        users,
-        &store,
-    );
+    let d = follow_users(&users, "/t/users-primary", Duration::from_secs(4), &store);
     store_until(&store, "first load", |s| {
         s.zookeeper_reloads.load(Relaxed) >= 1
     })
@@ -113,14 +104,14 @@ async fn zookeeper_users_are_loaded_and_hot_reloaded() {
     );
     assert_eq!(store.bad_zookeeper_entries.load(Relaxed), 2);
 
-    write(&connect, &format!("{users}/app"), &hash_json("rotated")).await;
+    put_user(&users, "app", &hash_json("rotated")).await;
     store_until(&store, "rotated", |s| {
         s.lookup("app") == Some(StoredHash::of_password(b"rotated"))
     })
     .await;
-    write(&connect, &format!("{users}/new"), &hash_json("new")).await;
+    put_user(&users, "new", &hash_json("new")).await;
     store_until(&store, "new user", |s| s.lookup("new").is_some()).await;
-    delete(&connect, &format!("{users}/app")).await;
+    delete(&users.connect, &format!("{}/app", users.path)).await;
     store_until(&store, "back to [[users]]", |s| {
         s.lookup("app") == Some(StoredHash::of_password(b"old"))
     })
@@ -131,22 +122,19 @@ async fn zookeeper_users_are_loaded_and_hot_reloaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_followed_again_on_a_new_session_after_expiry() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let users = "/t/users-expiry";
-    write(&connect, &format!("{users}/app"), &hash_json("app")).await;
+    let users = Znode::start("/t/users-expiry").await;
+    put_user(&users, "app", &hash_json("app")).await;
     let store = Arc::new(CredentialStore::from_config(&[]).unwrap());
     let d = follow_users(
-        &connect,
+        &users,
         "/t/users-expiry-primary",
         Duration::from_secs(2),
-        users,
         &store,
     );
     store_until(&store, "first load", |s| s.lookup("app").is_some()).await;
     let first = d.connected().await.session_id;
 
-    zk.pause().expect("SIGSTOP");
+    users.zk.pause().expect("SIGSTOP");
     d.status("expired", |s| {
         s.state == mysql_zk_proxy_core::discovery::ZkState::Expired
     })
@@ -155,16 +143,11 @@ async fn users_are_followed_again_on_a_new_session_after_expiry() {
         store.lookup("app").is_some(),
         "users kept without a session"
     );
-    zk.resume().expect("SIGCONT");
+    users.zk.resume().expect("SIGCONT");
     let s = d.connected().await;
     assert_ne!(s.session_id, first);
 
-    write(
-        &connect,
-        &format!("{users}/app"),
-        &hash_json("after-expiry"),
-    )
-    .await;
+    put_user(&users, "app", &hash_json("after-expiry")).await;
     store_until(&store, "change seen on the new session", |s| {
         s.lookup("app") == Some(StoredHash::of_password(b"after-expiry"))
     })

@@ -16,11 +16,9 @@ use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_record_is_published() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/json/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 42)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
+    let z = Znode::start("/t/json/primary").await;
+    z.write(&json("10.0.0.5", 3306, 42)).await;
+    let d = Disco::start(z.cfg(Duration::from_secs(4)));
     let r = d.route("json primary", |r| r.primary.is_some()).await;
     let p = r.primary.as_ref().unwrap();
     assert_eq!((p.host.as_str(), p.port, p.epoch), ("10.0.0.5", 3306, 42));
@@ -30,13 +28,9 @@ async fn json_record_is_published() {
     assert!(s.session_id.as_deref().unwrap().starts_with("0x"), "{s:?}");
     assert_eq!(d.stats.route_changes.load(Relaxed), 1);
 
-    write(
-        &connect,
-        path,
-        br#"{"host":"10.0.0.6","port":3307,"epoch":43,"state":"draining","server_id":7}"#,
-    )
-    .await;
-    let r = d.route("epoch 43", |r| port_of(r) == Some(3307)).await;
+    z.write(br#"{"host":"10.0.0.6","port":3307,"epoch":43,"state":"draining","server_id":7}"#)
+        .await;
+    let r = d.routes_to("epoch 43", 3307).await;
     assert_eq!(r.state, RecordState::Draining);
     assert_eq!(r.primary.as_ref().unwrap().server_id, Some(7));
     d.stop().await;
@@ -44,11 +38,9 @@ async fn json_record_is_published() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_host_port_record_orders_by_mzxid() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/plain/primary";
-    write(&connect, path, b"10.0.0.7:3306\n").await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
+    let z = Znode::start("/t/plain/primary").await;
+    z.write(b"10.0.0.7:3306\n").await;
+    let d = Disco::start(z.cfg(Duration::from_secs(4)));
     let r = d.route("plain primary", |r| r.primary.is_some()).await;
     let p = r.primary.as_ref().unwrap();
     assert_eq!((p.host.as_str(), p.port), ("10.0.0.7", 3306));
@@ -57,10 +49,8 @@ async fn plain_host_port_record_orders_by_mzxid() {
     };
     assert_eq!(p.epoch, mzxid as u64);
 
-    write(&connect, path, b"[::1]:3307").await;
-    let r = d
-        .route("ipv6 plain primary", |r| port_of(r) == Some(3307))
-        .await;
+    z.write(b"[::1]:3307").await;
+    let r = d.routes_to("ipv6 plain primary", 3307).await;
     let p = r.primary.as_ref().unwrap();
     assert_eq!(p.host, "::1");
     assert!(
@@ -76,11 +66,9 @@ async fn plain_host_port_record_orders_by_mzxid() {
     );
 
     // An epoch-ordered record always wins over mzxid ordering ...
-    write(&connect, path, &json("10.0.0.8", 3308, 1)).await;
-    d.route("epoch 1 over mzxid", |r| port_of(r) == Some(3308))
-        .await;
+    z.publish_until_routed(&d, "10.0.0.8", 3308, 1).await;
     // ... and a plain record cannot go back below it.
-    write(&connect, path, b"10.0.0.9:3309").await;
+    z.write(b"10.0.0.9:3309").await;
     d.status("plain record fenced", |s| s.last_error.is_some())
         .await;
     assert_eq!(port_of(&d.table.current()), Some(3308));
@@ -90,14 +78,9 @@ async fn plain_host_port_record_orders_by_mzxid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epoch_fencing_lower_ignored_higher_applied() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/fencing/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 10)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
-    d.route("epoch 10", |r| port_of(r) == Some(3306)).await;
+    let (z, d) = Znode::routed("/t/fencing/primary", Duration::from_secs(4), 10).await;
 
-    write(&connect, path, &json("10.0.0.6", 3307, 9)).await;
+    z.write(&json("10.0.0.6", 3307, 9)).await;
     let s = d
         .status("stale record reported", |s| {
             s.last_error.as_deref().is_some_and(|e| e.contains("stale"))
@@ -111,13 +94,12 @@ async fn epoch_fencing_lower_ignored_higher_applied() {
 
     // Equal epoch, same address: no new route.
     let generation = r.generation;
-    write(&connect, path, &json("10.0.0.5", 3306, 10)).await;
+    z.write(&json("10.0.0.5", 3306, 10)).await;
     d.status("equal record accepted", |s| s.last_error.is_none())
         .await;
     assert_eq!(d.table.current().generation, generation);
 
-    write(&connect, path, &json("10.0.0.6", 3307, 11)).await;
-    let r = d.route("epoch 11", |r| port_of(r) == Some(3307)).await;
+    let r = z.publish_until_routed(&d, "10.0.0.6", 3307, 11).await;
     assert_eq!(r.high_water, Some(Ordering::Epoch(11)));
     assert_eq!(r.generation, generation + 1);
     assert_eq!(d.stats.route_changes.load(Relaxed), 2);
@@ -127,70 +109,50 @@ async fn epoch_fencing_lower_ignored_higher_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_znode_means_no_primary_until_recreated() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/deleted/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 5)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
-    d.route("epoch 5", |r| port_of(r) == Some(3306)).await;
+    let (z, d) = Znode::routed("/t/deleted/primary", Duration::from_secs(4), 5).await;
 
-    delete(&connect, path).await;
-    let r = d.route("no primary", |r| r.primary.is_none()).await;
+    z.delete().await;
+    let r = d.routes_nowhere("no primary").await;
     assert_eq!(r.high_water, Some(Ordering::Epoch(5)), "high water kept");
 
     // Re-created with a lower epoch: still fenced off.
-    write(&connect, path, &json("10.0.0.4", 3305, 4)).await;
+    z.write(&json("10.0.0.4", 3305, 4)).await;
     d.status("lower re-creation ignored", |s| s.last_error.is_some())
         .await;
     assert!(d.table.current().primary.is_none());
     assert_eq!(d.stats.records_ignored(IgnoredRecord::Stale), 1);
 
-    delete(&connect, path).await;
-    write(&connect, path, &json("10.0.0.6", 3307, 6)).await;
-    let r = d
-        .route("epoch 6 after re-creation", |r| port_of(r) == Some(3307))
-        .await;
+    z.delete().await;
+    let r = z.publish_until_routed(&d, "10.0.0.6", 3307, 6).await;
     assert_eq!(r.high_water, Some(Ordering::Epoch(6)));
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn znode_created_after_start_is_seen() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/late/primary";
-    delete(&connect, path).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
+    let z = Znode::start("/t/late/primary").await;
+    z.delete().await;
+    let d = Disco::start(z.cfg(Duration::from_secs(4)));
     d.connected().await;
     assert!(d.table.current().primary.is_none());
-    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
-    d.route("created", |r| port_of(r) == Some(3306)).await;
+    z.publish_until_routed(&d, "10.0.0.5", 3306, 1).await;
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unparseable_data_keeps_route_and_shows_in_status() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/garbage/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 3)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
-    d.route("epoch 3", |r| port_of(r) == Some(3306)).await;
+    let (z, d) = Znode::routed("/t/garbage/primary", Duration::from_secs(4), 3).await;
     let generation = d.table.current().generation;
 
-    write(
-        &connect,
-        path,
-        br#"{"host":"10.0.0.6","port":70000,"epoch":4}"#,
-    )
-    .await;
+    z.write(br#"{"host":"10.0.0.6","port":70000,"epoch":4}"#)
+        .await;
     let s = d
         .status("unparseable reported", |s| s.last_error.is_some())
         .await;
     assert!(s.last_error.unwrap().contains("70000"));
     assert!(s.last_record.unwrap().contains("70000"));
     assert_eq!(d.stats.records_ignored(IgnoredRecord::Unparseable), 1);
-    write(&connect, path, b"\xff\xfe not utf-8").await;
+    z.write(b"\xff\xfe not utf-8").await;
     d.status("non-utf8 reported", |s| {
         s.last_error.as_deref().is_some_and(|e| e.contains("UTF-8"))
     })
@@ -200,24 +162,18 @@ async fn unparseable_data_keeps_route_and_shows_in_status() {
     assert_eq!((port_of(&r), r.generation), (Some(3306), generation));
 
     // Still watching: a good record is applied and clears the error.
-    write(&connect, path, &json("10.0.0.6", 3307, 4)).await;
-    d.route("epoch 4", |r| port_of(r) == Some(3307)).await;
+    z.publish_until_routed(&d, "10.0.0.6", 3307, 4).await;
     d.status("error cleared", |s| s.last_error.is_none()).await;
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_restart_is_survived_within_the_session() {
-    let mut zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/restart/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
     // A long session so that it outlives the restart.
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(10)));
-    d.route("epoch 1", |r| port_of(r) == Some(3306)).await;
+    let (mut z, d) = Znode::routed("/t/restart/primary", Duration::from_secs(10), 1).await;
     let session = d.connected().await.session_id;
 
-    zk = blocking(move || zk.stop().map(|()| zk))
+    z.zk = blocking(move || z.zk.stop().map(|()| z.zk))
         .await
         .expect("stop");
     let s = d
@@ -231,60 +187,47 @@ async fn zookeeper_restart_is_survived_within_the_session() {
     );
     assert_eq!(d.stats.zk_disconnects.load(Relaxed), 1);
 
-    zk = blocking(move || zk.restart().map(|()| zk))
+    z.zk = blocking(move || z.zk.restart().map(|()| z.zk))
         .await
         .expect("restart");
     let s = d.connected().await;
     assert_eq!(s.session_id, session, "same session after the restart");
-    write(&connect, path, &json("10.0.0.6", 3307, 2)).await;
-    d.route("epoch 2 after restart", |r| port_of(r) == Some(3307))
-        .await;
+    z.publish_until_routed(&d, "10.0.0.6", 3307, 2).await;
     assert_eq!(d.stats.zk_sessions_expired.load(Relaxed), 0);
     assert_eq!(d.stats.zk_sessions_established.load(Relaxed), 1);
     d.stop().await;
-    drop(zk);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_session_is_replaced_and_watching_continues() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/expiry/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(2)));
-    d.route("epoch 1", |r| port_of(r) == Some(3306)).await;
+    let (z, d) = Znode::routed("/t/expiry/primary", Duration::from_secs(2), 1).await;
     let first = d.connected().await.session_id;
 
     // Frozen longer than the session timeout: the client gives the session up.
-    zk.pause().expect("SIGSTOP");
+    z.zk.pause().expect("SIGSTOP");
     d.status("expired", |s| s.state == ZkState::Expired).await;
     assert_eq!(port_of(&d.table.current()), Some(3306), "last primary kept");
     assert!(d.stats.zk_sessions_expired.load(Relaxed) >= 1);
-    zk.resume().expect("SIGCONT");
+    z.zk.resume().expect("SIGCONT");
 
     let s = d.connected().await;
     assert_ne!(s.session_id, first, "a new session");
     assert_eq!(d.stats.zk_sessions_established.load(Relaxed), 2);
-    write(&connect, path, &json("10.0.0.6", 3307, 2)).await;
-    d.route("epoch 2 on the new session", |r| port_of(r) == Some(3307))
-        .await;
-    delete(&connect, path).await;
-    d.route("deletion on the new session", |r| r.primary.is_none())
-        .await;
+    z.publish_until_routed(&d, "10.0.0.6", 3307, 2).await;
+    z.delete().await;
+    d.routes_nowhere("deletion on the new session").await;
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_down_at_start_then_up() {
-    let mut zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/down/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
-    zk = blocking(move || zk.stop().map(|()| zk))
+    let mut z = Znode::start("/t/down/primary").await;
+    z.write(&json("10.0.0.5", 3306, 1)).await;
+    z.zk = blocking(move || z.zk.stop().map(|()| z.zk))
         .await
         .expect("stop");
 
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(2)));
+    let d = Disco::start(z.cfg(Duration::from_secs(2)));
     d.status("connect failure reported", |s| s.zk_error.is_some())
         .await;
     let s = d.status.borrow().clone();
@@ -292,15 +235,13 @@ async fn zookeeper_down_at_start_then_up() {
     assert!(d.table.current().primary.is_none());
     assert_eq!(d.stats.zk_sessions_established.load(Relaxed), 0);
 
-    let zk = blocking(move || zk.restart().map(|()| zk))
+    z.zk = blocking(move || z.zk.restart().map(|()| z.zk))
         .await
         .expect("start");
-    d.route("primary once ZooKeeper is up", |r| port_of(r) == Some(3306))
-        .await;
+    d.routes_to("primary once ZooKeeper is up", 3306).await;
     let s = d.connected().await;
     assert!(s.zk_error.is_none() && s.session_id.is_some(), "{s:?}");
     d.stop().await;
-    drop(zk);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,32 +263,34 @@ async fn dead_server_listed_first_and_chroot() {
         "read under the chroot, not the root"
     );
 
-    write(&live, "/proxy-a/mysql/primary", &json("10.0.0.6", 3307, 9)).await;
-    d.route("change under the chroot", |r| port_of(r) == Some(3307))
+    d.publish_until_routed(&live, "/proxy-a/mysql/primary", "10.0.0.6", 3307, 9)
         .await;
     delete(&live, "/proxy-a/mysql/primary").await;
-    d.route("deleted under the chroot", |r| r.primary.is_none())
-        .await;
+    d.routes_nowhere("deleted under the chroot").await;
     d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_reaches_route_table_within_milliseconds() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/latency/primary";
-    write(&connect, path, &json("10.0.0.5", 1, 1)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(4)));
-    d.route("epoch 1", |r| port_of(r) == Some(1)).await;
-    let writer = mysql_zk_proxy_sandbox::zk_connect(&connect).await.unwrap();
+    let z = Znode::start("/t/latency/primary").await;
+    z.write(&json("10.0.0.5", 1, 1)).await;
+    let d = Disco::start(z.cfg(Duration::from_secs(4)));
+    d.routes_to("epoch 1", 1).await;
+    let writer = mysql_zk_proxy_sandbox::zk_connect(&z.connect)
+        .await
+        .unwrap();
     let mut took = Vec::new();
     for epoch in 2..=41u64 {
         let port = epoch as u16;
         let start = Instant::now();
-        mysql_zk_proxy_sandbox::zkclient::write_with(&writer, path, &json("10.0.0.5", port, epoch))
-            .await
-            .unwrap();
-        d.route("next epoch", |r| port_of(r) == Some(port)).await;
+        mysql_zk_proxy_sandbox::zkclient::write_with(
+            &writer,
+            z.path,
+            &json("10.0.0.5", port, epoch),
+        )
+        .await
+        .unwrap();
+        d.routes_to("next epoch", port).await;
         took.push(start.elapsed());
     }
     took.sort();

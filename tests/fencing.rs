@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_zk_proxy_core::config::{FencingConfig, Secret};
+use mysql_zk_proxy_core::config::{FencingConfig, Secret, ZookeeperConfig};
 use mysql_zk_proxy_core::discovery::{Extras, ZkState};
 use mysql_zk_proxy_core::metrics::SessionState;
 use mysql_zk_proxy_core::routing::Ordering;
@@ -199,17 +199,15 @@ async fn server_identity_must_match_the_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_after_stops_routing_until_zookeeper_is_back() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/fail-closed/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
-    let mut c = cfg(&connect, path, Duration::from_secs(4));
-    c.fail_closed_after = Some(Duration::from_millis(500));
-    let d = Disco::start(c);
-    d.route("epoch 1", |r| port_of(r) == Some(3306)).await;
+    let z = Znode::start("/t/fail-closed/primary").await;
+    let c = ZookeeperConfig {
+        fail_closed_after: Some(Duration::from_millis(500)),
+        ..z.cfg(Duration::from_secs(4))
+    };
+    let d = Disco::start_routed(c, 1).await;
 
-    zk.pause().expect("SIGSTOP");
-    let r = d.route("routing stopped", |r| r.primary.is_none()).await;
+    z.zk.pause().expect("SIGSTOP");
+    let r = d.routes_nowhere("routing stopped").await;
     assert_eq!(r.high_water, Some(Ordering::Epoch(1)), "high water kept");
     let s = d.status.borrow().clone();
     assert!(
@@ -219,10 +217,9 @@ async fn fail_closed_after_stops_routing_until_zookeeper_is_back() {
         "{s:?}"
     );
     assert_ne!(s.state, ZkState::Connected);
-    zk.resume().expect("SIGCONT");
+    z.zk.resume().expect("SIGCONT");
 
-    d.route("routing resumed", |r| port_of(r) == Some(3306))
-        .await;
+    d.routes_to("routing resumed", 3306).await;
     d.status("fail-closed lifted", |s| s.fail_closed.is_none())
         .await;
     d.stop().await;
@@ -230,20 +227,15 @@ async fn fail_closed_after_stops_routing_until_zookeeper_is_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_routing_continues_while_zookeeper_is_paused() {
-    let zk = zk_server().await;
-    let connect = zk.connect_string();
-    let path = "/t/fail-open/primary";
-    write(&connect, path, &json("10.0.0.5", 3306, 1)).await;
-    let d = Disco::start(cfg(&connect, path, Duration::from_secs(2)));
-    d.route("epoch 1", |r| port_of(r) == Some(3306)).await;
+    let (z, d) = Znode::routed("/t/fail-open/primary", Duration::from_secs(2), 1).await;
     let generation = d.table.current().generation;
 
-    zk.pause().expect("SIGSTOP");
+    z.zk.pause().expect("SIGSTOP");
     d.status("expired", |s| s.state == ZkState::Expired).await;
     let r = d.table.current();
     assert_eq!((port_of(&r), r.generation), (Some(3306), generation));
     assert!(d.status.borrow().fail_closed.is_none());
-    zk.resume().expect("SIGCONT");
+    z.zk.resume().expect("SIGCONT");
     d.connected().await;
     assert_eq!(port_of(&d.table.current()), Some(3306));
     d.stop().await;

@@ -8,6 +8,7 @@ mod common;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use common::poll::until_count;
 use common::raw::RawConn;
 use common::{with_app_user, APP_PASS, APP_USER};
 use mysql_async::prelude::*;
@@ -162,22 +163,14 @@ async fn kill_query_reaches_a_migrated_session() {
         })
     });
     let mut direct = Conn::new(common::app_opts(report.new_port)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let n: i64 = direct
-            .query_first("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(60)'")
-            .await
-            .unwrap()
-            .unwrap();
-        if n == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sleep never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_count(
+        &mut direct,
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(60)'",
+        Duration::from_secs(15),
+        "the sleep never started",
+        |n| n == 1,
+    )
+    .await;
     // Ctrl-C in the mariadb CLI: a new connection sends KILL QUERY <id it was shown>
     let mut killer = Conn::new(env.via_proxy()).await.unwrap();
     killer

@@ -14,6 +14,7 @@ use mysql_async::Conn;
 use mysql_zk_proxy_sandbox::Cluster;
 
 use common::binary::Running;
+use common::poll::until_count;
 
 const CLIENTS: u64 = 6;
 
@@ -61,19 +62,14 @@ async fn graceful_stop_under_load_loses_nothing() {
         .map(|i| tokio::spawn(writer(env.via_proxy(), i)))
         .collect();
     // let the load run
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: i64 = direct
-            .query_first("SELECT COUNT(*) FROM t")
-            .await
-            .unwrap()
-            .unwrap();
-        if n >= 50 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "load never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_count(
+        &mut direct,
+        "SELECT COUNT(*) FROM t",
+        Duration::from_secs(20),
+        "load never got going",
+        |n| n >= 50,
+    )
+    .await;
     let opts = env.via_proxy();
     let listen = env.proxy.listen_addr();
     let stop = tokio::spawn(env.proxy.stop());

@@ -5,11 +5,12 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use mysql_zk_proxy_core::config::ProxyProtocol;
+use mysql_zk_proxy_core::config::{ListenConfig, ProxyProtocol};
 use mysql_zk_proxy_core::metrics::{CommandKind, ConnOutcome, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,6 +25,13 @@ async fn until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A proxy (no replica) with its listener set up by `listen`, and its stats.
+async fn proxy_listening(listen: impl FnOnce(&mut ListenConfig)) -> (common::Env, Arc<Stats>) {
+    let env = common::start_with(false, |c| listen(&mut c.listen)).await;
+    let stats = env.proxy.stats().clone();
+    (env, stats)
 }
 
 fn outcome(stats: &Stats, o: ConnOutcome) -> u64 {
@@ -48,8 +56,7 @@ async fn closed_within(s: &mut TcpStream, secs: u64) -> Result<(), &'static str>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_clients_get_1040_and_a_freed_slot_is_reused() {
-    let env = common::start_with(false, |c| c.listen.max_connections = 2).await;
-    let stats = env.proxy.stats().clone();
+    let (env, stats) = proxy_listening(|l| l.max_connections = 2).await;
     let mut a = Conn::new(env.via_proxy()).await.unwrap();
     let b = Conn::new(env.via_proxy()).await.unwrap();
     let e = Conn::new(env.via_proxy()).await.unwrap_err();
@@ -81,11 +88,7 @@ async fn past_max_connections_clients_get_1040_and_a_freed_slot_is_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_silent_clients_are_dropped_while_others_are_served() {
-    let env = common::start_with(false, |c| {
-        c.listen.handshake_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let stats = env.proxy.stats().clone();
+    let (env, stats) = proxy_listening(|l| l.handshake_timeout = Duration::from_secs(1)).await;
     let addr = env.proxy_addr();
     // silent: reads the greeting, never answers
     let mut silent = TcpStream::connect(&addr).await.unwrap();
@@ -117,11 +120,7 @@ async fn slow_and_silent_clients_are_dropped_while_others_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_closes_sessions_at_rest_only() {
-    let env = common::start_with(false, |c| {
-        c.listen.idle_timeout = Duration::from_millis(700);
-    })
-    .await;
-    let stats = env.proxy.stats().clone();
+    let (env, stats) = proxy_listening(|l| l.idle_timeout = Duration::from_millis(700)).await;
     let mut idle = Conn::new(env.via_proxy()).await.unwrap();
     let _: Option<i64> = idle.query_first("SELECT 1").await.unwrap();
     let mut busy = Conn::new(env.via_proxy()).await.unwrap();
@@ -141,11 +140,12 @@ async fn idle_timeout_closes_sessions_at_rest_only() {
     );
 }
 
-fn pp_config(trusted: &str) -> impl FnOnce(&mut mysql_zk_proxy_core::config::Config) + '_ {
-    move |c| {
-        c.listen.proxy_protocol = ProxyProtocol::Required;
-        c.listen.trusted_proxies = vec![trusted.to_string()];
-        c.listen.handshake_timeout = Duration::from_secs(2);
+/// A listener that requires a PROXY header and trusts `trusted` to send one.
+fn pp_listen(trusted: &str) -> impl FnOnce(&mut ListenConfig) + '_ {
+    move |l| {
+        l.proxy_protocol = ProxyProtocol::Required;
+        l.trusted_proxies = vec![trusted.to_string()];
+        l.handshake_timeout = Duration::from_secs(2);
     }
 }
 
@@ -162,7 +162,7 @@ fn v2_tcp4(src: [u8; 4], sport: u16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_headers_from_a_trusted_source_set_the_client_address() {
-    let env = common::start_with(false, pp_config("127.0.0.1/32")).await;
+    let (env, stats) = proxy_listening(pp_listen("127.0.0.1/32")).await;
     let admin = env.proxy.admin_addr().unwrap();
     let addr = env.proxy_addr();
     let mut s1 = TcpStream::connect(&addr).await.unwrap();
@@ -194,7 +194,6 @@ async fn proxy_headers_from_a_trusted_source_set_the_client_address() {
     assert!(via.starts_with("127.0.0.1:"), "{st}");
 
     // trusted but no header: a MySQL client waits for a greeting that never comes
-    let stats = env.proxy.stats().clone();
     let mut bare = TcpStream::connect(&addr).await.unwrap();
     closed_within(&mut bare, 15)
         .await
@@ -204,8 +203,7 @@ async fn proxy_headers_from_a_trusted_source_set_the_client_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_headers_from_untrusted_sources_are_refused() {
-    let env = common::start_with(false, pp_config("10.0.0.0/8")).await;
-    let stats = env.proxy.stats().clone();
+    let (env, stats) = proxy_listening(pp_listen("10.0.0.0/8")).await;
     let addr = env.proxy_addr();
     // a direct client from an untrusted source is served as usual
     let mut direct = Conn::new(env.via_proxy()).await.unwrap();

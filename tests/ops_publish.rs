@@ -3,7 +3,11 @@
 //! (a record changed since it was read is not overwritten); exit codes and
 //! the `--json` document.
 
+mod common;
+
 use std::process::Output;
+
+use common::outcome::{assert_failed, assert_outcome};
 
 use mysql_zk_proxy_core::discovery::record::parse_record;
 use mysql_zk_proxy_sandbox::{zk_read, zk_write, ZkServer};
@@ -50,11 +54,7 @@ async fn current(zk: &ZkServer) -> (mysql_zk_proxy_core::discovery::record::Reco
 async fn epochs_follow_the_current_record_and_never_go_back() {
     let zk = zk().await;
     let (code, doc) = publish(&zk, &["--host", "10.0.0.5", "--port", "3306"]).await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (0, Some("published")),
-        "{doc}"
-    );
+    assert_outcome(code, &doc, 0, "published", &doc);
     assert_eq!(
         (doc["epoch"].as_u64(), doc["previous_epoch"].as_u64()),
         (Some(1), None)
@@ -82,15 +82,7 @@ async fn epochs_follow_the_current_record_and_never_go_back() {
             &["--host", "10.0.0.5", "--port", "3306", "--epoch", back],
         )
         .await;
-        assert_eq!(
-            (code, doc["outcome"].as_str()),
-            (1, Some("refused")),
-            "{doc}"
-        );
-        assert!(
-            doc["error"].as_str().unwrap().contains("backwards"),
-            "{doc}"
-        );
+        assert_failed(code, &doc, "refused", "backwards", &doc);
     }
     assert_eq!(
         current(&zk).await,
@@ -131,11 +123,7 @@ async fn a_record_changed_since_it_was_read_is_not_overwritten() {
         &["--host", "db2", "--port", "3306", "--expect-version", &v],
     )
     .await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (1, Some("conflict")),
-        "{doc}"
-    );
+    assert_outcome(code, &doc, 1, "conflict", &doc);
     let (rec, _) = current(&zk).await;
     assert_eq!(
         (rec.host.as_str(), rec.epoch),
@@ -147,11 +135,7 @@ async fn a_record_changed_since_it_was_read_is_not_overwritten() {
         &["--host", "db2", "--port", "3306", "--expect-version", "-1"],
     )
     .await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (1, Some("conflict")),
-        "{doc}"
-    );
+    assert_outcome(code, &doc, 1, "conflict", &doc);
     // with the version it holds now, it goes through, after the other epoch
     let (_, now) = current(&zk).await;
     let v = now.to_string();
@@ -188,12 +172,7 @@ async fn unparseable_record_needs_an_explicit_epoch_and_bad_arguments_exit_2() {
         .await
         .unwrap();
     let (code, doc) = publish(&zk, &["--host", "db1", "--port", "3306"]).await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (1, Some("refused")),
-        "{doc}"
-    );
-    assert!(doc["error"].as_str().unwrap().contains("--epoch"), "{doc}");
+    assert_failed(code, &doc, "refused", "--epoch", &doc);
     let (code, doc) = publish(&zk, &["--host", "db1", "--port", "3306", "--epoch", "7"]).await;
     assert_eq!((code, doc["epoch"].as_u64()), (0, Some(7)), "{doc}");
     for bad in [

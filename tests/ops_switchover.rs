@@ -10,6 +10,7 @@ mod support;
 
 use std::time::Duration;
 
+use common::outcome::{assert_failed, assert_outcome};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use mysql_zk_proxy_core::routing::RecordState;
@@ -32,19 +33,37 @@ async fn switchover_bin(env: &common::Env, target: u16, extra: &[&str]) -> (i32,
 }
 
 async fn env_with_proxy(id: &str) -> common::Env {
-    let env = common::start_with(true, |c| proxy_config(c, id, Duration::from_secs(5))).await;
+    let env = env_registered(id, Duration::from_secs(5)).await;
     create_operator(&env.cluster).await;
+    env
+}
+
+/// A cluster and a proxy registered as `id`, with a drain of `drain`.
+async fn env_registered(id: &str, drain: Duration) -> common::Env {
+    let env = common::start_with(true, |c| proxy_config(c, id, drain)).await;
     wait_registered(&env.cluster, &[id]).await;
     env
+}
+
+/// A transaction open through the proxy: it holds the proxy's acknowledgement
+/// of a drain back until it ends.
+async fn open_transaction(env: &common::Env) -> Conn {
+    let mut tx = Conn::new(env.via_proxy()).await.unwrap();
+    begin_and_hold(&mut tx).await;
+    tx
+}
+
+/// Begin a transaction on `tx` and make it touch the server, so that it is
+/// in progress (and blocks a drain) until it ends.
+async fn begin_and_hold(tx: &mut Conn) {
+    tx.query_drop("BEGIN").await.unwrap();
+    tx.query_drop("SELECT 1").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_moves_the_primary_and_the_sessions() {
     let env = env_with_proxy("px-1").await;
-    let (old, new) = (
-        env.cluster.primary().port(),
-        env.cluster.replica().unwrap().port(),
-    );
+    let (old, new) = primary_and_replica(&env.cluster);
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     c.query_drop("CREATE TABLE app.s (id INT PRIMARY KEY)")
         .await
@@ -53,11 +72,7 @@ async fn switchover_moves_the_primary_and_the_sessions() {
     c.query_drop("SET @kept = 'yes'").await.unwrap();
 
     let (code, doc, all) = switchover_bin(&env, new, &[]).await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (0, Some("switched")),
-        "{all}"
-    );
+    assert_outcome(code, &doc, 0, "switched", &all);
     assert!(!all.contains(OP_PASS), "the password was printed: {all}");
     let epochs = &doc["epochs"];
     let got = [&epochs["before"], &epochs["draining"], &epochs["serving"]].map(Value::as_u64);
@@ -105,22 +120,11 @@ async fn switchover_moves_the_primary_and_the_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_target_that_is_not_a_healthy_replica() {
     let mut env = env_with_proxy("px-1").await;
-    let (old, new) = (
-        env.cluster.primary().port(),
-        env.cluster.replica().unwrap().port(),
-    );
+    let (old, new) = primary_and_replica(&env.cluster);
     let mut replica = admin(new).await;
     replica.query_drop("STOP SLAVE IO_THREAD").await.unwrap();
     let (code, doc, all) = switchover_bin(&env, new, &[]).await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (1, Some("refused")),
-        "{all}"
-    );
-    assert!(
-        doc["error"].as_str().unwrap().contains("IO thread No"),
-        "{doc}"
-    );
+    assert_failed(code, &doc, "refused", "IO thread No", &all);
 
     replica
         .query_drop("STOP SLAVE; RESET SLAVE ALL")
@@ -174,14 +178,9 @@ async fn switchover_while(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_when_the_record_changes_under_it() {
-    let mut env =
-        common::start_with(true, |c| proxy_config(c, "px-1", Duration::from_secs(30))).await;
-    wait_registered(&env.cluster, &["px-1"]).await;
+    let mut env = env_registered("px-1", Duration::from_secs(30)).await;
     let old = env.cluster.primary().port();
-    // an open transaction holds the proxy's acknowledgement back
-    let mut tx = Conn::new(env.via_proxy()).await.unwrap();
-    tx.query_drop("BEGIN").await.unwrap();
-    tx.query_drop("SELECT 1").await.unwrap();
+    let mut tx = open_transaction(&env).await;
     let cluster_zk = env.cluster.zk_connect();
     let path = env.cluster.primary_path().to_owned();
     let table = env.proxy.route_table().clone();
@@ -226,10 +225,7 @@ async fn stops_when_the_record_changes_under_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolls_back_when_the_target_cannot_catch_up() {
     let mut env = env_with_proxy("px-1").await;
-    let (old, new) = (
-        env.cluster.primary().port(),
-        env.cluster.replica().unwrap().port(),
-    );
+    let (old, new) = primary_and_replica(&env.cluster);
     // the replica's SQL thread keeps running but cannot apply: a global read lock
     let mut lock = admin(new).await;
     lock.query_drop("FLUSH TABLES WITH READ LOCK")
@@ -238,15 +234,7 @@ async fn rolls_back_when_the_target_cannot_catch_up() {
     let mut c = Conn::new(env.via_proxy()).await.unwrap();
     c.query_drop("CREATE TABLE app.lag (x INT)").await.unwrap();
     let (code, doc, all) = switchover_bin(&env, new, &["--catch-up-timeout", "1s"]).await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (1, Some("rolled_back")),
-        "{all}"
-    );
-    assert!(
-        doc["error"].as_str().unwrap().contains("did not apply"),
-        "{doc}"
-    );
+    assert_failed(code, &doc, "rolled_back", "did not apply", &all);
     assert!(
         doc["phases"]["catch_up"].as_f64().unwrap() >= 1000.0,
         "{doc}"
@@ -285,13 +273,9 @@ async fn rolls_back_when_the_target_cannot_catch_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolls_back_when_a_proxy_does_not_acknowledge_unless_forced() {
-    let mut env =
-        common::start_with(true, |c| proxy_config(c, "px-1", Duration::from_secs(60))).await;
-    wait_registered(&env.cluster, &["px-1"]).await;
+    let mut env = env_registered("px-1", Duration::from_secs(60)).await;
     let old = env.cluster.primary().port();
-    let mut tx = Conn::new(env.via_proxy()).await.unwrap();
-    tx.query_drop("BEGIN").await.unwrap();
-    tx.query_drop("SELECT 1").await.unwrap();
+    let mut tx = open_transaction(&env).await;
     let short = Duration::from_millis(500);
     let report = switchover_while(&mut env, short, Duration::from_secs(10), async {}).await;
     assert_eq!(report.outcome, Outcome::RolledBack, "{report}");
@@ -317,8 +301,7 @@ async fn rolls_back_when_a_proxy_does_not_acknowledge_unless_forced() {
         .await
         .expect("the transaction survives the roll-back");
 
-    tx.query_drop("BEGIN").await.unwrap();
-    tx.query_drop("SELECT 1").await.unwrap();
+    begin_and_hold(&mut tx).await;
     let mut plan = env.cluster.switchover_plan().unwrap();
     (plan.drain_timeout, plan.force) = (short, true);
     let report = env.cluster.switchover_with(&plan).await.unwrap();
@@ -346,10 +329,7 @@ async fn switchover_authenticates_to_an_owner_only_record() {
     .await;
     create_operator(&env.cluster).await;
     wait_registered(&env.cluster, &["px-1"]).await;
-    let (old, new) = (
-        env.cluster.primary().port(),
-        env.cluster.replica().unwrap().port(),
-    );
+    let (old, new) = primary_and_replica(&env.cluster);
     // Only the digest user may read or write the record from now on.
     let (connect, path) = (env.cluster.zk_connect(), env.cluster.primary_path());
     let owner = zk_connect_as(&connect, Some(&digest)).await.unwrap();
@@ -379,11 +359,7 @@ async fn switchover_authenticates_to_an_owner_only_record() {
         file,
     ];
     let (code, doc, all) = switchover_bin(&env, new, &creds).await;
-    assert_eq!(
-        (code, doc["outcome"].as_str()),
-        (0, Some("switched")),
-        "{all}"
-    );
+    assert_outcome(code, &doc, 0, "switched", &all);
     assert_eq!(doc["proxies"][0]["acked"], true, "{doc}");
     assert!(!all.contains(ZK_PASS), "secret printed: {all}");
     let rec = record().await;

@@ -225,3 +225,9 @@ pub async fn outcome_counted(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Assertions on the `--json` document of the ops commands.
+pub mod outcome;
+
+/// Bounded polling of a server.
+pub mod poll;

@@ -156,3 +156,94 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 pub fn dead_port() -> mysql_zk_proxy_sandbox::process::RefusedPort {
     mysql_zk_proxy_sandbox::process::RefusedPort::new().unwrap()
 }
+
+impl Disco {
+    /// Publish `json("10.0.0.5", 3306, epoch)` at the configured primary path,
+    /// start discovery on it and wait until it routes there: the common
+    /// starting point of a test that then changes the record.
+    pub async fn start_routed(cfg: ZookeeperConfig, epoch: u64) -> Disco {
+        let (connect, path) = (cfg.connect.clone(), cfg.primary_path.clone());
+        write(&connect, &path, &json("10.0.0.5", 3306, epoch)).await;
+        let d = Disco::start(cfg);
+        d.routes_to(&format!("epoch {epoch}"), 3306).await;
+        d
+    }
+
+    /// Wait until there is no primary to route to.
+    pub async fn routes_nowhere(&self, what: &str) -> Arc<Route> {
+        self.route(what, |r| r.primary.is_none()).await
+    }
+
+    /// Wait until the primary is on `port`.
+    pub async fn routes_to(&self, what: &str, port: u16) -> Arc<Route> {
+        self.route(what, |r| port_of(r) == Some(port)).await
+    }
+
+    /// Write `json(host, port, epoch)` at `path` on `connect` and wait until
+    /// the primary is on `port`.
+    pub async fn publish_until_routed(
+        &self,
+        connect: &str,
+        path: &str,
+        host: &str,
+        port: u16,
+        epoch: u64,
+    ) -> Arc<Route> {
+        write(connect, path, &json(host, port, epoch)).await;
+        self.routes_to(&format!("{host}:{port} at epoch {epoch}"), port)
+            .await
+    }
+}
+
+/// A fresh ZooKeeper for one test (killed on drop) and the znode that test
+/// works on: where it publishes its primary record (or keeps its users).
+pub struct Znode {
+    pub zk: ZkServer,
+    pub connect: String,
+    pub path: &'static str,
+}
+
+impl Znode {
+    pub async fn start(path: &'static str) -> Znode {
+        let zk = zk_server().await;
+        let connect = zk.connect_string();
+        Znode { zk, connect, path }
+    }
+
+    /// A fresh znode at `path` holding `json("10.0.0.5", 3306, epoch)` and a
+    /// discovery (with `session_timeout`) already routing to it.
+    pub async fn routed(
+        path: &'static str,
+        session_timeout: Duration,
+        epoch: u64,
+    ) -> (Znode, Disco) {
+        let z = Znode::start(path).await;
+        let d = Disco::start_routed(z.cfg(session_timeout), epoch).await;
+        (z, d)
+    }
+
+    /// The discovery config that watches this znode.
+    pub fn cfg(&self, session_timeout: Duration) -> ZookeeperConfig {
+        cfg(&self.connect, self.path, session_timeout)
+    }
+
+    pub async fn write(&self, data: &[u8]) {
+        write(&self.connect, self.path, data).await;
+    }
+
+    pub async fn delete(&self) {
+        delete(&self.connect, self.path).await;
+    }
+
+    /// Write `json(host, port, epoch)` and wait until `d` routes to `port`.
+    pub async fn publish_until_routed(
+        &self,
+        d: &Disco,
+        host: &str,
+        port: u16,
+        epoch: u64,
+    ) -> Arc<Route> {
+        d.publish_until_routed(&self.connect, self.path, host, port, epoch)
+            .await
+    }
+}

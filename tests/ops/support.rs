@@ -126,3 +126,11 @@ pub async fn count(port: u16, table: &str) -> i64 {
     let n = c.query_first(format!("SELECT COUNT(*) FROM {table}")).await;
     n.ok().flatten().unwrap_or(0)
 }
+
+/// The ports of the cluster's primary and of its replica.
+pub fn primary_and_replica(cluster: &Cluster) -> (u16, u16) {
+    (
+        cluster.primary().port(),
+        cluster.replica().expect("a replica").port(),
+    )
+}
