@@ -153,29 +153,22 @@ pub async fn wait_for_no_primary(proxy: &Proxy) {
 /// server `direct` talks to (other than `direct` itself); the rows of `table`.
 pub async fn rows_once_app_sessions_ended(direct: &mut mysql_async::Conn, table: &str) -> i64 {
     use mysql_async::prelude::Queryable;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let open: i64 = direct
-            .query_first(
-                "SELECT COUNT(*) FROM information_schema.processlist \
-                 WHERE user = 'app' AND id <> CONNECTION_ID()",
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        if open == 0 {
-            return direct
-                .query_first(format!("SELECT COUNT(*) FROM {table}"))
-                .await
-                .unwrap()
-                .unwrap();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "backend session never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let open_sessions = "SELECT COUNT(*) FROM information_schema.processlist \
+                         WHERE user = 'app' AND id <> CONNECTION_ID()";
+    let within = Duration::from_secs(10);
+    poll::until_count(
+        direct,
+        open_sessions,
+        within,
+        "backend session never ended",
+        |n| n == 0,
+    )
+    .await;
+    direct
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// The sandbox's app user as a `[[users]]` entry (its sessions can migrate).
