@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::query;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
@@ -19,14 +20,10 @@ async fn connect(b: mysql_async::OptsBuilder) -> Conn {
 async fn queries_errors_and_warnings_are_the_backends() {
     let env = common::start(false).await;
     let mut c = connect(env.via_proxy()).await;
-    let port: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
+    let port: u16 = query::one(&mut c, "SELECT @@port").await;
     assert_eq!(port, env.cluster.primary().port());
     // connection id is the backend's own thread id (greeting forwarded)
-    let id: u32 = c
-        .query_first("SELECT CONNECTION_ID()")
-        .await
-        .unwrap()
-        .unwrap();
+    let id: u32 = query::one(&mut c, "SELECT CONNECTION_ID()").await;
     assert_eq!(id, c.id());
 
     let err = c.query_drop("SELEC 1").await.unwrap_err();
@@ -76,7 +73,7 @@ async fn multi_statements_and_procedures_return_every_result_set() {
     drop(r);
     assert_eq!((first, second), (vec![1], vec![(2, 3)]));
     // the session is still in step after CALL's trailing OK
-    let one: i64 = c.query_first("SELECT 1").await.unwrap().unwrap();
+    let one: i64 = query::one(&mut c, "SELECT 1").await;
     assert_eq!(one, 1);
 }
 
@@ -99,11 +96,7 @@ async fn prepared_statements_execute_reset_and_close() {
     assert_eq!(rows, vec!["v7", "v8", "v9"]);
     c.close(ins).await.unwrap();
     c.close(sel).await.unwrap();
-    let n: i64 = c
-        .query_first("SELECT COUNT(*) FROM ps")
-        .await
-        .unwrap()
-        .unwrap();
+    let n: i64 = query::one(&mut c, "SELECT COUNT(*) FROM ps").await;
     assert_eq!(n, 10);
 }
 
@@ -187,11 +180,7 @@ async fn twenty_mib_row_both_ways() {
     c.query_drop(format!("INSERT INTO big VALUES (2, '{text}')"))
         .await
         .unwrap();
-    let back: Vec<u8> = c
-        .query_first("SELECT b FROM big WHERE id = 1")
-        .await
-        .unwrap()
-        .unwrap();
+    let back: Vec<u8> = query::one(&mut c, "SELECT b FROM big WHERE id = 1").await;
     assert!(
         back == blob,
         "20 MiB blob came back different ({} bytes)",
@@ -204,7 +193,7 @@ async fn twenty_mib_row_both_ways() {
         .unwrap();
     assert_eq!(back.len(), text.len());
     assert!(back.iter().all(|&b| b == b'y'));
-    let one: i64 = c.query_first("SELECT 1").await.unwrap().unwrap();
+    let one: i64 = query::one(&mut c, "SELECT 1").await;
     assert_eq!(one, 1, "session still in step after the large packets");
 }
 
@@ -229,11 +218,7 @@ async fn load_data_local_infile() {
     .await
     .unwrap();
     assert_eq!(c.affected_rows(), 5000);
-    let last: String = c
-        .query_first("SELECT v FROM l WHERE id = 4999")
-        .await
-        .unwrap()
-        .unwrap();
+    let last: String = query::one(&mut c, "SELECT v FROM l WHERE id = 4999").await;
     assert_eq!(last, "row-4999");
 }
 
@@ -248,11 +233,7 @@ async fn change_user_switches_identity() {
     )
     .await
     .unwrap();
-    let who: String = c
-        .query_first("SELECT CURRENT_USER()")
-        .await
-        .unwrap()
-        .unwrap();
+    let who: String = query::one(&mut c, "SELECT CURRENT_USER()").await;
     assert!(who.starts_with("admin@"), "{who}");
     let err = c
         .change_user(
@@ -323,7 +304,7 @@ async fn kill_query_from_a_second_connection() {
         started.elapsed() < Duration::from_secs(30),
         "query was not killed"
     );
-    let one: i64 = victim.query_first("SELECT 1").await.unwrap().unwrap();
+    let one: i64 = query::one(&mut victim, "SELECT 1").await;
     assert_eq!(one, 1, "the killed query's session goes on");
 }
 

@@ -13,6 +13,7 @@ mod publish;
 #[path = "replicas/support.rs"]
 mod support;
 
+use common::query;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -123,11 +124,7 @@ async fn lagging_replica_gets_no_new_sessions_and_comes_back() {
     let (ids, conns) = env.server_ids(4).await;
     assert!(ids.contains(&3), "db3 back: {ids:?}");
     let mut c = Conn::new(env.ro_opts()).await.unwrap();
-    let v: String = c
-        .query_first("SELECT v FROM app.kv WHERE k = 'hello'")
-        .await
-        .unwrap()
-        .unwrap();
+    let v: String = query::one(&mut c, "SELECT v FROM app.kv WHERE k = 'hello'").await;
     assert_eq!(v, "lagged");
     close_all(conns).await;
 }
@@ -204,10 +201,8 @@ async fn killed_replica_moves_its_idle_sessions() {
     assert_eq!(ids.iter().filter(|&&i| i == 3).count(), 3, "{ids:?}");
     // one db3 session read a table: its state is unknown once db3 is gone
     let tabled = ids.iter().position(|&i| i == 3).unwrap();
-    let _: Option<String> = conns[tabled]
-        .query_first("SELECT v FROM app.kv WHERE k = 'hello'")
-        .await
-        .unwrap();
+    let _: Option<String> =
+        query::first(&mut conns[tabled], "SELECT v FROM app.kv WHERE k = 'hello'").await;
     env.cluster.replicas_mut()[1].kill().unwrap();
     env.qualified(&["db2"], SECS_5).await;
     for (i, c) in conns.iter_mut().enumerate() {

@@ -2,10 +2,10 @@
 //! GTID replicas (db2, db3) and their records, a proxy with `[read_only]`
 //! on, and waits on the router's state (every wait has a deadline).
 
+use crate::common::query;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use mysql_zk_proxy_core::config::{Config, Consistency, Secret};
 use mysql_zk_proxy_core::proxy::Proxy;
@@ -115,7 +115,7 @@ impl RoEnv {
         let mut conns = Vec::new();
         for _ in 0..n {
             let mut c = Conn::new(self.ro_opts()).await.expect("ro connect");
-            let id: u64 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+            let id: u64 = query::one(&mut c, "SELECT @@server_id").await;
             ids.push(id);
             conns.push(c);
         }
