@@ -16,10 +16,30 @@ async fn connect(b: mysql_async::OptsBuilder) -> Conn {
     Conn::new(b).await.expect("connect")
 }
 
+/// A cluster and a client session through the proxy.
+async fn proxied() -> (common::Env, Conn) {
+    let env = common::start(false).await;
+    let c = connect(env.via_proxy()).await;
+    (env, c)
+}
+
+/// [`proxied`], with the table `create` makes.
+async fn proxied_with_table(create: &str) -> (common::Env, Conn) {
+    let (env, mut c) = proxied().await;
+    c.query_drop(create).await.unwrap();
+    (env, c)
+}
+
+/// `SELECT 1` still answers 1 on `c`: the session is in step (`why` says
+/// after what).
+async fn in_step(c: &mut Conn, why: &str) {
+    let one: i64 = query::one(c, "SELECT 1").await;
+    assert_eq!(one, 1, "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_errors_and_warnings_are_the_backends() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
+    let (env, mut c) = proxied().await;
     let port: u16 = query::one(&mut c, "SELECT @@port").await;
     assert_eq!(port, env.cluster.primary().port());
     // connection id is the backend's own thread id (greeting forwarded)
@@ -50,8 +70,7 @@ async fn queries_errors_and_warnings_are_the_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_statements_and_procedures_return_every_result_set() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
+    let (_env, mut c) = proxied().await;
     let mut r = c
         .query_iter("SELECT 1 AS a; SELECT 2 AS b, 3 AS c; DO 0; SELECT 'x' UNION SELECT 'y'")
         .await
@@ -72,18 +91,13 @@ async fn multi_statements_and_procedures_return_every_result_set() {
     let second: Vec<(i64, i64)> = r.collect().await.unwrap();
     drop(r);
     assert_eq!((first, second), (vec![1], vec![(2, 3)]));
-    // the session is still in step after CALL's trailing OK
-    let one: i64 = query::one(&mut c, "SELECT 1").await;
-    assert_eq!(one, 1);
+    in_step(&mut c, "after CALL's trailing OK").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_statements_execute_reset_and_close() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
-    c.query_drop("CREATE TABLE ps (id INT PRIMARY KEY, v VARCHAR(20))")
-        .await
-        .unwrap();
+    let (_env, mut c) =
+        proxied_with_table("CREATE TABLE ps (id INT PRIMARY KEY, v VARCHAR(20))").await;
     let ins = c.prep("INSERT INTO ps VALUES (?, ?)").await.unwrap();
     for i in 0..10 {
         c.exec_drop(&ins, (i, format!("v{i}"))).await.unwrap();
@@ -165,11 +179,8 @@ async fn raw_commands_match_direct_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_mib_row_both_ways() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
-    c.query_drop("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")
-        .await
-        .unwrap();
+    let (_env, mut c) =
+        proxied_with_table("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)").await;
     let blob: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     // prepared: mysql_async sends a parameter this large as COM_STMT_SEND_LONG_DATA
     c.exec_drop("INSERT INTO big VALUES (1, ?)", (blob.clone(),))
@@ -193,8 +204,7 @@ async fn twenty_mib_row_both_ways() {
         .unwrap();
     assert_eq!(back.len(), text.len());
     assert!(back.iter().all(|&b| b == b'y'));
-    let one: i64 = query::one(&mut c, "SELECT 1").await;
-    assert_eq!(one, 1, "session still in step after the large packets");
+    in_step(&mut c, "session still in step after the large packets").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,8 +234,7 @@ async fn load_data_local_infile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_user_switches_identity() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
+    let (_env, mut c) = proxied().await;
     c.change_user(
         ChangeUserOpts::default()
             .with_user(Some("admin".into()))
@@ -269,8 +278,7 @@ async fn wrong_password_gets_the_backends_own_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_query_from_a_second_connection() {
-    let env = common::start(false).await;
-    let mut victim = connect(env.via_proxy()).await;
+    let (env, mut victim) = proxied().await;
     let id = victim.id();
     let opts = env.via_proxy();
     let started = Instant::now();
@@ -304,8 +312,7 @@ async fn kill_query_from_a_second_connection() {
         started.elapsed() < Duration::from_secs(30),
         "query was not killed"
     );
-    let one: i64 = query::one(&mut victim, "SELECT 1").await;
-    assert_eq!(one, 1, "the killed query's session goes on");
+    in_step(&mut victim, "the killed query's session goes on").await;
 }
 
 /// MariaDB's cached metadata (MARIADB_CLIENT_CACHE_METADATA, which
