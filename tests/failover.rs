@@ -60,7 +60,7 @@ async fn transaction_open_across_a_move() -> (common::Env, Conn, Conn) {
     (env, admin, c)
 }
 
-/// A direct connection to the primary, with an empty table `app.t`.
+/// Wait (up to 15 s) until `cond` holds; `what` names it on a timeout.
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() {
