@@ -1,7 +1,30 @@
 # Shell helpers shared by the bench scripts (sourced by benches/sysbench.sh and
-# benches/read-only.sh after they define `log` and `die` and set HOST):
+# benches/read-only.sh; the helpers call the script's `log` and `die` and use
+# its HOST): the defaults of the settings both share,
 # process liveness and stopping by recorded PID, taking down the sandbox the
 # script started, bounded waits, free ports and per-process CPU ticks. Defines functions only; runs nothing.
+
+# bench_setup NAME: the set-up both scripts share: ROOT (the checkout) as the
+# working directory, the settings both take (each script's header documents
+# them) from the environment or else their defaults, where the release build
+# is (TARGET_DIR, honouring CARGO_TARGET_DIR; BIN, SANDBOX_BIN), OUT (default
+# under TARGET_DIR/bench, named after NAME and the UTC time) and HOST.
+bench_setup() {
+  ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  cd "$ROOT"
+  BENCH_TIME="${BENCH_TIME:-20}"
+  BENCH_THREADS="${BENCH_THREADS:-8}"
+  BENCH_WARMUP="${BENCH_WARMUP:-5}"
+  BENCH_BUILD="${BENCH_BUILD:-1}"
+  SB_TABLES="${SB_TABLES:-4}"
+  SB_TABLE_SIZE="${SB_TABLE_SIZE:-10000}"
+  HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
+  TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+  OUT="${BENCH_OUT:-$TARGET_DIR/bench/$1-$(date -u +%Y%m%dT%H%M%SZ)}"
+  BIN="$TARGET_DIR/release/mysql-zk-proxy"
+  SANDBOX_BIN="$TARGET_DIR/release/mysql-zk-proxy-sandbox"
+  HOST=127.0.0.1
+}
 
 # alive PID: exists and is not a zombie (a killed child lingers until reaped).
 alive() {

@@ -28,27 +28,14 @@
 # run is bounded by `timeout`.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-BENCH_TIME="${BENCH_TIME:-20}"
-BENCH_THREADS="${BENCH_THREADS:-8}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup read-only
 BENCH_REPEAT="${BENCH_REPEAT:-3}"
 BENCH_TARGETS="${BENCH_TARGETS:-direct haproxy ro ro_fleet}"
-BENCH_WARMUP="${BENCH_WARMUP:-5}"
-BENCH_BUILD="${BENCH_BUILD:-1}"
-SB_TABLES="${SB_TABLES:-4}"
-SB_TABLE_SIZE="${SB_TABLE_SIZE:-10000}"
-HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-OUT="${BENCH_OUT:-$TARGET_DIR/bench/read-only-$(date -u +%Y%m%dT%H%M%SZ)}"
-BIN="$TARGET_DIR/release/mysql-zk-proxy"
-SANDBOX_BIN="$TARGET_DIR/release/mysql-zk-proxy-sandbox"
-HOST=127.0.0.1
 read -ra TARGETS <<<"$BENCH_TARGETS"
 
 log() { printf '[read-only bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-source benches/lib.sh
 for v in BENCH_TIME BENCH_THREADS BENCH_REPEAT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done

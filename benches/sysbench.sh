@@ -48,28 +48,16 @@
 # run is bounded by `timeout`.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-BENCH_TIME="${BENCH_TIME:-20}"
-BENCH_THREADS="${BENCH_THREADS:-8}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup sysbench
 BENCH_WORKLOADS="${BENCH_WORKLOADS:-oltp_point_select oltp_read_write}"
 BENCH_REPEAT="${BENCH_REPEAT:-${REPEAT:-1}}"
 BENCH_TARGETS="${BENCH_TARGETS:-direct haproxy proxy}"
-BENCH_WARMUP="${BENCH_WARMUP:-5}"
 BENCH_EXTRA="${BENCH_EXTRA:-}"
 BENCH_PREPARE="${BENCH_PREPARE:-1}"
-BENCH_BUILD="${BENCH_BUILD:-1}"
-SB_TABLES="${SB_TABLES:-4}"
-SB_TABLE_SIZE="${SB_TABLE_SIZE:-10000}"
-HAPROXY_THREADS="${HAPROXY_THREADS:-1}"
 BENCH_IDLE_WAIT="${BENCH_IDLE_WAIT:-0}"
 BENCH_IDLE_PCT="${BENCH_IDLE_PCT:-20}"
 BENCH_PAIRED="${BENCH_PAIRED:-0}"
-OUT="${BENCH_OUT:-$ROOT/target/bench/sysbench-$(date -u +%Y%m%dT%H%M%SZ)}"
-BIN="$ROOT/target/release/mysql-zk-proxy"
-SANDBOX_BIN="$ROOT/target/release/mysql-zk-proxy-sandbox"
-HOST=127.0.0.1
 
 read -ra THREADS <<<"$BENCH_THREADS"
 read -ra WORKLOADS <<<"$BENCH_WORKLOADS"
@@ -78,7 +66,6 @@ read -ra EXTRA <<<"$BENCH_EXTRA"
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-source benches/lib.sh
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 
 [[ "$BENCH_TIME" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TIME must be a positive integer, not '$BENCH_TIME'"

@@ -20,6 +20,25 @@ fn server_error(e: mysql_async::Error) -> mysql_async::ServerError {
     }
 }
 
+/// `e` must be a server error with `code` and a message containing `says`;
+/// it is returned for any further checks.
+fn refused(e: mysql_async::Error, code: u16, says: &str) -> mysql_async::ServerError {
+    let e = server_error(e);
+    assert_eq!(e.code, code, "{}", e.message);
+    assert!(e.message.contains(says), "{}", e.message);
+    e
+}
+
+/// A session that has run a statement when the record moves, and must then
+/// be closed (9005) at its next one with a message containing `says`: that
+/// error.
+async fn next_statement_after_a_move(env: &common::Env, says: &str) -> mysql_async::ServerError {
+    let mut c = Conn::new(env.via_proxy()).await.unwrap();
+    let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    move_record_to_replica(env).await;
+    refused(c.query_drop("SELECT 1").await.unwrap_err(), 9005, says)
+}
+
 /// Record-only move to the replica (epoch 2; the servers keep their roles),
 /// once the proxy routes there. Returns the replica's port.
 async fn move_record_to_replica(env: &common::Env) -> u16 {
@@ -29,7 +48,19 @@ async fn move_record_to_replica(env: &common::Env) -> u16 {
     port
 }
 
-/// A direct connection to the primary, with an empty table `app.t`.
+/// A cluster whose record moved straight to the replica (record-only: the
+/// old primary stays writable) while an app client had a transaction open:
+/// the cluster, a direct connection to the old primary with the empty table
+/// `app.t`, and that client.
+async fn transaction_open_across_a_move() -> (common::Env, Conn, Conn) {
+    let env = common::start_with(true, with_app_user).await;
+    let admin = env.direct_with_table().await;
+    let c = env.client_in_transaction().await;
+    move_record_to_replica(&env).await;
+    (env, admin, c)
+}
+
+/// Wait (up to 15 s) until `cond` holds; `what` names it on a timeout.
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() {
@@ -92,16 +123,8 @@ async fn idle_session_is_migrated_with_schema_and_variables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_user_is_closed_at_its_next_command() {
     let env = common::start(true).await; // no [[users]]
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
-    move_record_to_replica(&env).await;
-    let e = server_error(c.query_drop("SELECT 1").await.unwrap_err());
-    assert_eq!((e.code, e.state.as_str()), (9005, "08S01"));
-    assert!(
-        e.message.contains("not in the credential store"),
-        "{}",
-        e.message
-    );
+    let e = next_statement_after_a_move(&env, "not in the credential store").await;
+    assert_eq!(e.state, "08S01");
     assert!(
         e.message.contains("epoch 1") && e.message.contains("epoch 2"),
         "{}",
@@ -117,9 +140,11 @@ async fn temporary_table_makes_a_session_unmigratable() {
         .await
         .unwrap();
     move_record_to_replica(&env).await;
-    let e = server_error(c.query_drop("SELECT * FROM tmp").await.unwrap_err());
-    assert_eq!(e.code, 9005);
-    assert!(e.message.contains("temporary table"), "{}", e.message);
+    refused(
+        c.query_drop("SELECT * FROM tmp").await.unwrap_err(),
+        9005,
+        "temporary table",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,12 +157,7 @@ async fn wrong_stored_hash_closes_instead_of_migrating() {
         .unwrap()];
     })
     .await;
-    let mut c = Conn::new(env.via_proxy()).await.unwrap();
-    let _: Option<i64> = c.query_first("SELECT 1").await.unwrap();
-    move_record_to_replica(&env).await;
-    let e = server_error(c.query_drop("SELECT 1").await.unwrap_err());
-    assert_eq!(e.code, 9005);
-    assert!(e.message.contains("does not match"), "{}", e.message);
+    let e = next_statement_after_a_move(&env, "does not match").await;
     assert!(!e.message.contains("ABAB"), "no secret in the message");
 }
 
@@ -146,11 +166,7 @@ async fn wrong_stored_hash_closes_instead_of_migrating() {
 /// server the record left, so it gets 9006 and nothing of it commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_transaction_is_aborted_when_the_record_moves_without_a_drain() {
-    let env = common::start_with(true, with_app_user).await;
-    let mut admin = env.direct_with_table().await;
-    let mut c = env.client_in_transaction().await;
-    // record-only change: the old primary stays writable
-    move_record_to_replica(&env).await;
+    let (_env, mut admin, mut c) = transaction_open_across_a_move().await;
     let e = server_error(c.query_drop("INSERT INTO t VALUES (2)").await.unwrap_err());
     assert_eq!(e.code, 9006, "{}", e.message);
     let n = common::rows_once_app_sessions_ended(&mut admin, "app.t").await;
@@ -159,10 +175,7 @@ async fn open_transaction_is_aborted_when_the_record_moves_without_a_drain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_past_the_drain_timeout_is_aborted() {
-    let env = common::start_with(true, with_app_user).await;
-    let mut admin = env.direct_with_table().await;
-    let mut c = env.client_in_transaction().await;
-    move_record_to_replica(&env).await;
+    let (env, mut admin, mut c) = transaction_open_across_a_move().await;
     let stats = env.proxy.stats().clone();
     wait_until("the transaction to be aborted", || {
         stats
@@ -171,13 +184,12 @@ async fn transaction_past_the_drain_timeout_is_aborted() {
             == 1
     })
     .await;
-    let e = server_error(c.query_drop("COMMIT").await.unwrap_err());
-    assert_eq!((e.code, e.state.as_str()), (9006, "40001"));
-    assert!(
-        e.message.contains("transaction aborted by failover"),
-        "{}",
-        e.message
+    let e = refused(
+        c.query_drop("COMMIT").await.unwrap_err(),
+        9006,
+        "transaction aborted by failover",
     );
+    assert_eq!(e.state, "40001");
     let n = common::rows_once_app_sessions_ended(&mut admin, "app.t").await;
     assert_eq!(n, 0, "rolled back, never half-applied");
 }
@@ -205,9 +217,11 @@ async fn unplanned_failover_moves_known_sessions_and_refuses_the_rest() {
     .unwrap()
     .unwrap();
     assert_eq!(row, (new_port, "app".into()));
-    let e = server_error(ran.query_drop("SELECT @survivor").await.unwrap_err());
-    assert_eq!(e.code, 9005);
-    assert!(e.message.contains("cannot be read"), "{}", e.message);
+    refused(
+        ran.query_drop("SELECT @survivor").await.unwrap_err(),
+        9005,
+        "cannot be read",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,13 +411,7 @@ async fn a_blocked_move_ends_at_the_migrate_timeout() {
     let ran = tokio::time::timeout(Duration::from_secs(20), c.exec_drop(&stmt, ()))
         .await
         .expect("nothing hangs");
-    let e = server_error(ran.unwrap_err());
-    assert_eq!(e.code, 9005);
-    assert!(
-        e.message.contains("failover.migrate_timeout"),
-        "{}",
-        e.message
-    );
+    refused(ran.unwrap_err(), 9005, "failover.migrate_timeout");
     probe.query_drop(format!("KILL {alter_id}")).await.unwrap();
     reader.query_drop("ROLLBACK").await.unwrap();
     altering.await.unwrap();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::query;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
@@ -15,18 +16,34 @@ async fn connect(b: mysql_async::OptsBuilder) -> Conn {
     Conn::new(b).await.expect("connect")
 }
 
+/// A cluster and a client session through the proxy.
+async fn proxied() -> (common::Env, Conn) {
+    let env = common::start(false).await;
+    let c = connect(env.via_proxy()).await;
+    (env, c)
+}
+
+/// [`proxied`], with the table `create` makes.
+async fn proxied_with_table(create: &str) -> (common::Env, Conn) {
+    let (env, mut c) = proxied().await;
+    c.query_drop(create).await.unwrap();
+    (env, c)
+}
+
+/// `SELECT 1` still answers 1 on `c`: the session is in step (`why` says
+/// after what).
+async fn in_step(c: &mut Conn, why: &str) {
+    let one: i64 = query::one(c, "SELECT 1").await;
+    assert_eq!(one, 1, "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_errors_and_warnings_are_the_backends() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
-    let port: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
+    let (env, mut c) = proxied().await;
+    let port: u16 = query::one(&mut c, "SELECT @@port").await;
     assert_eq!(port, env.cluster.primary().port());
     // connection id is the backend's own thread id (greeting forwarded)
-    let id: u32 = c
-        .query_first("SELECT CONNECTION_ID()")
-        .await
-        .unwrap()
-        .unwrap();
+    let id: u32 = query::one(&mut c, "SELECT CONNECTION_ID()").await;
     assert_eq!(id, c.id());
 
     let err = c.query_drop("SELEC 1").await.unwrap_err();
@@ -53,8 +70,7 @@ async fn queries_errors_and_warnings_are_the_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_statements_and_procedures_return_every_result_set() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
+    let (_env, mut c) = proxied().await;
     let mut r = c
         .query_iter("SELECT 1 AS a; SELECT 2 AS b, 3 AS c; DO 0; SELECT 'x' UNION SELECT 'y'")
         .await
@@ -75,18 +91,13 @@ async fn multi_statements_and_procedures_return_every_result_set() {
     let second: Vec<(i64, i64)> = r.collect().await.unwrap();
     drop(r);
     assert_eq!((first, second), (vec![1], vec![(2, 3)]));
-    // the session is still in step after CALL's trailing OK
-    let one: i64 = c.query_first("SELECT 1").await.unwrap().unwrap();
-    assert_eq!(one, 1);
+    in_step(&mut c, "after CALL's trailing OK").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_statements_execute_reset_and_close() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
-    c.query_drop("CREATE TABLE ps (id INT PRIMARY KEY, v VARCHAR(20))")
-        .await
-        .unwrap();
+    let (_env, mut c) =
+        proxied_with_table("CREATE TABLE ps (id INT PRIMARY KEY, v VARCHAR(20))").await;
     let ins = c.prep("INSERT INTO ps VALUES (?, ?)").await.unwrap();
     for i in 0..10 {
         c.exec_drop(&ins, (i, format!("v{i}"))).await.unwrap();
@@ -99,11 +110,7 @@ async fn prepared_statements_execute_reset_and_close() {
     assert_eq!(rows, vec!["v7", "v8", "v9"]);
     c.close(ins).await.unwrap();
     c.close(sel).await.unwrap();
-    let n: i64 = c
-        .query_first("SELECT COUNT(*) FROM ps")
-        .await
-        .unwrap()
-        .unwrap();
+    let n: i64 = query::one(&mut c, "SELECT COUNT(*) FROM ps").await;
     assert_eq!(n, 10);
 }
 
@@ -172,11 +179,8 @@ async fn raw_commands_match_direct_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_mib_row_both_ways() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
-    c.query_drop("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")
-        .await
-        .unwrap();
+    let (_env, mut c) =
+        proxied_with_table("CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)").await;
     let blob: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     // prepared: mysql_async sends a parameter this large as COM_STMT_SEND_LONG_DATA
     c.exec_drop("INSERT INTO big VALUES (1, ?)", (blob.clone(),))
@@ -187,11 +191,7 @@ async fn twenty_mib_row_both_ways() {
     c.query_drop(format!("INSERT INTO big VALUES (2, '{text}')"))
         .await
         .unwrap();
-    let back: Vec<u8> = c
-        .query_first("SELECT b FROM big WHERE id = 1")
-        .await
-        .unwrap()
-        .unwrap();
+    let back: Vec<u8> = query::one(&mut c, "SELECT b FROM big WHERE id = 1").await;
     assert!(
         back == blob,
         "20 MiB blob came back different ({} bytes)",
@@ -204,8 +204,7 @@ async fn twenty_mib_row_both_ways() {
         .unwrap();
     assert_eq!(back.len(), text.len());
     assert!(back.iter().all(|&b| b == b'y'));
-    let one: i64 = c.query_first("SELECT 1").await.unwrap().unwrap();
-    assert_eq!(one, 1, "session still in step after the large packets");
+    in_step(&mut c, "session still in step after the large packets").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,18 +228,13 @@ async fn load_data_local_infile() {
     .await
     .unwrap();
     assert_eq!(c.affected_rows(), 5000);
-    let last: String = c
-        .query_first("SELECT v FROM l WHERE id = 4999")
-        .await
-        .unwrap()
-        .unwrap();
+    let last: String = query::one(&mut c, "SELECT v FROM l WHERE id = 4999").await;
     assert_eq!(last, "row-4999");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_user_switches_identity() {
-    let env = common::start(false).await;
-    let mut c = connect(env.via_proxy()).await;
+    let (_env, mut c) = proxied().await;
     c.change_user(
         ChangeUserOpts::default()
             .with_user(Some("admin".into()))
@@ -248,11 +242,7 @@ async fn change_user_switches_identity() {
     )
     .await
     .unwrap();
-    let who: String = c
-        .query_first("SELECT CURRENT_USER()")
-        .await
-        .unwrap()
-        .unwrap();
+    let who: String = query::one(&mut c, "SELECT CURRENT_USER()").await;
     assert!(who.starts_with("admin@"), "{who}");
     let err = c
         .change_user(
@@ -288,8 +278,7 @@ async fn wrong_password_gets_the_backends_own_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_query_from_a_second_connection() {
-    let env = common::start(false).await;
-    let mut victim = connect(env.via_proxy()).await;
+    let (env, mut victim) = proxied().await;
     let id = victim.id();
     let opts = env.via_proxy();
     let started = Instant::now();
@@ -323,8 +312,7 @@ async fn kill_query_from_a_second_connection() {
         started.elapsed() < Duration::from_secs(30),
         "query was not killed"
     );
-    let one: i64 = victim.query_first("SELECT 1").await.unwrap().unwrap();
-    assert_eq!(one, 1, "the killed query's session goes on");
+    in_step(&mut victim, "the killed query's session goes on").await;
 }
 
 /// MariaDB's cached metadata (MARIADB_CLIENT_CACHE_METADATA, which

@@ -13,11 +13,11 @@ mod publish;
 #[path = "replicas/support.rs"]
 mod support;
 
+use common::query;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use mysql_zk_proxy_core::config::Consistency;
 use support::*;
 
 const SECS_5: Duration = Duration::from_secs(5);
@@ -26,24 +26,18 @@ const SECS_30: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_spread_and_bad_records_are_kept_out() {
-    let env = start(Consistency::None, |_| {}).await;
-    env.qualified(&["db2", "db3"], SECS_5).await;
-    let (ids, conns) = env.server_ids(8).await;
+    let env = start_both_qualified().await;
+    let ids = env.server_ids_closed(8).await;
     assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 4, "{ids:?}");
     assert_eq!(ids.iter().filter(|&&i| i == 3).count(), 4, "{ids:?}");
-    close_all(conns).await;
 
     // a record with an epoch other than the primary's is ignored
     let db3 = env.cluster.replicas()[1].port();
     env.cluster.publish_replica("db3", db3, 7).await.unwrap();
-    env.until("db3 stale", SECS_5, |r| {
-        r["db3"].why_not.as_ref().map(|w| w.label()) == Some("stale_epoch")
-    })
-    .await;
+    env.kept_out("db3", "stale_epoch").await;
     env.qualified(&["db2"], SECS_5).await;
-    let (ids, conns) = env.server_ids(4).await;
+    let ids = env.server_ids_closed(4).await;
     assert_eq!(ids, [2, 2, 2, 2]);
-    close_all(conns).await;
 
     // garbage is skipped and counted; the valid records stay
     let path = env.cluster.replica_path("junk");
@@ -69,28 +63,20 @@ async fn sessions_spread_and_bad_records_are_kept_out() {
         ))
         .await
         .unwrap();
-    env.until("db3 wrong source", SECS_5, |r| {
-        r["db3"].why_not.as_ref().map(|w| w.label()) == Some("wrong_source")
-    })
-    .await;
-    let (ids, conns) = env.server_ids(6).await;
+    env.kept_out("db3", "wrong_source").await;
+    let ids = env.server_ids_closed(6).await;
     assert_eq!(ids, [2; 6], "a replica of another server got a session");
-    close_all(conns).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_replica_gets_no_new_sessions_and_comes_back() {
-    let env = start(Consistency::None, |_| {}).await;
-    env.qualified(&["db2", "db3"], SECS_5).await;
+    let env = start_both_qualified().await;
     let mut admin = env.admin_on("db3").await;
     admin.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
     let stopped = Instant::now();
     let checks = env.replicas()["db3"].checks;
-    let mut primary = Conn::new(env.rw_opts()).await.unwrap();
-    primary
-        .query_drop("UPDATE app.kv SET v = 'lagged' WHERE k = 'hello'")
-        .await
-        .unwrap();
+    env.on_primary("UPDATE app.kv SET v = 'lagged' WHERE k = 'hello'")
+        .await;
     // counted in checks, not time: a check may be under way when the thread
     // stops; the next one must see it stopped
     let r = env
@@ -103,15 +89,14 @@ async fn lagging_replica_gets_no_new_sessions_and_comes_back() {
     let took = stopped.elapsed();
     eprintln!("db3 disqualified {took:?} after its SQL thread stopped (check interval {CHECK:?})");
     assert_eq!(
-        r["db3"].why_not.as_ref().map(|w| w.label()),
+        why_not(&r["db3"]),
         Some("sql_thread_stopped"),
         "still qualified two checks after its SQL thread stopped: {:#?}",
         r["db3"]
     );
     env.qualified(&["db2"], SECS_5).await;
-    let (ids, conns) = env.server_ids(6).await;
+    let ids = env.server_ids_closed(6).await;
     assert_eq!(ids, [2; 6], "a lagging replica got a session");
-    close_all(conns).await;
 
     admin.query_drop("START SLAVE SQL_THREAD").await.unwrap();
     let started = Instant::now();
@@ -123,27 +108,19 @@ async fn lagging_replica_gets_no_new_sessions_and_comes_back() {
     let (ids, conns) = env.server_ids(4).await;
     assert!(ids.contains(&3), "db3 back: {ids:?}");
     let mut c = Conn::new(env.ro_opts()).await.unwrap();
-    let v: String = c
-        .query_first("SELECT v FROM app.kv WHERE k = 'hello'")
-        .await
-        .unwrap()
-        .unwrap();
+    let v: String = query::one(&mut c, "SELECT v FROM app.kv WHERE k = 'hello'").await;
     assert_eq!(v, "lagged");
     close_all(conns).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
-    let env = start(Consistency::None, |_| {}).await;
-    env.qualified(&["db2", "db3"], SECS_5).await;
+    let env = start_both_qualified().await;
     // db3's SQL thread keeps running but cannot apply: a table lock holds it
     let mut lock = env.admin_on("db3").await;
     lock.query_drop("LOCK TABLES app.kv WRITE").await.unwrap();
-    let mut primary = Conn::new(env.rw_opts()).await.unwrap();
-    primary
-        .query_drop("UPDATE app.kv SET v = 'late' WHERE k = 'hello'")
-        .await
-        .unwrap();
+    env.on_primary("UPDATE app.kv SET v = 'late' WHERE k = 'hello'")
+        .await;
     let written = Instant::now();
     let checks = env.replicas()["db3"].checks;
     let max_lag = Duration::from_secs(2);
@@ -155,7 +132,7 @@ async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
     let mut took = None;
     let db3 = loop {
         let db3 = env.replicas().remove("db3").unwrap();
-        let lagging = db3.why_not.as_ref().map(|w| w.label()) == Some("lagging");
+        let lagging = why_not(&db3) == Some("lagging");
         if lagging && took.is_none() {
             took = Some(written.elapsed());
         }
@@ -170,7 +147,7 @@ async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(
-        db3.why_not.as_ref().map(|w| w.label()),
+        why_not(&db3),
         Some("lagging"),
         "not out for lag {by} checks on: {db3:#?}"
     );
@@ -180,9 +157,8 @@ async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
         took >= max_lag - CHECK,
         "left before its lag reached max_lag: {took:?}"
     );
-    let (ids, conns) = env.server_ids(4).await;
+    let ids = env.server_ids_closed(4).await;
     assert_eq!(ids, [2; 4], "a replica over max_lag got a session");
-    close_all(conns).await;
 
     lock.query_drop("UNLOCK TABLES").await.unwrap();
     let caught_up = Instant::now();
@@ -197,17 +173,14 @@ async fn replica_over_max_lag_leaves_and_comes_back_when_caught_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_replica_moves_its_idle_sessions() {
-    let mut env = start(Consistency::None, |_| {}).await;
-    env.qualified(&["db2", "db3"], SECS_5).await;
+    let mut env = start_both_qualified().await;
     // least connections: sessions alternate db2, db3, db2, ...
     let (ids, mut conns) = env.server_ids(6).await;
     assert_eq!(ids.iter().filter(|&&i| i == 3).count(), 3, "{ids:?}");
     // one db3 session read a table: its state is unknown once db3 is gone
     let tabled = ids.iter().position(|&i| i == 3).unwrap();
-    let _: Option<String> = conns[tabled]
-        .query_first("SELECT v FROM app.kv WHERE k = 'hello'")
-        .await
-        .unwrap();
+    let _: Option<String> =
+        query::first(&mut conns[tabled], "SELECT v FROM app.kv WHERE k = 'hello'").await;
     env.cluster.replicas_mut()[1].kill().unwrap();
     env.qualified(&["db2"], SECS_5).await;
     for (i, c) in conns.iter_mut().enumerate() {
@@ -230,8 +203,7 @@ async fn killed_replica_moves_its_idle_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_brings_the_replica_records_along() {
-    let mut env = start(Consistency::None, |_| {}).await;
-    env.qualified(&["db2", "db3"], SECS_5).await;
+    let mut env = start_both_qualified().await;
     let report = env.cluster.switchover().await.expect("switchover");
     assert_eq!(env.cluster.primary().name(), "db2");
     // the promoted replica's record is gone; the old primary follows it
@@ -243,11 +215,10 @@ async fn switchover_brings_the_replica_records_along() {
         .is_some_and(|(d, _)| String::from_utf8_lossy(&d).contains(&report.new_epoch.to_string())));
     env.qualified(&["db1", "db3"], Duration::from_secs(10))
         .await;
-    let (ids, conns) = env.server_ids(4).await;
+    let ids = env.server_ids_closed(4).await;
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(sorted, [1, 1, 3, 3], "{ids:?}");
-    close_all(conns).await;
 
     // an old primary back read-only with replication not started: no session
     let mut admin = env.admin_on("db1").await;
@@ -255,13 +226,9 @@ async fn switchover_brings_the_replica_records_along() {
         .query_drop("STOP SLAVE; RESET SLAVE ALL")
         .await
         .unwrap();
-    env.until("db1 not replicating", SECS_5, |r| {
-        r["db1"].why_not.as_ref().map(|w| w.label()) == Some("not_replicating")
-    })
-    .await;
-    let (ids, conns) = env.server_ids(4).await;
+    env.kept_out("db1", "not_replicating").await;
+    let ids = env.server_ids_closed(4).await;
     assert_eq!(ids, [3; 4]);
-    close_all(conns).await;
 
     // /metrics shows every replica with its reason
     let admin_addr = env.proxy.admin_addr().unwrap();

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod http;
 pub mod login;
 pub mod pki;
+pub mod query;
 pub mod raw;
 
 use std::time::Duration;

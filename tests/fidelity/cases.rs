@@ -121,6 +121,19 @@ impl Case {
     }
 }
 
+/// Set a user variable, COM_CHANGE_USER to the listed user `app2`, then
+/// probe who and where the session is and whether the variable survived.
+fn change_user_to_app2(name: &'static str) -> Case {
+    case(
+        name,
+        vec![
+            sql("SET @before = 1"),
+            Step::ChangeUser("app2", "app2", "db1"),
+        ],
+        vec![q("SELECT CURRENT_USER(), DATABASE(), @before")],
+    )
+}
+
 /// Is `{tag}_job` held by this session, and does a third connection see it taken?
 fn lock_probes() -> Vec<Probe> {
     vec![
@@ -592,14 +605,7 @@ pub fn all() -> Vec<Case> {
         )
         .raw(),
         // COM_CHANGE_USER
-        case(
-            "change_user_to_listed_user",
-            vec![
-                sql("SET @before = 1"),
-                Step::ChangeUser("app2", "app2", "db1"),
-            ],
-            vec![q("SELECT CURRENT_USER(), DATABASE(), @before")],
-        ),
+        change_user_to_app2("change_user_to_listed_user"),
         case(
             "change_user_to_unlisted_user",
             vec![Step::ChangeUser("app3", "app3", "db1")],
@@ -630,15 +636,7 @@ pub fn all() -> Vec<Case> {
             ]
             .concat(),
         ),
-        case(
-            "change_user_with_auth_switch",
-            vec![
-                sql("SET @before = 1"),
-                Step::ChangeUser("app2", "app2", "db1"),
-            ],
-            vec![q("SELECT CURRENT_USER(), DATABASE(), @before")],
-        )
-        .raw(),
+        change_user_to_app2("change_user_with_auth_switch").raw(),
         // COM_RESET_CONNECTION
         case(
             "reset_connection_after_state",

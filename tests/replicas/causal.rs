@@ -5,6 +5,7 @@
 //! primary's OK packets) see every write; `none` shows stale reads (so the
 //! check can fail).
 
+use crate::common::query;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,10 +54,7 @@ async fn rounds(env: &RoEnv, stop_at_first: bool) -> (usize, usize) {
             .await
             .unwrap();
         // no row yet (the table not replicated) is a stale read too
-        let n: Option<i64> = r
-            .query_first("SELECT n FROM app.ryw WHERE id = 1")
-            .await
-            .unwrap();
+        let n: Option<i64> = query::first(&mut r, "SELECT n FROM app.ryw WHERE id = 1").await;
         done += 1;
         if n != Some(i as i64) {
             stale += 1;

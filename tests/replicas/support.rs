@@ -13,7 +13,7 @@ use mysql_zk_proxy_core::replicas::status::ReplicaView;
 use mysql_zk_proxy_sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
 use mysql_zk_proxy_sandbox::Cluster;
 
-use crate::common::{self, admin_opts, app_opts};
+use crate::common::{self, admin_opts, app_opts, query};
 
 pub struct RoEnv {
     pub cluster: Cluster,
@@ -50,6 +50,18 @@ pub async fn start(consistency: Consistency, tweak: impl FnOnce(&mut Config)) ->
     tweak(&mut cfg);
     let proxy = Proxy::start(cfg).await.expect("proxy starts");
     RoEnv { cluster, proxy }
+}
+
+/// [`start`] with no read consistency, once both replicas qualify.
+pub async fn start_both_qualified() -> RoEnv {
+    let env = start(Consistency::None, |_| {}).await;
+    env.qualified(&["db2", "db3"], Duration::from_secs(5)).await;
+    env
+}
+
+/// Why `replica` is kept out, by its label (`None`: it qualifies).
+pub fn why_not(replica: &ReplicaView) -> Option<&'static str> {
+    replica.why_not.as_ref().map(|w| w.label())
 }
 
 impl RoEnv {
@@ -115,11 +127,35 @@ impl RoEnv {
         let mut conns = Vec::new();
         for _ in 0..n {
             let mut c = Conn::new(self.ro_opts()).await.expect("ro connect");
-            let id: u64 = c.query_first("SELECT @@server_id").await.unwrap().unwrap();
+            let id: u64 = query::one(&mut c, "SELECT @@server_id").await;
             ids.push(id);
             conns.push(c);
         }
         (ids, conns)
+    }
+
+    /// Wait until the replica `name` is kept out for `reason` (its label).
+    pub async fn kept_out(&self, name: &str, reason: &str) {
+        self.until(
+            &format!("{name} kept out: {reason}"),
+            Duration::from_secs(5),
+            |r| why_not(&r[name]) == Some(reason),
+        )
+        .await;
+    }
+
+    /// `@@server_id` of `n` new read-only sessions, opened together (so
+    /// least-connections spreads them) and closed again.
+    pub async fn server_ids_closed(&self, n: usize) -> Vec<u64> {
+        let (ids, conns) = self.server_ids(n).await;
+        close_all(conns).await;
+        ids
+    }
+
+    /// Run `sql` through the primary listener.
+    pub async fn on_primary(&self, sql: &str) {
+        let mut c = Conn::new(self.rw_opts()).await.unwrap();
+        c.query_drop(sql).await.unwrap();
     }
 
     /// An admin connection straight to the replica `name`.

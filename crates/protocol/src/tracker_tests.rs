@@ -30,9 +30,15 @@ fn mid_reply(t: &mut Tracker, packets: &[&[u8]]) {
     }
 }
 
+/// The server packet that ends a response (another may still be
+/// outstanding).
+fn ends_response(t: &mut Tracker, packet: &[u8]) {
+    assert_eq!(t.on_server_packet(&pkt(packet)), ServerEvent::ResponseDone);
+}
+
 /// The server packet that ends the reply, leaving the session at rest.
 fn ends_reply(t: &mut Tracker, packet: &[u8]) {
-    assert_eq!(t.on_server_packet(&pkt(packet)), ServerEvent::ResponseDone);
+    ends_response(t, packet);
     assert!(t.at_rest());
 }
 
@@ -48,18 +54,21 @@ fn tracker(deprecate_eof: bool) -> Tracker {
     t
 }
 
+/// A logged-in session (see [`tracker`]) that has just sent `command`.
+fn sent(deprecate_eof: bool, command: &[u8]) -> Tracker {
+    let mut t = tracker(deprecate_eof);
+    t.on_client_packet(&pkt(command));
+    t
+}
+
 const OK_AUTOCOMMIT: &[u8] = &[0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
 const EOF_AUTOCOMMIT: &[u8] = &[0xfe, 0x00, 0x00, 0x02, 0x00];
 const COLDEF: &[u8] = &[0x03, b'd', b'e', b'f', 0, 0, 0, 1, b'x', 0, 0x0c];
 
 #[test]
 fn change_user_auth_switch_then_ok() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x11app\0"));
-    assert_eq!(
-        t.on_server_packet(&pkt(b"\xfemysql_native_password\0abc")),
-        ServerEvent::None
-    );
+    let mut t = sent(true, b"\x11app\0");
+    mid_reply(&mut t, &[b"\xfemysql_native_password\0abc"]);
     assert_eq!(t.on_client_packet(&pkt(&[1u8; 20])), ClientEvent::Data);
     assert!(!t.at_rest());
     assert_eq!(t.on_server_packet(&pkt(OK_AUTOCOMMIT)), ServerEvent::AuthOk);
@@ -68,8 +77,7 @@ fn change_user_auth_switch_then_ok() {
 
 #[test]
 fn change_user_wrong_password_is_auth_failed() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x11app\0"));
+    let mut t = sent(true, b"\x11app\0");
     let err = b"\xff\x15\x04#28000Access denied";
     assert_eq!(t.on_server_packet(&pkt(err)), ServerEvent::AuthFailed);
     assert_eq!(t.outstanding(), 0);
@@ -92,8 +100,7 @@ fn text_result_set_with_eof() {
 
 #[test]
 fn text_result_set_deprecate_eof_and_multi_results() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03SELECT 1; SELECT 2"));
+    let mut t = sent(true, b"\x03SELECT 1; SELECT 2");
     // first result ends with an OK (0xFE header) carrying MORE_RESULTS_EXISTS
     mid_reply(&mut t, ONE_ROW_THEN_MORE);
     mid_reply(&mut t, &[&[0x01][..], COLDEF, &[0x01, b'2']]);
@@ -103,8 +110,7 @@ fn text_result_set_deprecate_eof_and_multi_results() {
 #[test]
 fn in_rows_from_the_first_row_to_the_terminator_only() {
     for deprecate_eof in [false, true] {
-        let mut t = tracker(deprecate_eof);
-        t.on_client_packet(&pkt(b"\x03SELECT 1; SELECT 2"));
+        let mut t = sent(deprecate_eof, b"\x03SELECT 1; SELECT 2");
         let (more, done): (&[u8], &[u8]) = if deprecate_eof {
             (&[0xfe, 0, 0, 0x0a, 0, 0, 0], &[0xfe, 0, 0, 0x02, 0, 0, 0])
         } else {
@@ -139,31 +145,22 @@ fn in_rows_from_the_first_row_to_the_terminator_only() {
 
 #[test]
 fn call_ends_with_extra_ok() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03CALL p()"));
+    let mut t = sent(true, b"\x03CALL p()");
     mid_reply(&mut t, ONE_ROW_THEN_MORE);
-    assert_eq!(
-        t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, OK_AUTOCOMMIT);
 }
 
 #[test]
 fn error_mid_multi_statement_ends_the_reply() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03SELECT 1; SELEC"));
+    let mut t = sent(true, b"\x03SELECT 1; SELEC");
     t.on_server_packet(&pkt(&[0x00, 0, 0, 0x0a, 0, 0, 0]));
-    assert_eq!(
-        t.on_server_packet(&pkt(b"\xff\x28\x04#42000syntax")),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, b"\xff\x28\x04#42000syntax");
     assert_eq!(t.outstanding(), 0);
 }
 
 #[test]
 fn transaction_flags_follow_ok_packets() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03BEGIN"));
+    let mut t = sent(true, b"\x03BEGIN");
     t.on_server_packet(&pkt(&[0x00, 0, 0, 0x03, 0, 0, 0]));
     assert!(t.in_transaction());
     assert!(!t.at_rest());
@@ -174,19 +171,17 @@ fn transaction_flags_follow_ok_packets() {
 
 #[test]
 fn ok_with_multibyte_lenenc_fields() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03INSERT"));
+    let mut t = sent(true, b"\x03INSERT");
     // affected rows 0x10000 (0xfd form), insert id 300 (0xfc form), status IN_TRANS|AUTOCOMMIT
     let ok = [0x00, 0xfd, 0, 0, 1, 0xfc, 0x2c, 0x01, 0x03, 0x00, 0, 0];
-    assert_eq!(t.on_server_packet(&pkt(&ok)), ServerEvent::ResponseDone);
+    ends_response(&mut t, &ok);
     assert_eq!(t.status(), 0x0003);
 }
 
 #[test]
 fn prepare_with_params_and_columns_both_eof_modes() {
     for dep in [false, true] {
-        let mut t = tracker(dep);
-        t.on_client_packet(&pkt(b"\x16SELECT ?, ?"));
+        let mut t = sent(dep, b"\x16SELECT ?, ?");
         // OK: stmt id 1, 1 column, 2 params
         let ok = [0x00, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0];
         let mut seq: Vec<&[u8]> = vec![&ok, COLDEF, COLDEF];
@@ -213,16 +208,14 @@ fn prepare_with_params_and_columns_both_eof_modes() {
 
 #[test]
 fn prepare_without_params_or_columns() {
-    let mut t = tracker(false);
-    t.on_client_packet(&pkt(b"\x16DO 1"));
+    let mut t = sent(false, b"\x16DO 1");
     let ok = [0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    assert_eq!(t.on_server_packet(&pkt(&ok)), ServerEvent::ResponseDone);
+    ends_response(&mut t, &ok);
 }
 
 #[test]
 fn binary_rows_starting_with_zero_are_rows() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(&[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0]));
+    let mut t = sent(true, &[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0]);
     mid_reply(
         &mut t,
         &[
@@ -232,23 +225,16 @@ fn binary_rows_starting_with_zero_are_rows() {
             &[0x00, 0x00, 2, 0, 0, 0],
         ],
     );
-    assert_eq!(
-        t.on_server_packet(&pkt(&[0xfe, 0, 0, 2, 0, 0, 0])),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, &[0xfe, 0, 0, 2, 0, 0, 0]);
 }
 
 #[test]
 fn cursor_execute_ends_after_column_eof_then_fetch() {
-    let mut t = tracker(false);
-    t.on_client_packet(&pkt(&[0x17, 1, 0, 0, 0, 1, 1, 0, 0, 0]));
+    let mut t = sent(false, &[0x17, 1, 0, 0, 0, 1, 1, 0, 0, 0]);
     t.on_server_packet(&pkt(&[0x01]));
     t.on_server_packet(&pkt(COLDEF));
     // EOF with CURSOR_EXISTS | AUTOCOMMIT
-    assert_eq!(
-        t.on_server_packet(&pkt(&[0xfe, 0, 0, 0x42, 0])),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, &[0xfe, 0, 0, 0x42, 0]);
     assert!(!t.at_rest(), "an open cursor keeps the session busy");
     t.on_client_packet(&pkt(&[0x1c, 1, 0, 0, 0, 10, 0, 0, 0]));
     t.on_server_packet(&pkt(&[0x00, 0x00, 7]));
@@ -258,9 +244,8 @@ fn cursor_execute_ends_after_column_eof_then_fetch() {
 
 #[test]
 fn local_infile_exchange() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03LOAD DATA LOCAL INFILE 'x' INTO TABLE t"));
-    assert_eq!(t.on_server_packet(&pkt(b"\xfbx")), ServerEvent::None);
+    let mut t = sent(true, b"\x03LOAD DATA LOCAL INFILE 'x' INTO TABLE t");
+    mid_reply(&mut t, &[b"\xfbx"]);
     // file content: its first byte could look like any command
     assert_eq!(t.on_client_packet(&pkt(b"\x01\x02data")), ClientEvent::Data);
     assert_eq!(t.on_client_packet(&pkt(b"")), ClientEvent::Data);
@@ -278,10 +263,7 @@ fn commands_without_reply_and_pipelining() {
     t.on_client_packet(&pkt(&[0x0e]));
     t.on_client_packet(&pkt(&[0x0e]));
     assert_eq!(t.outstanding(), 2);
-    assert_eq!(
-        t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, OK_AUTOCOMMIT);
     ends_reply(&mut t, OK_AUTOCOMMIT);
     assert_eq!(
         t.on_client_packet(&pkt(&[0x01])),
@@ -292,28 +274,17 @@ fn commands_without_reply_and_pipelining() {
 
 #[test]
 fn field_list_and_statistics() {
-    let mut t = tracker(false);
-    t.on_client_packet(&pkt(b"\x04kv\0"));
-    assert_eq!(t.on_server_packet(&pkt(COLDEF)), ServerEvent::None);
-    assert_eq!(
-        t.on_server_packet(&pkt(EOF_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
+    let mut t = sent(false, b"\x04kv\0");
+    mid_reply(&mut t, &[COLDEF]);
+    ends_response(&mut t, EOF_AUTOCOMMIT);
     t.on_client_packet(&pkt(&[0x09]));
-    assert_eq!(
-        t.on_server_packet(&pkt(b"Uptime: 5  Threads: 1")),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, b"Uptime: 5  Threads: 1");
 }
 
 #[test]
 fn change_user_is_an_auth_exchange() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x11app\0"));
-    assert_eq!(
-        t.on_server_packet(&pkt(b"\xfemysql_native_password\0s")),
-        ServerEvent::None
-    );
+    let mut t = sent(true, b"\x11app\0");
+    mid_reply(&mut t, &[b"\xfemysql_native_password\0s"]);
     assert_eq!(t.on_client_packet(&pkt(&[9u8; 20])), ClientEvent::Data);
     assert_eq!(t.on_server_packet(&pkt(OK_AUTOCOMMIT)), ServerEvent::AuthOk);
     assert!(t.at_rest());
@@ -324,20 +295,13 @@ fn progress_reports_do_not_end_the_reply() {
     let caps = BASE | CLIENT_DEPRECATE_EOF;
     let mut t = Tracker::logged_in(caps, MARIADB_CLIENT_PROGRESS, status::AUTOCOMMIT);
     t.on_client_packet(&pkt(b"\x03ALTER TABLE t ENGINE=InnoDB"));
-    assert_eq!(
-        t.on_server_packet(&pkt(b"\xff\xff\xff\x01\x01\x00\x10\x00\x00")),
-        ServerEvent::None
-    );
-    assert_eq!(
-        t.on_server_packet(&pkt(OK_AUTOCOMMIT)),
-        ServerEvent::ResponseDone
-    );
+    mid_reply(&mut t, &[b"\xff\xff\xff\x01\x01\x00\x10\x00\x00"]);
+    ends_response(&mut t, OK_AUTOCOMMIT);
 }
 
 #[test]
 fn continuation_packets_are_not_commands_or_terminators() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x03SELECT big"));
+    let mut t = sent(true, b"\x03SELECT big");
     let cont = PacketInfo {
         len: 5,
         seq: 9,
@@ -354,10 +318,9 @@ fn continuation_packets_are_not_commands_or_terminators() {
 
 #[test]
 fn prepare_with_params_only_deprecate_eof() {
-    let mut t = tracker(true);
-    t.on_client_packet(&pkt(b"\x16INSERT INTO t VALUES (?)"));
+    let mut t = sent(true, b"\x16INSERT INTO t VALUES (?)");
     let ok = [0x00, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
-    assert_eq!(t.on_server_packet(&pkt(&ok)), ServerEvent::None);
+    mid_reply(&mut t, &[&ok]);
     ends_reply(&mut t, COLDEF);
 }
 
@@ -433,10 +396,7 @@ fn a_count_with_flag_1_or_none_is_followed_by_definitions() {
     let mut t = cached_metadata_tracker(true);
     t.on_client_packet(&pkt(b"\x03SELECT 1"));
     mid_reply(&mut t, &[&[0x01, 0x01][..], COLDEF, &[0x01, b'1']]);
-    assert_eq!(
-        t.on_server_packet(&pkt(OK_AS_EOF)),
-        ServerEvent::ResponseDone
-    );
+    ends_response(&mut t, OK_AS_EOF);
 }
 
 #[test]
@@ -457,12 +417,11 @@ fn next_is_ok_names_only_packets_that_are_oks() {
         "a row with a huge first column"
     );
     let end = [0xfe, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
-    assert_eq!(t.on_server_packet(&pkt(&end)), ServerEvent::ResponseDone);
+    ends_response(&mut t, &end);
 
     t.on_client_packet(&pkt(b"\x16SELECT ?"));
     assert!(!t.next_is_ok(0x00, 12), "a PREPARE OK");
-    let mut t = tracker(false);
-    t.on_client_packet(&pkt(b"\x03SELECT 1"));
+    let mut t = sent(false, b"\x03SELECT 1");
     t.on_server_packet(&pkt(&[0x01]));
     t.on_server_packet(&pkt(COLDEF));
     t.on_server_packet(&pkt(EOF_AUTOCOMMIT));
