@@ -34,7 +34,7 @@ pub enum Command {
     /// Write the primary record with compare-and-set, epoch = previous + 1
     /// (never backwards). Exits 0 when written, 1 when not.
     Publish(PublishArgs),
-    /// Planned switchover to a GTID replica: drain the proxies, fence,
+    /// Planned switchover to a GTID replica: drain the proxies, make the old primary read-only,
     /// catch up, promote, repoint, publish. Exits 0 when switched, 1 when
     /// refused, rolled back or failed.
     Switchover(SwitchoverArgs),

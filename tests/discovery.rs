@@ -69,7 +69,7 @@ async fn plain_host_port_record_orders_by_mzxid() {
     z.publish_until_routed(&d, "10.0.0.8", 3308, 1).await;
     // ... and a plain record cannot go back below it.
     z.write(b"10.0.0.9:3309").await;
-    d.status("plain record fenced", |s| s.last_error.is_some())
+    d.status("plain record ignored", |s| s.last_error.is_some())
         .await;
     assert_eq!(port_of(&d.table.current()), Some(3308));
     assert_eq!(d.stats.records_ignored(IgnoredRecord::Stale), 1);
@@ -115,7 +115,7 @@ async fn deleted_znode_means_no_primary_until_recreated() {
     let r = d.routes_nowhere("no primary").await;
     assert_eq!(r.high_water, Some(Ordering::Epoch(5)), "high water kept");
 
-    // Re-created with a lower epoch: still fenced off.
+    // Re-created with a lower epoch: still stale.
     z.write(&json("10.0.0.4", 3305, 4)).await;
     d.status("lower re-creation ignored", |s| s.last_error.is_some())
         .await;

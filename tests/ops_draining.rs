@@ -1,6 +1,6 @@
 //! The draining acknowledgement protocol with two proxies, one slow to drain
 //! (a transaction open through it): the switchover waits for both
-//! acknowledgements before it fences, the transaction commits on the old
+//! acknowledgements before it makes the old primary read-only, the transaction commits on the old
 //! primary, and the statements held meanwhile run on the new primary
 //! without an error.
 
@@ -75,7 +75,7 @@ async fn switchover_waits_for_every_proxy_and_loses_no_statement() {
             assert_eq!(record(cluster).await.state, RecordState::Draining);
             assert!(
                 !read_only(old).await,
-                "fenced before every proxy acknowledged"
+                "made read-only before every proxy acknowledged"
             );
         }
         tx.query_drop("INSERT INTO app.d VALUES (2)").await.unwrap();

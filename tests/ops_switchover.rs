@@ -78,7 +78,13 @@ async fn switchover_moves_the_primary_and_the_sessions() {
     let got = [&epochs["before"], &epochs["draining"], &epochs["serving"]].map(Value::as_u64);
     assert_eq!(got, [Some(1), Some(2), Some(3)], "{doc}");
     for phase in [
-        "check", "drain", "fence", "catch_up", "promote", "repoint", "publish",
+        "check",
+        "drain",
+        "read_only",
+        "catch_up",
+        "promote",
+        "repoint",
+        "publish",
     ] {
         assert!(
             doc["phases"][phase].as_f64().is_some(),
@@ -210,7 +216,7 @@ async fn stops_when_the_record_changes_under_it() {
         "{report}"
     );
     assert!(
-        report.phases.fence.is_none(),
+        report.phases.read_only.is_none(),
         "stopped before fencing: {report}"
     );
     let rec = record(&env.cluster).await;
@@ -219,7 +225,10 @@ async fn stops_when_the_record_changes_under_it() {
         (Some(5), RecordState::Draining),
         "their record stands"
     );
-    assert!(!read_only(old).await, "the old primary was not fenced");
+    assert!(
+        !read_only(old).await,
+        "the old primary was not made read-only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +292,10 @@ async fn rolls_back_when_a_proxy_does_not_acknowledge_unless_forced() {
         report.error.as_deref().unwrap().contains("px-1"),
         "{report}"
     );
-    assert!(report.phases.fence.is_none(), "never fenced: {report}");
+    assert!(
+        report.phases.read_only.is_none(),
+        "never made read-only: {report}"
+    );
     assert_eq!(report.proxies.len(), 1);
     assert!(!report.proxies[0].acked);
     let rec = record(&env.cluster).await;

@@ -35,7 +35,7 @@ pub struct Phases {
     pub drain: Option<Duration>,
     /// `read_only = 1` on the old primary.
     #[serde(serialize_with = "ms")]
-    pub fence: Option<Duration>,
+    pub read_only: Option<Duration>,
     /// The target applies the old primary's GTID position.
     #[serde(serialize_with = "ms")]
     pub catch_up: Option<Duration>,
@@ -118,7 +118,7 @@ impl fmt::Display for Report {
         for (name, d) in [
             ("check", p.check),
             ("drain", p.drain),
-            ("fence", p.fence),
+            ("read_only", p.read_only),
             ("catch-up", p.catch_up),
             ("promote", p.promote),
             ("publish", p.publish),

@@ -1,12 +1,12 @@
 //! `mysql-zk-proxy switchover`: the planned switchover of a MariaDB GTID
 //! primary/replica pair (docs/architecture.md, ZooKeeper contract). Phases:
 //! check, publish `draining` (epoch + 1) and wait for every registered proxy's
-//! acknowledgement, fence the old primary (`read_only = 1`), wait until the
+//! acknowledgement, make the old primary read-only (`read_only = 1`), wait until the
 //! target applied its GTID position, promote the target, publish it
 //! `serving` (epoch + 2) with its `server_id`, then repoint the old primary
 //! at it (after the publish: the old primary stays read-only either way, and
 //! the repoint, ~0.1 s, is then not part of the time writes are blocked). Every record write is a compare-and-set on the version this
-//! run last wrote. A failed drain (without `force`), fence, catch-up or
+//! run last wrote. A failed drain (without `force`), read-only step, catch-up or
 //! promotion rolls back: old primary writable, record serving on it (epoch + 2).
 
 use std::time::{Duration, Instant};
@@ -86,12 +86,12 @@ struct Run<'a> {
     /// The znode version this run last read or wrote.
     version: i32,
     /// `read_only = 1` was sent to the old primary.
-    fenced: bool,
+    blocked: bool,
     /// The draining record was written (the record must be restored on failure).
     drained: bool,
     /// The target was promoted: no roll-back any more.
     promoted: bool,
-    fenced_at: Option<Instant>,
+    blocked_at: Option<Instant>,
 }
 
 fn timed<T>(slot: &mut Option<Duration>, t: Instant, v: T) -> T {
@@ -120,10 +120,10 @@ impl<'a> Run<'a> {
             target: None,
             record: None,
             version: 0,
-            fenced: false,
+            blocked: false,
             drained: false,
             promoted: false,
-            fenced_at: None,
+            blocked_at: None,
         }
     }
 
@@ -136,10 +136,10 @@ impl<'a> Run<'a> {
         timed(&mut self.report.phases.drain, t, r)?;
         self.ensure_unchanged(zk).await?;
         let (t, old) = (Instant::now(), self.old.as_mut().expect("checked"));
-        self.fenced = true;
-        self.fenced_at = Some(t);
+        self.blocked = true;
+        self.blocked_at = Some(t);
         let r = old.set_read_only(true).await;
-        timed(&mut self.report.phases.fence, t, r)?;
+        timed(&mut self.report.phases.read_only, t, r)?;
         let t = Instant::now();
         let r = self.catch_up(zk).await;
         timed(&mut self.report.phases.catch_up, t, r)?;
@@ -236,7 +236,7 @@ impl<'a> Run<'a> {
         Err(err)
     }
 
-    /// The old primary's GTID position (read after the fence) applied on the
+    /// The old primary's GTID position (read once it is read-only) applied on the
     /// target; then the record must still be ours before the promotion.
     async fn catch_up(&mut self, zk: &Client) -> Result<(), SwitchoverError> {
         let pos = self
@@ -318,7 +318,7 @@ impl<'a> Run<'a> {
         };
         let r = self.write(zk, &serving).await;
         self.report.phases.publish = Some(t.elapsed());
-        self.report.write_blocked = self.fenced_at.map(|f| f.elapsed());
+        self.report.write_blocked = self.blocked_at.map(|f| f.elapsed());
         r.map_err(|e| match e {
             ZkOpError::Conflict { .. } => SwitchoverError::RecordChanged(e),
             e => SwitchoverError::Zk(e),

@@ -45,7 +45,7 @@ impl SwitchoverReport {
             new_port,
             new_epoch: r.epochs.serving.unwrap_or_default(),
             drain: d(p.drain),
-            catch_up: d(p.fence) + d(p.catch_up),
+            catch_up: d(p.read_only) + d(p.catch_up),
             promote: d(p.promote) + d(p.repoint),
             publish: d(p.publish),
             write_blocked: d(r.write_blocked),
@@ -96,7 +96,7 @@ impl Cluster {
     }
 
     /// Planned switchover primary -> replica with `mysql-zk-proxy
-    /// switchover` (draining, fence, catch-up, promote, repoint, serving
+    /// switchover` (draining, read-only, catch-up, promote, repoint, serving
     /// record with compare-and-set); the roles swap in `self`.
     pub async fn switchover(&mut self) -> Result<SwitchoverReport> {
         let plan = self.switchover_plan()?;

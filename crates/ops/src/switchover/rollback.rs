@@ -25,7 +25,7 @@ impl Run<'_> {
                 self.report.error = Some(r.to_string());
                 Outcome::Refused
             }
-            Err(e) if !self.drained && !self.fenced => {
+            Err(e) if !self.drained && !self.blocked => {
                 self.report.error = Some(format!("{e}; nothing was changed"));
                 Outcome::Refused
             }
@@ -52,7 +52,7 @@ impl Run<'_> {
         self.report
     }
 
-    /// Old primary writable again (if fenced); record serving on it with
+    /// Old primary writable again (if it was made read-only); record serving on it with
     /// epoch + 2 (if draining was written and the record is still ours).
     async fn roll_back(&mut self, zk: &Client, cause: SwitchoverError) -> Outcome {
         let t = Instant::now();
@@ -62,8 +62,8 @@ impl Run<'_> {
                 .warnings
                 .push("promoting the target failed midway: check its replication".into());
         }
-        if self.fenced {
-            if let Err(e) = self.unfence().await {
+        if self.blocked {
+            if let Err(e) = self.unblock_writes().await {
                 problems.push(format!("the old primary is still read-only: {e}"));
             }
         }
@@ -80,7 +80,7 @@ impl Run<'_> {
             }
         }
         self.report.phases.rollback = Some(t.elapsed());
-        self.report.write_blocked = self.fenced_at.map(|f| f.elapsed());
+        self.report.write_blocked = self.blocked_at.map(|f| f.elapsed());
         let rolled = if record_ours {
             "rolled back"
         } else {
@@ -103,8 +103,8 @@ impl Run<'_> {
     }
 
     /// `read_only = 0` on the old primary, on a new connection if the first fails.
-    async fn unfence(&mut self) -> Result<(), ServerError> {
-        let old = self.old.as_mut().expect("fenced after the checks");
+    async fn unblock_writes(&mut self) -> Result<(), ServerError> {
+        let old = self.old.as_mut().expect("made read-only after the checks");
         if old.set_read_only(false).await.is_ok() {
             return Ok(());
         }
