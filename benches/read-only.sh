@@ -104,7 +104,7 @@ fi
 start_proxy() { # start_proxy TARGET CONSISTENCY
   local t="$1" port ro admin pid
   free_port port; free_port ro; free_port admin
-  printf '[fencing]\nuser = "%s"\npassword = "%s"\n[read_only]\nconsistency = "%s"\n' \
+  printf '[monitor]\nuser = "%s"\npassword = "%s"\n[read_only]\nconsistency = "%s"\n' \
     "$ADMIN_USER" "$ADMIN_PASS" "$2" >"$OUT/$t.toml"
   "$BIN" run --config "$OUT/$t.toml" --listen "$HOST:$port" --read-only-listen "$HOST:$ro" \
     --admin "$HOST:$admin" --zk "$ZK_CONNECT" --primary-path "$PRIMARY_PATH" </dev/null >"$OUT/$t.log" 2>&1 &

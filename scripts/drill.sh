@@ -9,7 +9,7 @@
 # Extra arguments go to `drill` (e.g. --switchovers 5 --interval 2s).
 # --unplanned: each switch kills the primary (SIGKILL) and publishes the
 # replica (`mysql-zk-proxy-sandbox failover --unplanned`); the reports are
-# drill-unplanned-report.*. The proxy's [fencing] user is the sandbox's admin
+# drill-unplanned-report.*. The proxy's [monitor] user is the sandbox's admin
 # (its loss reports read the new primary's GTID position).
 # Stops only what it started; KEEP=1 leaves them running.
 set -euo pipefail
@@ -49,7 +49,7 @@ EOF
 # the ledger's loss reports read the new primary's GTID position as this
 # user; the drill checks them (0 for a planned switchover)
 cat >>"$CONFIG" <<EOF
-[fencing]
+[monitor]
 user = "$ADMIN_USER"
 password = "$ADMIN_PASS"
 EOF

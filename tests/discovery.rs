@@ -1,4 +1,4 @@
-//! Discovery against a real ZooKeeper: records, fencing, deletion, bad data,
+//! Discovery against a real ZooKeeper: records, epoch order, deletion, bad data,
 //! connection loss, session expiry, ZooKeeper down at start, several servers
 //! and a chroot. No mocks; every wait is on a channel with a deadline.
 
@@ -77,8 +77,8 @@ async fn plain_host_port_record_orders_by_mzxid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn epoch_fencing_lower_ignored_higher_applied() {
-    let (z, d) = Znode::routed("/t/fencing/primary", Duration::from_secs(4), 10).await;
+async fn epoch_order_lower_ignored_higher_applied() {
+    let (z, d) = Znode::routed("/t/epochs/primary", Duration::from_secs(4), 10).await;
 
     z.write(&json("10.0.0.6", 3307, 9)).await;
     let s = d

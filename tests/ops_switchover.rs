@@ -60,6 +60,19 @@ async fn begin_and_hold(tx: &mut Conn) {
     tx.query_drop("SELECT 1").await.unwrap();
 }
 
+/// The switchover ended with `outcome` and an error naming `needle`,
+/// before it made the old primary read-only.
+#[track_caller]
+fn ended_before_read_only(report: &Report, outcome: Outcome, needle: &str) {
+    assert_eq!(report.outcome, outcome, "{report}");
+    let error = report.error.as_deref().unwrap_or_default();
+    assert!(error.contains(needle), "{report}");
+    assert!(
+        report.phases.read_only.is_none(),
+        "made read-only: {report}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_moves_the_primary_and_the_sessions() {
     let env = env_with_proxy("px-1").await;
@@ -210,15 +223,7 @@ async fn stops_when_the_record_changes_under_it() {
         other_writer,
     )
     .await;
-    assert_eq!(report.outcome, Outcome::Failed, "{report}");
-    assert!(
-        report.error.as_deref().unwrap().contains("changed under"),
-        "{report}"
-    );
-    assert!(
-        report.phases.read_only.is_none(),
-        "stopped before fencing: {report}"
-    );
+    ended_before_read_only(&report, Outcome::Failed, "changed under");
     let rec = record(&env.cluster).await;
     assert_eq!(
         (rec.epoch, rec.state),
@@ -287,15 +292,7 @@ async fn rolls_back_when_a_proxy_does_not_acknowledge_unless_forced() {
     let mut tx = open_transaction(&env).await;
     let short = Duration::from_millis(500);
     let report = switchover_while(&mut env, short, Duration::from_secs(10), async {}).await;
-    assert_eq!(report.outcome, Outcome::RolledBack, "{report}");
-    assert!(
-        report.error.as_deref().unwrap().contains("px-1"),
-        "{report}"
-    );
-    assert!(
-        report.phases.read_only.is_none(),
-        "never made read-only: {report}"
-    );
+    ended_before_read_only(&report, Outcome::RolledBack, "px-1");
     assert_eq!(report.proxies.len(), 1);
     assert!(!report.proxies[0].acked);
     let rec = record(&env.cluster).await;

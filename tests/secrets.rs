@@ -3,7 +3,7 @@
 //! that migrates a session (derived credential), users from ZooKeeper
 //! (`users_path`, behind a digest ACL) and from `[[users]]`, ZooKeeper digest
 //! auth (password from the environment), the admin token (from a file), the
-//! fencing password, `check-config` — then its stdout/stderr, /status,
+//! monitor password, `check-config` — then its stdout/stderr, /status,
 //! /metrics, the check-config output and the client-visible errors are
 //! scanned for every secret string in every form.
 
@@ -98,7 +98,7 @@ password_env = "SEC_TEST_ZK_PASSWORD"
 [failover]
 hold_timeout = "5s"
 drain_timeout = "2s"
-[fencing]
+[monitor]
 user = "fence"
 password = "{FENCE_PW}"
 verify_writable = false

@@ -1,6 +1,6 @@
 //! Fixture for tests/discovery.rs: one discovery task on a real ZooKeeper,
 //! waits on the route table / status watch with deadlines, record builders.
-//! Also used by tests/fencing.rs.
+//! Also used by tests/verify_primary.rs.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -43,7 +43,7 @@ impl Disco {
         Self::start_with(cfg, discovery::Extras::default())
     }
 
-    /// With fencing (a verifier) and the other extras.
+    /// With verification (a verifier) and the other extras.
     pub fn start_with(cfg: ZookeeperConfig, extras: discovery::Extras) -> Disco {
         // `RUST_LOG=mysql_zk_proxy=debug cargo test --test discovery -- --nocapture`
         let _ = tracing_subscriber::fmt()

@@ -24,13 +24,13 @@ pub const PROXY_ID: &str = "ledger-test";
 /// The table every write goes to.
 pub const TABLE: &str = "app.ledger_writes";
 
-/// A cluster with a replica and a proxy whose `[fencing]` user (the
+/// A cluster with a replica and a proxy whose `[monitor]` user (the
 /// sandbox's admin) reads new primaries' positions; `gate` sets
 /// `failover.wait_for_acknowledged`.
 pub async fn start(gate: Option<Duration>) -> common::Env {
     let env = common::start_with(true, |c: &mut Config| {
-        c.fencing.user = ADMIN_USER.into();
-        c.fencing.password = Secret::new(ADMIN_PASS);
+        c.monitor.user = ADMIN_USER.into();
+        c.monitor.password = Secret::new(ADMIN_PASS);
         c.failover.wait_for_acknowledged = gate;
         c.zookeeper.proxy_id = Some(PROXY_ID.into());
     })

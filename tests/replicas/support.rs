@@ -36,8 +36,8 @@ pub async fn start(consistency: Consistency, tweak: impl FnOnce(&mut Config)) ->
         .await
         .expect("cluster starts");
     let mut cfg = common::test_config(&cluster);
-    cfg.fencing.user = ADMIN_USER.into();
-    cfg.fencing.password = Secret::new(ADMIN_PASS);
+    cfg.monitor.user = ADMIN_USER.into();
+    cfg.monitor.password = Secret::new(ADMIN_PASS);
     cfg.read_only.listen = "127.0.0.1:0".into();
     cfg.read_only.consistency = consistency;
     cfg.read_only.check_interval = CHECK;

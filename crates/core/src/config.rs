@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod failover;
-pub use failover::{FencingConfig, Secret, UserConfig};
+pub use failover::{MonitorConfig, Secret, UserConfig};
 mod listen;
 pub use listen::{ListenConfig, ProxyProtocol, ShutdownConfig};
 mod read_only;
@@ -62,7 +62,11 @@ pub struct Config {
     pub zookeeper: ZookeeperConfig,
     pub backend: BackendConfig,
     pub failover: FailoverConfig,
-    pub fencing: FencingConfig,
+    /// The proxy's own login for its control-plane checks (new primaries,
+    /// replicas, GTID positions). Configs written with the section's former
+    /// name, `[fencing]`, still load.
+    #[serde(alias = "fencing")]
+    pub monitor: MonitorConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
     /// `[[users]]`: hashes for session migration (see `crate::credentials`).
@@ -281,7 +285,7 @@ impl Config {
         positive("backend.connect_timeout", self.backend.connect_timeout)?;
         self.backend.tls.validate()?;
         self.validate_failover()?;
-        self.read_only.validate(&self.fencing.user)?;
+        self.read_only.validate(&self.monitor.user)?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
         }
@@ -290,9 +294,9 @@ impl Config {
         Ok(())
     }
 
-    /// `[fencing]` and `[[users]]`.
+    /// `[monitor]` and `[[users]]`.
     fn validate_failover(&self) -> Result<(), ConfigError> {
-        self.fencing.validate()?;
+        self.monitor.validate()?;
         failover::validate_users(&self.users)
     }
 

@@ -1,5 +1,5 @@
 //! Control-plane logins (mysql_async over TCP, never the data path) as the
-//! `[fencing]` user: one [`Login`] serves the failover verifier, the loss
+//! `[monitor]` user: one [`Login`] serves the failover verifier, the loss
 //! reporter's GTID reads and the replica health checks.
 
 use std::future::Future;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mysql_async::{Conn, OptsBuilder};
 
-use crate::config::{ConfigError, FencingConfig, Secret};
+use crate::config::{ConfigError, MonitorConfig, Secret};
 
 /// Why a control-plane read got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +48,8 @@ pub struct Login {
 }
 
 impl Login {
-    /// The `[fencing]` user, its password resolved now.
-    pub fn fencing(cfg: &FencingConfig) -> Result<Login, ConfigError> {
+    /// The `[monitor]` user, its password resolved now.
+    pub fn monitor(cfg: &MonitorConfig) -> Result<Login, ConfigError> {
         Ok(Login {
             user: cfg.user.clone(),
             password: cfg.resolve_password()?,

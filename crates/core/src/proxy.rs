@@ -36,8 +36,8 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("fencing: {0}")]
-    Fencing(#[source] crate::config::ConfigError),
+    #[error("monitor: {0}")]
+    Monitor(#[source] crate::config::ConfigError),
     #[error("cannot start the per-core worker threads: {0}")]
     Workers(#[source] std::io::Error),
     #[error("[[users]]: {0}")]

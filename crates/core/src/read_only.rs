@@ -70,7 +70,7 @@ impl Pending {
         ledger: &Arc<Ledger>,
     ) -> Result<ReadOnly, ReadOnlyError> {
         let ro = self.cfg.read_only.clone();
-        let login = Login::fencing(&self.cfg.fencing).map_err(ReadOnlyError::Password)?;
+        let login = Login::monitor(&self.cfg.monitor).map_err(ReadOnlyError::Password)?;
         let env = primary.session.clone();
         let pools = Arc::new(Pools::new(login.clone()));
         let source: Option<Arc<dyn crate::replicas::causal::PositionSource>> = match ro.consistency

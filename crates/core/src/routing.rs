@@ -74,7 +74,7 @@ pub struct Route {
     pub generation: u64,
     /// The primary to send new connections to; `None` = no primary known
     /// (znode absent, not read yet, not verified yet, or stale).
-    /// `Some` only once verified when fencing is on (`crate::verify`).
+    /// `Some` only once verified when verification is on (`crate::verify`).
     pub primary: Option<Primary>,
     /// The record's primary while it is being verified (read-only, wrong
     /// server, unreachable): new connections wait, nothing is sent to it.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 
-use crate::config::{ConfigError, FencingConfig};
+use crate::config::{ConfigError, MonitorConfig};
 use crate::control::Login;
 use crate::routing::Primary;
 
@@ -98,7 +98,7 @@ pub fn judge(p: &Primary, facts: &ServerFacts) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Logs in to candidate primaries with the `[fencing]` credentials.
+/// Logs in to candidate primaries with the `[monitor]` credentials.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     login: Login,
@@ -109,13 +109,13 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// `None` when fencing is off (`verify_writable` false, or no user).
-    pub fn from_config(cfg: &FencingConfig) -> Result<Option<Verifier>, ConfigError> {
+    /// `None` when verification is off (`verify_writable` false, or no user).
+    pub fn from_config(cfg: &MonitorConfig) -> Result<Option<Verifier>, ConfigError> {
         if !cfg.enabled() {
             return Ok(None);
         }
         Ok(Some(Verifier {
-            login: Login::fencing(cfg)?,
+            login: Login::monitor(cfg)?,
             check_timeout: cfg.check_timeout,
             recheck_interval: cfg.recheck_interval,
         }))

@@ -145,7 +145,7 @@ pub struct PublishArgs {
     /// Epoch to write; must be above the current one. Default: current + 1.
     #[arg(long)]
     pub epoch: Option<u64>,
-    /// `server_id` of the primary (proxies verify it when fencing is on).
+    /// `server_id` of the primary (proxies verify it when verification is on).
     #[arg(long)]
     pub server_id: Option<u64>,
     /// `server_uuid` of the primary (MySQL; MariaDB has none).

@@ -1,6 +1,6 @@
 //! One control connection to a MariaDB/MySQL server for the switchover
 //! (mysql_async over TCP): facts (`read_only`, `server_id`, GTID position,
-//! `SHOW SLAVE STATUS`), fencing, GTID catch-up, promotion and repointing.
+//! `SHOW SLAVE STATUS`), read_only, GTID catch-up, promotion and repointing.
 //! Every statement is bounded; secrets never appear in errors.
 
 use std::time::Duration;

@@ -91,7 +91,7 @@ pub async fn write_with(client: &Client, path: &str, data: &[u8]) -> Result<()> 
     )))
 }
 
-/// Set `path` only if its data version is `expected_version` (fencing);
+/// Set `path` only if its data version is `expected_version` (compare-and-set);
 /// returns the new version.
 pub async fn zk_set_versioned(
     connect: &str,

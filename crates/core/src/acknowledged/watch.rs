@@ -1,7 +1,7 @@
 //! The reporter task: for each move of the route to another server, wait
 //! (when the gate is on) for the new primary to apply the old term's
 //! acknowledged commits, read its GTID positions over a control-plane login
-//! (the `[fencing]` user), compare, and publish the loss report: `/status`
+//! (the `[monitor]` user), compare, and publish the loss report: `/status`
 //! (the ledger keeps the last ones), metrics, a log line (WARN when commits
 //! are missing) and a znode `<cluster>/failovers/<epoch>/<proxy id>`.
 
@@ -17,7 +17,7 @@ use zookeeper_client::{Acls, CreateMode, Error as ZkError};
 
 use super::report::{GateOutcome, LossReport, Moved, Positions};
 use super::{GtidPos, Ledger};
-use crate::config::{FencingConfig, ZookeeperConfig};
+use crate::config::{MonitorConfig, ZookeeperConfig};
 use crate::control::{within, ControlError, Login};
 use crate::metrics::Stats;
 use crate::routing::Primary;
@@ -26,9 +26,9 @@ use crate::tls::ZkTls;
 /// Why a new primary's position was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("no [fencing] user to read the new primary's GTID position with")]
+    #[error("no [monitor] user to read the new primary's GTID position with")]
     NoUser,
-    #[error("[fencing] password: {0}")]
+    #[error("[monitor] password: {0}")]
     Password(#[source] crate::config::ConfigError),
     #[error(transparent)]
     Control(#[from] ControlError),
@@ -44,7 +44,7 @@ pub enum ReadError {
 pub struct Reporter {
     pub ledger: Arc<Ledger>,
     pub stats: Arc<Stats>,
-    pub fencing: FencingConfig,
+    pub monitor: MonitorConfig,
     pub zookeeper: ZookeeperConfig,
     pub zk_tls: Option<Arc<ZkTls>>,
     /// The proxy's id (`zookeeper.proxy_id`).
@@ -111,14 +111,14 @@ impl Reporter {
             "SELECT MASTER_GTID_WAIT('{pos}', {:.3})",
             wait.as_secs_f64()
         );
-        let bound = wait + self.fencing.check_timeout;
+        let bound = wait + self.monitor.check_timeout;
         let got: Option<i64> = self.query(p, &sql, bound).await?;
         Ok(got == Some(0))
     }
 
     async fn positions(&self, p: &Primary) -> Result<Positions, ReadError> {
         let sql = "SELECT @@gtid_binlog_pos, @@gtid_slave_pos";
-        let row: Option<(String, String)> = self.query(p, sql, self.fencing.check_timeout).await?;
+        let row: Option<(String, String)> = self.query(p, sql, self.monitor.check_timeout).await?;
         let (binlog, slave) = row.unwrap_or_default();
         let parse = |s: &str| {
             s.parse().map_err(|source| ReadError::Position {
@@ -142,10 +142,10 @@ impl Reporter {
     where
         T: mysql_async::prelude::FromRow + Send + 'static,
     {
-        if self.fencing.user.is_empty() {
+        if self.monitor.user.is_empty() {
             return Err(ReadError::NoUser);
         }
-        let login = Login::fencing(&self.fencing).map_err(ReadError::Password)?;
+        let login = Login::monitor(&self.monitor).map_err(ReadError::Password)?;
         let run = login.once(&p.host, p.port, async |c: &mut Conn| {
             c.query_first(sql).await
         });

@@ -1,5 +1,5 @@
 //! The configuration sections of failover: `[[users]]` (the credential store's
-//! file half) and `[fencing]` (verifying a new primary), with their
+//! file half) and `[monitor]` (verifying a new primary), with their
 //! validation, and [`Secret`], the redacted string other sections use too.
 //! Plain data: `crate::credentials` and `crate::verify` read these, they know nothing of them.
 
@@ -60,10 +60,10 @@ pub struct UserConfig {
     pub mysql_native_password: Secret,
 }
 
-/// `[fencing]`: how a new primary is verified before it becomes the route.
+/// `[monitor]`: how a new primary is verified before it becomes the route.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct FencingConfig {
+pub struct MonitorConfig {
     /// MySQL user the proxy logs in as to check a new primary ("" = none).
     pub user: String,
     /// Its password (or use `password_file`).
@@ -82,9 +82,9 @@ pub struct FencingConfig {
     pub check_timeout: Duration,
 }
 
-impl Default for FencingConfig {
+impl Default for MonitorConfig {
     fn default() -> Self {
-        FencingConfig {
+        MonitorConfig {
             user: String::new(),
             password: Secret::default(),
             password_file: None,
@@ -95,7 +95,7 @@ impl Default for FencingConfig {
     }
 }
 
-impl FencingConfig {
+impl MonitorConfig {
     /// Whether new primaries are verified before they are routed to.
     pub fn enabled(&self) -> bool {
         self.verify_writable.unwrap_or(!self.user.is_empty())
@@ -108,7 +108,7 @@ impl FencingConfig {
         };
         let text = std::fs::read_to_string(path).map_err(|e| {
             invalid(
-                "fencing.password_file",
+                "monitor.password_file",
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
@@ -118,24 +118,24 @@ impl FencingConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.password_file.is_some() && !self.password.is_empty() {
             return Err(invalid(
-                "fencing.password_file",
-                "set either fencing.password or fencing.password_file, not both",
+                "monitor.password_file",
+                "set either monitor.password or monitor.password_file, not both",
             ));
         }
         if self.verify_writable == Some(true) && self.user.is_empty() {
             return Err(invalid(
-                "fencing.user",
-                "fencing.verify_writable = true needs a user to log in to a new primary as",
+                "monitor.user",
+                "monitor.verify_writable = true needs a user to log in to a new primary as",
             ));
         }
         if self.recheck_interval.is_zero() {
             return Err(invalid(
-                "fencing.recheck_interval",
+                "monitor.recheck_interval",
                 "must be greater than 0",
             ));
         }
         if self.check_timeout.is_zero() {
-            return Err(invalid("fencing.check_timeout", "must be greater than 0"));
+            return Err(invalid("monitor.check_timeout", "must be greater than 0"));
         }
         if self.enabled() {
             self.resolve_password()?;
@@ -183,7 +183,7 @@ pub(crate) fn validate_znode_path(key: &'static str, p: &str) -> Result<(), Conf
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, FencingConfig, Secret, UserConfig};
+    use crate::config::{Config, MonitorConfig, Secret, UserConfig};
     use std::path::Path;
 
     fn err(c: &Config) -> String {
@@ -191,12 +191,12 @@ mod tests {
     }
 
     #[test]
-    fn users_and_fencing_parse() {
+    fn users_and_monitor_parse() {
         let text = r#"
 [zookeeper]
 users_path = "/mysql/users"
 fail_closed_after = "30s"
-[fencing]
+[monitor]
 user = "admin"
 password = "s3cret"
 [[users]]
@@ -206,7 +206,7 @@ mysql_native_password = "*5BCB3E6AC345B435C7C2E6B7949A04CE6F6563D3"
         let c = Config::from_toml(text, Path::new("t")).unwrap();
         c.validate().unwrap();
         assert_eq!(c.users.len(), 1);
-        assert!(c.fencing.enabled());
+        assert!(c.monitor.enabled());
         assert_eq!(
             c.zookeeper.fail_closed_after,
             Some(std::time::Duration::from_secs(30))
@@ -215,15 +215,15 @@ mysql_native_password = "*5BCB3E6AC345B435C7C2E6B7949A04CE6F6563D3"
     }
 
     #[test]
-    fn fencing_is_off_without_a_user_and_explicit_true_needs_one() {
-        assert!(!FencingConfig::default().enabled());
+    fn verification_is_off_without_a_user_and_explicit_true_needs_one() {
+        assert!(!MonitorConfig::default().enabled());
         let mut c = Config::default();
-        c.fencing.verify_writable = Some(true);
-        assert!(err(&c).contains("fencing.user"), "{}", err(&c));
-        c.fencing.user = "admin".into();
+        c.monitor.verify_writable = Some(true);
+        assert!(err(&c).contains("monitor.user"), "{}", err(&c));
+        c.monitor.user = "admin".into();
         c.validate().unwrap();
-        c.fencing.verify_writable = Some(false);
-        assert!(!c.fencing.enabled());
+        c.monitor.verify_writable = Some(false);
+        assert!(!c.monitor.enabled());
     }
 
     #[test]
@@ -245,11 +245,11 @@ mysql_native_password = "*5BCB3E6AC345B435C7C2E6B7949A04CE6F6563D3"
         c.zookeeper.fail_closed_after = Some(std::time::Duration::ZERO);
         assert!(err(&c).contains("zookeeper.fail_closed_after"));
         let mut c = Config::default();
-        c.fencing.user = "u".into();
-        c.fencing.password = Secret::new("p");
-        c.fencing.password_file = Some("/nonexistent".into());
-        assert!(err(&c).contains("fencing.password_file"));
-        c.fencing.password = Secret::default();
+        c.monitor.user = "u".into();
+        c.monitor.password = Secret::new("p");
+        c.monitor.password_file = Some("/nonexistent".into());
+        assert!(err(&c).contains("monitor.password_file"));
+        c.monitor.password = Secret::default();
         assert!(err(&c).contains("cannot read"), "{}", err(&c));
     }
 }

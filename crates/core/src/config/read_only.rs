@@ -80,8 +80,8 @@ impl ReadOnlyConfig {
         !self.listen.is_empty()
     }
 
-    /// Checked only when enabled; `fencing_user` is whom checks log in as.
-    pub fn validate(&self, fencing_user: &str) -> Result<(), ConfigError> {
+    /// Checked only when enabled; `monitor_user` is whom checks log in as.
+    pub fn validate(&self, monitor_user: &str) -> Result<(), ConfigError> {
         if !self.enabled() {
             return Ok(());
         }
@@ -93,10 +93,10 @@ impl ReadOnlyConfig {
         if self.requalify_checks == 0 {
             return Err(invalid("read_only.requalify_checks", "must be at least 1"));
         }
-        if fencing_user.is_empty() {
+        if monitor_user.is_empty() {
             return Err(invalid(
                 "read_only.listen",
-                "the replica health checks log in as fencing.user: set it (and its password)",
+                "the replica health checks log in as monitor.user: set it (and its password)",
             ));
         }
         Ok(())
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn parses_and_validates() {
-        let text = "[fencing]\nuser = \"admin\"\n[read_only]\nlisten = \"127.0.0.1:0\"\n\
+        let text = "[monitor]\nuser = \"admin\"\n[read_only]\nlisten = \"127.0.0.1:0\"\n\
                     max_lag = \"3s\"\nconsistency = \"fleet\"\ncausal_timeout = \"250ms\"\n\
                     balance = \"weighted\"\n";
         let c = Config::from_toml(text, Path::new("t")).unwrap();
@@ -131,7 +131,7 @@ mod tests {
         };
         let e = c.validate("").unwrap_err().to_string();
         assert!(
-            e.contains("read_only.listen") && e.contains("fencing.user"),
+            e.contains("read_only.listen") && e.contains("monitor.user"),
             "{e}"
         );
         c.max_lag = Duration::ZERO;

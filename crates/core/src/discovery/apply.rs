@@ -1,4 +1,4 @@
-//! Applying what was read at `primary_path` to the routing table: fencing by
+//! Applying what was read at `primary_path` to the routing table: ordering by
 //! [`Ordering`], no-op detection, "znode absent = no primary", and the log
 //! line, counters and status that go with each outcome. With verification on,
 //! a new primary is published as the route's `pending` one; the verifier
@@ -121,7 +121,7 @@ impl Publisher {
                 tracing::warn!(
                     record = ?got,
                     high_water = ?high_water,
-                    "primary record ordered below the current high water; ignored (fencing)"
+                    "primary record ordered below the current high water; ignored (stale)"
                 );
                 self.stats.record_ignored(IgnoredRecord::Stale);
                 let why = format!("stale record: {got:?} is below the high water {high_water:?}");

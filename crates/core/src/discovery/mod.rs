@@ -2,14 +2,14 @@
 //! each accepted record as a new [`Route`](crate::routing::Route).
 //!
 //! - [`record`]: znode bytes → [`record::Record`] (pure parser).
-//! - `apply`: fencing by epoch / mzxid, publishing routes, counters, status.
+//! - `apply`: ordering by epoch / mzxid, publishing routes, counters, status.
 //! - `session`: the ZooKeeper session state machine (connect, read + watch,
 //!   connection loss, session expiry, cancel).
 //! - [`connect`]: one session attempt (`[zookeeper.auth]`, `[zookeeper.tls]`),
 //!   the one way the whole crate opens ZooKeeper sessions;
 //!   `diagnose`: why a TLS connection to ZooKeeper failed.
 //! - `status`: the writer side of the [`DiscoveryStatus`] watch channel.
-//! - `promote`: turns a verified pending primary into the route (`[fencing]`).
+//! - `promote`: turns a verified pending primary into the route (`[monitor]`).
 //! - `loss`: the `zookeeper.fail_closed_after` clock.
 //! - `users`: the credential store's ZooKeeper half (`zookeeper.users_path`).
 //! - [`replicas`]: the replica set under `<cluster>/replicas/`
@@ -184,7 +184,7 @@ pub struct DiscoveryHandle {
 /// What discovery does besides following the record.
 #[derive(Default)]
 pub struct Extras {
-    /// Verify each new primary before routing to it (`[fencing]`); `None` = route at once.
+    /// Verify each new primary before routing to it (`[monitor]`); `None` = route at once.
     pub verifier: Option<Verifier>,
     /// Where users read under `zookeeper.users_path` go (ignored when that is unset).
     pub credentials: Option<Arc<CredentialStore>>,
@@ -207,7 +207,7 @@ pub struct RegistrationInfo {
     pub drain_timeout: std::time::Duration,
 }
 
-/// Start the discovery task on `tracker`, with fencing and/or the ZooKeeper
+/// Start the discovery task on `tracker`, with verification and/or the ZooKeeper
 /// half of the credential store (`extras`); it runs until `cancel` fires.
 pub fn spawn_with(
     cfg: ZookeeperConfig,

@@ -18,7 +18,7 @@ pub struct Record {
     /// Host name or IP literal, IPv6 without brackets.
     pub host: String,
     pub port: u16,
-    /// The fencing epoch; `None` = order by the znode's mzxid.
+    /// The ordering epoch; `None` = order by the znode's mzxid.
     pub epoch: Option<u64>,
     pub server_id: Option<u64>,
     pub server_uuid: Option<String>,

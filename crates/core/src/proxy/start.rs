@@ -68,7 +68,7 @@ pub(super) async fn start(config: Config) -> Result<Proxy, ProxyError> {
     let reporter = acknowledged::Reporter {
         ledger: shared.ledger.clone(),
         stats: shared.stats.clone(),
-        fencing: config.fencing.clone(),
+        monitor: config.monitor.clone(),
         zookeeper: config.zookeeper.clone(),
         zk_tls: shared.tls.zookeeper(),
         proxy_id: proxy_id.clone(),
@@ -181,7 +181,7 @@ impl Shared {
     ) -> Result<DiscoveryHandle, ProxyError> {
         let extras = discovery::Extras {
             replicas,
-            verifier: Verifier::from_config(&config.fencing).map_err(ProxyError::Fencing)?,
+            verifier: Verifier::from_config(&config.monitor).map_err(ProxyError::Monitor)?,
             credentials: Some(self.credentials.clone()),
             registration: Some(discovery::RegistrationInfo {
                 id: proxy_id,

@@ -1,5 +1,5 @@
 //! The replica health checks' control-plane reads (mysql_async, never the
-//! data path), logged in with the `[fencing]` credentials: the primary's
+//! data path), logged in with the `[monitor]` credentials: the primary's
 //! `@@gtid_binlog_pos`, and a replica's `SHOW SLAVE STATUS` and
 //! `@@gtid_current_pos`. Also the GTID lag clock ([`LagClock`]).
 

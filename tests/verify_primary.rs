@@ -1,4 +1,4 @@
-//! Fencing against real servers: a new primary becomes the route only once
+//! Verification of new primaries against real servers: a new primary becomes the route only once
 //! it is verified writable and matches the record (a read-only replica is
 //! never routed to until `read_only=0`), and the ZooKeeper loss policy
 //! (`zookeeper.fail_closed_after`). No mocks; waits are on the route table
@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_zk_proxy_core::config::{FencingConfig, Secret, ZookeeperConfig};
+use mysql_zk_proxy_core::config::{MonitorConfig, Secret, ZookeeperConfig};
 use mysql_zk_proxy_core::discovery::{Extras, ZkState};
 use mysql_zk_proxy_core::metrics::SessionState;
 use mysql_zk_proxy_core::routing::Ordering;
@@ -20,15 +20,15 @@ use mysql_zk_proxy_sandbox::Cluster;
 use support::*;
 
 fn verifier() -> Verifier {
-    let cfg = FencingConfig {
+    let cfg = MonitorConfig {
         user: "admin".into(),
         password: Secret::new("admin"),
         recheck_interval: Duration::from_millis(100),
-        ..FencingConfig::default()
+        ..MonitorConfig::default()
     };
     Verifier::from_config(&cfg)
         .unwrap()
-        .expect("fencing on with a user")
+        .expect("verification on with a user")
 }
 
 fn fenced(cluster: &Cluster) -> Disco {
@@ -108,9 +108,9 @@ async fn read_only_replica_is_routed_to_only_once_writable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_proxy_new_connections_wait_for_the_verified_primary() {
     let env = common::start_with(true, |c| {
-        c.fencing.user = "admin".into();
-        c.fencing.password = Secret::new("admin");
-        c.fencing.recheck_interval = Duration::from_millis(100);
+        c.monitor.user = "admin".into();
+        c.monitor.password = Secret::new("admin");
+        c.monitor.recheck_interval = Duration::from_millis(100);
         c.failover.hold_timeout = Duration::from_secs(20);
     })
     .await;
