@@ -19,7 +19,7 @@
 #   BENCH_TIME (20)      seconds per sysbench run
 #   BENCH_THREADS (8)    sysbench --threads
 #   BENCH_REPEAT (3)     rounds (the spread and the medians need several)
-#   BENCH_TARGETS        ("direct haproxy ro ro_fleet")
+#   BENCH_TARGETS        ("direct haproxy ro ro_fleet"; also ro_proxy)
 #   BENCH_WARMUP (5)     seconds of oltp_read_only through each target first
 #   BENCH_BUILD (1)      cargo build --release first; 0 uses target/release as is
 #   BENCH_OUT            results dir (target/bench/read-only-<UTC time>)
@@ -40,7 +40,7 @@ for v in BENCH_TIME BENCH_THREADS BENCH_REPEAT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
 for t in "${TARGETS[@]}"; do
-  case "$t" in direct | haproxy | ro | ro_fleet) ;; *) die "unknown target '$t' (direct haproxy ro ro_fleet)" ;; esac
+  case "$t" in direct | haproxy | ro | ro_fleet | ro_proxy) ;; *) die "unknown target '$t' (direct haproxy ro ro_fleet ro_proxy)" ;; esac
 done
 for cmd in sysbench curl awk getconf timeout mariadb; do
   command -v "$cmd" >/dev/null || die "$cmd not found (scripts/install-deps.sh)"
@@ -118,6 +118,7 @@ start_proxy() { # start_proxy TARGET CONSISTENCY
 }
 [[ " ${TARGETS[*]} " == *" ro "* ]] && start_proxy ro none
 [[ " ${TARGETS[*]} " == *" ro_fleet "* ]] && start_proxy ro_fleet fleet
+[[ " ${TARGETS[*]} " == *" ro_proxy "* ]] && start_proxy ro_proxy proxy
 
 {
   echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -172,6 +173,7 @@ awk -F'\t' -v rounds="$BENCH_REPEAT" '
     for (j = 1; j <= nt; j++) { t = tg[j]
       printf "| %s | %s | %s | %s | %s | %s |\n", t, stat(t, "qps"), stat(t, "p95"), stat(t, "us"), ratio(t, "haproxy", "qps"), ratio(t, "direct", "qps") }
     if (("1", "ro_fleet", "p95") in v) printf "\nro_fleet p95 / ro p95 (the causal wait), per round: %s\n", ratio("ro_fleet", "ro", "p95")
+    if (("1", "ro_proxy", "p95") in v) printf "ro_proxy p95 / ro p95 (the ledger position check), per round: %s\n", ratio("ro_proxy", "ro", "p95")
     if (("1", "ro", "us") in v) printf "ro CPU per query / haproxy, per round: %s\n", ratio("ro", "haproxy", "us")
   }' "$RES" >"$OUT/summary.tables.md"
 { echo "# sysbench oltp_read_only: read-only listener vs HAProxy round-robin vs one replica"; echo

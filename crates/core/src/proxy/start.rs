@@ -220,6 +220,7 @@ impl Shared {
             kills: Default::default(),
             buffers: BufferPool::for_relays(),
             before_read: None,
+            on_replica: false,
             ledger: self.ledger.clone(),
         })
     }

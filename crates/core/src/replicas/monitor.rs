@@ -345,6 +345,7 @@ fn slot_env(
         kills: Default::default(),
         buffers: crate::session::buffers::BufferPool::for_relays(),
         before_read,
+        on_replica: true,
         // replicas acknowledge no commits and have no gate: a ledger of their own
         ledger: crate::acknowledged::Ledger::new(0, None).0,
     }

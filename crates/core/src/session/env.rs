@@ -45,6 +45,11 @@ pub struct Env {
     /// Causal reads (read-only listener): asked before each read at rest;
     /// `None` everywhere else.
     pub before_read: Option<Arc<dyn crate::session::causal::BeforeRead>>,
+    /// The sessions read from a replica: when their route moves (the
+    /// replica stopped qualifying), a transaction open there finishes there
+    /// (up to `failover.drain_timeout`) instead of getting 9006; a read is
+    /// as good on the replica it started on. At rest they move as always.
+    pub on_replica: bool,
     /// Acknowledged commits (docs/ledger.md) and the gate.
     pub ledger: Arc<Ledger>,
 }

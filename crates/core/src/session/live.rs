@@ -115,14 +115,16 @@ async fn relay_until_moved(
     let answered = || ctx.timeline.answered(current.epoch);
     // Before every command leaves: may it still go to this backend? Once
     // the route names another server, none may (a transaction open there
-    // is aborted); while it drains, only a session in a transaction goes
-    // on. And does a KILL name a session that moved?
+    // is aborted), but for a session on a replica, whose transaction
+    // finishes there; while it drains, only a session in a transaction
+    // goes on. And does a KILL name a session that moved?
     let fence = |bytes: &[u8], at_rest: bool| {
         let g = ctx.table.generation();
         if g != seen.load(Relaxed) {
             match switch::route_for(ctx, &current) {
                 RouteFor::Same => seen.store(g, Relaxed),
                 RouteFor::Draining if !at_rest => {}
+                RouteFor::Elsewhere if !at_rest && ctx.on_replica => {}
                 RouteFor::Draining | RouteFor::Elsewhere => return Some(Hold::Moved),
             }
         }

@@ -122,6 +122,31 @@ async fn a_draining_route_lets_a_transaction_finish_then_holds_the_next_command_
 }
 
 #[tokio::test]
+async fn on_a_replica_a_transaction_finishes_where_it_is_when_the_route_moves() {
+    let (old, new, mut env) = two_primaries(PATIENCE, PATIENCE).await;
+    env.on_replica = true;
+    let (live, _conn) = attached_at(&env, &old, IN_TRANS);
+    let (e, to) = (&env, new.primary(2));
+    let (outcome, ()) = run_session(&env, live, |mut app| async move {
+        publish(e, Some(to), RecordState::Serving);
+        ask_ok(&mut app, "SELECT 1").await;
+        pipeline(&mut app, &["COMMIT", "SELECT 2"]).await;
+        assert_eq!(read_payload(&mut app).await[0], 0x00, "COMMIT's OK");
+        assert_eq!(read_payload(&mut app).await[0], 0x00, "SELECT 2's OK");
+    })
+    .await;
+    assert_eq!(
+        old.queries()[..2],
+        ["SELECT 1", "COMMIT"],
+        "the read transaction ran to its end on the replica it began on"
+    );
+    assert!(!old.received("SELECT 2"));
+    assert!(new.queries().contains(&"SELECT 2".to_string()));
+    assert_eq!(env.stats.sessions_migrated.load(Relaxed), 1);
+    assert_eq!(outcome, ConnOutcome::Closed);
+}
+
+#[tokio::test]
 async fn a_transaction_that_does_not_end_within_the_drain_timeout_is_aborted_with_9006() {
     let (old, _new, env) = two_primaries(PATIENCE, Duration::from_millis(200)).await;
     let (live, _conn) = attached_at(&env, &old, IN_TRANS);

@@ -82,6 +82,7 @@ pub(super) fn env_with(route: Option<Primary>, tweak: impl FnOnce(&mut Config)) 
         kills: Default::default(),
         buffers: BufferPool::for_relays(),
         before_read: None,
+        on_replica: false,
         ledger: crate::acknowledged::Ledger::new(10, None).0,
     };
     publish(&env, route, RecordState::Serving);
