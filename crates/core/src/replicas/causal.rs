@@ -67,6 +67,11 @@ pub type PositionFuture<'a> =
 /// Where the position a read must see comes from.
 pub trait PositionSource: Send + Sync {
     fn position(&self) -> PositionFuture<'_>;
+    /// The position when it is known without I/O (`proxy`: the ledger's);
+    /// an empty one means there is nothing to wait for.
+    fn local(&self) -> Option<GtidPos> {
+        None
+    }
 }
 
 /// `fleet`: the primary's `@@gtid_binlog_pos` when the read begins.
@@ -110,6 +115,10 @@ impl PositionSource for AcknowledgedPosition {
     fn position(&self) -> PositionFuture<'_> {
         let pos = self.0.position();
         Box::pin(async move { Ok(pos) })
+    }
+
+    fn local(&self) -> Option<GtidPos> {
+        Some(self.0.position())
     }
 }
 
@@ -166,15 +175,20 @@ impl CausalShared {
         if on_primary == Some(backend.address()) {
             return Ok(());
         }
-        // Both read after the read arrived, so in parallel: a replica
-        // position that covers the target has everything the read must see,
-        // whichever answered first.
+        // A target known without I/O and empty: nothing to wait for, not
+        // even the replica's position. Otherwise both are read after the
+        // read arrived, so in parallel: a replica position that covers the
+        // target has everything the read must see, whichever answered first.
         let pool = self.pools.get(backend);
-        let (target, current) = tokio::join!(
-            self.source.position(),
-            read_position(&pool, backend, "SELECT @@gtid_current_pos")
-        );
-        let target = target?;
+        let replica = read_position(&pool, backend, "SELECT @@gtid_current_pos");
+        let (target, current) = match self.source.local() {
+            Some(target) if target.is_empty() => return Ok(()),
+            Some(target) => (target, replica.await),
+            None => {
+                let (target, current) = tokio::join!(self.source.position(), replica);
+                (target?, current)
+            }
+        };
         if target.is_empty() || current?.covers(&target) {
             return Ok(());
         }
