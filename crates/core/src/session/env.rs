@@ -15,7 +15,7 @@ use crate::credentials::CredentialStore;
 use crate::discovery::DiscoveryHandle;
 use crate::metrics::Stats;
 use crate::reload::LiveConfig;
-use crate::routing::{Route, RouteTable};
+use crate::routing::{Primary, Route, RouteTable};
 use crate::session::buffers::BufferPool;
 use crate::session::kill::KillMap;
 use crate::session::relay::StopSignals;
@@ -66,4 +66,20 @@ impl Env {
             _ = self.drain.at_rest.cancelled() => None,
         }
     }
+
+    /// Wait at the ledger's gate (docs/ledger.md) before the first command
+    /// reaches `primary`, for a new session and a moved one alike.
+    pub(crate) async fn through_gate(&self, primary: &Primary) {
+        let waited = self.ledger.gate.pass(&primary.address(), GATE_GRACE).await;
+        if !waited.is_zero() {
+            tracing::debug!(
+                ?waited,
+                "held by the gate until the new primary applied acknowledged commits"
+            );
+        }
+    }
 }
+
+/// Beyond `failover.wait_for_acknowledged`, how long a session may wait for
+/// the gate's reporter to log in and open it.
+const GATE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

@@ -141,20 +141,10 @@ async fn serve(mut client: TcpStream, id: u64, ctx: &Env) -> ConnOutcome {
     let span = tracing::Span::current();
     span.record("backend", primary.address());
     span.record("epoch", primary.epoch);
-    let waited = ctx.ledger.gate.pass(&primary.address(), GATE_GRACE).await;
-    if !waited.is_zero() {
-        tracing::debug!(
-            ?waited,
-            "held by the gate until the new primary applied acknowledged commits"
-        );
-    }
+    ctx.through_gate(primary).await;
     gauge.set(SessionState::Handshake);
     connect_and_relay(client, (primary, id), ctx, &mut gauge, accepted).await
 }
-
-/// Beyond `failover.wait_for_acknowledged`, how long a session may wait for
-/// the gate's reporter to log in and open it.
-pub(crate) const GATE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn connect_and_relay(
     mut client: TcpStream,

@@ -84,10 +84,7 @@ pub(super) async fn failover(
         return Next::Relay;
     }
     let from = live.primary.clone();
-    ctx.ledger
-        .gate
-        .pass(&next.address(), super::GATE_GRACE)
-        .await;
+    ctx.through_gate(&next).await;
     let cfg = ctx.config.get();
     let moved = tokio::time::timeout(
         cfg.failover.migrate_timeout,
