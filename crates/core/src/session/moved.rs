@@ -41,18 +41,8 @@ pub(super) async fn failover(
             live.primary,
             humantime::format_duration(wait)
         );
-        tracing::warn!("{msg}");
-        release_backend(live);
-        let held = std::mem::take(&mut live.early.0);
-        ending::close_at_next_command(
-            client,
-            &ctx.stats,
-            &held,
-            ProxyErrorCode::TransactionAborted,
-            &msg,
-            refusal_wait(ctx),
-        )
-        .await;
+        let code = ProxyErrorCode::TransactionAborted;
+        close_at_next_command(client, live, code, &msg, ctx).await;
         return Next::Done(ConnOutcome::FailoverClosed);
     }
     // A statement is held from when it arrives: already read by the fence,
@@ -210,7 +200,7 @@ pub(super) async fn close_by_failover(
     ctx: &Env,
 ) -> ConnOutcome {
     ctx.stats.sessions_closed_by_failover.fetch_add(1, Relaxed);
-    close_with_9005(client, live, msg, ctx).await;
+    close_at_next_command(client, live, ProxyErrorCode::FailoverClosed, msg, ctx).await;
     ConnOutcome::FailoverClosed
 }
 
@@ -223,24 +213,24 @@ pub(super) async fn close_after_loss(
     msg: &str,
     ctx: &Env,
 ) -> ConnOutcome {
-    close_with_9005(client, live, msg, ctx).await;
+    close_at_next_command(client, live, ProxyErrorCode::FailoverClosed, msg, ctx).await;
     ConnOutcome::BackendLost
 }
 
-async fn close_with_9005(client: &mut Stream, live: &mut Live<'_>, msg: &str, ctx: &Env) {
+/// Let the backend go, then answer the client's next command with `code`
+/// (9005 or 9006) and close.
+async fn close_at_next_command(
+    client: &mut Stream,
+    live: &mut Live<'_>,
+    code: ProxyErrorCode,
+    msg: &str,
+    ctx: &Env,
+) {
     tracing::warn!(backend = %live.primary, "{msg}");
     release_backend(live);
     let wait = refusal_wait(ctx);
     let held = std::mem::take(&mut live.early.0);
-    ending::close_at_next_command(
-        client,
-        &ctx.stats,
-        &held,
-        ProxyErrorCode::FailoverClosed,
-        msg,
-        wait,
-    )
-    .await;
+    ending::close_at_next_command(client, &ctx.stats, &held, code, msg, wait).await;
 }
 
 /// A refused session closes its backend connection at once, not when its
