@@ -83,6 +83,17 @@ pub(crate) async fn record_written(t: &VerifyTarget) -> Result<SystemTime, Drill
     Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// How to log in to `primary` as `t`'s user, on its database.
+pub(crate) fn primary_opts(primary: (&str, u16), t: &VerifyTarget) -> OptsBuilder {
+    OptsBuilder::default()
+        .ip_or_hostname(primary.0)
+        .tcp_port(primary.1)
+        .user(Some(&t.user))
+        .pass(Some(&t.password))
+        .db_name(Some(&t.database))
+        .prefer_socket(false)
+}
+
 /// Compare the rows of `run` on `primary` with `acked`.
 pub async fn check(
     primary: (&str, u16),
@@ -90,13 +101,7 @@ pub async fn check(
     run: u64,
     acked: &[Acked],
 ) -> Result<Verification, DrillError> {
-    let opts = OptsBuilder::default()
-        .ip_or_hostname(primary.0)
-        .tcp_port(primary.1)
-        .user(Some(&t.user))
-        .pass(Some(&t.password))
-        .db_name(Some(&t.database))
-        .prefer_socket(false);
+    let opts = primary_opts(primary, t);
     let sql_err = |e: mysql_async::Error| DrillError::Verify {
         reason: format!("on the final primary {}:{}: {e}", primary.0, primary.1),
     };

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
 use serde::Serialize;
 
 use crate::load::{Acked, LoadCtx, TABLE};
@@ -190,13 +190,7 @@ async fn lost_on_new_primary(
         (Some(lo), Some(hi)) => (lo, hi),
         _ => return Ok((format!("{host}:{port}"), Vec::new())),
     };
-    let opts = OptsBuilder::default()
-        .ip_or_hostname(host.clone())
-        .tcp_port(port)
-        .user(Some(&t.user))
-        .pass(Some(&t.password))
-        .db_name(Some(&t.database))
-        .prefer_socket(false);
+    let opts = verify::primary_opts((&host, port), t);
     let read = async {
         let mut c = Conn::new(opts).await?;
         let sql =
