@@ -179,10 +179,13 @@ impl CausalShared {
         // even the replica's position. Otherwise both are read after the
         // read arrived, so in parallel: a replica position that covers the
         // target has everything the read must see, whichever answered first.
+        let local = self.source.local();
+        if local.as_ref().is_some_and(GtidPos::is_empty) {
+            return Ok(());
+        }
         let pool = self.pools.get(backend);
         let replica = read_position(&pool, backend, "SELECT @@gtid_current_pos");
-        let (target, current) = match self.source.local() {
-            Some(target) if target.is_empty() => return Ok(()),
+        let (target, current) = match local {
             Some(target) => (target, replica.await),
             None => {
                 let (target, current) = tokio::join!(self.source.position(), replica);

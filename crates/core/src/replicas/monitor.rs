@@ -108,7 +108,7 @@ impl Monitor {
     async fn sample_primary(&mut self, p: &Primary) {
         let (cfg, login) = (&self.router.cfg, &self.login);
         let probe = match &mut self.primary_probe {
-            Some(probe) if probe.addr == format!("{}:{}", p.host, p.port) => probe,
+            Some(probe) if probe.is_for(&p.host, p.port) => probe,
             slot => {
                 self.clock.clear();
                 slot.insert(Probe::new(&p.host, p.port))
@@ -161,7 +161,7 @@ impl Monitor {
             let mut probe = self
                 .probes
                 .remove(&rec.name)
-                .filter(|p| p.addr == format!("{}:{}", rec.host, rec.port))
+                .filter(|p| p.is_for(&rec.host, rec.port))
                 .unwrap_or_else(|| Probe::new(&rec.host, rec.port));
             let (login, name) = (self.login.clone(), rec.name.clone());
             set.spawn(async move {

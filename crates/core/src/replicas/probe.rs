@@ -51,6 +51,11 @@ impl Probe {
         }
     }
 
+    /// Whether this probe connects to `host:port`.
+    pub fn is_for(&self, host: &str, port: u16) -> bool {
+        self.host == host && self.port == port
+    }
+
     /// Run `read` within `timeout`; the connection is dropped on any failure.
     async fn bounded<T>(
         &mut self,
