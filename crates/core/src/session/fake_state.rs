@@ -88,13 +88,21 @@ pub(crate) struct Faults {
     pub fails: Option<String>,
     /// A query containing this text is never answered.
     pub stalls: Option<String>,
+    /// A variable without a session scope (in `globals`) that moves between
+    /// the session-side and the global-side read, as `gtid_binlog_pos`
+    /// does under write load.
+    pub moves: Option<String>,
     /// Greet, then never answer the login.
     pub stall_login: bool,
 }
 
+/// Variables of `Script::default`'s globals without a session scope.
+const GLOBAL_ONLY: &[&str] = &["GTID_BINLOG_POS"];
+
 impl Default for Script {
     fn default() -> Self {
         let globals = [
+            ("GTID_BINLOG_POS", "0-1-100"),
             ("SQL_MODE", "STRICT_TRANS_TABLES"),
             ("WAIT_TIMEOUT", "28800"),
             ("SQL_SELECT_LIMIT", "18446744073709551615"),
@@ -213,13 +221,19 @@ impl Script {
     }
 
     fn all_sysvars(&self, s: &FakeSession) -> Answer {
-        let side = |n: u8, vars: &BTreeMap<String, String>| {
+        let side = |n: &str, vars: &BTreeMap<String, String>| {
             vars.iter()
                 .map(move |(k, v)| vec![some(n), some(k), some(v)])
                 .collect::<Vec<_>>()
         };
-        let mut rows = side(0, &s.sysvars);
-        rows.extend(side(1, &self.globals));
+        let mut rows = side("s", &s.sysvars);
+        if let Some(moving) = &self.faults.moves {
+            for r in rows.iter_mut().filter(|r| r[1].as_ref() == Some(moving)) {
+                r[2] = some("read before it moved");
+            }
+        }
+        rows.extend(side("g", &self.globals));
+        rows.extend(GLOBAL_ONLY.iter().map(|n| vec![some("n"), some(n), None]));
         Answer::Rows(3, rows)
     }
 
@@ -254,6 +268,10 @@ impl Script {
                 "insert_id" => s.insert_id = value.parse().expect("a number"),
                 _ => {
                     let upper = name.to_uppercase();
+                    if GLOBAL_ONLY.contains(&upper.as_str()) {
+                        let msg = format!("Variable '{name}' is a read only variable");
+                        return Answer::Err(1238, msg);
+                    }
                     if self.faults.refuses.as_deref() == Some(&upper) {
                         let msg = format!("Variable '{name}' can't be set to the value of {value}");
                         return Answer::Err(1231, msg);

@@ -31,12 +31,18 @@ const BASICS: &str = "SELECT DATABASE(), LAST_INSERT_ID(), @@session.insert_id, 
 const LOCKS: &str = "SELECT COUNT(*) FROM information_schema.METADATA_LOCK_INFO \
      WHERE THREAD_ID = CONNECTION_ID()";
 
-/// Session and global values side by side (`0` session, `1` global):
-/// compared by the proxy, as a join of the two tables costs the server
-/// tens of milliseconds where the two reads cost a few.
-const SYSVARS: &str = "SELECT 0, VARIABLE_NAME, VARIABLE_VALUE \
+/// Session and global values side by side (`s` session, `g` global), and
+/// the names of variables without a session scope (`n`): compared by the
+/// proxy, as a join of the tables costs the server tens of milliseconds
+/// where the reads cost a few. A variable without a session scope shows its
+/// global value on both sides, read at two instants: one that moves under
+/// load (`gtid_binlog_pos`) or at a switchover (`read_only`) may differ
+/// between them, and is no state of the session.
+const SYSVARS: &str = "SELECT 's', VARIABLE_NAME, VARIABLE_VALUE \
      FROM information_schema.SESSION_VARIABLES UNION ALL \
-     SELECT 1, VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES";
+     SELECT 'g', VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES UNION ALL \
+     SELECT 'n', VARIABLE_NAME, NULL FROM information_schema.SYSTEM_VARIABLES \
+     WHERE VARIABLE_SCOPE = 'GLOBAL'";
 
 const USER_VARS: &str = "SELECT VARIABLE_NAME, VARIABLE_TYPE, VARIABLE_VALUE \
      FROM information_schema.USER_VARIABLES ORDER BY VARIABLE_NAME";
@@ -306,18 +312,19 @@ async fn read_results_collation(
 
 /// The session variables of `rows` ([`SYSVARS`]) whose value differs from
 /// the global one (session-only variables have none and are not listed),
-/// named in lower case; the two read apart ([`LIMITS`]) are left out.
+/// named in lower case; the two read apart ([`LIMITS`]) and variables
+/// without a session scope are left out.
 fn differing_from_global(rows: &[Row]) -> Vec<(String, Option<String>)> {
-    let global: std::collections::HashMap<String, Option<String>> = rows
-        .iter()
-        .filter(|r| text(r, 0).as_deref() == Some("1"))
-        .map(|r| (text(r, 1).unwrap_or_default(), text(r, 2)))
-        .collect();
-    rows.iter()
-        .filter(|r| text(r, 0).as_deref() == Some("0"))
-        .filter_map(|r| {
-            let name = text(r, 1).unwrap_or_default();
-            let value = text(r, 2);
+    let side = |tag: &'static str| {
+        rows.iter()
+            .filter(move |r| text(r, 0).as_deref() == Some(tag))
+            .map(|r| (text(r, 1).unwrap_or_default(), text(r, 2)))
+    };
+    let global: std::collections::HashMap<String, Option<String>> = side("g").collect();
+    let global_only: std::collections::HashSet<String> = side("n").map(|(n, _)| n).collect();
+    side("s")
+        .filter(|(name, _)| !global_only.contains(name))
+        .filter_map(|(name, value)| {
             let differs = global.get(&name).is_some_and(|g| *g != value);
             let apart = matches!(&name[..], "SQL_SELECT_LIMIT" | "MAX_STATEMENT_TIME");
             (differs && !apart).then(|| (name.to_lowercase(), value))

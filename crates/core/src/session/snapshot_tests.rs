@@ -91,15 +91,19 @@ fn only_session_values_that_differ_from_the_global_ones_are_kept() {
         ]
     };
     let rows = vec![
-        row("0", "SQL_MODE", Some("ANSI")),
-        row("0", "WAIT_TIMEOUT", Some("28800")),
-        row("0", "CHARACTER_SET_RESULTS", None),
-        row("0", "SQL_SELECT_LIMIT", Some("5")),
-        row("0", "TIMESTAMP", Some("1.5")),
-        row("1", "SQL_MODE", Some("STRICT_TRANS_TABLES")),
-        row("1", "WAIT_TIMEOUT", Some("28800")),
-        row("1", "CHARACTER_SET_RESULTS", Some("utf8mb4")),
-        row("1", "SQL_SELECT_LIMIT", Some("18446744073709551615")),
+        row("s", "SQL_MODE", Some("ANSI")),
+        row("s", "WAIT_TIMEOUT", Some("28800")),
+        row("s", "CHARACTER_SET_RESULTS", None),
+        row("s", "SQL_SELECT_LIMIT", Some("5")),
+        row("s", "TIMESTAMP", Some("1.5")),
+        row("g", "SQL_MODE", Some("STRICT_TRANS_TABLES")),
+        row("g", "WAIT_TIMEOUT", Some("28800")),
+        row("g", "CHARACTER_SET_RESULTS", Some("utf8mb4")),
+        row("g", "SQL_SELECT_LIMIT", Some("18446744073709551615")),
+        // global only, and it moved between the two reads
+        row("s", "GTID_BINLOG_POS", Some("0-1-5")),
+        row("g", "GTID_BINLOG_POS", Some("0-1-6")),
+        row("n", "GTID_BINLOG_POS", None),
     ];
     assert_eq!(
         differing_from_global(&rows),
