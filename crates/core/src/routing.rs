@@ -21,6 +21,15 @@ pub struct Primary {
 }
 
 impl Primary {
+    /// The same server as `other` claims to be (address and identity), at
+    /// any epoch.
+    pub fn same_server(&self, other: &Primary) -> bool {
+        self.host == other.host
+            && self.port == other.port
+            && self.server_id == other.server_id
+            && self.server_uuid == other.server_uuid
+    }
+
     /// A primary on 127.0.0.1 (unit tests).
     #[cfg(test)]
     pub(crate) fn local(port: u16, epoch: u64) -> Primary {

@@ -151,13 +151,17 @@ impl Publisher {
         }
     }
 
-    /// `(primary, pending)` for a published record: a primary that is not
-    /// the verified one already waits for verification when that is on.
+    /// `(primary, pending)` for a published record: a server other than the
+    /// verified one waits for verification when that is on. The verified
+    /// server under a new epoch (a switchover's `draining` record, an epoch
+    /// bump) stays routed: its sessions keep their backends, and a route
+    /// with no primary meanwhile would abort their transactions.
     fn split(&self, prev: &Route, primary: Option<Primary>) -> (Option<Primary>, Option<Primary>) {
-        if !self.verify || primary.is_none() || prev.primary == primary {
-            return (primary, None);
+        let verified = |p: &Primary| prev.primary.as_ref().is_some_and(|v| v.same_server(p));
+        match primary {
+            Some(p) if self.verify && !verified(&p) => (None, Some(p)),
+            primary => (primary, None),
         }
-        (None, primary)
     }
 
     /// No usable ZooKeeper session for `zookeeper.fail_closed_after`: stop
@@ -360,6 +364,39 @@ mod tests {
         let unverified = publisher(false);
         unverified.data(b"10.0.0.5:3306", 7);
         assert!(unverified.table.current().primary.is_some());
+    }
+
+    #[test]
+    fn with_verification_the_verified_server_under_a_new_epoch_stays_routed() {
+        let p = publisher(true);
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":5,"server_id":1}"#,
+            1,
+        );
+        p.table.publish(|prev| Route {
+            primary: prev.pending.clone(),
+            pending: None,
+            ..prev.clone()
+        });
+        // a switchover's first step: the same server, draining, epoch + 1
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":6,"server_id":1,"state":"draining"}"#,
+            2,
+        );
+        let r = p.table.current();
+        assert_eq!(r.primary.as_ref().map(|p| p.epoch), Some(6));
+        assert_eq!(
+            (r.pending.is_none(), r.state),
+            (true, RecordState::Draining)
+        );
+        // the same address claiming another identity is a new server
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":7,"server_id":2}"#,
+            3,
+        );
+        let r = p.table.current();
+        assert!(r.primary.is_none());
+        assert_eq!(r.pending.as_ref().map(|p| p.epoch), Some(7));
     }
 
     #[test]
