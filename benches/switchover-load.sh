@@ -62,7 +62,10 @@ switch_log=()
 for at in "$SWITCH_AT" "$SWITCH_GAP"; do
   sleep "$at"
   t0=$(date +%s%N)
-  "$SANDBOX_BIN" switchover --dir "$SANDBOX_DIR" >/dev/null
+  if ! "$SANDBOX_BIN" switchover --dir "$SANDBOX_DIR" >"$SANDBOX_DIR/switchover.out" 2>&1; then
+    echo "==> FAIL: switchover failed:"; cat "$SANDBOX_DIR/switchover.out"
+    kill "$SB_PID" 2>/dev/null || true; exit 1
+  fi
   switch_log+=("switchover took $(( ($(date +%s%N) - t0) / 1000000 )) ms")
 done
 status=0

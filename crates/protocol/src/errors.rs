@@ -18,9 +18,10 @@ pub enum ProxyErrorCode {
     /// The primary changed and this session could not be moved to the new
     /// one (see the message for why). Nothing of the command ran: reconnect.
     FailoverClosed,
-    /// The primary changed while a transaction was open and it did not end
-    /// within `failover.drain_timeout`; it was rolled back. Retry the transaction
-    /// on a new connection.
+    /// The primary changed while a transaction was open (the record moved,
+    /// the transaction did not end within `failover.drain_timeout`, or the
+    /// backend connection was lost); it was rolled back. Retry the
+    /// transaction on a new connection.
     TransactionAborted,
     /// `listen.max_connections` reached: MySQL's own 1040 "Too many connections".
     TooManyConnections,

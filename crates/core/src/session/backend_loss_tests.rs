@@ -128,6 +128,7 @@ async fn a_session_whose_primary_is_gone_gets_9006_inside_a_transaction() {
     let (code, msg) = error_of(&reply);
     assert_eq!(code, 9006, "{msg}");
     assert!(msg.contains("transaction aborted by failover"), "{msg}");
+    assert!(msg.contains("the connection to it was lost"), "{msg}");
     assert_eq!(new.logins().0, [], "no login on the new primary");
     assert_eq!(outcome, ConnOutcome::FailoverClosed);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ending::outcome_of;
 use super::login::{LoginRecord, Tracking};
-use super::moved::{close_after_loss, failover};
+use super::moved::{close_after_loss, failover, Cause};
 use super::oks::OkTap;
 use super::quiet::Quiet;
 use super::relay::{Hold, Relay, RelayEnd, StopSignals};
@@ -220,7 +220,9 @@ async fn after_relay(
     let draining = ctx.drain.at_rest.is_cancelled();
     match end {
         RelayEnd::Held => Next::Relay, // rewritten before the next relay sends it
-        RelayEnd::Stopped(_) if !draining => failover(client, live, record, ctx).await,
+        RelayEnd::Stopped(_) if !draining => {
+            failover(client, live, record, ctx, Cause::RouteMoved).await
+        }
         // The backend died with no reply outstanding: its primary may be
         // gone (a session inside a transaction then gets 9006, not a bare close).
         RelayEnd::BackendClosed | RelayEnd::BackendError(_)
@@ -234,7 +236,7 @@ async fn after_relay(
             match after {
                 AfterLoss::Moved(spoke_at) => {
                     live.held_since = spoke_at;
-                    failover(client, live, record, ctx).await
+                    failover(client, live, record, ctx, Cause::BackendLost).await
                 }
                 // As a direct client would see it: the connection closes now.
                 AfterLoss::SessionClosed => Next::Done(outcome_of(end, false, client).await),

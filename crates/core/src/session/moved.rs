@@ -17,6 +17,15 @@ use crate::session::Env;
 use mysql_zk_proxy_protocol::errors::ProxyErrorCode;
 use mysql_zk_proxy_protocol::Tracker;
 
+/// Why a session stopped at a command boundary to fail over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cause {
+    /// The route moved away from its backend (or the drain timeout passed).
+    RouteMoved,
+    /// Its backend connection was lost, then the route moved.
+    BackendLost,
+}
+
 /// The session stopped at a command boundary because the route moved (or its backend died):
 /// migrate it, or close it with the documented error.
 pub(super) async fn failover(
@@ -24,8 +33,8 @@ pub(super) async fn failover(
     live: &mut Live<'_>,
     record: &LoginRecord,
     ctx: &Env,
+    cause: Cause,
 ) -> Next {
-    let wait = ctx.config.load().failover.drain_timeout;
     let stopped = Instant::now();
     if !live.tracker.at_rest() && !live.tracker.in_transaction() {
         let msg = format!(
@@ -37,9 +46,9 @@ pub(super) async fn failover(
     if !live.tracker.at_rest() {
         ctx.stats.transactions_aborted.fetch_add(1, Relaxed);
         let msg = format!(
-            "transaction aborted by failover: primary {} changed and the transaction did not end within {}; it was rolled back, retry it",
+            "transaction aborted by failover: primary {} changed and {}; it was rolled back, retry it",
             live.primary,
-            humantime::format_duration(wait)
+            why_aborted(ctx, &live.primary, cause)
         );
         let code = ProxyErrorCode::TransactionAborted;
         close_at_next_command(client, live, code, &msg, ctx).await;
@@ -138,6 +147,18 @@ async fn move_to(
     live.kill.moved(&next.address(), m.greeting.connection_id);
     live.primary = next.clone();
     Ok(())
+}
+
+/// What ended a transaction that was open when the session stopped.
+fn why_aborted(ctx: &Env, primary: &Primary, cause: Cause) -> String {
+    match (cause, switch::route_for(ctx, primary)) {
+        (Cause::BackendLost, _) => "the connection to it was lost".to_string(),
+        (Cause::RouteMoved, switch::RouteFor::Draining) => format!(
+            "the transaction did not end within {}",
+            humantime::format_duration(ctx.config.load().failover.drain_timeout)
+        ),
+        (Cause::RouteMoved, _) => "the record moved while the transaction was open".to_string(),
+    }
 }
 
 /// Why a session whose state is not known cannot move when its old

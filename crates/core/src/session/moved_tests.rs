@@ -31,7 +31,7 @@ async fn outcome(
     prepare(&mut live);
     let (mut app, client_end) = tokio::io::duplex(64 * 1024);
     let mut client = Stream::Boxed(Box::new(client_end));
-    let session = failover(&mut client, &mut live, &rec, env);
+    let session = failover(&mut client, &mut live, &rec, env, Cause::RouteMoved);
     let told = ask_error(&mut app, "SELECT 1");
     let (next, (code, msg)) = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::join!(session, told)
@@ -126,7 +126,7 @@ async fn the_same_server_under_a_new_epoch_keeps_the_backend() {
     let (mut live, _server) = live(&env, &old, status::AUTOCOMMIT);
     let (_, app_end) = tokio::io::duplex(1024);
     let mut client = Stream::Boxed(Box::new(app_end));
-    let next = failover(&mut client, &mut live, &record(), &env).await;
+    let next = failover(&mut client, &mut live, &record(), &env, Cause::RouteMoved).await;
     assert!(matches!(next, Next::Relay), "relays on");
     assert_eq!(live.primary.epoch, 2, "the session follows the new epoch");
     assert_eq!(

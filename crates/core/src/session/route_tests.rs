@@ -208,13 +208,13 @@ async fn a_route_naming_another_server_moves_a_session_at_rest() {
 #[tokio::test]
 async fn a_route_naming_another_server_aborts_a_transaction_with_9006() {
     let r = refused_after_move(IN_TRANS, To::New).await;
-    closed_with(9006, "transaction aborted by failover", r);
+    closed_with(9006, "the record moved while the transaction was open", r);
 }
 
 #[tokio::test]
 async fn a_route_naming_no_primary_aborts_a_transaction_with_9006() {
     let r = refused_after_move(IN_TRANS, To::Nobody).await;
-    closed_with(9006, "transaction aborted by failover", r);
+    closed_with(9006, "the record moved while the transaction was open", r);
 }
 
 #[tokio::test]
