@@ -34,9 +34,7 @@ fn with_app_user(c: &mut Config) {
     c.users = vec![user];
     c.failover.drain_timeout = Duration::from_secs(2);
     // the proxy's loss reports read the new primary's position as this user
-    c.monitor.user = mysql_zk_proxy_sandbox::cluster::ADMIN_USER.into();
-    c.monitor.password =
-        mysql_zk_proxy_core::config::Secret::new(mysql_zk_proxy_sandbox::cluster::ADMIN_PASS);
+    common::with_monitor(c);
 }
 
 /// A short drill's options against `env`, verified through its ZooKeeper.

@@ -197,6 +197,16 @@ pub fn with_app_user(c: &mut Config) {
     c.failover.drain_timeout = Duration::from_secs(2);
 }
 
+/// Config tweak: the proxy's control-plane login is the sandbox's admin,
+/// which turns on verification of new primaries (and the ledger's loss
+/// reports).
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn with_monitor(c: &mut Config) {
+    c.monitor.user = mysql_zk_proxy_sandbox::cluster::ADMIN_USER.into();
+    c.monitor.password =
+        mysql_zk_proxy_core::config::Secret::new(mysql_zk_proxy_sandbox::cluster::ADMIN_PASS);
+}
+
 /// Wait (up to 10 s) until `n` connections ended with `outcome`. A session
 /// counts its outcome when its task ends, just after the client was sent
 /// its error, so a client that saw the error may look a moment too early.

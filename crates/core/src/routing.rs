@@ -21,13 +21,22 @@ pub struct Primary {
 }
 
 impl Primary {
-    /// The same server as `other` claims to be (address and identity), at
-    /// any epoch.
+    /// The same address as `other`, at any epoch, with no identity claim
+    /// (`server_id`, `server_uuid`) that contradicts one of `other`'s; a
+    /// claim only one of them makes contradicts nothing.
     pub fn same_server(&self, other: &Primary) -> bool {
+        fn agree<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+            a.is_none() || b.is_none() || a == b
+        }
         self.host == other.host
             && self.port == other.port
-            && self.server_id == other.server_id
-            && self.server_uuid == other.server_uuid
+            && agree(&self.server_id, &other.server_id)
+            && agree(&self.server_uuid, &other.server_uuid)
+    }
+
+    /// The same identity claims as `other` (none, or the same ones).
+    pub fn same_claims(&self, other: &Primary) -> bool {
+        self.server_id == other.server_id && self.server_uuid == other.server_uuid
     }
 
     /// A primary on 127.0.0.1 (unit tests).

@@ -137,7 +137,7 @@ impl Publisher {
                 self.status.set_record(raw, None);
                 let old = self.table.current();
                 let new = self.table.publish(|prev| {
-                    let (primary, pending) = self.split(prev, primary);
+                    let (primary, pending) = self.split(prev, primary, state);
                     Route {
                         primary,
                         pending,
@@ -153,11 +153,22 @@ impl Publisher {
 
     /// `(primary, pending)` for a published record: a server other than the
     /// verified one waits for verification when that is on. The verified
-    /// server under a new epoch (a switchover's `draining` record, an epoch
-    /// bump) stays routed: its sessions keep their backends, and a route
-    /// with no primary meanwhile would abort their transactions.
-    fn split(&self, prev: &Route, primary: Option<Primary>) -> (Option<Primary>, Option<Primary>) {
-        let verified = |p: &Primary| prev.primary.as_ref().is_some_and(|v| v.same_server(p));
+    /// server under a new epoch stays routed, as its sessions keep their
+    /// backends and a route with no primary meanwhile would abort their
+    /// transactions: a `draining` record for its address (a switchover's
+    /// first step; an identity claim it adds is not checked, as no new work
+    /// goes to a draining route), or a serving one with the same claims.
+    fn split(
+        &self,
+        prev: &Route,
+        primary: Option<Primary>,
+        state: RecordState,
+    ) -> (Option<Primary>, Option<Primary>) {
+        let verified = |p: &Primary| {
+            prev.primary.as_ref().is_some_and(|v| {
+                v.same_server(p) && (state == RecordState::Draining || v.same_claims(p))
+            })
+        };
         match primary {
             Some(p) if self.verify && !verified(&p) => (None, Some(p)),
             primary => (primary, None),
@@ -366,37 +377,60 @@ mod tests {
         assert!(unverified.table.current().primary.is_some());
     }
 
-    #[test]
-    fn with_verification_the_verified_server_under_a_new_epoch_stays_routed() {
+    /// A publisher whose first record (`first`) was verified.
+    fn verified(first: &[u8]) -> Publisher {
         let p = publisher(true);
-        p.data(
-            br#"{"host":"10.0.0.5","port":3306,"epoch":5,"server_id":1}"#,
-            1,
-        );
+        p.data(first, 1);
         p.table.publish(|prev| Route {
             primary: prev.pending.clone(),
             pending: None,
             ..prev.clone()
         });
-        // a switchover's first step: the same server, draining, epoch + 1
+        p
+    }
+
+    /// (the routed primary's epoch, the pending one's)
+    fn routed(p: &Publisher) -> (Option<u64>, Option<u64>) {
+        let r = p.table.current();
+        (
+            r.primary.as_ref().map(|p| p.epoch),
+            r.pending.as_ref().map(|p| p.epoch),
+        )
+    }
+
+    #[test]
+    fn with_verification_the_verified_server_under_a_new_epoch_stays_routed() {
+        let p = verified(br#"{"host":"10.0.0.5","port":3306,"epoch":5}"#);
+        // a switchover's first step: the same server, draining, epoch + 1,
+        // with the server_id the switchover read from it
         p.data(
             br#"{"host":"10.0.0.5","port":3306,"epoch":6,"server_id":1,"state":"draining"}"#,
             2,
         );
-        let r = p.table.current();
-        assert_eq!(r.primary.as_ref().map(|p| p.epoch), Some(6));
-        assert_eq!(
-            (r.pending.is_none(), r.state),
-            (true, RecordState::Draining)
-        );
-        // the same address claiming another identity is a new server
+        assert_eq!(routed(&p), (Some(6), None));
+        assert_eq!(p.table.current().state, RecordState::Draining);
+        // rolled back: serving again, the same claims
         p.data(
-            br#"{"host":"10.0.0.5","port":3306,"epoch":7,"server_id":2}"#,
+            br#"{"host":"10.0.0.5","port":3306,"epoch":7,"server_id":1}"#,
             3,
         );
-        let r = p.table.current();
-        assert!(r.primary.is_none());
-        assert_eq!(r.pending.as_ref().map(|p| p.epoch), Some(7));
+        assert_eq!(routed(&p), (Some(7), None));
+        // the same address claiming another identity is a new server
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":8,"server_id":2}"#,
+            4,
+        );
+        assert_eq!(routed(&p), (None, Some(8)));
+    }
+
+    #[test]
+    fn with_verification_a_serving_record_adding_a_claim_is_checked() {
+        let p = verified(br#"{"host":"10.0.0.5","port":3306,"epoch":5}"#);
+        p.data(
+            br#"{"host":"10.0.0.5","port":3306,"epoch":6,"server_id":3}"#,
+            2,
+        );
+        assert_eq!(routed(&p), (None, Some(6)));
     }
 
     #[test]
