@@ -20,10 +20,12 @@ use mysql_async::Conn;
 use tokio::io::AsyncReadExt;
 
 /// A cluster with a replica, a proxy that can migrate `app` and `app2` (not
-/// `app3`), and the case table's schema, users and procedures.
+/// `app3`) and verifies new primaries, and the case table's schema, users
+/// and procedures.
 async fn start() -> common::Env {
     let env = common::start_with(true, |c| {
         with_app_user(c);
+        common::with_monitor(c);
         c.users.push(common::user_entry("app2", "app2"));
     })
     .await;
