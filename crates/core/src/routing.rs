@@ -24,7 +24,7 @@ impl Primary {
     /// The same address as `other`, at any epoch, with no identity claim
     /// (`server_id`, `server_uuid`) that contradicts one of `other`'s; a
     /// claim only one of them makes contradicts nothing.
-    pub fn same_server(&self, other: &Primary) -> bool {
+    pub(crate) fn same_server(&self, other: &Primary) -> bool {
         fn agree<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
             a.is_none() || b.is_none() || a == b
         }
@@ -35,7 +35,7 @@ impl Primary {
     }
 
     /// The same identity claims as `other` (none, or the same ones).
-    pub fn same_claims(&self, other: &Primary) -> bool {
+    pub(crate) fn same_claims(&self, other: &Primary) -> bool {
         self.server_id == other.server_id && self.server_uuid == other.server_uuid
     }
 
