@@ -108,8 +108,7 @@ async fn read_only_replica_is_routed_to_only_once_writable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_proxy_new_connections_wait_for_the_verified_primary() {
     let env = common::start_with(true, |c| {
-        c.monitor.user = "admin".into();
-        c.monitor.password = Secret::new("admin");
+        common::with_monitor(c);
         c.monitor.recheck_interval = Duration::from_millis(100);
         c.failover.hold_timeout = Duration::from_secs(20);
     })

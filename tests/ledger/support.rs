@@ -9,11 +9,10 @@ use std::time::Duration;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use mysql_zk_proxy_core::acknowledged::report::LossReport;
-use mysql_zk_proxy_core::config::{Config, Secret};
+use mysql_zk_proxy_core::config::Config;
 use mysql_zk_proxy_protocol::caps::CLIENT_SESSION_TRACK;
 use mysql_zk_proxy_protocol::gtid::Gtid;
 use mysql_zk_proxy_protocol::ok;
-use mysql_zk_proxy_sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
 
 use crate::common::raw::{RawConn, CLIENT_CAPS};
 use crate::common::{self, admin_opts, APP_PASS, APP_USER};
@@ -29,8 +28,7 @@ pub const TABLE: &str = "app.ledger_writes";
 /// `failover.wait_for_acknowledged`.
 pub async fn start(gate: Option<Duration>) -> common::Env {
     let env = common::start_with(true, |c: &mut Config| {
-        c.monitor.user = ADMIN_USER.into();
-        c.monitor.password = Secret::new(ADMIN_PASS);
+        common::with_monitor(c);
         c.failover.wait_for_acknowledged = gate;
         c.zookeeper.proxy_id = Some(PROXY_ID.into());
     })

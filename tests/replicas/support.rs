@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
-use mysql_zk_proxy_core::config::{Config, Consistency, Secret};
+use mysql_zk_proxy_core::config::{Config, Consistency};
 use mysql_zk_proxy_core::proxy::Proxy;
 use mysql_zk_proxy_core::replicas::status::ReplicaView;
-use mysql_zk_proxy_sandbox::cluster::{ADMIN_PASS, ADMIN_USER};
 use mysql_zk_proxy_sandbox::Cluster;
 
 use crate::common::{self, admin_opts, app_opts, query};
@@ -36,8 +35,7 @@ pub async fn start(consistency: Consistency, tweak: impl FnOnce(&mut Config)) ->
         .await
         .expect("cluster starts");
     let mut cfg = common::test_config(&cluster);
-    cfg.monitor.user = ADMIN_USER.into();
-    cfg.monitor.password = Secret::new(ADMIN_PASS);
+    common::with_monitor(&mut cfg);
     cfg.read_only.listen = "127.0.0.1:0".into();
     cfg.read_only.consistency = consistency;
     cfg.read_only.check_interval = CHECK;
